@@ -1,0 +1,1 @@
+"""InsightQL standard library: types, scalar functions, catalog templates and policy presets."""
