@@ -13,10 +13,12 @@ from insightql.stdlib.types import BOOL, NULL, IQType, date_to_days, join_types
 
 from . import ast as A
 from .catalog import Catalog, Dataset
-from .diagnostics import Diagnostic, Span
+from .diagnostics import Diagnostic, Source, Span
 
 ERROR = IQType("error")
 ANNOTATIONS = ("name", "description", "purpose", "receivers")
+MAX_MAGNITUDE = 10 ** 36
+"""Largest bound a numeric expression may have; beyond it no secure integer can hold it (IQ217)."""
 
 
 @dataclass
@@ -85,6 +87,7 @@ class Checker:
         self.q = query
         self.diags: list[Diagnostic] = []
         self.cq = CheckedQuery(query, catalog, {})
+        self.failed: set[str] = set()  # FROM names whose dataset is unknown: their columns are not reported again
 
     def error(self, code: str, msg: str, span: Span | None, hints: list[str] | None = None):
         self.diags.append(Diagnostic(code, msg, span, hints or []))
@@ -104,6 +107,7 @@ class Checker:
             refs = [q.source, *q.unions]
             found = [(r, self._dataset(r)) for r in refs]
             if any(ds is None for _, ds in found):
+                self.failed.add(q.source.binding)
                 return
             cols = {n: column_type(c) for n, c in first.columns.items()}
             for ref, ds in found[1:]:
@@ -126,6 +130,7 @@ class Checker:
         for ref in refs:
             ds = first if ref is q.source else self._dataset(ref)
             if ds is None:
+                self.failed.add(ref.binding)
                 continue
             if ref.binding in self.cq.bindings:
                 self.error("IQ206", f"`{ref.binding}` is used twice in FROM", ref.span, ["give each table its own alias"])
@@ -137,6 +142,8 @@ class Checker:
     def resolve(self, ref: A.ColumnRef) -> IQType:
         b = self.cq.bindings
         if ref.qualifier is not None:
+            if ref.qualifier in self.failed and ref.qualifier not in b:
+                return ERROR
             if ref.qualifier not in b:
                 self.error("IQ201", f"unknown table or alias `{ref.qualifier}`", ref.span, suggest(ref.qualifier, b))
                 return ERROR
@@ -149,9 +156,13 @@ class Checker:
             return binding.columns[ref.name]
         owners = [bd for bd in b.values() if ref.name in bd.columns]
         if not owners:
+            if self.failed:
+                return ERROR  # it may belong to the unknown dataset, already reported
             every = {c for bd in b.values() for c in bd.columns}
-            self.error("IQ203", f"unknown column `{ref.name}`", ref.span,
-                       suggest(ref.name, every) or ([f"columns are: {', '.join(sorted(every))}"] if every else []))
+            hints = suggest(ref.name, every) or ([f"columns are: {', '.join(sorted(every))}"] if every else [])
+            if any(i.alias == ref.name for i in self.q.select):
+                hints = [f"`{ref.name}` is a SELECT alias; only GROUP BY, HAVING and ORDER BY may use aliases"]
+            self.error("IQ203", f"unknown column `{ref.name}`", ref.span, hints)
             return ERROR
         if len(owners) > 1:
             self.error("IQ202", f"column `{ref.name}` is ambiguous", ref.span,
@@ -162,6 +173,10 @@ class Checker:
 
     def expr(self, e: A.Expr, agg_ok: bool, in_agg: bool = False) -> IQType:
         t = self._expr(e, agg_ok, in_agg)
+        if t.numeric and not _bounded(t):
+            self.error("IQ217", "the value range of this expression is too large for secure computation", e.span,
+                       [f"numeric values must stay within ±10^{len(str(MAX_MAGNITUDE)) - 1}"])
+            t = ERROR
         self.cq.types[id(e)] = t
         return t
 
@@ -263,8 +278,9 @@ class Checker:
             if vt is ERROR:
                 bad = True
                 continue
-            if vt.kind == "string":
-                vt = IQType("category", domain=(v.value,))
+            if vt.kind == "string":  # a string result makes the CASE a category
+                vt = IQType("category", domain=(v.value,) if isinstance(v, A.Literal) else vt.domain,
+                            nullable=vt.nullable)
             j = vt if out is None else join_types(out, vt)
             if j is None:
                 self.error("IQ216", f"CASE results do not mix: {out.describe()} and {vt.describe()}", v.span)
@@ -362,9 +378,14 @@ class Checker:
             if a.name in seen:
                 self.error("IQ104", f"`@{a.name}` is given twice", a.span)
             seen.add(a.name)
+            if a.name in ("name", "purpose") and isinstance(a.value, tuple) and len(a.value) != 1:
+                self.error("IQ108", f"`@{a.name}` takes one value, got {len(a.value)}", a.span,
+                           [f"write `@{a.name} {a.value[0]}`, or one 'quoted string'"])
             value = a.value if isinstance(a.value, str) else " ".join(a.value)
-            if a.name == "receivers":
-                names = list(a.value) if isinstance(a.value, tuple) else [a.value]
+            if a.name == "receivers" and isinstance(a.value, str) and not a.value.strip():
+                self.error("IQ108", "`@receivers` needs at least one party", a.span, ["write `@receivers police, ngo`"])
+            elif a.name == "receivers":
+                names = list(a.value) if isinstance(a.value, tuple) else [n.strip() for n in a.value.split(",")]
                 for r in names:
                     if r not in self.catalog.party_names():
                         self.error("IQ240", f"unknown party `{r}` in @receivers", a.span,
@@ -400,6 +421,10 @@ class Checker:
         for g in q.group_by:
             if isinstance(g, A.ColumnRef) and g.qualifier is None and g.name in aliases \
                     and not any(g.name in b.columns for b in self.cq.bindings.values()):
+                if any(isinstance(x, A.FuncCall) and x.name in AGGREGATES for x in A.walk(aliases[g.name])):
+                    self.error("IQ221", f"GROUP BY `{g.name}` names an aggregate", g.span,
+                               ["group by the columns the aggregate is computed over, not by the aggregate"])
+                    continue
                 g = aliases[g.name]  # GROUP BY a SELECT alias
             self.expr(g, agg_ok=False)
             self.cq.group_by.append(g)
@@ -434,10 +459,16 @@ class Checker:
                     or o.expr == out.expr:
                 self.cq.order_by.append((k, o.descending))
                 return
-        if isinstance(o.expr, A.Literal) and o.expr.kind == "int" and 1 <= o.expr.value <= len(self.cq.outputs):
-            self.cq.order_by.append((o.expr.value - 1, o.descending))
+        if isinstance(o.expr, A.Literal) and o.expr.kind == "int":
+            if 1 <= o.expr.value <= len(self.q.select):
+                if o.expr.value <= len(self.cq.outputs):
+                    self.cq.order_by.append((o.expr.value - 1, o.descending))
+                return
+            self.error("IQ209", f"ORDER BY {o.expr.value}: the query has {len(self.q.select)} output column(s)",
+                       o.expr.span, ["a number in ORDER BY is a position in the SELECT list, counted from 1"])
             return
-        self.expr(o.expr, agg_ok=True)
+        if self.expr(o.expr, agg_ok=True) is ERROR:
+            return
         self.error("IQ306", "ORDER BY something the query does not release", o.span,
                    ["ordering by a value that is not in SELECT would leak it; order by an output column"])
 
@@ -450,6 +481,11 @@ class Checker:
             return
         lt, rt = self.expr(on.left, agg_ok=False), self.expr(on.right, agg_ok=False)
         if ERROR in (lt, rt):
+            return
+        sides = {self.cq.columns[id(on.left)][0], self.cq.columns[id(on.right)][0]}
+        if len(sides) != 2 or j.table.binding not in sides:
+            self.error("IQ250", f"JOIN ... ON must compare a column of `{j.table.binding}` with a column of an "
+                       "earlier table", on.span, ["write `ON a.person_key = b.person_key`"])
             return
         if lt.kind != rt.kind or lt.kind in ("decimal",):
             self.error("IQ251", f"cannot join {lt.describe()} with {rt.describe()}", on.span,
@@ -525,7 +561,19 @@ def _arith(op: str, a: IQType, b: IQType) -> IQType:
     return IQType(kind, lo, hi, scale, nullable=nullable)
 
 
-def check(catalog: Catalog, query: A.Query) -> tuple[CheckedQuery, list[Diagnostic]]:
+def _bounded(t: IQType) -> bool:
+    return t.lo is None or (-MAX_MAGNITUDE <= t.lo <= MAX_MAGNITUDE and -MAX_MAGNITUDE <= t.hi <= MAX_MAGNITUDE)
+
+
+def check(catalog: Catalog, query: A.Query, source: Source | None = None) -> tuple[CheckedQuery, list[Diagnostic]]:
+    """Resolve names and types. Returns every diagnostic found, once each, sorted by position;
+    `source` (the text the query was parsed from) is attached to them for rendering."""
     ch = Checker(catalog, query)
     cq = ch.check()
-    return cq, ch.diags
+    unique: dict[tuple, Diagnostic] = {}
+    for d in ch.diags:
+        d.source = source
+        unique.setdefault((d.code, d.message, d.span), d)
+    ordered = sorted(unique.values(), key=lambda d: (d.span is None, d.span.start if d.span else 0,
+                                                      d.span.end if d.span else 0))
+    return cq, ordered

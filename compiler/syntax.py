@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, v_args
-from lark.exceptions import VisitError
+from lark import Lark, Token, Transformer, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, \
+    v_args
 
 from . import ast as A
 from .diagnostics import Diagnostic, DiagnosticError, Source, Span
 
 KNOWN_ANNOTATIONS = ("name", "description", "purpose", "receivers")
+MAX_DEPTH = 128
+"""Deepest syntax tree `parse` accepts; deeper input gets IQ107 (keeps every stage's recursion bounded)."""
+MAX_INT = 2 ** 63 - 1
+MAX_DECIMAL_DIGITS = 18
+"""Number literals: integers up to MAX_INT; decimals up to 18 digits before and after the point."""
 
 _TOKEN_NAMES = {
     "IDENT": "a name", "INT": "an integer", "DECIMAL": "a decimal number", "STRING": "a 'string'",
@@ -22,10 +28,17 @@ _TOKEN_NAMES = {
 }
 
 
+KEYWORDS = frozenset(
+    "select from where group by having order limit as and or not in between is null case when then else end "
+    "join inner left outer on union all distinct asc desc true false date".split())
+"""Reserved words (case-insensitive); they must match the keyword terminals in grammar.lark."""
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     grammar = (Path(__file__).parent / "grammar.lark").read_text()
-    return Lark(grammar, start="query", parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return Lark(grammar, start="query", parser="lalr", lexer="basic", propagate_positions=True,
+                maybe_placeholders=True)
 
 
 def _tok_span(t: Token) -> Span:
@@ -34,7 +47,7 @@ def _tok_span(t: Token) -> Span:
 
 def _ident(t: Token) -> str:
     s = str(t)
-    return s[1:-1] if s.startswith('"') else s
+    return s[1:-1].replace('""', '"') if s.startswith('"') else s
 
 
 def _expected(names) -> str:
@@ -44,7 +57,15 @@ def _expected(names) -> str:
 
 @v_args(meta=True)
 class _ToAst(Transformer):
-    """Builds AST nodes; does no checking beyond shape (that is the checker's job)."""
+    """Builds AST nodes; does no checking beyond shape (that is the checker's job).
+
+    Bad literals (dates, numbers out of range) are collected in `diags` and replaced by NULL,
+    so one parse reports all of them.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.diags: list[Diagnostic] = []
 
     def _span(self, meta) -> Span | None:
         return Span(meta.start_pos, meta.end_pos) if not meta.empty else None
@@ -190,10 +211,23 @@ class _ToAst(Transformer):
     def list_literal(self, meta, items):
         return A.ListLiteral(tuple(i for i in items if i is not None), span=self._span(meta))
 
+    def _bad(self, code: str, msg: str, span: Span, hint: str) -> A.Literal:
+        self.diags.append(Diagnostic(code, msg, span, [hint]))
+        return A.Literal(None, "null", span=span)
+
     def int_lit(self, meta, items):
-        return A.Literal(int(items[0]), "int", span=_tok_span(items[0]))
+        digits = str(items[0]).lstrip("0")
+        value = int(digits or "0") if len(digits) <= len(str(MAX_INT)) else MAX_INT + 1  # int() caps at 4300 digits
+        if value > MAX_INT:
+            return self._bad("IQ106", f"integer literal {_short(items[0])} is out of range", _tok_span(items[0]),
+                             f"integer literals go up to {MAX_INT}")
+        return A.Literal(value, "int", span=_tok_span(items[0]))
 
     def decimal_lit(self, meta, items):
+        whole, frac = str(items[0]).split(".")
+        if len(whole.lstrip("0")) > MAX_DECIMAL_DIGITS or len(frac) > MAX_DECIMAL_DIGITS:
+            return self._bad("IQ106", f"decimal literal {_short(items[0])} has too many digits", _tok_span(items[0]),
+                             f"decimal literals have at most {MAX_DECIMAL_DIGITS} digits before and after the point")
         return A.Literal(Decimal(str(items[0])), "decimal", span=_tok_span(items[0]))
 
     def string_lit(self, meta, items):
@@ -211,16 +245,21 @@ class _ToAst(Transformer):
     def date_lit(self, meta, items):
         text = _unquote(items[1])
         try:
+            if not _ISO_DATE.fullmatch(text):
+                raise ValueError(text)
             value = dt.date.fromisoformat(text)
         except ValueError:
-            raise _BadLiteral(Diagnostic("IQ105", f"invalid date literal '{text}'", Span(items[1].start_pos, items[1].end_pos),
-                                         ["write dates as DATE 'YYYY-MM-DD', e.g. DATE '2024-01-31'"]))
+            return self._bad("IQ105", f"invalid date literal '{_short(text)}'", _tok_span(items[1]),
+                             "write dates as DATE 'YYYY-MM-DD', e.g. DATE '2024-01-31'")
         return A.Literal(value, "date", span=Span(items[0].start_pos, items[1].end_pos))
 
 
-class _BadLiteral(Exception):
-    def __init__(self, diag: Diagnostic):
-        self.diag = diag
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _short(text, limit: int = 24) -> str:
+    s = str(text)
+    return s if len(s) <= limit else s[:limit] + "..."
 
 
 def _unquote(t) -> str:
@@ -233,15 +272,31 @@ def parse(text: str, name: str = "<input>") -> A.Query:
     src = Source(name, text)
     try:
         tree = _parser().parse(text)
-        return _ToAst().transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, _BadLiteral):
-            d = e.orig_exc.diag
-            d.source = src
-            raise DiagnosticError([d])
-        raise
     except UnexpectedInput as e:
-        raise DiagnosticError([_syntax_diagnostic(e, src)])
+        raise DiagnosticError([_syntax_diagnostic(e, src)]) from None
+    deep = _too_deep(tree)
+    if deep is not None:
+        raise DiagnosticError([Diagnostic("IQ107", f"the query is nested more than {MAX_DEPTH} levels deep", deep,
+                                          ["split the expression, or use IN (...) instead of long OR chains"],
+                                          source=src)])
+    builder = _ToAst()
+    query = builder.transform(tree)
+    if builder.diags:
+        for d in builder.diags:
+            d.source = src
+        raise DiagnosticError(sorted(builder.diags, key=lambda d: d.span.start))
+    return query
+
+
+def _too_deep(tree: Tree) -> Span | None:
+    """The span of the first node deeper than MAX_DEPTH, found without recursion."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return Span(node.meta.start_pos, node.meta.end_pos) if not node.meta.empty else Span(0, 0)
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
+    return None
 
 
 def _syntax_diagnostic(e: UnexpectedInput, src: Source) -> Diagnostic:
@@ -249,11 +304,13 @@ def _syntax_diagnostic(e: UnexpectedInput, src: Source) -> Diagnostic:
         ch = src.text[e.pos_in_stream] if e.pos_in_stream < len(src.text) else ""
         hints = []
         if ch == '"':
-            hints.append("strings use single quotes: 'text'; double quotes are for names")
+            hints.append("this name is not closed on its line; double quotes are for names, strings use 'single quotes'")
         elif ch == "'":
             hints.append("this string is not closed on its line")
-        elif e.allowed:
-            hints.append(f"expected {_expected(e.allowed)}")
+        elif ch and ch in "!=<>":
+            hints.append("comparisons are =, <>, !=, <, <=, > and >=")
+        else:
+            hints.append("names with characters other than letters, digits and _ go in double quotes")
         return Diagnostic("IQ101", f"unexpected character {ch!r}", Span(e.pos_in_stream, e.pos_in_stream + 1),
                           hints, source=src)
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
@@ -264,7 +321,7 @@ def _syntax_diagnostic(e: UnexpectedInput, src: Source) -> Diagnostic:
     hints = [f"expected {_expected(e.expected)}"]
     if tok.type == "IDENT" and "FROM" in e.expected:
         hints.insert(0, "is a comma missing between two SELECT items, or FROM?")
-    if str(tok).lower() in ("select", "from", "where", "group", "order", "having", "limit", "date", "end", "in", "on"):
-        hints.append(f"'{tok}' is a keyword; to use it as a name, write it in double quotes")
+    if str(tok).lower() in KEYWORDS:
+        hints.append(f"'{tok}' is a keyword; to use it as a name, write it in double quotes: \"{tok}\"")
     return Diagnostic("IQ103", f"unexpected {str(tok)!r}", Span(tok.start_pos, tok.end_pos or tok.start_pos + len(tok)),
                       hints, source=src)
