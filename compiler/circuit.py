@@ -1,0 +1,318 @@
+"""Stage 5: LogicalPlan -> MPC circuit DAG (networkx), every node placed and typed.
+
+Placement: `local:P` runs in plaintext at data owner P on its own rows; `input:P` secret-shares
+P's fixed-size partials; `secure` runs on shares among all parties; `reveal` is the only exit
+from MPC; `public` post-processes revealed values. Nodes are whole-vector operations over the
+public cell domain, never per row.
+"""
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+
+from insightql.stdlib.functions import FUNCTIONS
+
+from . import ast as A
+from .diagnostics import Diagnostic
+from .logical import AggregateSpec, LogicalPlan
+from .lower_expr import columns_used
+
+COUNT_FUNCS = ("count", "count_rows", "count_distinct")
+
+
+class PlanError(Exception):
+    def __init__(self, diag: Diagnostic):
+        self.diag = diag
+
+
+class CircuitBuilder:
+    def __init__(self, lp: LogicalPlan, catalog):
+        self.lp = lp
+        self.catalog = catalog
+        self.g = nx.DiGraph()
+        self.cells = math.prod(len(k.values) for k in lp.keys) if lp.keys else 1
+        self.slots: list[dict] = []
+        self.slot_index: dict[str, str] = {}
+        self.combined: dict[str, str] = {}
+
+    # -- graph helpers --------------------------------------------------------------------
+    def add(self, op: str, placement: str, inputs: list[str], shape: list[int], lo=0, hi=0, **attrs) -> str:
+        nid = f"n{len(self.g) + 1:03d}"
+        self.g.add_node(nid, op=op, placement=placement, inputs=list(inputs), shape=list(shape),
+                        bounds=[_num(lo), _num(hi)], attrs=attrs)
+        for i in inputs:
+            self.g.add_edge(i, nid)
+        return nid
+
+    def bounds(self, nid: str) -> tuple[float, float]:
+        lo, hi = self.g.nodes[nid]["bounds"]
+        return lo, hi
+
+    def secure(self, op, inputs, lo, hi, **attrs) -> str:
+        return self.add(op, "secure", inputs, [self.cells], lo, hi, **attrs)
+
+    # -- slots: what each owner pre-aggregates per cell ------------------------------------
+    def slot(self, kind: str, arg: dict | None = None, **extra) -> str:
+        key = repr((kind, arg, sorted(extra.items())))
+        if key in self.slot_index:  # common-subexpression elimination across aggregates
+            return self.slot_index[key]
+        name = f"s{len(self.slots)}"
+        spec = {"name": name, "kind": kind, **({"arg": arg} if arg is not None else {}), **extra}
+        self.slots.append(spec)
+        self.slot_index[key] = name
+        return name
+
+    def value_slots(self, a: AggregateSpec) -> dict:
+        t = a.arg_type
+        scale = t.scale if t.kind == "decimal" else 0
+        extra = {"scale": scale}
+        if a.clamp is not None:
+            extra["clamp"] = list(a.clamp)
+        return extra
+
+    # -- build ----------------------------------------------------------------------------
+    def build(self) -> nx.DiGraph:
+        lp = self.lp
+        max_rows = sum(self.catalog.datasets[d].max_rows for d in lp.datasets)
+        self.max_rows = max_rows
+        rows = self.slot("rows")
+        persons = self.slot("persons", column=lp.person_key) if lp.person_key else None
+        agg_plans = [self.plan_aggregate(a) for a in lp.aggregates]
+        keys_ir = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
+        used = set()
+        for ir in [lp.where, *(k.expr for k in lp.keys), *(s.get("arg") for s in self.slots)]:
+            columns_used(ir, used)
+        if lp.person_key:
+            used.add(lp.person_key)
+        shares = []
+        height = sum(s.get("n", 1) if s["kind"] == "top" else s.get("size", 1) if s["kind"] == "hist" else 1
+                     for s in self.slots)
+        for d in lp.datasets:
+            owner = self.catalog.datasets[d].owner
+            load = self.add("load", f"local:{owner}", [], [-1], dataset=d,
+                            columns={c: lp.columns[c].to_json() for c in sorted(used)})
+            part = self.add("partials", f"local:{owner}", [load], [height, self.cells], dataset=d,
+                            where=lp.where, keys=keys_ir, slots=self.slots, cells=self.cells)
+            shares.append(self.add("share", f"input:{owner}", [part], [height, self.cells], 0, max_rows, party=owner))
+        self.shares = shares
+        for s in self.slots:
+            how = {"max": "max", "min": "min", "persons": "max", "top": "top_sum"}.get(s["kind"], "sum")
+            lo, hi = self.slot_bounds(s)
+            nid = self.add("combine", "secure", shares, [self.cells], lo, hi, slot=s["name"], how=how,
+                           **({"n": s["n"]} if s["kind"] == "top" else {}))
+            if s["kind"] == "hist":
+                self.g.nodes[nid]["shape"] = [s["size"], self.cells]
+            self.combined[s["name"]] = nid
+        k = lp.policy.min_group_size
+        released = self.secure("ge_const", [self.combined[rows]], 0, 1, const=k, why="rows >= k")
+        if persons:
+            p_ok = self.secure("ge_const", [self.combined[persons]], 0, 1, const=k, why="distinct persons >= k")
+            released = self.secure("and", [released, p_ok], 0, 1)
+        self.released = released
+        values = [self.finish_aggregate(a, p) for a, p in zip(lp.aggregates, agg_plans)]
+        self.agg_list = values
+        self.build_outputs()
+        return self.g
+
+    def slot_bounds(self, s: dict) -> tuple[float, float]:
+        n = self.max_rows
+        if s["kind"] in ("rows", "persons", "count", "distinct", "hist"):
+            return 0, n
+        lo, hi = self._arg_range(s)
+        if s["kind"] == "sum":
+            return min(0, lo * n), max(0, hi * n)
+        if s["kind"] in ("sumsq", "abssum", "top"):
+            m = max(abs(lo), abs(hi))
+            return 0, (m * m if s["kind"] == "sumsq" else m) * n
+        return lo - 1, hi + 1  # max/min with empty sentinels
+
+    def _arg_range(self, s: dict) -> tuple[float, float]:
+        t = s["arg"]["type"]
+        lo, hi = s.get("clamp") or (t["lo"], t["hi"])
+        f = 10 ** s.get("scale", 0)
+        return math.floor(lo * f), math.ceil(hi * f)
+
+    def plan_aggregate(self, a: AggregateSpec) -> dict:
+        """Declare the slots an aggregate needs; returns their names."""
+        f = a.func
+        if f == "count_rows":
+            return {}
+        if f == "count_distinct":
+            return {"distinct": self.slot("distinct", a.arg)}
+        ex = self.value_slots(a)
+        p = {"count": self.slot("count", a.arg)}
+        if f in ("sum", "avg", "var", "stddev"):
+            p["sum"] = self.slot("sum", a.arg, **ex)
+        if f in ("var", "stddev"):
+            p["sumsq"] = self.slot("sumsq", a.arg, **ex)
+        if f == "sum" and self.lp.policy.dominance_n:
+            p["top"] = self.slot("top", a.arg, n=self.lp.policy.dominance_n, **ex)
+            p["abssum"] = self.slot("abssum", a.arg, **ex)
+        if f in ("min", "max"):
+            lo, hi = self._arg_range({"arg": a.arg, **ex})
+            p["ext"] = self.slot(f, a.arg, empty=int(hi + 1 if f == "min" else lo - 1), **ex)
+        if f == "median":
+            lo, hi = self._arg_range({"arg": a.arg, **ex})
+            if hi - lo + 1 > 2048:
+                raise PlanError(Diagnostic("IQ403", "MEDIAN needs a value range of at most 2048 steps",
+                                           a.ast.span, ["median is computed from a secret histogram; "
+                                                        "use a column with a small range, or AVG"]))
+            p["hist"] = self.slot("hist", a.arg, lo=int(lo), size=int(hi - lo + 1), **ex)
+        return p
+
+    def count_flag(self, count_nid: str, nullable: bool) -> str:
+        """Own-count rule: an aggregate over a column is released only if at least k rows
+        contribute, and the rows it leaves out (nulls) are 0 or at least k."""
+        if not nullable:
+            return self.released
+        k = self.lp.policy.min_group_size
+        own = self.secure("ge_const", [count_nid], 0, 1, const=k, why="contributing rows >= k")
+        gap = self.secure("sub", [self.combined[self.slot("rows")], count_nid], 0, self.max_rows)
+        gap_ok = self.secure("outside_range", [gap], 0, 1, low=1, high=k - 1, why="rows left out are 0 or >= k")
+        return self.secure("and", [self.released, own, gap_ok], 0, 1)
+
+    def finish_aggregate(self, a: AggregateSpec, p: dict) -> dict:
+        """Secure nodes computing one aggregate; returns {node, flag, scale, post}."""
+        f, c = a.func, self.combined
+        rows = c[self.slot("rows")]
+        if f == "count_rows":
+            return {"node": rows, "flag": self.released, "scale": 0, "count": True}
+        if f == "count_distinct":
+            d = c[p["distinct"]]
+            ok = self.secure("ge_const", [d], 0, 1, const=self.lp.policy.min_group_size, why="distinct keys >= k")
+            return {"node": d, "flag": self.secure("and", [self.released, ok], 0, 1), "scale": 0, "count": True}
+        cnt = c[p["count"]]
+        flag = self.count_flag(cnt, a.arg_type.nullable)
+        scale = a.arg_type.scale if a.arg_type.kind == "decimal" else 0
+        if f == "count":
+            return {"node": cnt, "flag": flag, "scale": 0, "count": True}
+        if f == "sum":
+            node = c[p["sum"]]
+            if "top" in p:
+                dom = self.secure("dominance", [c[p["top"]], c[p["abssum"]]], 0, 1, k=self.lp.policy.dominance_k,
+                                  n=self.lp.policy.dominance_n, why="top contributors <= k% of total")
+                flag = self.secure("and", [flag, dom], 0, 1)
+            return {"node": node, "flag": flag, "scale": scale}
+        lo, hi = self._arg_range({"arg": a.arg, "scale": scale, "clamp": a.clamp})
+        if f == "avg":
+            return {"node": self.secure("div", [c[p["sum"]], cnt], lo, hi, guard=flag), "flag": flag, "scale": scale}
+        if f in ("var", "stddev"):
+            k2 = self.secure("ge_const", [cnt], 0, 1, const=2, why="variance needs 2 rows")
+            flag = self.secure("and", [flag, k2], 0, 1)
+            spread = (hi - lo) ** 2 / 4 + 1
+            node = self.secure("variance", [c[p["sum"]], c[p["sumsq"]], cnt], 0, spread, guard=flag)
+            return {"node": node, "flag": flag, "scale": 2 * scale, "post": "sqrt" if f == "stddev" else None}
+        if f in ("min", "max"):
+            return {"node": c[p["ext"]], "flag": flag, "scale": scale}
+        node = self.secure("median", [c[p["hist"]], cnt], lo, hi, lo_value=int(lo))
+        return {"node": node, "flag": flag, "scale": scale}
+
+    # -- outputs, HAVING, reveal ------------------------------------------------------------
+    def build_outputs(self):
+        lp = self.lp
+        outs, reveal_inputs = [], [self.released]
+        for o in lp.outputs:
+            key = next((i for i, k in enumerate(lp.keys) if o.expr == self._key_ast(i)), None)
+            if key is not None or not o.is_aggregate:
+                if key is None:
+                    raise PlanError(Diagnostic("IQ404", "this output is neither a GROUP BY key nor an aggregate "
+                                               "expression", None, ["select group keys and aggregates"]))
+                outs.append({"name": o.name, "kind": "key", "key": key, "type": o.type.to_json()})
+                continue
+            post = None
+            e = o.expr
+            if isinstance(e, A.FuncCall) and e.name == "round" and e.name in FUNCTIONS:
+                post = {"round": int(e.args[1].value) if len(e.args) > 1 else 0}
+                e = e.args[0]
+            v = self.value_expr(e)
+            masked = self.secure("mask", [v["node"], v["flag"]], *self.bounds(v["node"]))
+            reveal_inputs += [masked, v["flag"]]
+            rnd = lp.policy.round_counts_to if v.get("count") else 1
+            if rnd > 1:
+                masked = self.secure("round_down", [masked], *self.bounds(masked), to=rnd)
+                reveal_inputs[-2] = masked
+            outs.append({"name": o.name, "kind": "value", "value": masked, "flag": v["flag"], "scale": v["scale"],
+                         "post": v.get("post"), "round": post, "rounded_to": rnd, "type": o.type.to_json()})
+        keep = None
+        if lp.having is not None:
+            h = self.bool_expr(lp.having)
+            keep = self.secure("and", [h, self.released], 0, 1)
+            reveal_inputs.append(keep)
+        receivers = list(lp.policy.receivers)
+        reveal_inputs = list(dict.fromkeys(reveal_inputs))
+        reveal = self.add("reveal", "reveal", reveal_inputs, [len(reveal_inputs), self.cells], to=receivers)
+        self.add("table", "public", [reveal], [-1], outputs=outs, keep=keep, released=self.released,
+                 keys=[{"name": k.name, "values": k.values, "type": k.type.to_json()} for k in lp.keys],
+                 order_by=[list(x) for x in lp.order_by], limit=lp.limit)
+        self.outputs = outs
+
+    def _key_ast(self, i):
+        return self.lp.keys[i].ast
+
+    def value_expr(self, e: A.Expr) -> dict:
+        if isinstance(e, A.FuncCall):
+            for a, v in zip(self.lp.aggregates, self.agg_list):
+                if a.ast == e:
+                    return v
+        if isinstance(e, A.Literal) and e.kind in ("int", "decimal"):
+            s = len(str(e.value).split(".")[1]) if e.kind == "decimal" else 0
+            val = int(round(float(e.value) * 10 ** s))
+            return {"node": self.secure("const", [], val, val, value=val), "flag": None, "scale": s, "const": val}
+        if isinstance(e, A.UnaryOp) and e.op == "neg":
+            v = self.value_expr(e.operand)
+            lo, hi = self.bounds(v["node"])
+            return {**v, "node": self.secure("neg", [v["node"]], -hi, -lo), "count": False}
+        if isinstance(e, A.BinOp) and e.op in ("+", "-", "*", "/"):
+            a, b = self.value_expr(e.left), self.value_expr(e.right)
+            flag = self._and_flags(a["flag"], b["flag"])
+            if e.op in ("+", "-"):
+                a, b = self._align(a), self._align(b, a["scale"])
+                a, b = self._align(a, b["scale"]), b
+                (al, ah), (bl, bh) = self.bounds(a["node"]), self.bounds(b["node"])
+                lo, hi = (al + bl, ah + bh) if e.op == "+" else (al - bh, ah - bl)
+                op = "add" if e.op == "+" else "sub"
+                return {"node": self.secure(op, [a["node"], b["node"]], lo, hi), "flag": flag, "scale": a["scale"]}
+            (al, ah), (bl, bh) = self.bounds(a["node"]), self.bounds(b["node"])
+            if e.op == "*":
+                pr = [al * bl, al * bh, ah * bl, ah * bh]
+                return {"node": self.secure("mul", [a["node"], b["node"]], min(pr), max(pr)), "flag": flag,
+                        "scale": a["scale"] + b["scale"]}
+            m = max(abs(al), abs(ah))
+            nz = self.secure("nonzero", [b["node"]], 0, 1)
+            flag = self._and_flags(flag, nz)
+            node = self.secure("div", [a["node"], b["node"]], -m, m, guard=nz)
+            return {"node": node, "flag": flag, "scale": a["scale"] - b["scale"]}
+        raise PlanError(Diagnostic("IQ404", "this output expression cannot be computed after aggregation", e.span,
+                                   ["outputs may combine aggregates and numbers with + - * /"]))
+
+    def _align(self, v: dict, scale: int | None = None) -> dict:
+        if scale is None or v["scale"] >= scale:
+            return v
+        f = 10 ** (scale - v["scale"])
+        lo, hi = self.bounds(v["node"])
+        return {**v, "node": self.secure("mul_const", [v["node"]], lo * f, hi * f, const=f), "scale": scale}
+
+    def _and_flags(self, a, b):
+        if a is None or b is None or a == b:
+            return a or b
+        return self.secure("and", [a, b], 0, 1)
+
+    def bool_expr(self, e: A.Expr) -> str:
+        if isinstance(e, A.BinOp) and e.op in ("and", "or"):
+            return self.secure(e.op, [self.bool_expr(e.left), self.bool_expr(e.right)], 0, 1)
+        if isinstance(e, A.UnaryOp) and e.op == "not":
+            return self.secure("not", [self.bool_expr(e.operand)], 0, 1)
+        if isinstance(e, A.BinOp) and e.op in ("=", "<>", "<", "<=", ">", ">="):
+            a, b = self.value_expr(e.left), self.value_expr(e.right)
+            a, b = self._align(a, b["scale"]), self._align(b, a["scale"])
+            (al, ah), (bl, bh) = self.bounds(a["node"]), self.bounds(b["node"])
+            diff = self.secure("sub", [a["node"], b["node"]], al - bh, ah - bl)
+            return self.secure("compare", [diff], 0, 1, relation=e.op)
+        raise PlanError(Diagnostic("IQ404", "HAVING may only compare aggregates", e.span,
+                                   ["filter on grouping columns with WHERE"]))
+
+
+def _num(x):
+    x = float(x)
+    return int(x) if x.is_integer() and abs(x) < 2 ** 62 else x

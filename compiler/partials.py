@@ -1,0 +1,137 @@
+"""A data owner's local step: filter its rows, find each row's cell, pre-aggregate per cell.
+
+The result is a fixed-size matrix (slots x cells) over the public group domain, so what a party
+secret-shares has the same shape whatever its data: it reveals neither its row count nor which
+cells it has rows in. Shared by the runtime (at each party) and the plaintext oracle.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from insightql.stdlib.functions import Vec
+
+from .local_eval import Table, evaluate, predicate_mask
+
+
+def cell_index(keys: list[dict], table: Table, n: int) -> np.ndarray:
+    """Mixed-radix cell number of every row; a null key value takes the extra last slot."""
+    cell = np.zeros(n, dtype=np.int64)
+    for key in keys:
+        v = evaluate(key["expr"], table, n)
+        kind, size = key["type"]["kind"], key["size"]
+        if kind == "bool":
+            pos = v.values.astype(np.int64)
+        elif kind in ("int", "date"):
+            pos = v.values.astype(np.int64) - int(key["type"]["lo"])
+        else:
+            pos = v.values.astype(np.int64)
+        pos = np.where(v.null, size - 1, pos)
+        cell = cell * size + pos
+    return cell
+
+
+def _scaled(v: Vec, slot: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Clamp to the owner's declared contribution bounds, scale decimals to integers."""
+    vals = v.values.astype(float)
+    lo, hi = slot.get("clamp", (None, None))
+    if lo is not None:
+        vals = np.clip(vals, lo, hi)
+    scaled = np.rint(vals * 10 ** slot.get("scale", 0)).astype(np.int64)
+    return scaled, ~v.null
+
+
+def _group_reduce(cells: np.ndarray, values: np.ndarray, ncells: int, how: str, fill: int) -> np.ndarray:
+    out = np.full(ncells, fill, dtype=np.int64)
+    if how == "max":
+        np.maximum.at(out, cells, values)
+    else:
+        np.minimum.at(out, cells, values)
+    return out
+
+
+def _distinct_per_cell(cells: np.ndarray, keys: np.ndarray, ncells: int) -> np.ndarray:
+    if cells.size == 0:
+        return np.zeros(ncells, dtype=np.int64)
+    pairs = np.unique(np.stack([cells, keys]), axis=1)
+    return np.bincount(pairs[0], minlength=ncells).astype(np.int64)
+
+
+def _top_n(cells: np.ndarray, values: np.ndarray, ncells: int, n: int) -> np.ndarray:
+    """The n largest contributions per cell (zeros where a cell has fewer), shape (n, cells)."""
+    out = np.zeros((n, ncells), dtype=np.int64)
+    if cells.size == 0:
+        return out
+    order = np.lexsort((-values, cells))
+    c, v = cells[order], values[order]
+    first = np.r_[0, np.flatnonzero(np.diff(c)) + 1]
+    rank = np.arange(c.size) - np.repeat(first, np.diff(np.r_[first, c.size]))
+    keep = rank < n
+    out[rank[keep], c[keep]] = v[keep]
+    return out
+
+
+def compute_partials(step: dict, table: Table, n: int) -> np.ndarray:
+    """Evaluate a `partials` plan node at its owner: returns an int64 matrix (rows x cells)."""
+    ncells = step["cells"]
+    mask = predicate_mask(step.get("where"), table, n)
+    cells_all = cell_index(step["keys"], table, n)
+    cells = cells_all[mask]
+    sub = {k: Vec(v.values[mask], v.null[mask]) for k, v in table.items()}
+    m = int(mask.sum())
+    blocks = []
+    for slot in step["slots"]:
+        kind = slot["kind"]
+        if kind == "rows":
+            blocks.append(np.bincount(cells, minlength=ncells)[None, :])
+            continue
+        if kind == "persons":
+            key = sub[slot["column"]]
+            ok = ~key.null
+            blocks.append(_distinct_per_cell(cells[ok], key.values[ok], ncells)[None, :])
+            continue
+        v = evaluate(slot["arg"], sub, m)
+        if kind == "distinct":
+            ok = ~v.null
+            blocks.append(_distinct_per_cell(cells[ok], v.values[ok].astype(np.int64), ncells)[None, :])
+            continue
+        scaled, ok = _scaled(v, slot)
+        c, x = cells[ok], scaled[ok]
+        if kind == "count":
+            row = np.bincount(c, minlength=ncells)
+        elif kind == "sum":
+            row = _exact_sum(c, x, ncells)
+        elif kind == "sumsq":
+            row = _exact_sum(c, x * x, ncells)
+        elif kind == "abssum":
+            row = _exact_sum(c, np.abs(x), ncells)
+        elif kind in ("max", "min"):
+            row = _group_reduce(c, x, ncells, kind, slot["empty"])
+        elif kind == "top":
+            blocks.append(_top_n(c, np.abs(x), ncells, slot["n"]))
+            continue
+        elif kind == "hist":
+            lo, size = slot["lo"], slot["size"]
+            hist = np.zeros((size, ncells), dtype=np.int64)
+            np.add.at(hist, (x - lo, c), 1)
+            blocks.append(hist)
+            continue
+        else:
+            raise AssertionError(kind)
+        blocks.append(np.asarray(row, dtype=np.int64)[None, :])
+    return np.concatenate(blocks, axis=0) if blocks else np.zeros((0, ncells), dtype=np.int64)
+
+
+def _exact_sum(cells: np.ndarray, values: np.ndarray, ncells: int) -> np.ndarray:
+    out = np.zeros(ncells, dtype=np.int64)
+    np.add.at(out, cells, values)
+    return out
+
+
+def slot_rows(slots: list[dict]) -> dict[str, tuple[int, int]]:
+    """Row range [start, stop) of each named slot in the partials matrix."""
+    out, at = {}, 0
+    for s in slots:
+        height = s.get("n", 1) if s["kind"] == "top" else s.get("size", 1) if s["kind"] == "hist" else 1
+        out[s["name"]] = (at, at + height)
+        at += height
+    return out

@@ -1,0 +1,73 @@
+"""One public function per arrow of the pipeline, and the end-to-end `compile_source`.
+
+source --parse--> AST --check--> CheckedQuery --check_disclosure--> EffectivePolicy
+--to_logical--> LogicalPlan --CircuitBuilder--> DAG --make_plan--> plan JSON
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .catalog import Catalog
+from .checker import CheckedQuery, check
+from .circuit import CircuitBuilder, PlanError
+from .diagnostics import Diagnostic, DiagnosticError, Source, has_errors
+from .disclosure import EffectivePolicy, check_disclosure
+from .logical import to_logical
+from .plan_io import make_plan
+from .syntax import parse
+
+
+@dataclass
+class CompileResult:
+    source: Source
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    checked: CheckedQuery | None = None
+    policy: EffectivePolicy | None = None
+    plan: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+
+def _attach(diags: list[Diagnostic], src: Source) -> list[Diagnostic]:
+    for d in diags:
+        d.source = src
+    return sorted(diags, key=lambda d: (d.span.start if d.span else -1, d.code))
+
+
+def check_source(text: str, name: str, catalog: Catalog) -> CompileResult:
+    """Parse, name/type check and disclosure check: everything `iq check` reports."""
+    src = Source(name, text)
+    res = CompileResult(src)
+    try:
+        query = parse(text, name)
+    except DiagnosticError as e:
+        res.diagnostics = _attach(e.diagnostics, src)
+        return res
+    cq, diags = check(catalog, query)
+    res.checked = cq
+    if not has_errors(diags) and cq.bindings:
+        res.policy, more = check_disclosure(cq)
+        diags += more
+    res.diagnostics = _attach(diags, src)
+    return res
+
+
+def compile_source(text: str, name: str, catalog: Catalog) -> CompileResult:
+    """check_source, then lower to a plan when the query is clean."""
+    res = check_source(text, name, catalog)
+    if not res.ok or res.checked is None or res.policy is None:
+        return res
+    lp, diags = to_logical(res.checked, res.policy)
+    if lp is None:
+        res.diagnostics += _attach(diags, res.source)
+        return res
+    builder = CircuitBuilder(lp, catalog)
+    try:
+        builder.build()
+    except PlanError as e:
+        res.diagnostics += _attach([e.diag], res.source)
+        return res
+    res.plan = make_plan(cq=res.checked, policy=res.policy, builder=builder, source_text=text, source_name=name)
+    return res

@@ -1,0 +1,97 @@
+"""Stage 6: circuit DAG -> plan file: canonical JSON with a content hash.
+
+Canonical form: keys sorted, no whitespace variation, nodes in id order, floats only where
+a value is not integral. The same query and catalog give byte-identical plans everywhere.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import networkx as nx
+
+from . import __version__
+from .leakage import leakage_report
+
+PLAN_FORMAT = "insightql-plan/1"
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def plan_hash(plan: dict) -> str:
+    body = {k: v for k, v in plan.items() if k != "hash"}
+    return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def secure_type(g: nx.DiGraph, max_rows: int) -> dict:
+    """Smallest fixed-point type that holds every secure value: MPyC divides exactly when
+    l = 2f, so f covers the integer part and 24 bits of precision beyond the largest divisor."""
+    int_bits = 1
+    for _, d in g.nodes(data=True):
+        if d["placement"] in ("secure", "input:", "reveal") or d["placement"].startswith("input:"):
+            lo, hi = d["bounds"]
+            int_bits = max(int_bits, math.ceil(math.log2(max(abs(lo), abs(hi), 1) + 1)) + 1)
+    f = max(int_bits, max_rows.bit_length() + 24, 32)
+    f = -(-f // 8) * 8
+    return {"kind": "secfxp", "l": 2 * f, "f": f, "int_bits": int_bits}
+
+
+def graph_to_nodes(g: nx.DiGraph) -> list[dict]:
+    return [{"id": n, **g.nodes[n]} for n in sorted(g.nodes)]
+
+
+def nodes_to_graph(nodes: list[dict]) -> nx.DiGraph:
+    g = nx.DiGraph()
+    for n in nodes:
+        g.add_node(n["id"], **{k: v for k, v in n.items() if k != "id"})
+        for i in n["inputs"]:
+            g.add_edge(i, n["id"])
+    return g
+
+
+def make_plan(*, cq, policy, builder, source_text: str, source_name: str) -> dict:
+    cat = cq.catalog
+    g = builder.g
+    datasets = {d: {"owner": cat.datasets[d].owner} for d in builder.lp.datasets}
+    parties = cat.party_names()
+    plan = {
+        "format": PLAN_FORMAT,
+        "compiler_version": __version__,
+        "catalog_digest": cat.digest(),
+        "query": {
+            "name": cq.name,
+            "description": cq.description,
+            "purpose": cq.purpose,
+            "source": source_text,
+            "source_name": source_name.replace("\\", "/").split("/")[-1],
+            "source_sha256": hashlib.sha256(source_text.encode()).hexdigest(),
+        },
+        "parties": parties,
+        "datasets": datasets,
+        "receivers": list(policy.receivers),
+        "policy": policy.to_json(),
+        "cells": builder.cells,
+        "secure_type": secure_type(g, builder.max_rows),
+        "nodes": graph_to_nodes(g),
+        "leakage": leakage_report(builder, policy),
+    }
+    plan = json.loads(canonical_json(plan))  # normalise tuples, floats
+    plan["hash"] = plan_hash(plan)
+    return plan
+
+
+def dump_plan(plan: dict) -> str:
+    """Plan file text: canonical JSON, one trailing newline."""
+    return canonical_json(plan) + "\n"
+
+
+def load_plan(text: str) -> dict:
+    plan = json.loads(text)
+    if plan.get("format") != PLAN_FORMAT:
+        raise ValueError(f"not an InsightQL plan (format {plan.get('format')!r}, expected {PLAN_FORMAT!r})")
+    if plan.get("hash") != plan_hash(plan):
+        raise ValueError("plan hash does not match its content: the plan was modified after compilation")
+    return plan
