@@ -22,6 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from insightql.compiler.plan_io import plan_hash
+
 from .ledger import Ledger, canonical_json
 
 APPROVAL_FORMAT = "insightql-approval/1"
@@ -33,6 +35,8 @@ APPROVAL_FIELDS = ("format", "plan_hash", "query_name", "approver", "conditions"
 _IDENTITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 PublicKeyLike = Ed25519PublicKey | bytes | str | Mapping
+__all__ = ["ApprovalError", "approve", "compare_recompiled", "generate_key", "load_trusted_keys",
+           "plan_hash", "read_approval", "verify_approvals", "write_approval"]
 
 
 class ApprovalError(Exception):
@@ -41,12 +45,6 @@ class ApprovalError(Exception):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         super().__init__("plan not approved:\n" + "\n".join(f"  - {p}" for p in self.problems))
-
-
-def plan_hash(plan: dict) -> str:
-    """sha256 of the canonical JSON of every plan field except "hash"."""
-    body = {k: v for k, v in plan.items() if k != "hash"}
-    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
 # -- keys ---------------------------------------------------------------------------------------
