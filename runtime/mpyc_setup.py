@@ -200,16 +200,20 @@ def _wrap_start(rt, config: PartiesConfig, me: str, tls_dir: Path | None,
                 try:
                     await asyncio.wait_for(original(), connect_timeout)
                 except asyncio.TimeoutError:
-                    missing = [config.party[p.pid] for p in rt.parties
-                               if p.pid != rt.pid and p.protocol is None]
+                    mine = config.party[rt.pid]
+                    missing = [p.pid for p in rt.parties if p.pid != rt.pid and p.protocol is None]
+                    what = [f"{config.party[j].name} at {config.party[j].host}:"
+                            f"{config.party[j].port}" if j > rt.pid else
+                            f"{config.party[j].name} (it dials us on port {mine.port})"
+                            for j in missing]
                     hint = (" With TLS, a peer whose certificate is not from the shared CA or "
-                            "not named 'MPyC party <index>' is refused silently (run with "
-                            "--log-level debug to see handshake errors)."
+                            "not named 'MPyC party <index>' is refused silently (pass MPyC "
+                            "option --log-level debug to see handshake errors)."
                             if config.tls is not None else "")
                     raise ConnectTimeoutError(
-                        f"{me}: no connection within {connect_timeout:g} s to "
-                        + ", ".join(f"{p.name} ({p.host}:{p.port})" for p in missing)
-                        + ". Are those parties running, is the port open in the firewall?"
+                        f"{me}: not connected within {connect_timeout:g} s to "
+                        + ", ".join(what)
+                        + ". Are those parties running, and is the port open in the firewall?"
                         + hint) from None
         finally:
             os.chdir(previous)
