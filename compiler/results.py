@@ -137,3 +137,11 @@ def _finish(raw: float, o: dict):
     if o["type"]["kind"] == "int":
         return int(round(value))
     return value
+
+
+def table_from_json(text: str) -> ResultTable:
+    doc = json.loads(text)
+    cols = doc["columns"]
+    rows = [[Suppressed(v["reason"]) if isinstance(v, dict) and v.get("suppressed") else v for v in
+             (rec[c] for c in cols)] for rec in doc["rows"]]
+    return ResultTable(cols, rows, doc.get("notes", []))

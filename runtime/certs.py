@@ -141,7 +141,7 @@ def make_test_pki(out_dir: str | Path, names: list[str], hosts: dict[str, str] |
 # -- CLI: `iq certs --parties parties.toml --out certs/` ---------------------------------------
 
 def add_certs_command(subparsers) -> argparse.ArgumentParser:
-    """Register `iq certs`; the handler is set as `handler` (args -> exit code)."""
+    """Register `iq certs`; the handler (args -> exit code) is set as `fn` (and `handler`)."""
     p = subparsers.add_parser(
         "certs", help="generate a test CA and one TLS certificate per party (tests/demos only)",
         description="Generate a test CA and one certificate per party, named "
@@ -153,7 +153,7 @@ def add_certs_command(subparsers) -> argparse.ArgumentParser:
                         "else certs/ next to the parties file)")
     p.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
-    p.set_defaults(handler=run_certs_command)
+    p.set_defaults(fn=run_certs_command, handler=run_certs_command)
     return p
 
 

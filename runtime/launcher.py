@@ -1,0 +1,89 @@
+"""`iq run`: compile a query, start one OS process per party on loopback, collect the result.
+
+Each process is a real MPyC party (`iq party`) that loads only its own data file and talks
+TCP to the others; this module only starts them, waits, and shows what a receiver got.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from insightql.compiler.plan_io import dump_plan
+from insightql.compiler.results import ResultTable, table_from_json
+
+from .parties import free_loopback_config
+
+
+class LaunchError(Exception):
+    pass
+
+
+def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet: bool = False,
+                 timeout: float = 900, workdir: Path | None = None, allow_fewer: bool = False,
+                 env: dict | None = None) -> tuple[ResultTable | None, dict[str, str]]:
+    """Run every party of `plan` as a local process. `data` maps dataset -> CSV path.
+
+    Returns the table received by the first receiver and each party's stderr text."""
+    work = Path(workdir or tempfile.mkdtemp(prefix="iq-run-"))
+    work.mkdir(parents=True, exist_ok=True)
+    plan_path = work / "plan.json"
+    plan_path.write_text(dump_plan(plan), encoding="utf-8")
+    config = free_loopback_config(plan["parties"])
+    parties_path = work / "parties.toml"
+    parties_path.write_text(config.to_toml(), encoding="utf-8")
+    owners = {d: v["owner"] for d, v in plan["datasets"].items()}
+    procs = {}
+    for name in plan["parties"]:
+        cmd = [sys.executable, "-m", "insightql.runtime.cli", "party", "--plan", str(plan_path), "--party", name,
+               "--parties", str(parties_path), "--catalog", str(catalog_path), "--out", str(work / f"{name}.json"),
+               "--timeout", str(timeout)]
+        for d, owner in owners.items():
+            if owner == name:
+                if d not in data:
+                    raise LaunchError(f"no data file for dataset {d} of party {name}: add --data {owner}={d}.csv "
+                                      f"or --data {d}=FILE")
+                cmd += ["--data", f"{d}={data[d]}"]
+        if quiet:
+            cmd.append("--quiet")
+        if allow_fewer:
+            cmd.append("--allow-fewer-parties")
+        procs[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                       start_new_session=True, env={**os.environ, **(env or {})})
+    errors = _wait_all(procs, timeout + 30, quiet)
+    failed = {n: e for n, (code, e) in errors.items() if code != 0}
+    if failed:
+        raise LaunchError("\n".join(f"party {n} failed:\n{e.strip()}" for n, e in failed.items()))
+    first = plan["receivers"][0]
+    table = table_from_json((work / f"{first}.json").read_text(encoding="utf-8"))
+    return table, {n: e for n, (c, e) in errors.items()}
+
+
+def _wait_all(procs: dict, timeout: float, quiet: bool) -> dict[str, tuple[int, str]]:
+    deadline = time.monotonic() + timeout
+    out = {}
+    for name, p in procs.items():
+        try:
+            _, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for q in procs.values():
+                _kill(q)
+            _, err = p.communicate()
+            err += f"\n(killed after {timeout:.0f} s)"
+        out[name] = (p.returncode, err)
+        if p.returncode != 0:  # one party failed: give the others a short grace period to stop on their own
+            deadline = min(deadline, time.monotonic() + 30)
+        if not quiet:
+            sys.stderr.write("".join(line + "\n" for line in err.splitlines() if line.startswith("[")))
+    return out
+
+
+def _kill(p: subprocess.Popen):
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,193 @@
+"""One party: load and validate its own data, run its local steps, share, compute, receive.
+
+Order of a run, and what can stop it before any share is sent:
+1. plan file (hash must match its content), catalog digest, own data validated (IQ501);
+2. connect to every peer (bounded by --connect-timeout);
+3. status exchange: every party's plan hash and data status; any mismatch or failure stops
+   all parties with an error naming who failed;
+4. local steps, secret-sharing, secure steps, the reveal (runtime/reveal.py), the table.
+A peer that disconnects or hangs afterwards stops the run with an error; nothing is printed.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from insightql.compiler.catalog import Catalog
+from insightql.compiler.partials import compute_partials
+from insightql.compiler.results import ResultTable, assemble
+
+from .data_loader import DataError, load_dataset
+
+EXIT_OK, EXIT_DATA, EXIT_ABORTED, EXIT_PEER, EXIT_TIMEOUT = 0, 3, 4, 5, 6
+
+
+class RunAborted(Exception):
+    """The parties agreed to stop before sharing any data."""
+
+
+@dataclass
+class Progress:
+    party: str
+    quiet: bool = False
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    _t: float = field(default_factory=time.perf_counter)
+    _step: str | None = None
+
+    def step(self, name: str):
+        now = time.perf_counter()
+        if self._step is not None:
+            self.timings.append((self._step, now - self._t))
+        self._step, self._t = name, now
+        if not self.quiet and name != "done":
+            print(f"[{self.party}] {name} ...", file=sys.stderr, flush=True)
+
+    def summary(self) -> str:
+        return "  ".join(f"{s} {t:.2f}s" for s, t in self.timings)
+
+
+def owned_datasets(plan: dict, me: str) -> list[str]:
+    return [n["attrs"]["dataset"] for n in plan["nodes"] if n["op"] == "load" and n["placement"] == f"local:{me}"]
+
+
+def load_own_data(plan: dict, me: str, catalog: Catalog, data: dict[str, str]) -> dict:
+    """Validate and load every dataset this party owns in the plan: {load node id: (table, n)}."""
+    out = {}
+    for n in plan["nodes"]:
+        if n["op"] != "load" or n["placement"] != f"local:{me}":
+            continue
+        d = n["attrs"]["dataset"]
+        path = data.get(d) or (data.get("*") if len(owned_datasets(plan, me)) == 1 else None)
+        if path is None:
+            raise DataError([_issue("<none>", f"no data file given for dataset {d} (use --data {d}=FILE)")])
+        out[n["id"]] = load_dataset(path, d, catalog.datasets[d], n["attrs"]["columns"])
+    return out
+
+
+def _issue(file, reason):
+    from .data_loader import DataIssue
+    return DataIssue(file, None, None, reason)
+
+
+def _install_disconnect_guard(state: dict):
+    """MPyC waits forever when a peer vanishes; turn a lost connection into a clean stop."""
+    from mpyc import asyncoro
+
+    original = asyncoro.MessageExchanger.connection_lost
+
+    def connection_lost(self, exc):
+        if not state.get("closing"):
+            print(f"error: lost the connection to party {state['names'][self.peer_pid]} "
+                  f"during the run; stopping, nothing was revealed by this party", file=sys.stderr, flush=True)
+            os._exit(EXIT_PEER)
+        return original(self, exc)
+
+    asyncoro.MessageExchanger.connection_lost = connection_lost
+
+
+def _watchdog(seconds: float, me: str):
+    def fire():
+        print(f"error: [{me}] the run did not finish within {seconds:.0f} s (a party hangs or is gone); "
+              f"stopping, nothing was revealed", file=sys.stderr, flush=True)
+        os._exit(EXIT_TIMEOUT)
+    t = threading.Timer(seconds, fire)
+    t.daemon = True
+    t.start()
+    return t
+
+
+async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | None, problem: str | None,
+                   progress: Progress, state: dict) -> ResultTable | None:
+    from .reveal import exchange_status, reveal_to_receivers
+    from .secure_ops import SecureOps
+
+    progress.step("connecting")
+    await mpc.start()
+    progress.step("checking plan and data with all parties")
+    statuses = await exchange_status(mpc, {"party": me, "plan_hash": plan["hash"], "ok": problem is None,
+                                           "problem": problem})
+    bad = [s for s in statuses if not s["ok"]]
+    mismatch = [s["party"] for s in statuses if s["plan_hash"] != plan["hash"]]
+    if bad or mismatch:
+        state["closing"] = True
+        await mpc.shutdown()
+        msgs = [f"party {s['party']} cannot take part: {s['problem']}" for s in bad]
+        if mismatch:
+            msgs.append(f"parties run different plans ({', '.join(mismatch)} differ from {me}'s plan hash)")
+        raise RunAborted("; ".join(msgs) + " -- no data was shared")
+    ops = SecureOps(mpc, plan)
+    values: dict = {}
+    receivers = [names.index(r) for r in plan["receivers"]]
+    table = None
+    progress.step("local steps")
+    for n in plan["nodes"]:
+        op, place = n["op"], n["placement"]
+        if op == "load":
+            if place == f"local:{me}":
+                values[n["id"]] = loaded[n["id"]]
+        elif op == "partials":
+            if place == f"local:{me}":
+                tbl, count = values[n["inputs"][0]]
+                values[n["id"]] = compute_partials(n["attrs"], tbl, count)
+        elif op == "share":
+            if "secure" not in progress._step:
+                progress.step("secure steps")
+            owner = n["attrs"]["party"]
+            values[n["id"]] = ops.share(n, values.get(n["inputs"][0]) if owner == me else None, names.index(owner))
+        elif op == "reveal":
+            progress.step("reveal")
+            values[n["id"]] = await reveal_to_receivers(mpc, n, values, receivers)
+        elif op == "table":
+            if values[n["inputs"][0]] is not None:
+                table = assemble(plan, values[n["inputs"][0]])
+        else:
+            from insightql.compiler.oracle import secure_inputs
+            values[n["id"]] = ops.run(n, [values[i] for i in secure_inputs(n)], values)
+    progress.step("shutdown")
+    state["closing"] = True
+    await mpc.shutdown()
+    progress.step("done")
+    return table
+
+
+def run_party(plan: dict, me: str, catalog: Catalog, data: dict[str, str], config, *, quiet: bool = False,
+              timeout: float = 900, connect_timeout: float = 60, allow_fewer: bool = False) -> tuple[int, ResultTable | None, Progress]:
+    """Run one party to completion; returns (exit code, result table at receivers, timings)."""
+    from .mpyc_setup import start_runtime
+
+    names = list(plan["parties"])
+    progress = Progress(me, quiet)
+    progress.step("loading and validating data")
+    if me not in names:
+        raise SystemExit(f"error: party {me!r} is not in this plan (parties: {', '.join(names)})")
+    if config.names() != names:
+        raise SystemExit(f"error: the parties file lists {config.names()}, the plan needs {names} in that order")
+    if len(names) < 3 and not allow_fewer:
+        raise SystemExit("error: MPC needs at least 3 computing parties (with 2, Shamir's threshold is 0 and "
+                         "nothing stays private); add a neutral helper party to the catalog")
+    if catalog.digest() != plan["catalog_digest"]:
+        raise SystemExit("error: this party's catalog differs from the one the plan was compiled with "
+                         f"({catalog.digest()[:19]} vs {plan['catalog_digest'][:19]})")
+    problem, loaded = None, None
+    try:
+        loaded = load_own_data(plan, me, catalog, data)
+    except DataError as e:
+        problem = f"invalid data ({len(e.issues)} problem(s); details at {me})"
+        print(f"error: [{me}] {e}", file=sys.stderr, flush=True)
+    state = {"names": names}
+    dog = _watchdog(timeout, me)
+    mpc = start_runtime(config, me, connect_timeout=connect_timeout)  # first import of mpyc: must come first
+    _install_disconnect_guard(state)
+    try:
+        table = mpc.run(_execute(mpc, plan, me, names, loaded, problem, progress, state))
+    except RunAborted as e:
+        dog.cancel()
+        print(f"error: [{me}] run stopped before any data was shared: {e}", file=sys.stderr, flush=True)
+        return (EXIT_DATA if problem else EXIT_ABORTED), None, progress
+    dog.cancel()
+    return EXIT_OK, table, progress

@@ -1,0 +1,36 @@
+"""The ONLY place where values leave MPC. An auditor reads this file to see every reveal.
+
+`reveal_to_receivers` opens exactly the vectors listed by the plan's `reveal` node, stacked
+into one output call, to the plan's receivers only; other parties learn nothing. A test
+enforces that no other runtime module calls `mpc.output`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_AUDIT_HOOK = None  # tests install a callable to record every value a party receives
+
+
+def set_audit_hook(hook) -> None:
+    global _AUDIT_HOOK
+    _AUDIT_HOOK = hook
+
+
+async def exchange_status(mpc, message: dict) -> list[dict]:
+    """Every party tells every other its status (plan hash, data ok) before any share is sent.
+    Plaintext, contains no data."""
+    return await mpc.transfer(message)
+
+
+async def reveal_to_receivers(mpc, node: dict, values: dict, receivers: list[int]) -> dict[str, list] | None:
+    """Open the plan's reveal node: returns {node id: per-cell values} at receivers, None elsewhere."""
+    ids = node["inputs"]
+    stacked = mpc.np_vstack([values[i].reshape(1, -1) if values[i].ndim == 1 else values[i] for i in ids])
+    opened = await mpc.output(stacked, receivers=receivers)
+    if mpc.pid not in receivers:
+        return None
+    opened = np.asarray(opened, dtype=float).reshape(len(ids), -1)
+    result = {i: [float(v) for v in row] for i, row in zip(ids, opened)}
+    if _AUDIT_HOOK is not None:
+        _AUDIT_HOOK(node, result)
+    return result
