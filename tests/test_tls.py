@@ -208,13 +208,13 @@ def test_iq_certs_command(tmp_path, capsys):
                   for i, (n, h) in enumerate(zip(NAMES, HOSTS)))
         + '\n[tls]\nca = "certs/ca.crt"\ncert = "certs/{name}.crt"\nkey = "certs/{name}.key"\n')
     args = _cli().parse_args(["certs", "--parties", str(tmp_path / "parties.toml")])
-    assert args.handler(args) == 0
+    assert args.fn(args) == 0
     assert "helper (MPyC party 2)" in capsys.readouterr().out
     cfg = load_parties(tmp_path / "parties.toml", me="helper")  # files now exist
     prepare_tls_dir(cfg, "helper")
     args = _cli().parse_args(["certs", "--parties", str(tmp_path / "parties.toml"),
                               "--out", str(tmp_path / "certs")])
-    assert args.handler(args) == 2
+    assert args.fn(args) == 2
     assert "already exist; pass --force" in capsys.readouterr().err
     args = _cli().parse_args(["certs", "--parties", str(tmp_path / "missing.toml")])
-    assert args.handler(args) == 2
+    assert args.fn(args) == 2
