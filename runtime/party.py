@@ -24,6 +24,7 @@ from insightql.compiler.results import ResultTable, assemble
 
 from .data_loader import DataError, load_dataset
 
+PROFILE = bool(os.environ.get("IQ_PROFILE"))
 EXIT_OK, EXIT_DATA, EXIT_ABORTED, EXIT_PEER, EXIT_TIMEOUT = 0, 3, 4, 5, 6
 
 
@@ -38,6 +39,7 @@ class Progress:
     timings: list[tuple[str, float]] = field(default_factory=list)
     _t: float = field(default_factory=time.perf_counter)
     _step: str | None = None
+    bytes_sent: int = 0
 
     def step(self, name: str):
         now = time.perf_counter()
@@ -48,7 +50,7 @@ class Progress:
             print(f"[{self.party}] {name} ...", file=sys.stderr, flush=True)
 
     def summary(self) -> str:
-        return "  ".join(f"{s} {t:.2f}s" for s, t in self.timings)
+        return "  ".join(f"{s} {t:.2f}s" for s, t in self.timings) + f"  bytes sent {self.bytes_sent}"
 
 
 def owned_datasets(plan: dict, me: str) -> list[str]:
@@ -148,7 +150,13 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
         else:
             from insightql.compiler.oracle import secure_inputs
             values[n["id"]] = ops.run(n, [values[i] for i in secure_inputs(n)], values)
+            if PROFILE:
+                t0 = time.perf_counter()
+                await mpc.barrier()
+                await mpc.gather(values[n["id"]])
+                print(f"[{me}] profile {n['id']} {n['op']}: {time.perf_counter() - t0:.3f}s", file=sys.stderr)
     progress.step("shutdown")
+    state["bytes_sent"] = sum(p.protocol.nbytes_sent for p in mpc.parties if p.pid != mpc.pid and p.protocol)
     state["closing"] = True
     await mpc.shutdown()
     progress.step("done")
@@ -190,4 +198,5 @@ def run_party(plan: dict, me: str, catalog: Catalog, data: dict[str, str], confi
         print(f"error: [{me}] run stopped before any data was shared: {e}", file=sys.stderr, flush=True)
         return (EXIT_DATA if problem else EXIT_ABORTED), None, progress
     dog.cancel()
+    progress.bytes_sent = state.get("bytes_sent", 0)
     return EXIT_OK, table, progress
