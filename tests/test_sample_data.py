@@ -226,3 +226,16 @@ def test_zero_rows_writes_headers_only(catalog, tmp_path):
     for name in DATASETS:
         header, rows = read(tmp_path / f"{name}.csv")
         assert header == list(catalog.datasets[name].columns) and rows == []
+
+
+def iq_blocks(markdown: Path) -> list[str]:
+    return re.findall(r"```iq\n(.*?)```", markdown.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_readme_queries_check(catalog):
+    pipeline = pytest.importorskip("insightql.compiler.pipeline")
+    blocks = iq_blocks(EXAMPLES / "README.md")
+    assert len(blocks) >= 3
+    for text in blocks:
+        result = pipeline.check_source(text, "README.md", catalog)
+        assert result.ok, [d.message for d in result.diagnostics]
