@@ -232,10 +232,10 @@ def iq_blocks(markdown: Path) -> list[str]:
     return re.findall(r"```iq\n(.*?)```", markdown.read_text(encoding="utf-8"), flags=re.S)
 
 
-def test_readme_queries_check(catalog):
+def test_readme_queries_compile(catalog):
     pipeline = pytest.importorskip("insightql.compiler.pipeline")
     blocks = iq_blocks(EXAMPLES / "README.md")
     assert len(blocks) >= 3
     for text in blocks:
-        result = pipeline.check_source(text, "README.md", catalog)
+        result = pipeline.compile_source(text, "README.md", catalog)
         assert result.ok, [d.message for d in result.diagnostics]
