@@ -171,7 +171,7 @@ class Persons:
         age = 16 + rng.gamma(2.5, 6.0, n)  # crime, rare
         g = lambda name: grp == names.index(name)  # noqa: E731
         m = g("sexual")
-        age[m] = 13 + rng.gamma(2.2, 5.0, int(m.sum()))  # median about 22, minors about 15%
+        age[m] = 13 + rng.gamma(2.2, 5.0, int(m.sum()))  # median about 22, minors about 20%
         m = g("labour")
         age[m] = 18 + rng.gamma(3.0, 5.0, int(m.sum()))  # median about 31
         m = g("child")
@@ -250,6 +250,9 @@ def victims_table(schema, rows: dict, rng, party: str) -> dict[str, np.ndarray]:
 def police_and_ngo(schema, n_police: int, n_ngo: int, seeds) -> tuple[dict, dict, dict]:
     """Both victim tables and facts about them (persons, overlap) for tests and the README."""
     rng_pop, rng_pol, rng_ngo = (np.random.default_rng(s) for s in seeds)
+    for c, col in schema["police_victims"].items():  # shared persons keep their codes at the NGO
+        if col.get("domain") != schema["ngo_clients"].get(c, {}).get("domain"):
+            raise ValueError(f"police_victims.{c} and ngo_clients.{c} must have the same domain")
     key = int(rng_pop.integers(0, 1 << 48))
     sizes, p = np.array(list(ROWS_PER_POLICE_PERSON)), np.array(list(ROWS_PER_POLICE_PERSON.values()))
     per_person = sizes[pick(rng_pop, n_police, p / p.sum())]  # at most n_police persons are needed
