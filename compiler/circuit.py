@@ -19,6 +19,7 @@ from .logical import AggregateSpec, LogicalPlan
 from .lower_expr import columns_used
 
 COUNT_FUNCS = ("count", "count_rows", "count_distinct")
+FRAC_BITS = 24  # fractional bits of averages, variances and other quotients
 
 
 class PlanError(Exception):
@@ -40,10 +41,24 @@ class CircuitBuilder:
     def add(self, op: str, placement: str, inputs: list[str], shape: list[int], lo=0, hi=0, **attrs) -> str:
         nid = f"n{len(self.g) + 1:03d}"
         self.g.add_node(nid, op=op, placement=placement, inputs=list(inputs), shape=list(shape),
-                        bounds=[_num(lo), _num(hi)], attrs=attrs)
+                        bounds=[_num(lo), _num(hi)], frac=self.frac_of(op, inputs), attrs=attrs)
         for i in inputs:
             self.g.add_edge(i, nid)
         return nid
+
+    def frac_of(self, op: str, inputs: list[str]) -> int:
+        """Binary fractional bits of a secure value: a node holds round(value * 2**frac) as a
+        secret integer. Divisions produce FRAC_BITS; sums and products carry them along."""
+        fr = [self.g.nodes[i]["frac"] for i in inputs if i in self.g]
+        if op in ("div", "variance"):
+            return FRAC_BITS
+        if op == "mul":
+            return min(sum(fr), FRAC_BITS)
+        if op in ("add", "sub"):
+            return max(fr)
+        if op in ("neg", "mask", "mul_const", "round_down"):
+            return fr[0]
+        return 0
 
     def bounds(self, nid: str) -> tuple[float, float]:
         lo, hi = self.g.nodes[nid]["bounds"]

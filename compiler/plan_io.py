@@ -26,17 +26,29 @@ def plan_hash(plan: dict) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
+def _bits(x: float) -> int:
+    return math.ceil(math.log2(abs(x) + 1)) + 1
+
+
 def secure_type(g: nx.DiGraph, max_rows: int) -> dict:
-    """Smallest fixed-point type that holds every secure value: MPyC divides exactly when
-    l = 2f, so f covers the integer part and 24 bits of precision beyond the largest divisor."""
-    int_bits = 1
+    """Secret integers (MPyC SecInt) big enough for every product the plan forms.
+
+    Every secure value is an integer: counts, sums of scaled decimals, flags, and quotients
+    held as round(value * 2**frac). Division multiplies by a secret reciprocal scaled by
+    2**recip_bits, so the largest product is a numerator times that reciprocal."""
+    from .circuit import FRAC_BITS
+
+    value_bits, den_bits = 1, max_rows.bit_length()
     for _, d in g.nodes(data=True):
-        if d["placement"] in ("secure", "input:", "reveal") or d["placement"].startswith("input:"):
+        if d["placement"] == "secure" or d["placement"].startswith("input:"):
             lo, hi = d["bounds"]
-            int_bits = max(int_bits, math.ceil(math.log2(max(abs(lo), abs(hi), 1) + 1)) + 1)
-    f = max(int_bits, max_rows.bit_length() + 24, 32)
-    f = -(-f // 8) * 8
-    return {"kind": "secfxp", "l": 2 * f, "f": f, "int_bits": int_bits}
+            value_bits = max(value_bits, _bits(max(abs(lo), abs(hi)) * 2 ** d["frac"]))
+        if d["op"] in ("div", "variance"):
+            den = g.nodes[d["inputs"][1 if d["op"] == "div" else 2]]
+            den_bits = max(den_bits, _bits(max(abs(x) for x in den["bounds"]) * 2 ** den["frac"]))
+    recip_bits = den_bits + 32
+    l = max(2 * recip_bits + 4, value_bits + FRAC_BITS + recip_bits + 4, 64)
+    return {"kind": "secint", "l": l, "frac_bits": FRAC_BITS, "recip_bits": recip_bits, "value_bits": value_bits}
 
 
 def graph_to_nodes(g: nx.DiGraph) -> list[dict]:

@@ -143,7 +143,8 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
             values[n["id"]] = ops.share(n, values.get(n["inputs"][0]) if owner == me else None, names.index(owner))
         elif op == "reveal":
             progress.step("reveal")
-            values[n["id"]] = await reveal_to_receivers(mpc, n, values, receivers)
+            frac = {i: ops.nodes[i].get("frac", 0) for i in n["inputs"]}
+            values[n["id"]] = await reveal_to_receivers(mpc, n, values, receivers, frac)
         elif op == "table":
             if values[n["inputs"][0]] is not None:
                 table = assemble(plan, values[n["inputs"][0]])

@@ -22,15 +22,17 @@ async def exchange_status(mpc, message: dict) -> list[dict]:
     return await mpc.transfer(message)
 
 
-async def reveal_to_receivers(mpc, node: dict, values: dict, receivers: list[int]) -> dict[str, list] | None:
-    """Open the plan's reveal node: returns {node id: per-cell values} at receivers, None elsewhere."""
+async def reveal_to_receivers(mpc, node: dict, values: dict, receivers: list[int],
+                              frac: dict[str, int]) -> dict[str, list] | None:
+    """Open the plan's reveal node: returns {node id: per-cell values} at receivers, None elsewhere.
+    Secret integers holding round(v * 2**frac) are decoded to v after opening."""
     ids = node["inputs"]
     stacked = mpc.np_vstack([values[i].reshape(1, -1) if values[i].ndim == 1 else values[i] for i in ids])
     opened = await mpc.output(stacked, receivers=receivers)
     if mpc.pid not in receivers:
         return None
-    opened = np.asarray(opened, dtype=float).reshape(len(ids), -1)
-    result = {i: [float(v) for v in row] for i, row in zip(ids, opened)}
+    opened = np.asarray(opened, dtype=object).reshape(len(ids), -1)
+    result = {i: [int(v) / 2 ** frac[i] for v in row] for i, row in zip(ids, opened)}
     if _AUDIT_HOOK is not None:
         _AUDIT_HOOK(node, result)
     return result

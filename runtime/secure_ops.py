@@ -1,8 +1,10 @@
-"""Secure ops of the plan, on MPyC secret-shared arrays. Every op is one vectorised call over
-all cells; nothing here awaits, so independent ops overlap their communication rounds.
+"""Secure ops of the plan, on MPyC secret-shared integer arrays (SecInt). Every op is one
+vectorised call over all cells; nothing here awaits, so independent ops overlap their rounds.
 
-The plaintext meaning of each op is `insightql.compiler.oracle.secure_op_plain`; the
-differential tests hold the two to the same results.
+Values are secret integers: counts, sums of scaled decimals, 0/1 flags, and quotients held as
+round(value * 2**frac) (the plan gives each node's `frac`). Comparisons get the bit length the
+plan's bounds allow (`l=`), which is what makes them cheap. The plaintext meaning of every op
+is `insightql.compiler.oracle.secure_op_plain`; differential tests hold the two together.
 """
 from __future__ import annotations
 
@@ -17,17 +19,23 @@ class SecureOps:
     def __init__(self, mpc, plan: dict):
         self.mpc = mpc
         st = plan["secure_type"]
-        self.f = st["f"]
-        self.sf = mpc.SecFxp(st["l"], st["f"])
-        self.si = mpc.SecInt(st["int_bits"] + 2)
+        self.si = mpc.SecInt(st["l"])
+        self.Q = st["frac_bits"]
+        self.P = st["recip_bits"]
         self.cells = plan["cells"]
         self.nodes = {n["id"]: n for n in plan["nodes"]}
 
     # -- helpers --------------------------------------------------------------------------
-    def bits(self, lo: float, hi: float) -> int:
-        """MPyC's `l` for a sign test of a value in [lo, hi] (raw fixed-point encoding)."""
-        m = max(abs(lo), abs(hi), 1)
-        return math.ceil(math.log2(m + 1)) + self.f + 2
+    def raw_range(self, nid: str) -> tuple[int, int]:
+        n = self.nodes[nid]
+        lo, hi = n["bounds"]
+        s = 2 ** n.get("frac", 0)
+        return math.floor(lo * s), math.ceil(hi * s)
+
+    @staticmethod
+    def bits(lo: float, hi: float) -> int:
+        """`l` for a sign test of an integer in [lo, hi]."""
+        return math.ceil(math.log2(max(abs(lo), abs(hi), 1) + 1)) + 2
 
     def lt0(self, x, lo, hi):
         """1 where x < 0, else 0."""
@@ -36,16 +44,21 @@ class SecureOps:
     def eq0(self, x, lo, hi):
         return self.mpc.np_sgn(x, l=self.bits(lo, hi), EQ=True)
 
-    def const(self, value, shape=None):
-        return self.sf.array(np.full(shape or self.cells, value, dtype=object))
+    def const(self, value: int, shape=None):
+        return self.si.array(np.full(shape or self.cells, int(value), dtype=object))
+
+    def trunc(self, x, shift: int):
+        """x / 2**shift rounded (MPyC's probabilistic truncation, error at most 1)."""
+        if shift <= 0:
+            return x * (2 ** -shift)
+        return self.mpc.np_trunc(x, f=shift)
 
     def maximum(self, a, b, lo, hi):
         lt = self.lt0(a - b, lo - hi, hi - lo)  # a < b
         return a + lt * (b - a)
 
-    def minimum(self, a, b, lo, hi):
-        lt = self.lt0(a - b, lo - hi, hi - lo)
-        return b + lt * (a - b)
+    def align(self, x, frac_from: int, frac_to: int):
+        return x * (2 ** (frac_to - frac_from)) if frac_to > frac_from else x
 
     # -- inputs ---------------------------------------------------------------------------
     def share(self, node: dict, matrix: np.ndarray | None, sender: int):
@@ -53,37 +66,23 @@ class SecureOps:
         shape = tuple(node["shape"])
         plain = matrix if matrix is not None else np.zeros(shape, dtype=np.int64)
         assert plain.shape == shape, (plain.shape, shape)
-        return self.mpc.input(self.sf.array(plain.astype(object)), senders=sender)
+        return self.mpc.input(self.si.array(plain.astype(object)), senders=sender)
 
     # -- ops ------------------------------------------------------------------------------
     def run(self, node: dict, args: list, values: dict):
         op, a = node["op"], node["attrs"]
-        lo, hi = node["bounds"]
-        mpc = self.mpc
+        ins = node["inputs"]
+        fr = [self.nodes[i].get("frac", 0) for i in ins]
         if op == "combine":
-            share0 = self.nodes[node["inputs"][0]]
-            r0, r1 = slot_rows(self.nodes[share0["inputs"][0]]["attrs"]["slots"])[a["slot"]]
-            blocks = [values[i][r0:r1] for i in node["inputs"]]
-            if a["how"] == "sum":
-                out = blocks[0]
-                for b in blocks[1:]:
-                    out = out + b
-                return out if r1 - r0 > 1 else out[0]
-            rows = [b[0] for b in blocks]
-            if a["how"] in ("max", "min"):
-                out = rows[0]
-                pick = self.maximum if a["how"] == "max" else self.minimum
-                for r in rows[1:]:
-                    out = pick(out, r, lo, hi)
-                return out
-            return self.top_sum(blocks, a["n"], hi)
+            return self.combine(node, values)
         if op == "ge_const":
-            src = self.nodes[node["inputs"][0]]["bounds"]
-            return 1 - self.lt0(args[0] - a["const"], src[0] - a["const"], src[1] - a["const"])
+            lo, hi = self.raw_range(ins[0])
+            c = a["const"] * 2 ** fr[0]
+            return 1 - self.lt0(args[0] - c, lo - c, hi - c)
         if op == "outside_range":
-            s_lo, s_hi = self.nodes[node["inputs"][0]]["bounds"]
-            below = self.lt0(args[0] - a["low"], s_lo - a["low"], s_hi - a["low"])
-            above = self.lt0(a["high"] - args[0], a["high"] - s_hi, a["high"] - s_lo)
+            lo, hi = self.raw_range(ins[0])
+            below = self.lt0(args[0] - a["low"], lo - a["low"], hi - a["low"])
+            above = self.lt0(a["high"] - args[0], a["high"] - hi, a["high"] - lo)
             return below + above
         if op == "and":
             out = args[0]
@@ -94,59 +93,74 @@ class SecureOps:
             return args[0] + args[1] - args[0] * args[1]
         if op == "not":
             return 1 - args[0]
-        if op == "add":
-            return args[0] + args[1]
-        if op == "sub":
-            return args[0] - args[1]
+        if op in ("add", "sub"):
+            f = max(fr)
+            x, y = self.align(args[0], fr[0], f), self.align(args[1], fr[1], f)
+            return x + y if op == "add" else x - y
         if op == "neg":
             return -args[0]
-        if op in ("mul", "mask"):
+        if op == "mul":
+            return self.trunc(args[0] * args[1], sum(fr) - node["frac"])
+        if op == "mask":
             return args[0] * args[1]
         if op == "mul_const":
             return args[0] * a["const"]
         if op == "const":
             return self.const(a["value"])
         if op == "nonzero":
-            s_lo, s_hi = self.nodes[node["inputs"][0]]["bounds"]
-            return 1 - self.eq0(args[0], s_lo, s_hi)
+            lo, hi = self.raw_range(ins[0])
+            return 1 - self.eq0(args[0], lo, hi)
         if op == "div":
-            guard = args[2]
-            safe = args[1] * guard + (1 - guard)
-            return mpc.np_divide(args[0], safe)
+            return self.divide(node, args, fr)
         if op == "variance":
-            s, sq, n, guard = args
-            n_safe = n * guard + 2 * (1 - guard)
-            mean = mpc.np_divide(s, n_safe)
-            return mpc.np_divide(sq - s * mean, n_safe - 1)
+            return self.variance(node, args)
         if op == "median":
             hist, cnt = args
-            cum = mpc.np_cumsum(hist, axis=0)
-            size = hist.shape[0]
-            total = self.nodes[node["inputs"][1]]["bounds"][1]
-            below = self.lt0(2 * cum - mpc.np_vstack([cnt] * size) if size > 1 else 2 * cum - cnt,
-                             -total, 2 * total)
-            return a["lo_value"] + mpc.np_sum(below, axis=0)
+            cum = self.mpc.np_cumsum(hist, axis=0)
+            total = self.raw_range(ins[1])[1]
+            below = self.lt0(2 * cum - cnt.reshape(1, -1), -total, 2 * total)
+            return a["lo_value"] + self.mpc.np_sum(below, axis=0)
         if op == "dominance":
             top, total = args
             k = int(round(a["k"] * 100))
-            t_hi = self.nodes[node["inputs"][1]]["bounds"][1]
-            over = self.lt0(k * total - 10000 * top, -10000 * t_hi, k * t_hi)
-            return 1 - over
+            t_hi = self.raw_range(ins[1])[1]
+            return 1 - self.lt0(k * total - 10000 * top, -10000 * t_hi, k * t_hi)
         if op == "round_down":
-            return self.round_down(args[0], a["to"])
+            mpc = self.mpc
+            step = a["to"] * 2 ** fr[0]
+            kept = [v - mpc.mod(v, self.si.field(step)) for v in args[0]]
+            return mpc.np_fromlist(kept)
         if op == "compare":
-            s_lo, s_hi = self.nodes[node["inputs"][0]]["bounds"]
-            d = args[0]
-            rel = a["relation"]
+            lo, hi = self.raw_range(ins[0])
+            d, rel = args[0], a["relation"]
             if rel in ("=", "<>"):
-                eq = self.eq0(d, s_lo, s_hi)
+                eq = self.eq0(d, lo, hi)
                 return eq if rel == "=" else 1 - eq
             if rel in ("<", ">="):
-                lt = self.lt0(d, s_lo, s_hi)
+                lt = self.lt0(d, lo, hi)
                 return lt if rel == "<" else 1 - lt
-            gt = self.lt0(-d, -s_hi, -s_lo)
+            gt = self.lt0(-d, -hi, -lo)
             return gt if rel == ">" else 1 - gt
         raise AssertionError(f"unknown secure op {op}")
+
+    def combine(self, node: dict, values: dict):
+        a = node["attrs"]
+        share0 = self.nodes[node["inputs"][0]]
+        r0, r1 = slot_rows(self.nodes[share0["inputs"][0]]["attrs"]["slots"])[a["slot"]]
+        blocks = [values[i][r0:r1] for i in node["inputs"]]
+        lo, hi = node["bounds"]
+        if a["how"] == "sum":
+            out = blocks[0]
+            for b in blocks[1:]:
+                out = out + b
+            return out if r1 - r0 > 1 else out[0]
+        if a["how"] in ("max", "min"):
+            out = blocks[0][0]
+            for b in blocks[1:]:
+                m = self.maximum(out, b[0], lo, hi) if a["how"] == "max" else -self.maximum(-out, -b[0], -hi, -lo)
+                out = m
+            return out
+        return self.top_sum(blocks, a["n"], hi)
 
     def top_sum(self, blocks: list, n: int, hi: float):
         """Sum of the n largest of all parties' top-n candidates per cell (insertion network)."""
@@ -163,9 +177,47 @@ class SecureOps:
             out = out + t
         return out
 
-    def round_down(self, x, to: int):
-        """x - (x mod to) for integral x, via secure integers (MPyC's mod needs a field modulus)."""
-        mpc = self.mpc
-        ints = mpc.convert(list(x), self.si)
-        kept = [v - mpc.mod(v, self.si.field(to)) for v in ints]
-        return mpc.np_fromlist(mpc.convert(kept, self.sf))
+    def reciprocal(self, b, b_hi: int):
+        """round(2**P / b) for integer 1 <= b <= b_hi.
+
+        One vectorised comparison finds b's bit length e, giving x0 = 2**(P-e) with b*x0 in
+        [2**(P-1), 2**P); each Newton step x <- x(2**(P+1) - bx) / 2**P doubles the correct
+        bits, so five steps reach the 32 bits of precision beyond b's size."""
+        mpc, P = self.mpc, self.P
+        L = max(1, math.ceil(math.log2(b_hi + 1)))
+        x = self.const(2 ** (P - 1), b.shape[0])
+        if L > 1:
+            thresholds = np.array([[2 ** j] for j in range(1, L)], dtype=object)
+            diff = mpc.np_vstack([b.reshape(1, -1)] * (L - 1)) - self.si.array(
+                np.broadcast_to(thresholds, (L - 1, b.shape[0])).copy())
+            at_least = 1 - self.lt0(diff, -(2 ** L), 2 ** L)  # row j-1: b >= 2^j
+            for j in range(1, L):
+                x = x - at_least[j - 1] * (2 ** (P - j - 1))
+        for _ in range(5):
+            x = self.trunc(x * (2 ** (P + 1) - b * x), P)
+        return x
+
+    def safe_denominator(self, b, guard, lo: int, hi: int):
+        """(|b| or 1 where the guard is off, sign flag) so the reciprocal is always defined."""
+        b = b * guard + (1 - guard)
+        if lo >= 0:
+            return b, None
+        neg = self.lt0(b, lo, hi)
+        return b - 2 * neg * b, neg
+
+    def divide(self, node: dict, args: list, fr: list[int]):
+        num, den = args[0], args[1]
+        guard = args[2] if len(args) > 2 else self.const(1)
+        lo, hi = self.raw_range(node["inputs"][1])
+        b, neg = self.safe_denominator(den, guard, lo, hi)
+        r = self.reciprocal(b, max(abs(lo), abs(hi), 1))
+        q = self.trunc(num * r, self.P + fr[0] - fr[1] - node["frac"])
+        return q if neg is None else q - 2 * neg * q
+
+    def variance(self, node: dict, args: list):
+        s, sq, n, guard = args
+        n_hi = max(self.raw_range(node["inputs"][2])[1], 2)
+        n_safe = n * guard + 2 * (1 - guard)
+        mean = self.trunc(s * self.reciprocal(n_safe, n_hi), self.P - self.Q)  # frac Q
+        num = sq * (2 ** self.Q) - s * mean  # frac Q
+        return self.trunc(num * self.reciprocal(n_safe - 1, n_hi), self.P)
