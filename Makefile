@@ -16,8 +16,8 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/iq run examples/victims_by_exploitation.iq --catalog examples/catalog.toml \
-	  --data police=examples/data/police.csv --data ngo=examples/data/ngo.csv \
-	  --data helpline=examples/data/helpline.csv
+	  --data police=examples/data/police_victims.csv --data ngo=examples/data/ngo_clients.csv \
+	  --data helpline=examples/data/helpline_reports.csv
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -57,10 +57,21 @@ def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet:
     errors = _wait_all(procs, timeout + 30, quiet)
     failed = {n: e for n, (code, e) in errors.items() if code != 0}
     if failed:
-        raise LaunchError("\n".join(f"party {n} failed:\n{e.strip()}" for n, e in failed.items()))
+        raise LaunchError(_failure_report(failed))
     first = plan["receivers"][0]
     table = table_from_json((work / f"{first}.json").read_text(encoding="utf-8"))
     return table, {n: e for n, (c, e) in errors.items()}
+
+
+def _failure_report(failed: dict[str, str]) -> str:
+    """One block per failed party: its error lines (or its last lines if it crashed)."""
+    out = []
+    for name, err in failed.items():
+        lines = [l for l in err.splitlines() if l.startswith(("error", "iq:", "  "))]
+        if not any(l.startswith(("error", "iq:")) for l in lines):
+            lines = err.strip().splitlines()[-8:]
+        out.append(f"party {name} failed:\n" + "\n".join("  " + l for l in lines))
+    return "\n".join(out)
 
 
 def _wait_all(procs: dict, timeout: float, quiet: bool) -> dict[str, tuple[int, str]]:
