@@ -1,0 +1,360 @@
+"""Cost model of a plan: what each secure node costs on MPyC, computed from the plan alone.
+
+For every node: secure multiplications (elements reshared), comparisons (elements and the bit
+length `l` the runtime passes to `np_sgn`), truncations, communication rounds, and the bytes
+each party sends. It mirrors, call by call, what `runtime/secure_ops.py` asks of MPyC 0.11 with
+Shamir sharing among m parties at threshold t = (m-1)//2:
+
+* `input` from P: P sends its share vector to the m-1 others;
+* `output` at threshold t (opening c in a comparison, a truncation, the reveal): every party
+  sends its share to its t successors (the reveal: to the receivers among them);
+* opening at threshold 2t (squares of random bits, the public zero test): to 2t successors;
+* reshare after a secure x secure product: 2t+1 of the m parties, chosen by a hash of MPyC's
+  program counter, send to the m-1 others. Which ones is not predictable from the plan, so a
+  party's figure is the expectation (2t+1)/m of it; `spread` gives the range.
+
+A message is a pickled numpy object array: 12 bytes of frame, about 147 bytes of pickle header
+and, per element, the pickled size of a uniform field element (2 + its byte length). The
+constants were calibrated against `bytes sent` of real runs (spec/plan.md, "Cost model").
+The compiler never imports MPyC, so the field size is MPyC's rule for SecInt(l): l + 32 bits.
+"""
+from __future__ import annotations
+
+import math
+import pickle
+from collections import defaultdict
+
+FRAME = 12                  # MPyC message frame: program counter (8) + length (4)
+PICKLE_HEADER = 145         # pickled 1-D numpy object array without shape and elements
+SHUTDOWN_PAYLOAD = 5        # mpc.shutdown(): every party transfers its pid to every other
+FIELD_EXTRA_BITS = 32       # MPyC SecInt(l) works in a prime field of l + 32 bits (k = 30)
+NEWTON_STEPS = 5            # runtime reciprocal: Newton iterations
+
+
+# -- primitive costs ---------------------------------------------------------------------
+class Tally:
+    """Communication events of one node: lists of element counts per kind of call."""
+
+    def __init__(self):
+        self.open_t: list[int] = []     # output at threshold t to all parties
+        self.open_2t: list[int] = []    # output at threshold 2t to all parties
+        self.reshare: list[int] = []    # products of two secret vectors
+        self.inputs: list[tuple[str, int]] = []
+        self.reveal: list[tuple[list[str], int]] = []
+        self.scalar_open_t: list[int] = []  # MPyC's scalar (list) protocols: fixed-width ints
+        self.scalar_open_2t: list[int] = []
+        self.scalar_reshare: list[int] = []
+        self.comparisons: list[dict] = []
+        self.truncations: list[dict] = []
+        self.rounds = 0
+
+    def lt0(self, n: int, l: int):
+        """np_sgn(LT=True): l+1 random bits, open c, product tree over l+1 rows, zero test."""
+        self.comparisons.append({"kind": "lt", "elements": n, "l": l})
+        self.open_2t.append((l + 1) * n)
+        self.open_t.append(n)
+        self._tree(l + 1, n)
+        self.open_2t.append(n)
+        self.rounds += 3 + math.ceil(math.log2(l + 1))
+
+    def eq0(self, n: int, l: int):
+        """np_sgn(EQ=True): l random bits, open c, product tree over l rows."""
+        self.comparisons.append({"kind": "eq", "elements": n, "l": l})
+        self.open_2t.append(l * n)
+        self.open_t.append(n)
+        self._tree(l, n)
+        self.rounds += 2 + math.ceil(math.log2(max(l, 1)))
+
+    def _tree(self, rows: int, n: int):
+        while rows > 1:
+            k = rows // 2
+            self.reshare.append(k * n)
+            rows -= k
+
+    def mul(self, n: int):
+        self.reshare.append(n)
+        self.rounds += 1
+
+    def trunc(self, n: int, f: int):
+        """np_trunc(f): f random bits per element, one opening."""
+        if f <= 0:
+            return
+        self.truncations.append({"elements": n, "f": f})
+        self.open_2t.append(f * n)
+        self.open_t.append(n)
+        self.rounds += 2
+
+    @property
+    def mults(self) -> int:
+        return sum(self.reshare) + sum(self.scalar_reshare)
+
+
+def bits(lo: float, hi: float) -> int:
+    """The runtime's `l` for a sign test of an integer in [lo, hi] (SecureOps.bits)."""
+    return math.ceil(math.log2(max(abs(lo), abs(hi), 1) + 1)) + 2
+
+
+def element_bytes(field_bits: int) -> float:
+    """Expected pickled size of a uniform element of a prime field just below 2**field_bits."""
+    return 2 + sum(2.0 ** -j * (((field_bits - j + 1) >> 3) + 1) for j in range(1, 64))
+
+
+def message_bytes(n: int, eb: float) -> float:
+    """One pickled numpy object array of n field elements, with MPyC's frame."""
+    shape = 2 if n < 256 else 3 if n < 65536 else 5
+    body = PICKLE_HEADER + shape + n * eb + 2 * math.ceil(n / 1000)
+    return FRAME + body + 9 * (body // 65536)
+
+
+# -- per-op tallies (mirror of runtime/secure_ops.py) --------------------------------------
+class _Model:
+    def __init__(self, plan: dict):
+        self.plan = plan
+        self.nodes = {n["id"]: n for n in plan["nodes"]}
+        self.cells = plan["cells"]
+        st = plan["secure_type"]
+        self.P = st.get("recip_bits", 0)
+        self.Q = st.get("frac_bits", 0)
+
+    def raw_range(self, nid: str) -> tuple[int, int]:
+        n = self.nodes[nid]
+        lo, hi = n["bounds"]
+        s = 2 ** n.get("frac", 0)
+        return math.floor(lo * s), math.ceil(hi * s)
+
+    def maximum(self, t: Tally, n: int, lo: float, hi: float):
+        t.lt0(n, bits(lo - hi, hi - lo))
+        t.mul(n)
+
+    def reciprocal(self, t: Tally, n: int, b_hi: float):
+        L = max(1, math.ceil(math.log2(b_hi + 1)))
+        if L > 1:
+            t.lt0((L - 1) * n, bits(-(2 ** L), 2 ** L))
+        for _ in range(NEWTON_STEPS):
+            t.mul(n)
+            t.mul(n)
+            t.trunc(n, self.P)
+
+    def tally(self, node: dict) -> Tally:
+        t = Tally()
+        op, a, ins, c = node["op"], node["attrs"], node["inputs"], self.cells
+        fr = [self.nodes[i].get("frac", 0) for i in ins if i in self.nodes]
+        if op == "share":
+            t.inputs.append((a["party"], math.prod(node["shape"])))
+            t.rounds = 1
+        elif op == "reveal":
+            t.reveal.append((list(a["to"]), math.prod(node["shape"])))
+            t.rounds = 1
+        elif op == "combine":
+            lo, hi = node["bounds"]
+            if a["how"] in ("max", "min"):
+                for _ in ins[1:]:
+                    self.maximum(t, c, lo, hi)
+            elif a["how"] == "top_sum":
+                for _ in ins[1:]:
+                    for _ in range(a["n"] * a["n"]):
+                        self.maximum(t, c, 0, hi)
+        elif op == "ge_const":
+            lo, hi = self.raw_range(ins[0])
+            k = a["const"] * 2 ** fr[0]
+            t.lt0(c, bits(lo - k, hi - k))
+        elif op == "outside_range":
+            lo, hi = self.raw_range(ins[0])
+            t.lt0(c, bits(lo - a["low"], hi - a["low"]))
+            t.lt0(c, bits(a["high"] - hi, a["high"] - lo))
+            t.rounds //= 2  # the two tests run side by side
+        elif op == "and":
+            for _ in ins[1:]:
+                t.mul(c)
+        elif op in ("or", "mask"):
+            t.mul(c)
+        elif op == "mul":
+            t.mul(c)
+            t.trunc(c, sum(fr) - node.get("frac", 0))
+        elif op == "nonzero":
+            t.eq0(c, bits(*self.raw_range(ins[0])))
+        elif op == "compare":
+            lo, hi = self.raw_range(ins[0])
+            (t.eq0 if a["relation"] in ("=", "<>") else t.lt0)(c, bits(lo, hi))
+        elif op == "dominance":
+            k = int(round(a["k"] * 100))
+            t_hi = self.raw_range(ins[1])[1]
+            t.lt0(c, bits(-10000 * t_hi, k * t_hi))
+        elif op == "median":
+            size = self.nodes[ins[0]]["shape"][0]
+            total = self.raw_range(ins[1])[1]
+            t.lt0(size * c, bits(-total, 2 * total))
+        elif op == "div":
+            lo, hi = self.raw_range(ins[1])
+            t.mul(c)  # denominator * guard
+            if lo < 0:
+                t.lt0(c, bits(lo, hi))
+                t.mul(c)
+            self.reciprocal(t, c, max(abs(lo), abs(hi), 1))
+            t.mul(c)
+            t.trunc(c, self.P + fr[0] - fr[1] - node.get("frac", 0))
+            if lo < 0:
+                t.mul(c)
+        elif op == "variance":
+            n_hi = max(self.raw_range(ins[2])[1], 2)
+            t.mul(c)  # n * guard
+            self.reciprocal(t, c, n_hi)
+            t.mul(c)
+            t.trunc(c, self.P - self.Q)
+            t.mul(c)  # s * mean
+            self.reciprocal(t, c, n_hi)
+            t.mul(c)
+            t.trunc(c, self.P)
+        elif op == "round_down":
+            self.round_down(t, node, fr[0])
+        return t
+
+    def round_down(self, t: Tally, node: dict, frac: int):
+        """Per cell, MPyC's scalar `mod` by a public step (a la GMS10): random bits by
+        rejection sampling (expected attempts for the step), one opening, a scalar comparison
+        (product of k+1 elements, public zero test)."""
+        step = node["attrs"]["to"] * 2 ** frac
+        k = (step - 1).bit_length()
+        reject = _rejection_rate(step)
+        for _ in range(self.cells):
+            draws = k / (1 - reject) if reject < 1 else k
+            t.scalar_open_2t += [1] * round(draws)  # random bits, one call per bit batch
+            t.scalar_reshare += [1] * max(0, round((k - 1) / (1 - reject)))
+            t.scalar_open_t += [1] * max(0, round((k - 1) / (1 - reject)))
+            t.scalar_open_t.append(1)           # a + r, opened
+            t.scalar_open_2t.append(1)          # signed random bit
+            t.scalar_reshare += [1] * k         # product of k+1 elements
+            t.scalar_open_2t.append(1)          # public zero test
+        t.rounds += 2 * k + 6
+
+
+def _rejection_rate(n: int) -> float:
+    """Probability that MPyC's _randbelow(n) restarts a draw of (n-1).bit_length() bits."""
+    k = (n - 1).bit_length()
+    return 1 - n / 2 ** k if n & (n - 1) else 0.0
+
+
+# -- per party bytes ----------------------------------------------------------------------
+def _successors(pid: int, m: int, threshold: int) -> list[int]:
+    return [q for q in range(m) if 0 < (q - pid) % m <= threshold]
+
+
+def party_bytes(t: Tally, parties: list[str], field_bits: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Expected bytes each party sends for one node's calls, and the reshare part of it."""
+    m = len(parties)
+    th = (m - 1) // 2
+    eb = element_bytes(field_bits)
+    width = (field_bits + 7) // 8
+    out, resh = {}, {}
+    for pid, p in enumerate(parties):
+        b = sum(min(th, m - 1) * message_bytes(n, eb) for n in t.open_t)
+        b += sum(min(2 * th, m - 1) * message_bytes(n, eb) for n in t.open_2t)
+        b += sum(min(th, m - 1) * (FRAME + width * n) for n in t.scalar_open_t)
+        b += sum(min(2 * th, m - 1) * (FRAME + width * n) for n in t.scalar_open_2t)
+        share = (2 * th + 1) / m * (m - 1) if th else 0
+        r = sum(share * message_bytes(n, eb) for n in t.reshare)
+        r += sum(share * (FRAME + width * n) for n in t.scalar_reshare)
+        b += r
+        for sender, n in t.inputs:
+            if sender == p:
+                b += (m - 1) * message_bytes(n, eb)
+        for to, n in t.reveal:
+            idx = [parties.index(x) for x in to if x in parties]
+            b += sum(1 for q in _successors(pid, m, th) if q in idx) * message_bytes(n, eb)
+        out[p], resh[p] = b, r
+    return out, resh
+
+
+def fixed_bytes(plan: dict) -> dict[str, int]:
+    """Bytes outside the plan's nodes: the status exchange before sharing and the shutdown."""
+    m = len(plan["parties"])
+    out = {}
+    for p in plan["parties"]:
+        status = pickle.dumps({"party": p, "plan_hash": plan["hash"], "ok": True, "problem": None})
+        out[p] = (m - 1) * (FRAME + len(status)) + (m - 1) * (FRAME + SHUTDOWN_PAYLOAD)
+    return out
+
+
+# -- the estimate -------------------------------------------------------------------------
+def estimate(plan: dict) -> dict:
+    """Per node and total cost of a plan; see the module docstring for the model."""
+    model = _Model(plan)
+    parties = list(plan["parties"])
+    st = plan["secure_type"]
+    field_bits = st.get("l", 64) + FIELD_EXTRA_BITS
+    nodes, depth = {}, {}
+    totals = defaultdict(float)
+    per_party = defaultdict(float, {p: float(b) for p, b in fixed_bytes(plan).items()})
+    reshare_part = defaultdict(float)
+    for n in plan["nodes"]:
+        t = model.tally(n) if n["placement"] in ("secure", "reveal") or n["op"] == "share" else Tally()
+        by_party, resh = party_bytes(t, parties, field_bits)
+        start = max((depth[i] for i in n["inputs"] if i in depth), default=1)  # 1: status exchange
+        depth[n["id"]] = start + t.rounds
+        nodes[n["id"]] = {
+            "op": n["op"],
+            "placement": n["placement"],
+            "mults": t.mults,
+            "comparisons": t.comparisons,
+            "comparison_elements": sum(x["elements"] for x in t.comparisons),
+            "comparison_bits": sum(x["elements"] * x["l"] for x in t.comparisons),
+            "truncations": sum(x["elements"] for x in t.truncations),
+            "inputs": sum(x[1] for x in t.inputs),
+            "opened": sum(t.open_t) + sum(t.open_2t) + sum(t.scalar_open_t) + sum(t.scalar_open_2t),
+            "revealed": sum(x[1] for x in t.reveal),
+            "rounds": t.rounds,
+            "bytes": {p: round(b) for p, b in by_party.items()},
+        }
+        for k in ("mults", "comparison_elements", "comparison_bits", "truncations", "inputs", "revealed"):
+            totals[k] += nodes[n["id"]][k]
+        for p in parties:
+            per_party[p] += by_party[p]
+            reshare_part[p] += resh[p]
+    m = len(parties)
+    th = (m - 1) // 2
+    frac = (2 * th + 1) / m if th else 1
+    spread = {p: [round(per_party[p] - reshare_part[p]), round(per_party[p] - reshare_part[p] + reshare_part[p] / frac)]
+              for p in parties}
+    return {
+        "parties": m,
+        "threshold": th,
+        "field_bits": field_bits,
+        "nodes": nodes,
+        "totals": {
+            "mults": int(totals["mults"]),
+            "comparisons": int(totals["comparison_elements"]),
+            "comparison_bits": int(totals["comparison_bits"]),
+            "truncations": int(totals["truncations"]),
+            "inputs": int(totals["inputs"]),
+            "revealed": int(totals["revealed"]),
+            "rounds": max(depth.values(), default=0) + 1,  # + shutdown
+            "bytes_per_party": {p: round(per_party[p]) for p in parties},
+            "bytes_spread": spread,
+            "bytes_total": round(sum(per_party.values())),
+        },
+    }
+
+
+def cost_line(c: dict) -> str:
+    """One line for a node's cost in `iq explain`."""
+    parts = []
+    if c["inputs"]:
+        parts.append(f"shares {c['inputs']}")
+    if c["comparisons"]:
+        parts.append("cmp " + ", ".join(f"{x['elements']}x{x['kind']}(l={x['l']})" for x in c["comparisons"]))
+    if c["mults"]:
+        parts.append(f"mult {c['mults']}")
+    if c["truncations"]:
+        parts.append(f"trunc {c['truncations']}")
+    if c["revealed"]:
+        parts.append(f"reveals {c['revealed']}")
+    if c["rounds"]:
+        parts.append(f"{c['rounds']} rounds")
+    b = c["bytes"].values()
+    if any(b):
+        parts.append(f"~{_kb(max(b))} sent per party")
+    return "; ".join(parts) if parts else "no communication"
+
+
+def _kb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{n:.0f} B"
