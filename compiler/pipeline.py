@@ -13,6 +13,7 @@ from .circuit import CircuitBuilder, PlanError
 from .diagnostics import Diagnostic, DiagnosticError, Source, has_errors
 from .disclosure import EffectivePolicy, check_disclosure
 from .logical import to_logical
+from .passes import optimise
 from .plan_io import make_plan
 from .syntax import parse
 
@@ -66,6 +67,7 @@ def compile_source(text: str, name: str, catalog: Catalog) -> CompileResult:
     builder = CircuitBuilder(lp, catalog)
     try:
         builder.build()
+        optimise(builder.g)
     except PlanError as e:
         res.diagnostics += _attach([e.diag], res.source)
         return res

@@ -123,6 +123,10 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
             msgs.append(f"parties run different plans ({', '.join(mismatch)} differ from {me}'s plan hash)")
         raise RunAborted("; ".join(msgs) + " -- no data was shared")
     ops = SecureOps(mpc, plan)
+    batches: dict[str, list[dict]] = {}
+    for n in plan["nodes"]:
+        if "batch" in n["attrs"]:
+            batches.setdefault(n["attrs"]["batch"], []).append(n)
     values: dict = {}
     receivers = [names.index(r) for r in plan["receivers"]]
     table = None
@@ -148,6 +152,9 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
         elif op == "table":
             if values[n["inputs"][0]] is not None:
                 table = assemble(plan, values[n["inputs"][0]])
+        elif "batch" in n["attrs"]:
+            if n["id"] not in values:  # the batch's first member computes every member
+                values.update(ops.run_batch(batches[n["attrs"]["batch"]], values))
         else:
             from insightql.compiler.oracle import secure_inputs
             values[n["id"]] = ops.run(n, [values[i] for i in secure_inputs(n)], values)

@@ -37,12 +37,25 @@ class SecureOps:
         """`l` for a sign test of an integer in [lo, hi]."""
         return math.ceil(math.log2(max(abs(lo), abs(hi), 1) + 1)) + 2
 
-    def lt0(self, x, lo, hi):
-        """1 where x < 0, else 0."""
-        return self.mpc.np_sgn(x, l=self.bits(lo, hi), LT=True)
+    def lt0(self, x, lo, hi, l: int | None = None):
+        """1 where x < 0, else 0 (l: the plan's bit length for this test, if annotated)."""
+        return self.mpc.np_sgn(x, l=l or self.bits(lo, hi), LT=True)
 
-    def eq0(self, x, lo, hi):
-        return self.mpc.np_sgn(x, l=self.bits(lo, hi), EQ=True)
+    def eq0(self, x, lo, hi, l: int | None = None):
+        return self.mpc.np_sgn(x, l=l or self.bits(lo, hi), EQ=True)
+
+    def run_batch(self, members: list[dict], values: dict) -> dict:
+        """Threshold tests of one batch (compiler/passes/batching.py) in one vectorised call."""
+        mpc = self.mpc
+        rows, l = [], 1
+        for n in members:
+            x = values[n["inputs"][0]]
+            c = n["attrs"]["const"] * 2 ** self.nodes[n["inputs"][0]].get("frac", 0)
+            rows.append((x - c).reshape(1, -1))
+            lo, hi = self.raw_range(n["inputs"][0])
+            l = max(l, n["attrs"].get("l") or self.bits(lo - c, hi - c))
+        below = mpc.np_sgn(mpc.np_vstack(rows), l=l, LT=True)
+        return {n["id"]: 1 - below[k] for k, n in enumerate(members)}
 
     def const(self, value: int, shape=None):
         return self.si.array(np.full(shape or self.cells, int(value), dtype=object))
@@ -78,11 +91,11 @@ class SecureOps:
         if op == "ge_const":
             lo, hi = self.raw_range(ins[0])
             c = a["const"] * 2 ** fr[0]
-            return 1 - self.lt0(args[0] - c, lo - c, hi - c)
+            return 1 - self.lt0(args[0] - c, lo - c, hi - c, a.get("l"))
         if op == "outside_range":
             lo, hi = self.raw_range(ins[0])
-            below = self.lt0(args[0] - a["low"], lo - a["low"], hi - a["low"])
-            above = self.lt0(a["high"] - args[0], a["high"] - hi, a["high"] - lo)
+            below = self.lt0(args[0] - a["low"], lo - a["low"], hi - a["low"], a.get("l"))
+            above = self.lt0(a["high"] - args[0], a["high"] - hi, a["high"] - lo, a.get("l"))
             return below + above
         if op == "and":
             out = args[0]
