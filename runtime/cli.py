@@ -194,7 +194,7 @@ def cmd_run(args) -> int:
         return 1
     data = _data_map(args.data, res.plan)
     try:
-        table, _ = launch_local(res.plan, cat_path, data, quiet=args.quiet, timeout=args.timeout)
+        table, _ = launch_local(res.plan, cat_path, data, quiet=args.quiet, timeout=args.timeout, tls=args.tls)
     except LaunchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -299,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="also write the result to a .csv or .json file")
     r.add_argument("--quiet", action="store_true")
     r.add_argument("--timeout", type=float, default=900)
+    r.add_argument("--tls", action="store_true", help="mutual TLS between the parties, with a throw-away test CA")
     r.set_defaults(fn=cmd_run)
 
     pp = sub.add_parser("party", help="run one party of a plan")

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ class LaunchError(Exception):
 
 def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet: bool = False,
                  timeout: float = 900, workdir: Path | None = None, allow_fewer: bool = False,
-                 env: dict | None = None) -> tuple[ResultTable | None, dict[str, str]]:
+                 env: dict | None = None, tls: bool = False) -> tuple[ResultTable | None, dict[str, str]]:
     """Run every party of `plan` as a local process. `data` maps dataset -> CSV path.
 
     Returns the table received by the first receiver and each party's stderr text."""
@@ -33,7 +34,12 @@ def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet:
     work.mkdir(parents=True, exist_ok=True)
     plan_path = work / "plan.json"
     plan_path.write_text(dump_plan(plan), encoding="utf-8")
-    config = free_loopback_config(plan["parties"])
+    tls_dir = None
+    if tls:  # a throw-away test CA and one certificate per party, as `iq certs` makes
+        from .certs import make_test_pki
+        tls_dir = work / "certs"
+        make_test_pki(tls_dir, plan["parties"])
+    config = free_loopback_config(plan["parties"], tls_dir=tls_dir)
     parties_path = work / "parties.toml"
     parties_path.write_text(config.to_toml(), encoding="utf-8")
     owners = {d: v["owner"] for d, v in plan["datasets"].items()}
@@ -75,22 +81,47 @@ def _failure_report(failed: dict[str, str]) -> str:
 
 
 def _wait_all(procs: dict, timeout: float, quiet: bool) -> dict[str, tuple[int, str]]:
+    """Wait for every party, echoing progress lines live; after a failure the others get a
+    short grace period to stop on their own, then everything left is killed."""
+    logs: dict[str, list[str]] = {n: [] for n in procs}
+    lock = threading.Lock()
+
+    def pump(name, stream):
+        for line in stream:
+            with lock:
+                logs[name].append(line)
+                if not quiet and line.startswith("[") and " timings:" not in line:
+                    sys.stderr.write(line)
+                    sys.stderr.flush()
+
+    readers = [threading.Thread(target=pump, args=(n, p.stderr), daemon=True) for n, p in procs.items()]
+    for t in readers:
+        t.start()
     deadline = time.monotonic() + timeout
     out = {}
-    for name, p in procs.items():
-        try:
-            _, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            for q in procs.values():
-                _kill(q)
-            _, err = p.communicate()
-            err += f"\n(killed after {timeout:.0f} s)"
-        out[name] = (p.returncode, err)
-        if p.returncode != 0:  # one party failed: give the others a short grace period to stop on their own
-            deadline = min(deadline, time.monotonic() + 30)
-        if not quiet:
-            sys.stderr.write("".join(line + "\n" for line in err.splitlines() if line.startswith("[")))
-    return out
+    pending = dict(procs)
+    while pending:
+        for name, p in list(pending.items()):
+            if p.poll() is not None:
+                del pending[name]
+                out[name] = p.returncode
+                if p.returncode != 0:
+                    deadline = min(deadline, time.monotonic() + 30)
+        if pending and time.monotonic() > deadline:
+            for name, p in pending.items():
+                _kill(p)
+                p.wait()
+                out[name] = p.returncode
+                logs[name].append(f"(killed after waiting {timeout:.0f} s)\n")
+            pending = {}
+        time.sleep(0.05)
+    for t in readers:
+        t.join(timeout=5)
+    if not quiet:
+        summary = [line for n in procs for line in logs[n] if " timings:" in line]
+        if summary:
+            sys.stderr.write("timings per party:\n" + "".join("  " + line for line in summary))
+    return {n: (out[n], "".join(logs[n])) for n in procs}
 
 
 def _kill(p: subprocess.Popen):
