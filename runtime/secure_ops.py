@@ -141,7 +141,7 @@ class SecureOps:
         if op == "round_down":
             mpc = self.mpc
             step = a["to"] * 2 ** fr[0]
-            kept = [v - mpc.mod(v, self.si.field(step)) for v in args[0]]
+            kept = [v - mpc.mod(v, self.si(step)) for v in args[0]]  # mod wants a secure-typed public divisor
             return mpc.np_fromlist(kept)
         if op == "compare":
             lo, hi = self.raw_range(ins[0])
