@@ -1,0 +1,153 @@
+"""Shared fixtures and helpers of the runtime acceptance tests.
+
+* the `mpc` marker: tests that start real MPyC party processes (CPU heavy; `-m "not mpc"` skips them);
+* `corpus_data`: one session-wide folder of random CSVs, one per dataset of the corpus catalog;
+* helpers to compile a query, run the plaintext oracle, run real parties (at most two runs at a
+  time, whatever the threads) and compare the two result tables cell by cell.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from insightql.compiler.catalog import Catalog, load_catalog
+from insightql.compiler.oracle import run_plan_plaintext
+from insightql.compiler.pipeline import compile_source
+from insightql.compiler.results import ResultTable, Suppressed
+from insightql.runtime.data_loader import load_dataset
+
+from randdata import random_rows, write_csv
+
+TESTS = Path(__file__).resolve().parent
+CATALOG = TESTS / "corpus" / "catalog.toml"
+CATALOG5 = TESTS / "catalog5.toml"
+CORPUS_ROWS = 250  # per dataset: small, so a run takes seconds, yet cells of size around k occur
+MPC_TIMEOUT = 120  # seconds for one run of all parties (the parties' own watchdog)
+AVG_REL = 1e-3  # averages and variances: fixed-point results within this relative error
+
+_MPC_SLOTS = threading.BoundedSemaphore(2)  # never more than two runs of parties at once
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "mpc: starts real MPyC party processes (slow, CPU heavy)")
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def corpus_catalog() -> Catalog:
+    return load_catalog(CATALOG)
+
+
+@pytest.fixture(scope="session")
+def corpus_data(tmp_path_factory, corpus_catalog) -> dict[str, str]:
+    """{dataset: csv path} with CORPUS_ROWS random rows per dataset of the corpus catalog."""
+    folder = tmp_path_factory.mktemp("corpus-data")
+    rng = np.random.default_rng(20240611)
+    return {name: str(write_csv(folder / f"{name}.csv", ds, random_rows(ds, CORPUS_ROWS, rng)))
+            for name, ds in corpus_catalog.datasets.items()}
+
+
+@pytest.fixture(scope="session")
+def mpc_pool():
+    """Runs of parties in the background, two at a time, so a module can queue all its runs."""
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mpc")
+    yield pool
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def compile_plan(text: str, catalog: Catalog, name: str = "q.iq") -> dict:
+    res = compile_source(text, name, catalog)
+    if res.plan is None:
+        raise AssertionError("query does not compile:\n" + "\n".join(d.render() for d in res.diagnostics)
+                             + "\n" + text)
+    return res.plan
+
+
+def load_tables(plan: dict, catalog: Catalog, data: dict[str, str]) -> dict:
+    tables = {}
+    for n in plan["nodes"]:
+        if n["op"] == "load":
+            d = n["attrs"]["dataset"]
+            tables[d] = load_dataset(data[d], d, catalog.datasets[d], n["attrs"]["columns"])
+    return tables
+
+
+def oracle_result(plan: dict, catalog: Catalog, data: dict[str, str]) -> ResultTable:
+    return run_plan_plaintext(plan, load_tables(plan, catalog, data))
+
+
+def run_mpc(plan: dict, data: dict[str, str], catalog_path: Path = CATALOG, **kw) -> ResultTable:
+    """One real run of every party (one OS process each); retried once if a port was taken
+    between choosing it and listening on it (another test's run)."""
+    from insightql.runtime.launcher import LaunchError, launch_local
+
+    kw.setdefault("timeout", MPC_TIMEOUT)
+    with _MPC_SLOTS:
+        for attempt in range(2):
+            try:
+                table, _ = launch_local(plan, catalog_path, data, quiet=True, **kw)
+                return table
+            except LaunchError as e:
+                if attempt == 0 and "is in use" in str(e):
+                    continue
+                raise
+    raise AssertionError("unreachable")
+
+
+def submit_mpc(pool: ThreadPoolExecutor, plan: dict, data: dict[str, str], **kw) -> Future:
+    return pool.submit(run_mpc, plan, data, **kw)
+
+
+def exact_outputs(plan: dict) -> dict[str, bool]:
+    """Per value column: True when it is a count or sum (combine -> mask [-> round_down]),
+    which MPC must reproduce exactly; False for quotients (AVG, VAR, ...), compared approximately."""
+    nodes = {n["id"]: n for n in plan["nodes"]}
+    table = next(n for n in plan["nodes"] if n["op"] == "table")
+    out = {}
+    for o in table["attrs"]["outputs"]:
+        if o["kind"] != "value":
+            continue
+        nid = o["value"]
+        while nodes[nid]["op"] in ("mask", "round_down"):
+            nid = nodes[nid]["inputs"][0]
+        out[o["name"]] = nodes[nid]["op"] == "combine"
+    return out
+
+
+def _cell_equal(got, want, exact: bool, rounded: int | None) -> bool:
+    if isinstance(got, Suppressed) or isinstance(want, Suppressed):
+        return isinstance(got, Suppressed) and isinstance(want, Suppressed) and got.reason == want.reason
+    if got is None or want is None or isinstance(want, (str, bool)):
+        return got == want
+    if exact:
+        return got == want
+    slack = 10.0 ** -rounded if rounded is not None else 0.0  # ROUND() after a tiny error may flip a digit
+    return math.isclose(got, want, rel_tol=AVG_REL, abs_tol=1e-6 + slack)
+
+
+def assert_same_result(plan: dict, got: ResultTable, want: ResultTable) -> None:
+    """MPC result == oracle result: same columns and rows, counts and sums exact, quotients within
+    AVG_REL, suppressed cells suppressed in both for the same reason."""
+    assert got.columns == want.columns
+    table = next(n for n in plan["nodes"] if n["op"] == "table")
+    outputs = table["attrs"]["outputs"]
+    exact = exact_outputs(plan)
+    g_rows, w_rows = got.rows, want.rows
+    approx_order = any(not exact.get(outputs[i]["name"], True) for i, _ in table["attrs"]["order_by"])
+    if approx_order and table["attrs"]["limit"] is None:  # near-ties of quotients may swap: compare by keys
+        keys = [i for i, o in enumerate(outputs) if o["kind"] == "key"]
+        g_rows = sorted(g_rows, key=lambda r: [str(r[i]) for i in keys])
+        w_rows = sorted(w_rows, key=lambda r: [str(r[i]) for i in keys])
+    assert len(g_rows) == len(w_rows), f"{len(g_rows)} rows from MPC, {len(w_rows)} from the oracle"
+    for r, (g, w) in enumerate(zip(g_rows, w_rows)):
+        for o, gv, wv in zip(outputs, g, w):
+            rounded = o["round"]["round"] if o.get("round") else None
+            ok = _cell_equal(gv, wv, exact.get(o["name"], True), rounded)
+            assert ok, f"row {r} column {o['name']}: MPC {gv!r} != oracle {wv!r}\nMPC row {g}\noracle row {w}"
+    assert got.notes == want.notes
