@@ -513,7 +513,7 @@ def _const(e):
         return int(e.value) if e.kind == "int" else float(e.value)
     if isinstance(e, A.UnaryOp) and e.op == "neg":
         v = _const(e.operand)
-        return -v if v is not None else None
+        return -v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
     if isinstance(e, A.Literal):
         return e.value
     return None

@@ -146,7 +146,8 @@ class _ToAst(Transformer):
         return A.OrderItem(items[0], desc, span=self._span(meta))
 
     def limit_clause(self, meta, items):
-        return ("limit", int(items[1]))
+        value = self.int_lit(meta, [items[1]]).value
+        return ("limit", value if value is not None else 0)
 
     def or_(self, meta, items):
         return A.BinOp("or", items[0], items[2], span=self._span(meta))
