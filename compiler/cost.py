@@ -349,10 +349,13 @@ def cost_line(c: dict) -> str:
     if c["revealed"]:
         parts.append(f"reveals {c['revealed']}")
     if c["rounds"]:
-        parts.append(f"{c['rounds']} rounds")
-    b = c["bytes"].values()
-    if any(b):
-        parts.append(f"~{_kb(max(b))} sent per party")
+        parts.append(f"{c['rounds']} round{'s' if c['rounds'] > 1 else ''}")
+    senders = {p: b for p, b in c["bytes"].items() if b}
+    if len(senders) == 1:
+        (p, b), = senders.items()
+        parts.append(f"~{_kb(b)} sent by {p}")
+    elif senders:
+        parts.append(f"~{_kb(max(senders.values()))} sent per party")
     return "; ".join(parts) if parts else "no communication"
 
 

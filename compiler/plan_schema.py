@@ -1,0 +1,248 @@
+"""JSON Schema of the plan file (`iq schema plan`), and a small validator for it.
+
+The schema is the contract between the compiler, the runtime, auditors' tools and the golden
+plans: every field of `plan_io.make_plan`, every node op with its attributes. A test validates
+every corpus plan against it and checks that `spec/plan.schema.json` is this dict, so a change
+of the plan format shows up as a schema diff (and a new `PLAN_FORMAT` when it is incompatible).
+
+`validate` implements the part of JSON Schema (2020-12) the schema uses: type, enum, const,
+pattern, minimum, properties, required, additionalProperties, items, minItems, maxItems,
+uniqueItems, $ref to $defs, anyOf, oneOf, allOf, if/then. No dependency is needed to check a plan.
+"""
+from __future__ import annotations
+
+import re
+
+SHA256 = "^sha256:[0-9a-f]{64}$"
+NODE_ID = "^n[0-9]{3,}$"
+PLACEMENT = "^(local:[A-Za-z_][A-Za-z0-9_]*|input:[A-Za-z_][A-Za-z0-9_]*|secure|reveal|public)$"
+
+
+def _obj(props: dict, required: list[str] | None = None, extra=False, **kw) -> dict:
+    return {"type": "object", "properties": props, "required": sorted(props) if required is None else required,
+            "additionalProperties": extra, **kw}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+NUM = {"type": "number"}
+POS = {"type": "integer", "minimum": 1}
+NAT = {"type": "integer", "minimum": 0}
+ID = {"type": "string", "pattern": NODE_ID}
+WHY = {"type": "string", "description": "the disclosure rule this test enforces, in words"}
+
+# Attributes of every node op: (description, attrs properties, required attrs).
+OPS: dict[str, tuple[str, dict, list[str] | None]] = {
+    "load": ("data owner reads and validates its dataset; only these columns leave the file reader",
+             {"dataset": STR, "columns": {"type": "object", "additionalProperties": _ref("type")}}, None),
+    "partials": ("owner filters its rows, finds each row's cell and pre-aggregates per slot and cell",
+                 {"dataset": STR, "where": _ref("expr_or_null"), "cells": POS,
+                  "keys": {"type": "array", "items": _ref("group_key")},
+                  "slots": {"type": "array", "items": _ref("slot"), "minItems": 1}}, None),
+    "share": ("owner secret-shares its partials matrix (fixed shape: slot rows x cells)", {"party": STR}, None),
+    "combine": ("per slot, combine the parties' partial aggregates",
+                {"slot": STR, "how": {"enum": ["sum", "max", "min", "top_sum"]}, "n": POS}, ["how", "slot"]),
+    "ge_const": ("1 where the input is at least const", {"const": NUM, "why": WHY}, None),
+    "outside_range": ("1 where the input is below low or above high", {"low": NUM, "high": NUM, "why": WHY}, None),
+    "compare": ("1 where (input relation 0) holds",
+                {"relation": {"enum": ["=", "<>", "<", "<=", ">", ">="]}}, None),
+    "nonzero": ("1 where the input is not 0", {}, None),
+    "and": ("product of 0/1 flags", {}, None),
+    "or": ("a + b - ab of two flags", {}, None),
+    "not": ("1 - flag", {}, None),
+    "add": ("sum (fractional bits aligned)", {}, None),
+    "sub": ("difference (fractional bits aligned)", {}, None),
+    "neg": ("negation", {}, None),
+    "mul": ("product of two secret values, truncated to the node's frac", {}, None),
+    "mul_const": ("product with a public integer", {"const": NUM}, None),
+    "const": ("a public constant in every cell", {"value": NUM}, None),
+    "div": ("quotient with frac bits; guard: the flag that makes the divisor safe",
+            {"guard": {"anyOf": [ID, {"type": "null"}]}}, []),
+    "variance": ("sample variance from sum, sum of squares and count", {"guard": {"anyOf": [ID, {"type": "null"}]}}, []),
+    "median": ("lower median from a secret histogram (rows lo_value, lo_value+1, ...)", {"lo_value": INT}, None),
+    "dominance": ("1 where the n largest contributions are at most k% of the total",
+                  {"k": NUM, "n": POS, "why": WHY}, None),
+    "mask": ("value times its release flag: 0 in suppressed cells", {}, None),
+    "round_down": ("round released counts down to a multiple of `to`", {"to": POS}, None),
+    "reveal": ("the only exit from MPC: opens its inputs (one row each) to the receivers",
+               {"to": {"type": "array", "items": STR, "minItems": 1, "uniqueItems": True}}, None),
+    "table": ("public post-processing: assemble the result table, mark suppressed cells, ORDER BY / LIMIT",
+              {"outputs": {"type": "array", "items": _ref("output")},
+               "keep": {"anyOf": [ID, {"type": "null"}]}, "released": ID,
+               "keys": {"type": "array", "items": _ref("result_key")},
+               "order_by": {"type": "array", "items": {"type": "array"}},
+               "limit": {"anyOf": [NAT, {"type": "null"}]}}, None),
+}
+
+PLACEMENT_OF = {"load": "^local:", "partials": "^local:", "share": "^input:", "reveal": "^reveal$",
+                "table": "^public$"}
+
+
+def _node_schema() -> dict:
+    rules = []
+    for op, (desc, props, req) in OPS.items():
+        then = {"properties": {"attrs": _obj(props, req, description=desc)}}
+        then["properties"]["placement"] = {"type": "string", "pattern": PLACEMENT_OF.get(op, "^secure$")}
+        rules.append({"if": {"properties": {"op": {"const": op}}}, "then": then})
+    return {
+        **_obj({
+            "id": ID,
+            "op": {"enum": sorted(OPS)},
+            "placement": {"type": "string", "pattern": PLACEMENT},
+            "inputs": {"type": "array", "items": ID},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": -1}, "minItems": 1,
+                      "description": "vector length (cells) or matrix (rows, cells); -1: not known before run time"},
+            "bounds": {"type": "array", "items": NUM, "minItems": 2, "maxItems": 2,
+                       "description": "lowest and highest value the node can hold (plaintext units)"},
+            "frac": {**NAT, "description": "fractional bits: a secure node holds round(value * 2**frac)"},
+            "attrs": {"type": "object"},
+        }),
+        "allOf": rules,
+    }
+
+
+PLAN_SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://insightql.invalid/spec/plan.schema.json",
+    "title": "InsightQL plan",
+    "description": "A compiled InsightQL query: the MPC circuit every party runs, its disclosure policy, "
+                   "leakage report and content hash (spec/plan.md).",
+    **_obj({
+        "format": {"const": "insightql-plan/1"},
+        "compiler_version": STR,
+        "catalog_digest": {"type": "string", "pattern": SHA256},
+        "query": _obj({"name": STR, "description": STR, "purpose": {"type": ["string", "null"]}, "source": STR,
+                       "source_name": STR, "source_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}),
+        "parties": {"type": "array", "items": STR, "minItems": 1, "uniqueItems": True},
+        "datasets": {"type": "object", "additionalProperties": _obj({"owner": STR})},
+        "receivers": {"type": "array", "items": STR, "minItems": 1, "uniqueItems": True},
+        "policy": _ref("policy"),
+        "cells": POS,
+        "secure_type": _obj({"kind": {"const": "secint"}, "l": {"type": "integer", "minimum": 32},
+                             "frac_bits": NAT, "recip_bits": NAT, "value_bits": POS}),
+        "nodes": {"type": "array", "items": _ref("node"), "minItems": 1},
+        "leakage": {"type": "array", "items": _ref("leakage_item")},
+        "hash": {"type": "string", "pattern": SHA256},
+    }),
+    "$defs": {
+        "node": _node_schema(),
+        "policy": _obj({
+            "min_group_size": POS, "round_counts_to": POS, "max_groups": POS, "distinct_persons": {"type": "boolean"},
+            "dominance": {"anyOf": [{"type": "null"}, _obj({"n": POS, "k": NUM})]},
+            "receivers": {"type": "array", "items": STR}}),
+        "type": {"type": "object", "required": ["kind", "nullable"], "additionalProperties": False,
+                 "properties": {"kind": {"enum": ["int", "decimal", "bool", "category", "date", "key", "string",
+                                                  "null"]},
+                                "nullable": {"type": "boolean"}, "lo": {"type": ["number", "null"]},
+                                "hi": {"type": ["number", "null"]}, "scale": NAT,
+                                "domain": {"type": "array", "items": STR}}},
+        "expr": {"type": "object", "description": "row expression IR: {col}, {lit}, {op, args}, {fn, args, consts, "
+                                                  "arg_types} or {op: case, whens, else}; every node has a type",
+                 "required": ["type"], "properties": {"type": _ref("type")}},
+        "expr_or_null": {"anyOf": [{"type": "null"}, _ref("expr")]},
+        "group_key": _obj({"expr": _ref("expr"), "type": _ref("type"), "size": POS}),
+        "slot": {"type": "object", "required": ["name", "kind"], "additionalProperties": False, "properties": {
+            "name": {"type": "string", "pattern": "^s[0-9]+$"},
+            "kind": {"enum": ["rows", "persons", "count", "distinct", "sum", "sumsq", "abssum", "top", "max", "min",
+                              "hist"]},
+            "arg": _ref("expr"), "column": STR, "scale": NAT, "clamp": {"type": "array", "items": NUM, "minItems": 2,
+                                                                     "maxItems": 2},
+            "n": POS, "empty": INT, "lo": INT, "size": POS}},
+        "output": {"type": "object", "required": ["name", "kind", "type"], "additionalProperties": False,
+                   "properties": {"name": STR, "kind": {"enum": ["key", "value"]}, "key": NAT, "type": _ref("type"),
+                                  "value": ID, "flag": {"anyOf": [ID, {"type": "null"}]}, "scale": INT,
+                                  "post": {"anyOf": [{"enum": ["sqrt"]}, {"type": "null"}]},
+                                  "round": {"anyOf": [{"type": "null"}, _obj({"round": INT})]},
+                                  "rounded_to": POS}},
+        "result_key": _obj({"name": STR, "values": {"type": "array"}, "type": _ref("type")}),
+        "leakage_item": {"type": "object", "required": ["item", "to", "detail"], "additionalProperties": False,
+                         "properties": {"item": {"enum": ["group_domain", "suppression_flag", "output", "output_flag",
+                                                          "having_outcome", "input_sizes"]},
+                                        "to": {"type": "array", "items": STR}, "detail": STR, "cells": POS,
+                                        "column": STR, "public": {"type": "boolean"}}},
+    },
+}
+
+
+# -- validator ------------------------------------------------------------------------------
+_TYPES = {
+    "object": lambda x: isinstance(x, dict),
+    "array": lambda x: isinstance(x, list),
+    "string": lambda x: isinstance(x, str),
+    "integer": lambda x: isinstance(x, int) and not isinstance(x, bool),
+    "number": lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+    "boolean": lambda x: isinstance(x, bool),
+    "null": lambda x: x is None,
+}
+
+
+def validate(instance, schema: dict | None = None) -> list[str]:
+    """Errors of `instance` against `schema` (default PLAN_SCHEMA), as 'path: message' lines."""
+    root = PLAN_SCHEMA if schema is None else schema
+    errors: list[str] = []
+    _check(instance, root, root, "$", errors)
+    return errors
+
+
+def _check(x, s: dict, root: dict, path: str, errors: list[str]) -> None:
+    if "$ref" in s:
+        target = root
+        for part in s["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        _check(x, target, root, path, errors)
+    t = s.get("type")
+    if t is not None:
+        kinds = [t] if isinstance(t, str) else t
+        if not any(_TYPES[k](x) for k in kinds):
+            errors.append(f"{path}: expected {' or '.join(kinds)}, got {type(x).__name__}")
+            return
+    if "const" in s and x != s["const"]:
+        errors.append(f"{path}: must be {s['const']!r}")
+    if "enum" in s and x not in s["enum"]:
+        errors.append(f"{path}: {x!r} is not one of {s['enum']}")
+    if isinstance(x, str) and "pattern" in s and not re.search(s["pattern"], x):
+        errors.append(f"{path}: {x!r} does not match {s['pattern']}")
+    if _TYPES["number"](x) and "minimum" in s and x < s["minimum"]:
+        errors.append(f"{path}: {x} is below {s['minimum']}")
+    if isinstance(x, dict):
+        props = s.get("properties", {})
+        for k in s.get("required", []):
+            if k not in x:
+                errors.append(f"{path}: missing {k!r}")
+        extra = s.get("additionalProperties", True)
+        for k, v in x.items():
+            if k in props:
+                _check(v, props[k], root, f"{path}.{k}", errors)
+            elif extra is False:
+                errors.append(f"{path}: unexpected field {k!r}")
+            elif isinstance(extra, dict):
+                _check(v, extra, root, f"{path}.{k}", errors)
+    if isinstance(x, list):
+        if len(x) < s.get("minItems", 0):
+            errors.append(f"{path}: needs at least {s['minItems']} item(s)")
+        if "maxItems" in s and len(x) > s["maxItems"]:
+            errors.append(f"{path}: at most {s['maxItems']} item(s)")
+        if s.get("uniqueItems") and len({repr(i) for i in x}) != len(x):
+            errors.append(f"{path}: items must be unique")
+        if "items" in s:
+            for i, v in enumerate(x):
+                _check(v, s["items"], root, f"{path}[{i}]", errors)
+    for sub in s.get("allOf", []):
+        _check(x, sub, root, path, errors)
+    for key, need in (("anyOf", "any"), ("oneOf", "one")):
+        if key in s:
+            ok = sum(1 for sub in s[key] if not _errors(x, sub, root, path))
+            if (need == "any" and ok == 0) or (need == "one" and ok != 1):
+                errors.append(f"{path}: matches {ok} of the {key} alternatives")
+    if "if" in s and "then" in s and not _errors(x, s["if"], root, path):
+        _check(x, s["then"], root, path, errors)
+
+
+def _errors(x, s: dict, root: dict, path: str) -> list[str]:
+    out: list[str] = []
+    _check(x, s, root, path, out)
+    return out
