@@ -1,16 +1,47 @@
 """The leakage report: every value a plan reveals, to whom, and under which protection.
 
-Built from the circuit itself (the reveal node's inputs), not from the query text, so it
-cannot disagree with what the runtime actually opens.
+Built from the circuit itself (the reveal node's inputs and the comparison nodes each release
+flag depends on), not from the query text, so it cannot disagree with what the runtime opens.
+Item kinds and fields follow `leakage_item` in compiler/plan_schema.py.
 """
 from __future__ import annotations
 
+import networkx as nx
+
+TESTS = ("ge_const", "outside_range", "dominance", "nonzero")
+
+
+def condition(node: dict) -> str:
+    """One release condition of the circuit, in words, with its constants."""
+    a = node["attrs"]
+    if node["op"] == "ge_const":
+        why = a.get("why", "value >= k")
+        if why == "distinct persons >= k":
+            return (f"distinct persons >= {a['const']} (the maximum over organisations of the distinct persons "
+                    "each counts in its own rows of the cell)")
+        return why.replace(">= k", f">= {a['const']}").replace("needs 2 rows", f"needs >= {a['const']} rows")
+    if node["op"] == "outside_range":
+        return f"rows left out (NULL) are 0 or >= {a['high'] + 1}"
+    if node["op"] == "dominance":
+        return f"the {a['n']} largest contributions are at most {a['k']:g}% of the sum of absolute values"
+    return "the denominator is not zero"
+
+
+def conditions(g: nx.DiGraph, flag: str | None) -> list[str]:
+    """Every release condition a flag node is the conjunction of, in plan order, once each."""
+    if flag is None:
+        return []
+    nodes = sorted(nx.ancestors(g, flag) | {flag}, key=lambda n: int(n[1:]))
+    out = [condition({"op": g.nodes[n]["op"], "attrs": g.nodes[n]["attrs"]}) for n in nodes
+           if g.nodes[n]["op"] in TESTS]
+    return list(dict.fromkeys(out))
+
 
 def leakage_report(builder, policy) -> list[dict]:
-    lp = builder.lp
+    lp, g = builder.lp, builder.g
     to = list(policy.receivers)
-    k = policy.min_group_size
     cells = builder.cells
+    cell_rule = conditions(g, builder.released)
     items: list[dict] = [{
         "item": "group_domain",
         "to": to,
@@ -20,14 +51,14 @@ def leakage_report(builder, policy) -> list[dict]:
     }, {
         "item": "suppression_flag",
         "to": to,
-        "detail": f"for each cell, whether it has at least k={k} contributing rows"
-                  + (" and at least k distinct persons (per organisation)" if lp.person_key else ""),
+        "detail": "for each cell, whether it is released: " + " and ".join(cell_rule)
+                  + "; a cell with 0 rows looks like any other suppressed cell",
         "cells": cells,
     }]
     for o in builder.outputs:
         if o["kind"] == "key":
             continue
-        protections = [f"suppressed unless released (k={k})"]
+        protections = ["zero unless released"]
         if o["rounded_to"] > 1:
             protections.append(f"rounded down to a multiple of {o['rounded_to']}")
         if o.get("post") == "sqrt":
@@ -36,12 +67,15 @@ def leakage_report(builder, policy) -> list[dict]:
             protections.append(f"full-precision value revealed; rounded to {o['round']['round']} digit(s) after reveal")
         items.append({"item": "output", "column": o["name"], "to": to, "cells": cells,
                       "detail": "; ".join(protections)})
+        own = [c for c in conditions(g, o["flag"]) if c not in cell_rule]
         items.append({"item": "output_flag", "column": o["name"], "to": to, "cells": cells,
-                      "detail": "whether this value is released in each cell (cell rule, own-count rule for nullable "
-                                "columns, dominance rule for sums, nonzero denominator)"})
+                      "detail": "whether this value is released in each cell: "
+                                + (" and ".join(["the cell is released", *own]) if o["flag"] else "always (a constant)")})
     if lp.having is not None:
         items.append({"item": "having_outcome", "to": to, "cells": cells,
-                      "detail": "for released cells only: whether the HAVING condition holds"})
+                      "detail": "for released cells only: whether the HAVING condition holds, evaluated on exact "
+                                "values (the compiler allows only aggregates released with their cell, IQ319, "
+                                "and count bounds that survive rounding, IQ320)"})
     items.append({"item": "input_sizes", "to": [], "detail": "not revealed: each party shares fixed-size per-cell "
                   "partial aggregates over the public domain, so row counts stay secret", "public": False})
     return items

@@ -177,3 +177,18 @@ def test_every_disclosure_code_has_an_attack():
     codes = {c for c in CODES if c.startswith("IQ3")}
     assert codes - covered == set()
     assert {c for c in covered if c.startswith("IQ3")} <= codes
+
+
+def test_leakage_report_names_each_release_condition():
+    """The leakage report is read off the circuit: each output's flag lists the rules behind it."""
+    q = ("@purpose research\nSELECT exp_Region, COUNT(*) AS n, COUNT(hours_worked_week) AS h\n"
+         "FROM police_victims GROUP BY exp_Region;")
+    plan = compile_source(q, "q.iq", catalog("catalog.toml")).plan
+    items = {(i["item"], i.get("column")): i["detail"] for i in plan["leakage"]}
+    assert "rows >= 10 and distinct persons >= 10" in items[("suppression_flag", None)]
+    assert items[("output_flag", "n")].endswith("the cell is released")
+    assert "rows left out (NULL) are 0 or >= 10" in items[("output_flag", "h")]
+    q = "@purpose research\nSELECT region, SUM(stay_days) AS s FROM shelter_stays GROUP BY region;"
+    plan = compile_source(q, "q.iq", catalog("catalog_strict.toml")).plan
+    flag = next(i["detail"] for i in plan["leakage"] if i["item"] == "output_flag")
+    assert "the 1 largest contributions are at most 60% of the sum" in flag
