@@ -190,9 +190,10 @@ class DisclosureChecker:
             return
         if not isinstance(arg, A.ColumnRef):
             self.error("IQ317", f"{agg.name.upper()} of a computed expression; aggregates take a column", arg.span,
-                       ["an expression such as least(1, abs(x - 35)) turns an aggregate into a count of a subset "
-                        "that no cell threshold protects, and skips the owner's clamp; aggregate the column itself, "
-                        "band it in GROUP BY (`bucket(x, [...])`), or combine aggregates: `SUM(x) / COUNT(x)`"])
+                       ["aggregate the column itself, band it in GROUP BY (`bucket(x, [...])`), or combine "
+                        "aggregates in SELECT (`SUM(x) - 48 * COUNT(x)`)",
+                        "inside an aggregate an expression can count a subset no threshold protects, hide NULLs "
+                        "from the own-count rule, or escape the owner's clamp"])
         for ref in refs:
             col = self.column(ref)
             allowed = col.aggregates
