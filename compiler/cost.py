@@ -44,6 +44,7 @@ class Tally:
         self.scalar_open_t: list[int] = []  # MPyC's scalar (list) protocols: fixed-width ints
         self.scalar_open_2t: list[int] = []
         self.scalar_reshare: list[int] = []
+        self.expected: list[tuple[str, float, float]] = []  # (kind, calls, elements): random counts
         self.comparisons: list[dict] = []
         self.truncations: list[dict] = []
         self.rounds = 0
@@ -86,7 +87,8 @@ class Tally:
 
     @property
     def mults(self) -> int:
-        return sum(self.reshare) + sum(self.scalar_reshare)
+        extra = sum(e for kind, _, e in self.expected if kind == "scalar_reshare")
+        return sum(self.reshare) + sum(self.scalar_reshare) + round(extra)
 
 
 def bits(lo: float, hi: float) -> int:
@@ -115,6 +117,15 @@ class _Model:
         st = plan["secure_type"]
         self.P = st.get("recip_bits", 0)
         self.Q = st.get("frac_bits", 0)
+        self.batches: dict[str, list[dict]] = {}  # threshold tests run as one call (passes/batching.py)
+        for n in plan["nodes"]:
+            if "batch" in n["attrs"]:
+                self.batches.setdefault(n["attrs"]["batch"], []).append(n)
+
+    def ge_bits(self, node: dict) -> int:
+        lo, hi = self.raw_range(node["inputs"][0])
+        k = node["attrs"]["const"] * 2 ** self.nodes[node["inputs"][0]].get("frac", 0)
+        return node["attrs"].get("l") or bits(lo - k, hi - k)
 
     def raw_range(self, nid: str) -> tuple[int, int]:
         n = self.nodes[nid]
@@ -155,13 +166,15 @@ class _Model:
                     for _ in range(a["n"] * a["n"]):
                         self.maximum(t, c, 0, hi)
         elif op == "ge_const":
-            lo, hi = self.raw_range(ins[0])
-            k = a["const"] * 2 ** fr[0]
-            t.lt0(c, bits(lo - k, hi - k))
+            if "batch" not in a:
+                t.lt0(c, self.ge_bits(node))
+            elif a["batch"] == node["id"]:  # the batch's first member runs every member's test
+                members = self.batches.get(node["id"], [node])
+                t.lt0(c * len(members), max(self.ge_bits(m) for m in members))
         elif op == "outside_range":
             lo, hi = self.raw_range(ins[0])
-            t.lt0(c, bits(lo - a["low"], hi - a["low"]))
-            t.lt0(c, bits(a["high"] - hi, a["high"] - lo))
+            t.lt0(c, a.get("l") or bits(lo - a["low"], hi - a["low"]))
+            t.lt0(c, a.get("l") or bits(a["high"] - hi, a["high"] - lo))
             t.rounds //= 2  # the two tests run side by side
         elif op == "and":
             for _ in ins[1:]:
@@ -210,28 +223,57 @@ class _Model:
         return t
 
     def round_down(self, t: Tally, node: dict, frac: int):
-        """Per cell, MPyC's scalar `mod` by a public step (a la GMS10): random bits by
-        rejection sampling (expected attempts for the step), one opening, a scalar comparison
-        (product of k+1 elements, public zero test)."""
+        """Per cell, MPyC's scalar `mod` by a public step (a la GMS10): k random bits by
+        rejection sampling (`random._randbelow`), one opening, a sign test by the product of
+        k+1 elements and a public zero test. Expected counts; rejections are random."""
         step = node["attrs"]["to"] * 2 ** frac
+        draw = _randbelow_cost(step)
         k = (step - 1).bit_length()
-        reject = _rejection_rate(step)
-        for _ in range(self.cells):
-            draws = k / (1 - reject) if reject < 1 else k
-            t.scalar_open_2t += [1] * round(draws)  # random bits, one call per bit batch
-            t.scalar_reshare += [1] * max(0, round((k - 1) / (1 - reject)))
-            t.scalar_open_t += [1] * max(0, round((k - 1) / (1 - reject)))
-            t.scalar_open_t.append(1)           # a + r, opened
-            t.scalar_open_2t.append(1)          # signed random bit
-            t.scalar_reshare += [1] * k         # product of k+1 elements
-            t.scalar_open_2t.append(1)          # public zero test
-        t.rounds += 2 * k + 6
+        c = self.cells
+        t.expected.append(("scalar_open_2t", c * draw["bit_calls"], c * draw["bit_elems"]))
+        t.expected.append(("scalar_reshare", c * draw["mults"], c * draw["mults"]))
+        t.expected.append(("scalar_open_t", c * draw["checks"], c * draw["checks"]))
+        t.scalar_open_t += [1] * self.cells      # a + r, opened
+        t.scalar_open_2t += [1] * self.cells     # signed random bit
+        rows = k + 1
+        while rows > 1:                          # mpc.prod of k+1 elements
+            t.scalar_reshare += [rows // 2] * self.cells
+            rows -= rows // 2
+        t.scalar_open_2t += [1] * self.cells     # public zero test
+        t.rounds += 2 * k + 6 + math.ceil(math.log2(k + 1))
 
 
-def _rejection_rate(n: int) -> float:
-    """Probability that MPyC's _randbelow(n) restarts a draw of (n-1).bit_length() bits."""
-    k = (n - 1).bit_length()
-    return 1 - n / 2 ** k if n & (n - 1) else 0.0
+def _randbelow_cost(n: int) -> dict:
+    """Expected calls of MPyC's `_randbelow(n, bits=True)` for one value (Wald's identity)."""
+    b, k = n - 1, (n - 1).bit_length()
+    if not n & b:
+        return {"bit_calls": 1, "bit_elems": k, "mults": 0, "checks": 0}
+    t_stop = (n & -n).bit_length()
+    first = {"mults": 0.0, "checks": 0.0, "bit_calls": 0.0, "bit_elems": 0.0}
+    later = dict(first)
+    for x in range(2 ** k):
+        for acc, h_is_secret in ((first, False), (later, True)):
+            h, secret, i = 1, h_is_secret, k
+            while i >= t_stop:
+                i -= 1
+                bit = (x >> i) & 1
+                if (b >> i) & 1:
+                    acc["mults"] += secret
+                    h, secret = h * bit, True
+                else:
+                    acc["mults"] += 1
+                    acc["checks"] += 1
+                    if h * bit:
+                        acc["bit_calls"] += 1
+                        acc["bit_elems"] += k - i
+                        break
+    attempts = 2 ** k / n
+    per = {key: v / 2 ** k for key, v in later.items()}
+    out = {key: attempts * per[key] for key in per}
+    out["mults"] -= per["mults"] - first["mults"] / 2 ** k  # the first attempt's h starts public
+    out["bit_calls"] += 1
+    out["bit_elems"] += k
+    return out
 
 
 # -- per party bytes ----------------------------------------------------------------------
@@ -254,6 +296,14 @@ def party_bytes(t: Tally, parties: list[str], field_bits: int) -> tuple[dict[str
         share = (2 * th + 1) / m * (m - 1) if th else 0
         r = sum(share * message_bytes(n, eb) for n in t.reshare)
         r += sum(share * (FRAME + width * n) for n in t.scalar_reshare)
+        for kind, calls, elems in t.expected:
+            msgs = {"scalar_open_t": min(th, m - 1), "scalar_open_2t": min(2 * th, m - 1),
+                    "scalar_reshare": share}[kind]
+            x = msgs * (FRAME * calls + width * elems)
+            if kind == "scalar_reshare":
+                r += x
+            else:
+                b += x
         b += r
         for sender, n in t.inputs:
             if sender == p:
@@ -300,7 +350,8 @@ def estimate(plan: dict) -> dict:
             "comparison_bits": sum(x["elements"] * x["l"] for x in t.comparisons),
             "truncations": sum(x["elements"] for x in t.truncations),
             "inputs": sum(x[1] for x in t.inputs),
-            "opened": sum(t.open_t) + sum(t.open_2t) + sum(t.scalar_open_t) + sum(t.scalar_open_2t),
+            "opened": round(sum(t.open_t) + sum(t.open_2t) + sum(t.scalar_open_t) + sum(t.scalar_open_2t)
+                            + sum(e for kind, _, e in t.expected if kind != "scalar_reshare")),
             "revealed": sum(x[1] for x in t.reveal),
             "rounds": t.rounds,
             "bytes": {p: round(b) for p, b in by_party.items()},

@@ -34,6 +34,7 @@ POS = {"type": "integer", "minimum": 1}
 NAT = {"type": "integer", "minimum": 0}
 ID = {"type": "string", "pattern": NODE_ID}
 WHY = {"type": "string", "description": "the disclosure rule this test enforces, in words"}
+L = {"type": "integer", "minimum": 1, "description": "bit length of the compared value (passes/bitwidth.py)"}
 
 # Attributes of every node op: (description, attrs properties, required attrs).
 OPS: dict[str, tuple[str, dict, list[str] | None]] = {
@@ -46,11 +47,13 @@ OPS: dict[str, tuple[str, dict, list[str] | None]] = {
     "share": ("owner secret-shares its partials matrix (fixed shape: slot rows x cells)", {"party": STR}, None),
     "combine": ("per slot, combine the parties' partial aggregates",
                 {"slot": STR, "how": {"enum": ["sum", "max", "min", "top_sum"]}, "n": POS}, ["how", "slot"]),
-    "ge_const": ("1 where the input is at least const", {"const": NUM, "why": WHY}, None),
-    "outside_range": ("1 where the input is below low or above high", {"low": NUM, "high": NUM, "why": WHY}, None),
+    "ge_const": ("1 where the input is at least const; batch: first member of a group of tests run as one call",
+                 {"const": NUM, "why": WHY, "l": L, "batch": ID}, ["const", "why"]),
+    "outside_range": ("1 where the input is below low or above high",
+                      {"low": NUM, "high": NUM, "why": WHY, "l": L}, ["high", "low", "why"]),
     "compare": ("1 where (input relation 0) holds",
-                {"relation": {"enum": ["=", "<>", "<", "<=", ">", ">="]}}, None),
-    "nonzero": ("1 where the input is not 0", {}, None),
+                {"relation": {"enum": ["=", "<>", "<", "<=", ">", ">="]}, "l": L}, ["relation"]),
+    "nonzero": ("1 where the input is not 0", {"l": L}, []),
     "and": ("product of 0/1 flags", {}, None),
     "or": ("a + b - ab of two flags", {}, None),
     "not": ("1 - flag", {}, None),
@@ -63,9 +66,10 @@ OPS: dict[str, tuple[str, dict, list[str] | None]] = {
     "div": ("quotient with frac bits; guard: the flag that makes the divisor safe",
             {"guard": {"anyOf": [ID, {"type": "null"}]}}, []),
     "variance": ("sample variance from sum, sum of squares and count", {"guard": {"anyOf": [ID, {"type": "null"}]}}, []),
-    "median": ("lower median from a secret histogram (rows lo_value, lo_value+1, ...)", {"lo_value": INT}, None),
+    "median": ("lower median from a secret histogram (rows lo_value, lo_value+1, ...)",
+               {"lo_value": INT, "l": L}, ["lo_value"]),
     "dominance": ("1 where the n largest contributions are at most k% of the total",
-                  {"k": NUM, "n": POS, "why": WHY}, None),
+                  {"k": NUM, "n": POS, "why": WHY, "l": L}, ["k", "n", "why"]),
     "mask": ("value times its release flag: 0 in suppressed cells", {}, None),
     "round_down": ("round released counts down to a multiple of `to`", {"to": POS}, None),
     "reveal": ("the only exit from MPC: opens its inputs (one row each) to the receivers",
