@@ -88,6 +88,7 @@ class Checker:
         self.diags: list[Diagnostic] = []
         self.cq = CheckedQuery(query, catalog, {})
         self.failed: set[str] = set()  # FROM names whose dataset is unknown: their columns are not reported again
+        self.bound: set[int] = set()  # id() of the TableRefs that got a binding
 
     def error(self, code: str, msg: str, span: Span | None, hints: list[str] | None = None):
         self.diags.append(Diagnostic(code, msg, span, hints or []))
@@ -135,6 +136,7 @@ class Checker:
             if ref.binding in self.cq.bindings:
                 self.error("IQ206", f"`{ref.binding}` is used twice in FROM", ref.span, ["give each table its own alias"])
                 continue
+            self.bound.add(id(ref))
             self.cq.bindings[ref.binding] = Binding(ref.binding, [ref.name],
                                                     {n: column_type(c) for n, c in ds.columns.items()})
 
@@ -224,11 +226,11 @@ class Checker:
 
     def binop(self, e: A.BinOp, agg_ok, in_agg) -> IQType:
         lt, rt = self.expr(e.left, agg_ok, in_agg), self.expr(e.right, agg_ok, in_agg)
-        if ERROR in (lt, rt):
-            return ERROR
-        if e.op in ("and", "or"):
+        if e.op in ("and", "or"):  # each side on its own, so an error on one does not hide the other's
             a, b = self._want_bool(lt, e.left, e.op.upper()), self._want_bool(rt, e.right, e.op.upper())
             return ERROR if ERROR in (a, b) else BOOL.with_nullable(lt.nullable or rt.nullable)
+        if ERROR in (lt, rt):
+            return ERROR
         if e.op in ("=", "<>", "<", "<=", ">", ">="):
             self.comparable(lt, e.left, rt, e.right, e, ordered=e.op not in ("=", "<>"))
             return BOOL.with_nullable(lt.nullable or rt.nullable)
@@ -254,7 +256,11 @@ class Checker:
             return
         j = join_types(lt, rt)
         if j is None or (lt.kind == "key") != (rt.kind == "key"):
-            self.error("IQ210", f"cannot compare {lt.describe()} with {rt.describe()}", whole.span)
+            kinds = {lt.kind, rt.kind}
+            hints = ["date literals are written DATE 'YYYY-MM-DD'"] if kinds == {"date", "string"} else \
+                ["keys are opaque: they can only be joined or counted with COUNT(DISTINCT ...)"] if "key" in kinds else \
+                ["write numbers without quotes"] if kinds in ({"int", "string"}, {"decimal", "string"}) else []
+            self.error("IQ210", f"cannot compare {lt.describe()} with {rt.describe()}", whole.span, hints)
         elif ordered and j.kind in ("bool", "category", "key"):
             self.error("IQ214", f"{j.kind} values have no order; use = or IN", whole.span)
 
@@ -414,7 +420,8 @@ class Checker:
         if not self.cq.bindings:
             return self.cq
         for j in q.joins:
-            self.join_condition(j)
+            if id(j.table) in self.bound:  # else its error is already reported
+                self.join_condition(j)
         if q.where is not None:
             self._want_bool(self.expr(q.where, agg_ok=False), q.where, "WHERE")
         aliases = {i.alias: i.expr for i in q.select if i.alias and i.expr is not None}
@@ -429,6 +436,9 @@ class Checker:
             self.expr(g, agg_ok=False)
             self.cq.group_by.append(g)
         names = set()
+        aggregated = bool(q.group_by) or q.having is not None or any(
+            isinstance(x, A.FuncCall) and x.name in AGGREGATES
+            for i in q.select if i.expr is not None for x in A.walk(i.expr))
         for k, item in enumerate(q.select):
             if item.expr is None:
                 self.error("IQ301", "SELECT * would release individual rows", item.span,
@@ -436,7 +446,7 @@ class Checker:
                 continue
             t = self.expr(item.expr, agg_ok=True)
             has_agg = any(isinstance(x, A.FuncCall) and x.name in AGGREGATES for x in A.walk(item.expr))
-            if t is not ERROR and not self.is_grouped(item.expr) and (q.group_by or has_agg):
+            if t is not ERROR and not self.is_grouped(item.expr) and aggregated:
                 self.error("IQ223", "this column is neither grouped nor aggregated", _first_ungrouped(item.expr, self).span,
                            ["add it to GROUP BY, or wrap it in an aggregate such as COUNT or SUM"])
             name = item.alias or _default_name(item.expr, k)
@@ -487,7 +497,10 @@ class Checker:
             self.error("IQ250", f"JOIN ... ON must compare a column of `{j.table.binding}` with a column of an "
                        "earlier table", on.span, ["write `ON a.person_key = b.person_key`"])
             return
-        if lt.kind != rt.kind or lt.kind in ("decimal",):
+        if lt.kind == "decimal" or rt.kind == "decimal":
+            self.error("IQ251", "decimal columns cannot be join keys", on.span,
+                       ["join on pseudonymous key columns, e.g. person_id"])
+        elif lt.kind != rt.kind:
             self.error("IQ251", f"cannot join {lt.describe()} with {rt.describe()}", on.span,
                        ["join on pseudonymous key columns of the same kind"])
 

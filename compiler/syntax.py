@@ -308,10 +308,12 @@ def _syntax_diagnostic(e: UnexpectedInput, src: Source) -> Diagnostic:
             hints.append("this name is not closed on its line; double quotes are for names, strings use 'single quotes'")
         elif ch == "'":
             hints.append("this string is not closed on its line")
-        elif ch and ch in "!=<>":
-            hints.append("comparisons are =, <>, !=, <, <=, > and >=")
+        elif ch == "#":
+            hints.append("comments start with --")
+        elif ch.isalnum():
+            hints.append("names with characters other than ASCII letters, digits and _ go in double quotes")
         else:
-            hints.append("names with characters other than letters, digits and _ go in double quotes")
+            hints.append("operators are + - * / %, comparisons = <> != < <= > >=, and AND, OR, NOT")
         return Diagnostic("IQ101", f"unexpected character {ch!r}", Span(e.pos_in_stream, e.pos_in_stream + 1),
                           hints, source=src)
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
@@ -320,9 +322,12 @@ def _syntax_diagnostic(e: UnexpectedInput, src: Source) -> Diagnostic:
                           [f"expected {_expected(e.expected)}"], source=src)
     tok = e.token
     hints = [f"expected {_expected(e.expected)}"]
+    before = src.text[:tok.start_pos].rstrip()
     if tok.type == "IDENT" and "FROM" in e.expected:
         hints.insert(0, "is a comma missing between two SELECT items, or FROM?")
-    if str(tok).lower() in KEYWORDS:
+    if before.endswith(",") and tok.type in ("FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "RPAR"):
+        hints.insert(0, f"remove the comma before {tok}")
+    elif str(tok).lower() in KEYWORDS and "IDENT" in e.expected:
         hints.append(f"'{tok}' is a keyword; to use it as a name, write it in double quotes: \"{tok}\"")
     return Diagnostic("IQ103", f"unexpected {str(tok)!r}", Span(tok.start_pos, tok.end_pos or tok.start_pos + len(tok)),
                       hints, source=src)
