@@ -8,7 +8,12 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -151,3 +156,101 @@ def assert_same_result(plan: dict, got: ResultTable, want: ResultTable) -> None:
             ok = _cell_equal(gv, wv, exact.get(o["name"], True), rounded)
             assert ok, f"row {r} column {o['name']}: MPC {gv!r} != oracle {wv!r}\nMPC row {g}\noracle row {w}"
     assert got.notes == want.notes
+
+
+# -- parties started one by one (`iq party` processes), for fault and bad-data tests ------------
+class Parties:
+    """`iq party` processes of one run, started by the test itself; stderr is read live."""
+
+    def __init__(self, plan: dict, data: dict[str, str], workdir: Path, *, catalog_path: Path = CATALOG,
+                 plans: dict[str, dict] | None = None, extra: list[str] = (), env: dict | None = None):
+        from insightql.compiler.plan_io import dump_plan
+        from insightql.runtime.parties import free_loopback_config
+
+        self.plan, self.workdir = plan, Path(workdir)
+        self.config = free_loopback_config(plan["parties"])
+        (self.workdir / "parties.toml").write_text(self.config.to_toml(), encoding="utf-8")
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.err: dict[str, list[str]] = {}
+        self.out: dict[str, str] = {}
+        self._threads = []
+        self._catalog_path, self._data, self._extra, self._env = catalog_path, data, list(extra), env or {}
+        self._plans = plans or {}
+        self._dump = dump_plan
+
+    def cmd(self, name: str) -> list[str]:
+        plan = self._plans.get(name, self.plan)
+        plan_path = self.workdir / f"plan-{name}.json"
+        plan_path.write_text(self._dump(plan), encoding="utf-8")
+        cmd = [sys.executable, "-m", "insightql.runtime.cli", "party", "--plan", str(plan_path),
+               "--party", name, "--parties", str(self.workdir / "parties.toml"),
+               "--catalog", str(self._catalog_path), "--out", str(self.result_path(name)), *self._extra]
+        for d, v in plan["datasets"].items():
+            if v["owner"] == name and d in self._data:
+                cmd += ["--data", f"{d}={self._data[d]}"]
+        return cmd
+
+    def result_path(self, name: str) -> Path:
+        return self.workdir / f"result-{name}.json"
+
+    def start(self, names: list[str] | None = None) -> "Parties":
+        for name in names or self.plan["parties"]:
+            p = subprocess.Popen(self.cmd(name), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True, start_new_session=True, env={**os.environ, **self._env})
+            self.procs[name], self.err[name] = p, []
+            t = threading.Thread(target=self._pump, args=(name, p), daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def _pump(self, name, p):
+        for line in p.stderr:
+            self.err[name].append(line)
+
+    def stderr(self, name: str) -> str:
+        return "".join(self.err[name])
+
+    def wait_for_line(self, name: str, text: str, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if text in self.stderr(name):
+                return True
+            if self.procs[name].poll() is not None:
+                return text in self.stderr(name)
+            time.sleep(0.02)
+        return False
+
+    def wait(self, timeout: float, names: list[str] | None = None) -> dict[str, int | None]:
+        """Exit codes of the parties (None: still running after `timeout` s; it is then killed)."""
+        end = time.monotonic() + timeout
+        codes = {}
+        for name in names or list(self.procs):
+            p = self.procs[name]
+            try:
+                p.wait(timeout=max(0.1, end - time.monotonic()))
+                codes[name] = p.returncode
+            except subprocess.TimeoutExpired:
+                codes[name] = None
+            self.out[name] = p.stdout.read() if p.poll() is not None else ""
+        for t in self._threads:
+            t.join(timeout=1)
+        return codes
+
+    def kill(self, name: str, sig=None) -> None:
+        os.kill(self.procs[name].pid, sig or signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        """Kill what is still running (only the processes this object started)."""
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+MPYC_LOG_LINE = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ "
+
+
+def printed_lines(stdout: str) -> list[str]:
+    """What a party printed on stdout besides MPyC's own log lines (a result table would be here)."""
+    import re
+    return [line for line in stdout.splitlines() if line.strip() and not re.match(MPYC_LOG_LINE, line)]
