@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,9 @@ from insightql.stdlib.types import date_to_days
 MAX_REPORTED = 25
 TRUE = {"true", "1", "yes", "t", "y"}
 FALSE = {"false", "0", "no", "f", "n"}
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # Python 3.11 also parses 20240131, 2024-W05-3
+INT_TEXT = re.compile(r"[+-]?[0-9]+")  # Python's int() also takes 1_000 and non-ASCII digits
+NUM_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")  # and float() takes nan, inf
 
 
 @dataclass
@@ -132,6 +137,8 @@ def _convert(col, raw: list[str], want: dict | None, file: str, name: str, issue
             if s == "":
                 continue
             try:
+                if not ISO_DATE.fullmatch(s):
+                    raise ValueError(s)
                 d = date_to_days(dt.date.fromisoformat(s))
             except ValueError:
                 bad(k, f"'{s}' is not a date (YYYY-MM-DD)")
@@ -143,7 +150,10 @@ def _convert(col, raw: list[str], want: dict | None, file: str, name: str, issue
     # numbers and keys: vectorised fast path, row-by-row only to explain a failure
     filled = np.where(null, "0", np.array(raw, dtype=object)) if n else np.array([], dtype=object)
     is_int = t in ("integer", "key")
+    syntax = INT_TEXT if is_int else NUM_TEXT
     try:
+        if not set("".join(filled)) <= set("0123456789+-" if is_int else "0123456789+-.eE"):
+            raise ValueError
         vals = np.array(filled, dtype=np.int64 if is_int else float) if n else np.zeros(0)
         if not is_int and not np.all(np.isfinite(vals)):
             raise ValueError
@@ -151,7 +161,12 @@ def _convert(col, raw: list[str], want: dict | None, file: str, name: str, issue
         vals = np.zeros(n, dtype=np.int64 if is_int else float)
         for k, s in enumerate(filled):
             try:
-                vals[k] = int(s) if is_int else float(s)
+                if not syntax.fullmatch(s):
+                    raise ValueError(s)
+                v = int(s) if is_int else float(s)
+                if not math.isfinite(v):
+                    raise ValueError(s)
+                vals[k] = v
             except (ValueError, OverflowError):
                 bad(k, f"'{s}' is not {'an integer' if is_int else 'a number'}")
     if t == "key":
