@@ -27,6 +27,7 @@ check: $(STAMP)
 
 golden: $(STAMP)
 	$(BIN)/python tests/make_golden.py
+	$(BIN)/python tests/make_schemas.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
