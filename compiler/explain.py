@@ -360,8 +360,9 @@ all one way):</p><table id="cost"><tr><th>party</th><th>expected</th><th>range</
 
 
 # -- diff -----------------------------------------------------------------------------------
-def _node_keys(plan: dict) -> tuple[dict, dict]:
-    """Per node: (full signature over its inputs' signatures, local signature of itself)."""
+def _ref_stripper(plan: dict):
+    """Replace references to node ids inside attributes by the referenced op ('@and'): ids
+    shift when a node is added, the references themselves did not change."""
     nodes = {n["id"]: n for n in plan["nodes"]}
     ref = re.compile(r"^n[0-9]{3,}$")
 
@@ -373,7 +374,12 @@ def _node_keys(plan: dict) -> tuple[dict, dict]:
         if isinstance(v, list):
             return [strip(x) for x in v]
         return v
+    return strip
 
+
+def _node_keys(plan: dict) -> tuple[dict, dict]:
+    """Per node: (full signature over its inputs' signatures, local signature of itself)."""
+    strip = _ref_stripper(plan)
     local, full = {}, {}
     for n in plan["nodes"]:  # nodes are in topological (id) order
         local[n["id"]] = json.dumps([n["op"], n["placement"], n["shape"], n["bounds"], n.get("frac"),
@@ -390,12 +396,20 @@ def _attr_changes(a: dict, b: dict, prefix="") -> list[str]:
             continue
         if isinstance(x, dict) and isinstance(y, dict):
             out += _attr_changes(x, y, f"{prefix}{k}.")
+        elif isinstance(x, list) and isinstance(y, list) and all(isinstance(v, dict) for v in x + y):
+            xs, ys = [_short(v) for v in x], [_short(v) for v in y]
+            out += [f"{prefix}{k} - {v}" for v in xs if v not in ys] + [f"{prefix}{k} + {v}" for v in ys if v not in xs]
         else:
             out.append(f"{prefix}{k}: {_short(x)} -> {_short(y)}")
     return out
 
 
 def _short(v) -> str:
+    if isinstance(v, dict) and "kind" in v and "name" in v:
+        if re.match(r"^s[0-9]+$", str(v["name"])):
+            return slot_text(v)
+        if v["kind"] in ("key", "value"):
+            return f"{v['name']} ({v['kind']}{', rounded to ' + str(v['rounded_to']) if v.get('rounded_to', 1) > 1 else ''})"
     s = json.dumps(v, sort_keys=True)
     return s if len(s) <= 80 else s[:77] + "..."
 
@@ -455,10 +469,11 @@ def _diff_nodes(a: dict, b: dict) -> list[str]:
     out = []
     if left or right or moved:
         out += ["", f"circuit: {len(a['nodes'])} -> {len(b['nodes'])} nodes, {len(same)} unchanged"]
+    sa, sb = _ref_stripper(a), _ref_stripper(b)
     for i, j in by_op.items():
         x, y = na[i], nb[j]
-        changes = _attr_changes({"shape": x["shape"], "bounds": x["bounds"], "frac": x.get("frac"), **x["attrs"]},
-                                {"shape": y["shape"], "bounds": y["bounds"], "frac": y.get("frac"), **y["attrs"]})
+        changes = _attr_changes({"shape": x["shape"], "bounds": x["bounds"], "frac": x.get("frac"), **sa(x["attrs"])},
+                                {"shape": y["shape"], "bounds": y["bounds"], "frac": y.get("frac"), **sb(y["attrs"])})
         out.append(f"  ~ {x['op']} at {x['placement']} ({i} -> {j}): " + ("; ".join(changes) or "inputs changed"))
     for i in left:
         if i not in by_op:

@@ -1,0 +1,187 @@
+"""`iq explain` (text, dot, html) and `iq diff`: what an auditor reads.
+
+The HTML page is also rendered by headless Chromium (skipped when /usr/bin/chromium is
+absent): every node of the plan must be drawn in the SVG of the rendered DOM.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from insightql.compiler.catalog import load_catalog
+from insightql.compiler.explain import diff_plans, explain_dot, explain_html, explain_text, layout
+from insightql.compiler.pipeline import compile_source
+from insightql.compiler.plan_io import dump_plan
+
+from conftest import CATALOG
+
+AVG = """@purpose research
+SELECT exp_Region, COUNT(*) AS n, AVG(hours_worked_week) AS hours
+FROM police_victims UNION ALL ngo_clients
+WHERE prs_Age >= 18
+GROUP BY exp_Region
+HAVING COUNT(*) >= 20;
+"""
+ROUNDED = """@purpose policy
+SELECT report_channel, COUNT(*) AS reports
+FROM helpline_reports
+GROUP BY report_channel;
+"""
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _plan(text: str, catalog=None) -> dict:
+    res = compile_source(text, "explained.iq", catalog or load_catalog(CATALOG))
+    assert res.plan is not None, [d.render() for d in res.diagnostics]
+    return res.plan
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return _plan(AVG)
+
+
+def test_text_lists_every_node_with_placement_shape_bounds_and_cost(plan):
+    text = explain_text(plan)
+    for n in plan["nodes"]:
+        line = next(l for l in text.splitlines() if l.strip().startswith(n["id"] + " "))
+        assert n["placement"] in line and f" {n['op']}:" in line
+        facts = text.splitlines()[text.splitlines().index(line) + 1]
+        assert f"shape {n['shape']}" in facts and "cost:" in facts
+        if n["placement"] == "secure":
+            assert "values in [" in facts
+    stages = ["local steps", "secret sharing", "secure computation", "reveal:", "public:"]
+    positions = [text.index(s) for s in stages]
+    assert positions == sorted(positions)
+
+
+def test_text_shows_policy_receivers_cost_leakage_and_hash(plan):
+    text = explain_text(plan)
+    assert text.count(plan["hash"]) >= 2
+    assert "receivers: police, ngo, helpline" in text
+    assert "k=10 rows and k distinct persons" in text
+    assert "own-count rule" in text and "dominance: no dataset asks for one" in text
+    assert "rounding: counts are exact" in text and "purpose 'research'" in text
+    assert "secure multiplications:" in text and "comparisons:" in text and "rounds" in text
+    for p in plan["parties"]:
+        assert re.search(rf"^    {p}: [0-9.]+ (kB|MB|B) ", text, re.M), p
+    for item in plan["leakage"]:
+        assert item["detail"] in text
+    ge = next(n for n in plan["nodes"] if n["op"] == "ge_const" and n["attrs"]["why"] == "rows >= k")
+    assert f"x >= 10  (rows >= k)" in text and ge["id"] in text.split("minimum group size")[1].splitlines()[0]
+
+
+def test_text_of_a_rounded_count_names_the_rounding():
+    plan = _plan(ROUNDED)
+    text = explain_text(plan)
+    assert "rounded down to a multiple of 5" in text
+    assert "round_down: round down to a multiple of 5" in text
+
+
+def test_dot_has_one_cluster_per_party_and_every_edge(plan):
+    dot = explain_dot(plan)
+    assert dot.startswith("digraph plan {") and dot.rstrip().endswith("}")
+    owners = {v["owner"] for v in plan["datasets"].values()}
+    for p in owners:
+        assert f'label="party {p}: plaintext, own rows"' in dot
+    assert 'label="secure computation (all parties, on shares)"' in dot
+    assert dot.count("subgraph cluster_") == len(owners) + 2
+    edges = re.findall(r"^  (n\d+) -> (n\d+);$", dot, re.M)
+    assert sorted(edges) == sorted((i, n["id"]) for n in plan["nodes"] for i in n["inputs"])
+    for n in plan["nodes"]:
+        assert re.search(rf"^    {n['id']} \[label=\"{n['id']} {n['op']}\\n{re.escape(n['placement'])}", dot, re.M)
+
+
+def test_html_is_self_contained_and_draws_every_node(plan):
+    page = explain_html(plan)
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"<script|<link|<img|<iframe|@import|url\(http", page, re.I)
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)
+    for url in re.findall(r"https?://[^\s\"']+", page):
+        assert url in ("http://www.w3.org/2000/svg",), url  # the SVG namespace name, never fetched
+    svg = page[page.index("<svg"):page.index("</svg>")]
+    for n in plan["nodes"]:
+        assert f'id="node-{n["id"]}"' in svg and f'id="row-{n["id"]}"' in page
+    assert svg.count('class="edge"') == sum(len(n["inputs"]) for n in plan["nodes"])
+    assert plan["hash"] in page
+    for rule in ("minimum group size k", "own-count rule", "dominance", "rounding", "receivers", "purpose"):
+        assert f"<b>{rule}</b>" in page
+    for item in plan["leakage"]:
+        assert item["item"] in page
+
+
+def test_layout_puts_every_node_below_its_inputs(plan):
+    pos = layout(plan)
+    assert set(pos) == {n["id"] for n in plan["nodes"]}
+    for n in plan["nodes"]:
+        for i in n["inputs"]:
+            assert pos[i][1] < pos[n["id"]][1]
+    assert len(set(pos.values())) == len(pos)  # no two boxes on the same spot
+
+
+def test_diff_of_identical_plans(plan):
+    assert diff_plans(plan, copy.deepcopy(plan)).startswith("plans are identical")
+
+
+def test_diff_explains_source_policy_nodes_leakage_and_cost(plan):
+    catalog_text = CATALOG.read_text(encoding="utf-8")
+    other_text = AVG.replace("AVG(hours_worked_week) AS hours", "AVG(hours_worked_week) AS hours, "
+                             "MEDIAN(prs_Age) AS med_age").replace("@purpose research", "@purpose policy")
+    other = _plan(other_text)
+    d = diff_plans(plan, other)
+    assert "query source changed:" in d and "+SELECT" in d and "MEDIAN(prs_Age)" in d
+    assert "query purpose: 'research' -> 'policy'" in d
+    assert "+ added median at secure" in d and "+ added combine at secure" in d
+    assert "outputs + med_age (value)" in d
+    assert "+ output med_age" in d
+    assert re.search(r"estimated cost: mults \d+ -> \d+", d)
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "catalog.toml"
+        p.write_text(catalog_text.replace("min_group_size = 10", "min_group_size = 15"), encoding="utf-8")
+        stricter = _plan(AVG, load_catalog(p))
+    d = diff_plans(plan, stricter)
+    assert "catalog_digest:" in d
+    assert "disclosure policy changed:" in d and "min_group_size: 10 -> 15" in d
+    assert "~ ge_const at secure" in d and "const: 10 -> 15" in d
+    assert "query source changed" not in d
+
+
+def test_iq_explain_and_diff_commands(plan, tmp_path, capsys):
+    from insightql.runtime.cli import main
+
+    a, b = tmp_path / "a.plan.json", tmp_path / "b.plan.json"
+    a.write_text(dump_plan(plan), encoding="utf-8")
+    b.write_text(dump_plan(_plan(AVG.replace("20", "30"))), encoding="utf-8")
+    assert main(["explain", str(a)]) == 0
+    assert plan["hash"] in capsys.readouterr().out
+    assert main(["explain", str(a), "--format", "html", "-o", str(tmp_path / "p.html")]) == 0
+    assert (tmp_path / "p.html").read_text(encoding="utf-8") == explain_html(plan)
+    assert main(["diff", str(a), str(b)]) == 1
+    assert "-HAVING COUNT(*) >= 20;" in capsys.readouterr().out
+    assert main(["diff", str(a), str(a)]) == 0
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (apt-get install -y chromium)")
+def test_chromium_renders_every_node_in_the_svg(plan, tmp_path):
+    page = tmp_path / "plan.html"
+    page.write_text(explain_html(plan), encoding="utf-8")
+    r = subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                        page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    dom = r.stdout
+    svg = dom[dom.index("<svg"):dom.index("</svg>")]
+    drawn = set(re.findall(r'<g class="node" id="node-(n\d+)"', svg))
+    assert drawn == {n["id"] for n in plan["nodes"]}
+    assert plan["hash"] in dom
+    shot = tmp_path / "plan.png"
+    r = subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                        f"--screenshot={shot}", "--window-size=1400,1000", page.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and shot.stat().st_size > 10_000  # a page was painted, not a blank
