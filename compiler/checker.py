@@ -559,18 +559,19 @@ def _arith(op: str, a: IQType, b: IQType) -> IQType:
     elif op == "*":
         prods = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
         lo, hi = min(prods), max(prods)
-    elif op == "%":
+    elif op == "%":  # |x % y| < |y|; the sign follows x or y depending on convention, so allow both
         m = max(abs(b.lo), abs(b.hi))
-        lo, hi = (-(m - 1) if a.lo < 0 else 0), m - 1
-        nullable = True
+        bound = m - 1 if kind == "int" else m
+        lo, hi = (-bound if a.lo < 0 or b.lo < 0 else 0), bound
+        nullable = nullable or b.lo <= 0 <= b.hi  # x % 0 is NULL
     else:  # division: null when dividing by zero
         if b.lo > 0 or b.hi < 0:
             cands = [a.lo / b.lo, a.lo / b.hi, a.hi / b.lo, a.hi / b.hi]
             lo, hi = min(cands), max(cands)
-        else:
-            m = max(abs(a.lo), abs(a.hi))
+        else:  # the divisor may be 0; the smallest other |divisor| is 1, or 10^-scale for decimals
+            m = max(abs(a.lo), abs(a.hi)) * (10 ** b.scale if b.kind == "decimal" else 1)
             lo, hi = -m, m
-        nullable = True
+        nullable = nullable or b.lo <= 0 <= b.hi  # x / 0 is NULL
     return IQType(kind, lo, hi, scale, nullable=nullable)
 
 
