@@ -355,9 +355,9 @@ class DisclosureChecker:
                            ann.span if ann else None, [f"allowed receivers: {', '.join(sorted(allowed)) or 'none'}"])
         purpose = cq.purpose
         ann = cq.query.annotation("purpose")
-        if purpose is None and cq.datasets():
-            listed = next((cq.catalog.datasets[d].policy.purposes for d in cq.datasets()
-                           if cq.catalog.datasets[d].policy.purposes), [])
+        listed = next((cq.catalog.datasets[d].policy.purposes for d in cq.datasets()
+                       if cq.catalog.datasets[d].policy.purposes), [])
+        if purpose is None and listed:  # owners who list purposes require one; a plain SELECT is fine otherwise
             self.error("IQ308", "the query declares no purpose", cq.query.span,
                        [f"add `@purpose {listed[0] if listed else 'research'}` before SELECT"
                         + (f" (allowed: {', '.join(listed)})" if listed else "")])
