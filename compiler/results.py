@@ -122,9 +122,14 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
     if a["limit"] is not None:
         rows = rows[: a["limit"]]
     notes = []
-    n_sup = sum(1 for r in rows if any(isinstance(v, Suppressed) for v in r))
-    if n_sup:
-        notes.append(f"{n_sup} row(s) with suppressed values: {reason} (policy of the data owners).")
+    cell_sup = sum(1 for r in rows if any(isinstance(v, Suppressed) and v.reason == reason for v in r))
+    value_sup = sum(1 for r in rows if any(isinstance(v, Suppressed) and v.reason != reason for v in r)
+                    and not any(isinstance(v, Suppressed) and v.reason == reason for v in r))
+    if cell_sup:
+        notes.append(f"{cell_sup} row(s) suppressed: {reason} (policy of the data owners).")
+    if value_sup:
+        notes.append(f"{value_sup} row(s) with single values withheld: too few rows contribute to that value, "
+                     "one contributor dominates a sum, or a denominator is zero.")
     return ResultTable([o["name"] for o in a["outputs"]], rows, notes)
 
 
