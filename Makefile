@@ -30,6 +30,7 @@ golden: $(STAMP)
 	$(BIN)/python tests/make_schemas.py
 
 bench: $(STAMP)
+	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/run.py
 
 clean:
