@@ -356,6 +356,8 @@ def estimate(plan: dict) -> dict:
             "rounds": t.rounds,
             "bytes": {p: round(b) for p, b in by_party.items()},
         }
+        if n["attrs"].get("batch") not in (None, n["id"]):
+            nodes[n["id"]]["batched_with"] = n["attrs"]["batch"]
         for k in ("mults", "comparison_elements", "comparison_bits", "truncations", "inputs", "revealed"):
             totals[k] += nodes[n["id"]][k]
         for p in parties:
@@ -407,6 +409,8 @@ def cost_line(c: dict) -> str:
         parts.append(f"~{_kb(b)} sent by {p}")
     elif senders:
         parts.append(f"~{_kb(max(senders.values()))} sent per party")
+    if c.get("batched_with"):
+        return f"computed in one call with {c['batched_with']} (cost counted there)"
     return "; ".join(parts) if parts else "no communication"
 
 

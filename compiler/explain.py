@@ -141,7 +141,7 @@ def policy_rules(plan: dict) -> list[tuple[str, str]]:
               + where("rows >= k", "distinct persons >= k", "distinct keys >= k"))]
     own = where("contributing rows >= k", "rows left out are 0 or >= k")
     rules.append(("own-count rule", "an aggregate over a nullable column needs k contributing rows, and the rows it "
-                  "leaves out are 0 or at least k" + (own if own else ": no nullable column aggregated")))
+                  "leaves out are 0 or at least k" + own if own else "not needed: no aggregate over a nullable column"))
     dom = pol.get("dominance")
     rules.append(("dominance", f"({dom['n']}, {dom['k']}%) rule: the top {dom['n']} contributors hold at most "
                   f"{dom['k']}% of a released sum{where(ops=('dominance',))}" if dom else "no dataset asks for one"))
