@@ -114,9 +114,10 @@ class Checker:
             for ref, ds in found[1:]:
                 names = set(ds.columns)
                 if names != set(cols):
-                    missing = sorted(set(cols) ^ names)
-                    self.error("IQ207", f"UNION ALL of datasets with different columns ({', '.join(missing)})",
-                               ref.span, ["the datasets in a UNION ALL must declare the same column names"])
+                    hints = [f"only in `{n}`: {_few(cs)}" for n, cs in
+                             ((q.source.name, set(cols) - names), (ref.name, names - set(cols))) if cs]
+                    self.error("IQ207", f"`{ref.name}` does not have the same columns as `{q.source.name}`", ref.span,
+                               hints + ["the datasets in a UNION ALL must declare the same column names"])
                     continue
                 for n, c in ds.columns.items():
                     j = join_types(cols[n], column_type(c))
@@ -503,6 +504,11 @@ class Checker:
         elif lt.kind != rt.kind:
             self.error("IQ251", f"cannot join {lt.describe()} with {rt.describe()}", on.span,
                        ["join on pseudonymous key columns of the same kind"])
+
+
+def _few(names, limit: int = 5) -> str:
+    names = sorted(names)
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _first_ungrouped(e: A.Expr, ch: Checker) -> A.Expr:
