@@ -84,7 +84,16 @@ def _install_disconnect_guard(state: dict):
 
     def connection_lost(self, exc):
         if not state.get("closing"):
-            print(f"error: lost the connection to party {state['names'][self.peer_pid]} "
+            peer = state['names'][self.peer_pid]
+            if not state.get("connected"):  # a peer gave up waiting, most likely for a party that is missing
+                rt = self.runtime
+                missing = [state["names"][p.pid] for p in rt.parties
+                           if p.pid not in (rt.pid, self.peer_pid) and p.protocol is None]
+                print(f"error: party {peer} left while the parties were connecting"
+                      + (f"; not connected to {', '.join(missing)} (is it running?)" if missing else "")
+                      + "; stopping, no data was shared", file=sys.stderr, flush=True)
+                os._exit(EXIT_PEER)
+            print(f"error: lost the connection to party {peer} "
                   f"during the run; stopping, nothing was revealed by this party", file=sys.stderr, flush=True)
             os._exit(EXIT_PEER)
         return original(self, exc)
@@ -110,6 +119,7 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
 
     progress.step("connecting")
     await mpc.start()
+    state["connected"] = True
     progress.step("checking plan and data with all parties")
     statuses = await exchange_status(mpc, {"party": me, "plan_hash": plan["hash"], "ok": problem is None,
                                            "problem": problem})
