@@ -2,9 +2,13 @@
 
 `reveal_to_receivers` opens exactly the vectors listed by the plan's `reveal` node, stacked
 into one output call, to the plan's receivers only; other parties learn nothing. A test
-enforces that no other runtime module calls `mpc.output`.
+enforces that no other runtime module calls `mpc.output`. With IQ_AUDIT_FILE=path set, each
+party appends one JSON line per reveal to that file: its index and exactly what it received.
 """
 from __future__ import annotations
+
+import json
+import os
 
 import numpy as np
 
@@ -14,6 +18,18 @@ _AUDIT_HOOK = None  # tests install a callable to record every value a party rec
 def set_audit_hook(hook) -> None:
     global _AUDIT_HOOK
     _AUDIT_HOOK = hook
+
+
+def _audit_to_file(pid: int, node: dict, received) -> None:
+    path = os.environ.get("IQ_AUDIT_FILE")
+    if not path:
+        return
+    line = json.dumps({"pid": pid, "reveal": node["id"], "received": received}) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())  # one write of an O_APPEND file: lines of parties do not interleave
+    finally:
+        os.close(fd)
 
 
 async def exchange_status(mpc, message: dict) -> list[dict]:
@@ -30,9 +46,12 @@ async def reveal_to_receivers(mpc, node: dict, values: dict, receivers: list[int
     stacked = mpc.np_vstack([values[i].reshape(1, -1) if values[i].ndim == 1 else values[i] for i in ids])
     opened = await mpc.output(stacked, receivers=receivers)
     if mpc.pid not in receivers:
+        _audit_to_file(mpc.pid, node, None if opened is None else
+                       [str(v) for v in np.asarray(opened, dtype=object).ravel()])
         return None
     opened = np.asarray(opened, dtype=object).reshape(len(ids), -1)
     result = {i: [int(v) / 2 ** frac[i] for v in row] for i, row in zip(ids, opened)}
+    _audit_to_file(mpc.pid, node, result)
     if _AUDIT_HOOK is not None:
         _AUDIT_HOOK(node, result)
     return result
