@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from insightql.compiler.catalog import load_catalog
-from insightql.compiler.explain import diff_plans, explain_dot, explain_html, explain_text, layout
+from insightql.compiler.explain import diff_plans, explain_dot, explain_html, explain_text
+from insightql.compiler.explain_html import layout
 from insightql.compiler.pipeline import compile_source
 from insightql.compiler.plan_io import dump_plan
 
