@@ -123,6 +123,9 @@ class Policy(_Strict):
     """Largest number of cells a GROUP BY over this dataset may produce."""
     allow_row_counts: bool = True
     """May the plan reveal this dataset's row count (input size)?"""
+    require_approval: bool = False
+    """Must every plan reading this dataset carry valid signed approvals (spec/governance.md)?
+    The owner's party then also refuses without a ledger check. False keeps demos running."""
 
 
 class Dataset(_Strict):
@@ -175,8 +178,22 @@ class Catalog(_Strict):
 
     def digest(self) -> str:
         """Content hash of the validated catalog, recorded in every plan."""
-        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        canon = json.dumps(_digest_view(self.model_dump(mode="json")), sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canon.encode()).hexdigest()
+
+
+# Fields added after catalogs were first digested count only when set, so an unchanged catalog
+# keeps its digest (and every plan compiled from it its hash) across compiler versions.
+_LATER_POLICY_FIELDS = {"require_approval": False}
+
+
+def _digest_view(dump: dict) -> dict:
+    for ds in dump.get("datasets", {}).values():
+        pol = ds.get("policy", {})
+        for name, default in _LATER_POLICY_FIELDS.items():
+            if pol.get(name) == default:
+                pol.pop(name)
+    return dump
 
 
 def load_catalog(path: str | Path) -> Catalog:

@@ -14,6 +14,7 @@ import networkx as nx
 from insightql.stdlib.functions import FUNCTIONS
 
 from . import ast as A
+from . import guard
 from .diagnostics import Diagnostic
 from .logical import AggregateSpec, LogicalPlan
 from .lower_expr import columns_used
@@ -95,6 +96,7 @@ class CircuitBuilder:
         persons = self.slot("persons", column=lp.person_key) if lp.person_key else None
         agg_plans = [self.plan_aggregate(a) for a in lp.aggregates]
         keys_ir = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
+        guard.declare(self, keys_ir)  # differencing guard: one symdiff slot per earlier release
         used = set()
         for ir in [lp.where, *(k.expr for k in lp.keys), *(s.get("arg") for s in self.slots)]:
             columns_used(ir, used)
@@ -124,15 +126,16 @@ class CircuitBuilder:
         if persons:
             p_ok = self.secure("ge_const", [self.combined[persons]], 0, 1, const=k, why="distinct persons >= k")
             released = self.secure("and", [released, p_ok], 0, 1)
-        self.released = released
+        self.released = released = guard.apply(self, released)
         values = [self.finish_aggregate(a, p) for a, p in zip(lp.aggregates, agg_plans)]
         self.agg_list = values
         self.build_outputs()
+        guard.attach_reason(self)
         return self.g
 
     def slot_bounds(self, s: dict) -> tuple[float, float]:
         n = self.max_rows
-        if s["kind"] in ("rows", "persons", "count", "distinct", "hist"):
+        if s["kind"] in ("rows", "persons", "count", "distinct", "hist", "symdiff"):
             return 0, n
         lo, hi = self._arg_range(s)
         if s["kind"] == "sum":

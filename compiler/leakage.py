@@ -20,6 +20,8 @@ def condition(node: dict) -> str:
             return (f"distinct persons >= {a['const']} (the maximum over organisations of the distinct persons "
                     "each counts in its own rows of the cell)")
         return why.replace(">= k", f">= {a['const']}").replace("needs 2 rows", f"needs >= {a['const']} rows")
+    if node["op"] == "outside_range" and a.get("why", "").startswith("differencing guard"):
+        return a["why"]  # compiler/guard.py: part of the suppression flag
     if node["op"] == "outside_range":
         return f"rows left out (NULL) are 0 or >= {a['high'] + 1}"
     if node["op"] == "dominance":
@@ -71,6 +73,9 @@ def leakage_report(builder, policy) -> list[dict]:
         items.append({"item": "output_flag", "column": o["name"], "to": to, "cells": cells,
                       "detail": "whether this value is released in each cell: "
                                 + (" and ".join(["the cell is released", *own]) if o["flag"] else "always (a constant)")})
+    if getattr(builder, "guard", None):
+        from .guard import leakage_item
+        items.append(leakage_item(builder.guard, to, cells))
     if lp.having is not None:
         items.append({"item": "having_outcome", "to": to, "cells": cells,
                       "detail": "for released cells only: whether the HAVING condition holds, evaluated on exact "

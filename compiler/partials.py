@@ -84,6 +84,9 @@ def compute_partials(step: dict, table: Table, n: int) -> np.ndarray:
         if kind == "rows":
             blocks.append(np.bincount(cells, minlength=ncells)[None, :])
             continue
+        if kind == "symdiff":
+            blocks.append(symdiff_row(slot, step, table, n, mask, cells_all)[None, :])
+            continue
         if kind == "persons":
             key = sub[slot["column"]]
             ok = ~key.null
@@ -119,6 +122,19 @@ def compute_partials(step: dict, table: Table, n: int) -> np.ndarray:
             raise AssertionError(kind)
         blocks.append(np.asarray(row, dtype=np.int64)[None, :])
     return np.concatenate(blocks, axis=0) if blocks else np.zeros((0, ncells), dtype=np.int64)
+
+
+def symdiff_row(slot: dict, step: dict, table: Table, n: int, mask: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Differencing guard (compiler/guard.py): this owner's rows that satisfy exactly one of the
+    query's WHERE (`mask`) and an earlier release's WHERE (`arg`; false on a dataset the earlier
+    release did not read), per cell ("cell") or in total, copied to every cell ("all")."""
+    ncells = step["cells"]
+    earlier = predicate_mask(slot.get("arg"), table, n) if step["dataset"] in slot["datasets"] \
+        else np.zeros(n, dtype=bool)
+    differ = mask ^ earlier
+    if slot["scope"] == "all":
+        return np.full(ncells, int(differ.sum()), dtype=np.int64)
+    return np.bincount(cells[differ], minlength=ncells).astype(np.int64)
 
 
 def _exact_sum(cells: np.ndarray, values: np.ndarray, ncells: int) -> np.ndarray:

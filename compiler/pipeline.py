@@ -55,8 +55,9 @@ def check_source(text: str, name: str, catalog: Catalog) -> CompileResult:
     return res
 
 
-def compile_source(text: str, name: str, catalog: Catalog) -> CompileResult:
-    """check_source, then lower to a plan when the query is clean."""
+def compile_source(text: str, name: str, catalog: Catalog, earlier: list[dict] | None = None) -> CompileResult:
+    """check_source, then lower to a plan when the query is clean. `earlier`: releases from a
+    ledger (or a received plan's `guard`) for the differencing guard (compiler/guard.py)."""
     res = check_source(text, name, catalog)
     if not res.ok or res.checked is None or res.policy is None:
         return res
@@ -65,6 +66,7 @@ def compile_source(text: str, name: str, catalog: Catalog) -> CompileResult:
         res.diagnostics += _attach(diags, res.source)
         return res
     builder = CircuitBuilder(lp, catalog)
+    builder.earlier = earlier or []
     try:
         builder.build()
         optimise(builder.g)

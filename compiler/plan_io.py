@@ -90,6 +90,8 @@ def make_plan(*, cq, policy, builder, source_text: str, source_name: str) -> dic
         "nodes": graph_to_nodes(g),
         "leakage": leakage_report(builder, policy),
     }
+    if getattr(builder, "guard", None):  # differencing guard: earlier releases compared (compiler/guard.py)
+        plan["guard"] = builder.guard
     plan = json.loads(canonical_json(plan))  # normalise tuples, floats
     plan["hash"] = plan_hash(plan)
     return plan

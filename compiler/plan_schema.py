@@ -79,7 +79,8 @@ OPS: dict[str, tuple[str, dict, list[str] | None]] = {
                "keep": {"anyOf": [ID, {"type": "null"}]}, "released": ID,
                "keys": {"type": "array", "items": _ref("result_key")},
                "order_by": {"type": "array", "items": {"type": "array"}},
-               "limit": {"anyOf": [NAT, {"type": "null"}]}}, None),
+               "limit": {"anyOf": [NAT, {"type": "null"}]}, "guard_blocked": ID},
+              ["keep", "keys", "limit", "order_by", "outputs", "released"]),
 }
 
 PLACEMENT_OF = {"load": "^local:", "partials": "^local:", "share": "^input:", "reveal": "^reveal$",
@@ -131,7 +132,10 @@ PLAN_SCHEMA: dict = {
         "nodes": {"type": "array", "items": _ref("node"), "minItems": 1},
         "leakage": {"type": "array", "items": _ref("leakage_item")},
         "hash": {"type": "string", "pattern": SHA256},
-    }),
+        "guard": {"type": "array", "items": _ref("guard_entry"),
+                  "description": "differencing guard: earlier releases this plan is compared with (compiler/guard.py)"},
+    }, required=["catalog_digest", "cells", "compiler_version", "datasets", "format", "hash", "leakage", "nodes",
+                 "parties", "policy", "query", "receivers", "secure_type"]),
     "$defs": {
         "node": _node_schema(),
         "policy": _obj({
@@ -152,7 +156,8 @@ PLAN_SCHEMA: dict = {
         "slot": {"type": "object", "required": ["name", "kind"], "additionalProperties": False, "properties": {
             "name": {"type": "string", "pattern": "^s[0-9]+$"},
             "kind": {"enum": ["rows", "persons", "count", "distinct", "sum", "sumsq", "abssum", "top", "max", "min",
-                              "hist"]},
+                              "hist", "symdiff"]},
+            "datasets": {"type": "array", "items": STR}, "scope": {"enum": ["cell", "all"]},
             "arg": _ref("expr"), "column": STR, "scale": NAT, "clamp": {"type": "array", "items": NUM, "minItems": 2,
                                                                      "maxItems": 2},
             "n": POS, "empty": INT, "lo": INT, "size": POS}},
@@ -162,10 +167,15 @@ PLAN_SCHEMA: dict = {
                                   "post": {"anyOf": [{"enum": ["sqrt"]}, {"type": "null"}]},
                                   "round": {"anyOf": [{"type": "null"}, _obj({"round": INT})]},
                                   "rounded_to": POS}},
+        "guard_entry": _obj({
+            "datasets": {"type": "array", "items": STR}, "where": _ref("expr_or_null"),
+            "scope": {"enum": ["cell", "all"]}, "k": POS,
+            "from": {"type": "array", "minItems": 1, "items": _obj({"query": {"type": ["string", "null"]},
+                                                                   "plan_hash": {"type": "string", "pattern": SHA256}})}}),
         "result_key": _obj({"name": STR, "values": {"type": "array"}, "type": _ref("type")}),
         "leakage_item": {"type": "object", "required": ["item", "to", "detail"], "additionalProperties": False,
                          "properties": {"item": {"enum": ["group_domain", "suppression_flag", "output", "output_flag",
-                                                          "having_outcome", "input_sizes"]},
+                                                          "having_outcome", "input_sizes", "guard_outcome"]},
                                         "to": {"type": "array", "items": STR}, "detail": STR, "cells": POS,
                                         "column": STR, "public": {"type": "boolean"}}},
     },

@@ -94,6 +94,10 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
     keep = [round(x) == 1 for x in revealed[a["keep"]]] if a["keep"] else None
     combos = list(itertools.product(*[kk["values"] for kk in a["keys"]])) if a["keys"] else [()]
     reason = f"fewer than k={k} contributing rows" + (" or distinct persons" if plan["policy"]["distinct_persons"] else "")
+    blocked = [round(x) == 1 for x in revealed[a["guard_blocked"]]] if a.get("guard_blocked") else None
+    earlier = sorted({o["query"] or "?" for e in plan.get("guard", []) for o in e["from"]})
+    guard_reason = ("differencing guard: this cell differs by 1 to k-1 rows from an earlier release of "
+                    + ", ".join(earlier) + " (it would single out a few rows)")
     rows = []
     for cell, combo in enumerate(combos):
         if keep is not None and released[cell] and not keep[cell]:
@@ -104,7 +108,7 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
                 row.append(key_label(combo[o["key"]], a["keys"][o["key"]]["type"]))
                 continue
             if not released[cell]:
-                row.append(Suppressed(reason))
+                row.append(Suppressed(guard_reason if blocked and blocked[cell] else reason))
                 continue
             if round(revealed[o["flag"]][cell]) != 1:
                 row.append(Suppressed("value withheld: too few contributing rows, a dominant contributor, "
@@ -123,8 +127,12 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
         rows = rows[: a["limit"]]
     notes = []
     cell_sup = sum(1 for r in rows if any(isinstance(v, Suppressed) and v.reason == reason for v in r))
-    value_sup = sum(1 for r in rows if any(isinstance(v, Suppressed) and v.reason != reason for v in r)
-                    and not any(isinstance(v, Suppressed) and v.reason == reason for v in r))
+    value_sup = sum(1 for r in rows if any(isinstance(v, Suppressed) and v.reason not in (reason, guard_reason)
+                                           for v in r)
+                    and not any(isinstance(v, Suppressed) and v.reason in (reason, guard_reason) for v in r))
+    guard_sup = sum(1 for r in rows if any(isinstance(v, Suppressed) and v.reason == guard_reason for v in r))
+    if guard_sup:
+        notes.append(f"{guard_sup} row(s) suppressed: {guard_reason}.")
     if cell_sup:
         notes.append(f"{cell_sup} row(s) suppressed: {reason} (policy of the data owners).")
     if value_sup:
