@@ -97,11 +97,18 @@ def cmd_fmt(args) -> int:
     return status
 
 
-def _compile(path: Path, catalog_arg):
+def _compile(path: Path, catalog_arg, ledgers: list[Path] = ()):
     from insightql.compiler.pipeline import compile_source
 
     catalog, cat_path = _catalog_for(path, catalog_arg)
-    res = compile_source(path.read_text(encoding="utf-8"), str(path), catalog)
+    earlier = None
+    if ledgers:  # differencing guard: compare with every release these ledgers record
+        from .governance import earlier_releases
+        try:
+            earlier = earlier_releases(ledgers)
+        except ValueError as e:
+            raise UsageError(str(e))
+    res = compile_source(path.read_text(encoding="utf-8"), str(path), catalog, earlier=earlier)
     for d in res.diagnostics:
         print(d.render(), file=sys.stderr)
     return res, catalog, cat_path
@@ -110,9 +117,12 @@ def _compile(path: Path, catalog_arg):
 def cmd_compile(args) -> int:
     from insightql.compiler.plan_io import dump_plan
 
-    res, _, _ = _compile(Path(args.query), args.catalog)
+    res, _, _ = _compile(Path(args.query), args.catalog, args.ledger)
     if res.plan is None:
         return 1
+    if res.plan.get("guard"):
+        n = sum(len(e["from"]) for e in res.plan["guard"])
+        print(f"differencing guard: compared with {n} earlier release(s) from the ledger", file=sys.stderr)
     text = dump_plan(res.plan)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -189,12 +199,17 @@ def _write_result(table, out: str | None):
 def cmd_run(args) -> int:
     from .launcher import LaunchError, launch_local
 
-    res, catalog, cat_path = _compile(Path(args.query), args.catalog)
+    ledger_dir = Path(args.ledger_dir) if args.ledger_dir else None
+    ledgers = sorted(ledger_dir.glob("*.ledger.jsonl")) if ledger_dir and ledger_dir.is_dir() else []
+    res, catalog, cat_path = _compile(Path(args.query), args.catalog, ledgers)
     if res.plan is None:
         return 1
     data = _data_map(args.data, res.plan)
+    gov_args = (["--approvals", *args.approvals] if args.approvals else []) + \
+        (["--trust", *args.trust] if args.trust else [])
     try:
-        table, _ = launch_local(res.plan, cat_path, data, quiet=args.quiet, timeout=args.timeout, tls=args.tls)
+        table, _ = launch_local(res.plan, cat_path, data, quiet=args.quiet, timeout=args.timeout, tls=args.tls,
+                                extra_args=gov_args, ledger_dir=ledger_dir)
     except LaunchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -204,12 +219,13 @@ def cmd_run(args) -> int:
 
 
 def cmd_party(args) -> int:
-    from insightql.compiler.plan_io import load_plan
-
     from .party import run_party
     from .parties import load_parties
 
-    plan = load_plan(Path(args.plan).read_text(encoding="utf-8"))
+    from .governance import GovernanceOptions, load_plan_unchecked
+
+    plan = load_plan_unchecked(Path(args.plan).read_text(encoding="utf-8"))  # hash: checked by governance
+    gov = GovernanceOptions(approvals=args.approvals, trust=args.trust, ledger=args.ledger, source=args.source)
     catalog = load_catalog(args.catalog)
     data = {}
     for item in args.data or []:
@@ -218,8 +234,9 @@ def cmd_party(args) -> int:
     config = load_parties(args.parties, me=args.party)
     try:
         code, table, progress = run_party(plan, args.party, catalog, data, config, quiet=args.quiet,
-                                          timeout=args.timeout, connect_timeout=args.connect_timeout,
-                                          allow_fewer=args.allow_fewer_parties)
+                                          timeout=args.timeout,
+                                          allow_fewer=args.allow_fewer_parties, governance=gov,
+                                          plan_path=args.plan)
     except Exception as e:  # connection timeouts and the like: one clear line, no traceback
         if type(e).__name__ in ("ConnectTimeoutError", "PortInUseError", "PartiesError"):
             print(f"error: [{args.party}] {e}", file=sys.stderr)
@@ -279,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("query")
     c.add_argument("--catalog")
     c.add_argument("-o", "--output")
+    c.add_argument("--ledger", action="extend", nargs="+", type=Path, default=[], metavar="LEDGER",
+                   help="ledgers of earlier releases: the plan's differencing guard compares with them")
     c.set_defaults(fn=cmd_compile)
 
     e = sub.add_parser("explain", help="show a plan: placement, cost, leakage report")
@@ -301,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true")
     r.add_argument("--timeout", type=float, default=900)
     r.add_argument("--tls", action="store_true", help="mutual TLS between the parties, with a throw-away test CA")
+    r.add_argument("--approvals", action="extend", nargs="+", default=[], metavar="FILE",
+                   help="approval files, passed to every party")
+    r.add_argument("--trust", action="extend", nargs="+", default=[], metavar="KEYS",
+                   help="trusted .pub.json files or folders, passed to every party")
+    r.add_argument("--ledger-dir", help="folder of the parties' ledgers (<party>.ledger.jsonl); also the "
+                   "differencing guard's history. Default: a temporary folder (no history)")
     r.set_defaults(fn=cmd_run)
 
     pp = sub.add_parser("party", help="run one party of a plan")
@@ -312,8 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--out", help="write the received result to a .csv or .json file")
     pp.add_argument("--quiet", action="store_true")
     pp.add_argument("--timeout", type=float, default=900)
-    pp.add_argument("--connect-timeout", type=float, default=60,
-                    help="seconds to wait for every peer to connect (default 60)")
+    pp.add_argument("--approvals", action="extend", nargs="+", default=[], metavar="FILE",
+                    help="approval files of the plan (spec/governance.md)")
+    pp.add_argument("--trust", action="extend", nargs="+", default=[], metavar="KEYS",
+                    help="trusted .pub.json files or folders of them")
+    pp.add_argument("--ledger", help="this party's ledger (default: <party>.ledger.jsonl next to its data)")
+    pp.add_argument("--source", help="the .iq source this party's owner reviewed; recompiled with its catalog "
+                    "(default: the source inside the plan)")
     pp.add_argument("--allow-fewer-parties", action="store_true", help=argparse.SUPPRESS)
     pp.set_defaults(fn=cmd_party)
 

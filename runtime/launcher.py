@@ -26,9 +26,12 @@ class LaunchError(Exception):
 
 def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet: bool = False,
                  timeout: float = 900, workdir: Path | None = None, allow_fewer: bool = False,
-                 env: dict | None = None, tls: bool = False) -> tuple[ResultTable | None, dict[str, str]]:
+                 env: dict | None = None, tls: bool = False, extra_args: list[str] = (),
+                 ledger_dir: Path | None = None) -> tuple[ResultTable | None, dict[str, str]]:
     """Run every party of `plan` as a local process. `data` maps dataset -> CSV path.
 
+    `extra_args` go to every party (approvals, trust); each party's ledger is
+    `<ledger_dir or the work folder>/<party>.ledger.jsonl`.
     Returns the table received by the first receiver and each party's stderr text."""
     work = Path(workdir or tempfile.mkdtemp(prefix="iq-run-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -47,7 +50,8 @@ def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet:
     for name in plan["parties"]:
         cmd = [sys.executable, "-m", "insightql.runtime.cli", "party", "--plan", str(plan_path), "--party", name,
                "--parties", str(parties_path), "--catalog", str(catalog_path), "--out", str(work / f"{name}.json"),
-               "--timeout", str(timeout)]
+               "--timeout", str(timeout), "--ledger", str(Path(ledger_dir or work) / f"{name}.ledger.jsonl"),
+               *extra_args]
         for d, owner in owners.items():
             if owner == name:
                 if d not in data:

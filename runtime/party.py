@@ -1,7 +1,9 @@
 """One party: load and validate its own data, run its local steps, share, compute, receive.
 
 Order of a run, and what can stop it before any share is sent:
-1. plan file (hash must match its content), catalog digest, own data validated (IQ501);
+1. plan file (hash must match its content), catalog digest; governance (runtime/governance.py:
+   approvals, recompiling the source, the differencing guard against the own ledger); own data
+   validated (IQ501);
 2. connect to every peer (bounded by --connect-timeout);
 3. status exchange: every party's plan hash and data status; any mismatch or failure stops
    all parties with an error naming who failed;
@@ -23,9 +25,10 @@ from insightql.compiler.partials import compute_partials
 from insightql.compiler.results import ResultTable, assemble
 
 from .data_loader import DataError, load_dataset
+from .governance import Governance, GovernanceOptions, default_ledger_path
 
 PROFILE = bool(os.environ.get("IQ_PROFILE"))
-EXIT_OK, EXIT_DATA, EXIT_ABORTED, EXIT_PEER, EXIT_TIMEOUT = 0, 3, 4, 5, 6
+EXIT_OK, EXIT_DATA, EXIT_ABORTED, EXIT_PEER, EXIT_TIMEOUT, EXIT_REFUSED = 0, 3, 4, 5, 6, 7
 
 
 class RunAborted(Exception):
@@ -122,7 +125,7 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
     state["connected"] = True
     progress.step("checking plan and data with all parties")
     statuses = await exchange_status(mpc, {"party": me, "plan_hash": plan["hash"], "ok": problem is None,
-                                           "problem": problem})
+                                           "problem": problem, **state["gov"].status()})
     bad = [s for s in statuses if not s["ok"]]
     mismatch = [s["party"] for s in statuses if s["plan_hash"] != plan["hash"]]
     if bad or mismatch:
@@ -131,7 +134,9 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
         msgs = [f"party {s['party']} cannot take part: {s['problem']}" for s in bad]
         if mismatch:
             msgs.append(f"parties run different plans ({', '.join(mismatch)} differ from {me}'s plan hash)")
+        state["refusers"] = [s["party"] for s in bad] + mismatch
         raise RunAborted("; ".join(msgs) + " -- no data was shared")
+    state["gov"].started(statuses)  # ledger: approvals and run_started, before any input
     ops = SecureOps(mpc, plan)
     batches: dict[str, list[dict]] = {}
     for n in plan["nodes"]:
@@ -182,7 +187,9 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
 
 
 def run_party(plan: dict, me: str, catalog: Catalog, data: dict[str, str], config, *, quiet: bool = False,
-              timeout: float = 900, connect_timeout: float = 60, allow_fewer: bool = False) -> tuple[int, ResultTable | None, Progress]:
+              timeout: float = 900, connect_timeout: float = 60, allow_fewer: bool = False,
+              governance: GovernanceOptions | None = None, plan_path: str | None = None
+              ) -> tuple[int, ResultTable | None, Progress]:
     """Run one party to completion; returns (exit code, result table at receivers, timings)."""
     from .mpyc_setup import start_runtime
 
@@ -199,13 +206,20 @@ def run_party(plan: dict, me: str, catalog: Catalog, data: dict[str, str], confi
     if catalog.digest() != plan["catalog_digest"]:
         raise SystemExit("error: this party's catalog differs from the one the plan was compiled with "
                          f"({catalog.digest()[:19]} vs {plan['catalog_digest'][:19]})")
-    problem, loaded = None, None
-    try:
-        loaded = load_own_data(plan, me, catalog, data)
-    except DataError as e:
-        problem = f"invalid data ({len(e.issues)} problem(s); details at {me})"
-        print(f"error: [{me}] {e}", file=sys.stderr, flush=True)
-    state = {"names": names}
+    opts = governance or GovernanceOptions()
+    gov = Governance(plan, me, catalog, opts, Path(opts.ledger) if opts.ledger else
+                     default_ledger_path(me, data, plan_path))
+    problem, loaded = gov.preflight(), None  # approvals, recompilation, guard: before reading data
+    if problem:
+        problem = f"refused the plan: {problem}"
+        print(f"error: [{me}] {problem}", file=sys.stderr, flush=True)
+    else:
+        try:
+            loaded = load_own_data(plan, me, catalog, data)
+        except DataError as e:
+            problem = f"invalid data ({len(e.issues)} problem(s); details at {me})"
+            print(f"error: [{me}] {e}", file=sys.stderr, flush=True)
+    state = {"names": names, "gov": gov}
     dog = _watchdog(timeout, me)
     mpc = start_runtime(config, me, connect_timeout=connect_timeout)  # first import of mpyc: must come first
     _install_disconnect_guard(state)
@@ -213,8 +227,13 @@ def run_party(plan: dict, me: str, catalog: Catalog, data: dict[str, str], confi
         table = mpc.run(_execute(mpc, plan, me, names, loaded, problem, progress, state))
     except RunAborted as e:
         dog.cancel()
+        gov.aborted(str(e), state.get("refusers", []))
         print(f"error: [{me}] run stopped before any data was shared: {e}", file=sys.stderr, flush=True)
-        return (EXIT_DATA if problem else EXIT_ABORTED), None, progress
+        return (EXIT_REFUSED if gov.refused else EXIT_DATA if problem else EXIT_ABORTED), None, progress
+    except Exception as e:
+        gov.failed(f"{type(e).__name__}: {e}")
+        raise
     dog.cancel()
+    gov.finished(table, me in plan["receivers"])
     progress.bytes_sent = state.get("bytes_sent", 0)
     return EXIT_OK, table, progress
