@@ -1,0 +1,190 @@
+"""Differencing guard (compiler/guard.py) on the plaintext oracle: fast, no parties.
+
+A receiver who gets `count(A)` and then `count(A AND NOT <one person>)` learns that person's
+cell by subtracting. With the earlier release in the ledger, the second plan carries a guard and
+the cell that differs by 1..k-1 rows is suppressed, with the guard named as the reason.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from insightql.compiler.catalog import load_catalog
+from insightql.compiler.guard import coverage, select, signature_of_plan
+from insightql.compiler.oracle import run_plan_plaintext
+from insightql.compiler.pipeline import compile_source
+from insightql.compiler.plan_schema import validate
+from insightql.compiler.results import Suppressed
+
+from conftest import CATALOG, load_tables
+from randdata import random_rows, write_csv
+
+CAT = load_catalog(CATALOG)
+K = CAT.datasets["police_victims"].policy.min_group_size
+HEAD = "@purpose research\n"
+BY_REGION = HEAD + "SELECT exp_Region, COUNT(*) AS n FROM police_victims {where} GROUP BY exp_Region;"
+TOTAL = HEAD + "SELECT COUNT(*) AS n FROM police_victims {where};"
+GUARD_REASON = "differencing guard"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, str]:
+    """police: 120 rows in 4 regions, ages 20..60, one person aged 77 in the North, three BG
+    nationals; ngo: 3 rows in the North (fewer than k)."""
+    folder = tmp_path_factory.mktemp("guard")
+    rng = np.random.default_rng(7)
+    ds = CAT.datasets["police_victims"]
+    rows = random_rows(ds, 120, rng, null_rate=0.0)
+    for i, r in enumerate(rows):
+        r["exp_Region"] = ["North", "East", "South", "West"][i % 4]
+        r["prs_Age"] = str(20 + i % 40)
+        r["prs_Nationality"] = "NG" if i % 2 else "RO"
+        r["person_id"] = str(1000 + i)
+    rows[0]["prs_Age"] = "77"  # the person the attack isolates (North)
+    for i in (4, 8, 12):
+        rows[i]["prs_Nationality"] = "BG"  # three BG nationals, all in the North
+    ngo = CAT.datasets["ngo_clients"]
+    nrows = random_rows(ngo, 3, rng, null_rate=0.0)
+    for r in nrows:
+        r["exp_Region"] = "North"
+    return {"police_victims": str(write_csv(folder / "police.csv", ds, rows)),
+            "ngo_clients": str(write_csv(folder / "ngo.csv", ngo, nrows))}
+
+
+def plan_of(text: str, earlier=None, name="q.iq") -> dict:
+    res = compile_source(text, name, CAT, earlier=earlier)
+    assert res.plan is not None, [d.render() for d in res.diagnostics]
+    return res.plan
+
+
+def run(plan: dict, data) -> dict:
+    table = run_plan_plaintext(plan, load_tables(plan, CAT, data))
+    return {tuple(r[:-1]): r[-1] for r in table.rows}, table
+
+
+def guarded(first: str, second: str, data):
+    """Release `first`, then compile `second` against a ledger holding that release."""
+    p1 = plan_of(first)
+    p2 = plan_of(second, earlier=[signature_of_plan(p1)])
+    return run(p1, data)[0], *run(p2, data), p2
+
+
+def test_and_not_one_person_is_suppressed(data):
+    before, after, table, plan = guarded(BY_REGION.format(where=""),
+                                         BY_REGION.format(where="WHERE NOT prs_Age = 77"), data)
+    assert before[("North",)] == 30 and before[("East",)] == 30
+    north = after[("North",)]
+    assert isinstance(north, Suppressed) and north.reason.startswith(GUARD_REASON), north
+    assert after[("East",)] == 30 and after[("South",)] == 30 and after[("West",)] == 30
+    assert any("differencing guard" in n and "1 row(s)" in n for n in table.notes), table.notes
+    assert validate(plan) == []
+    assert [e["scope"] for e in plan["guard"]] == ["cell"]
+
+
+def test_without_the_guard_the_attack_works(data):
+    """The threat the guard answers: both counts pass k, their difference is one person."""
+    before = run(plan_of(BY_REGION.format(where="")), data)[0]
+    after = run(plan_of(BY_REGION.format(where="WHERE NOT prs_Age = 77")), data)[0]
+    assert before[("North",)] - after[("North",)] == 1
+
+
+def test_value_removed_from_in_list(data):
+    first = BY_REGION.format(where="WHERE prs_Nationality IN ('NG', 'RO', 'BG')")
+    second = BY_REGION.format(where="WHERE prs_Nationality IN ('NG', 'RO')")
+    before, after, _, _ = guarded(first, second, data)
+    assert before[("North",)] == 30
+    assert isinstance(after[("North",)], Suppressed) and after[("North",)].reason.startswith(GUARD_REASON)
+    assert after[("East",)] == 30
+
+
+def test_broad_after_narrow_is_caught_too(data):
+    _, after, _, _ = guarded(BY_REGION.format(where="WHERE NOT prs_Age = 77"), BY_REGION.format(where=""), data)
+    assert isinstance(after[("North",)], Suppressed) and after[("North",)].reason.startswith(GUARD_REASON)
+
+
+def test_difference_of_k_or_more_is_released(data):
+    """d = 0 (East) and d = 30 >= k (North) are allowed: the guard stays silent."""
+    before, after, _, plan = guarded(BY_REGION.format(where=""),
+                                     BY_REGION.format(where="WHERE exp_Region <> 'North'"), data)
+    assert isinstance(after[("North",)], Suppressed)  # 30 rows left the cell: d = 30 >= k, not the guard
+    assert not after[("North",)].reason.startswith(GUARD_REASON)
+    assert after[("East",)] == 30  # d = 0
+
+
+def test_same_query_again_has_no_guard_entry(data):
+    p1 = plan_of(BY_REGION.format(where=""))
+    p2 = plan_of(BY_REGION.format(where=""), earlier=[signature_of_plan(p1)])
+    assert "guard" not in p2 and p2["hash"] == p1["hash"]
+
+
+def test_ungrouped_earlier_total_suppresses_every_cell(data):
+    p0 = plan_of(TOTAL.format(where=""))
+    p2 = plan_of(BY_REGION.format(where="WHERE NOT prs_Age = 77"), earlier=[signature_of_plan(p0)])
+    assert [e["scope"] for e in p2["guard"]] == ["all"]
+    after = run(p2, data)[0]
+    assert all(isinstance(v, Suppressed) and v.reason.startswith(GUARD_REASON) for v in after.values())
+
+
+def test_ungrouped_new_total_against_grouped_release(data):
+    p1 = plan_of(BY_REGION.format(where=""))
+    p2 = plan_of(TOTAL.format(where="WHERE NOT prs_Age = 77"), earlier=[signature_of_plan(p1)])
+    after = run(p2, data)[0]
+    assert isinstance(after[()], Suppressed) and after[()].reason.startswith(GUARD_REASON)
+
+
+def test_dataset_added_to_a_union(data):
+    p1 = plan_of(BY_REGION.format(where=""))
+    union = HEAD + "SELECT exp_Region, COUNT(*) AS n FROM police_victims UNION ALL ngo_clients GROUP BY exp_Region;"
+    p2 = plan_of(union, earlier=[signature_of_plan(p1)])
+    after = run(p2, data)[0]
+    assert isinstance(after[("North",)], Suppressed) and after[("North",)].reason.startswith(GUARD_REASON)
+    assert after[("East",)] == 30
+
+
+def test_other_datasets_are_not_compared(data):
+    p1 = plan_of(HEAD + "SELECT exp_Region, COUNT(*) AS n FROM ngo_clients GROUP BY exp_Region;")
+    p2 = plan_of(BY_REGION.format(where="WHERE NOT prs_Age = 77"), earlier=[signature_of_plan(p1)])
+    assert "guard" not in p2
+
+
+def test_recompiling_with_the_plans_own_guard_gives_the_same_hash(data):
+    p1 = plan_of(BY_REGION.format(where=""))
+    p0 = plan_of(TOTAL.format(where="WHERE prs_Age > 30"))
+    p2 = plan_of(BY_REGION.format(where="WHERE NOT prs_Age = 77"), earlier=[signature_of_plan(p1), signature_of_plan(p0)])
+    assert len(p2["guard"]) == 2
+    again = plan_of(BY_REGION.format(where="WHERE NOT prs_Age = 77"), earlier=p2["guard"])
+    assert again["hash"] == p2["hash"]
+
+
+def test_guard_is_in_the_hash_and_the_leakage_report(data):
+    p1 = plan_of(BY_REGION.format(where=""))
+    plain = plan_of(BY_REGION.format(where="WHERE NOT prs_Age = 77"))
+    p2 = plan_of(BY_REGION.format(where="WHERE NOT prs_Age = 77"), earlier=[signature_of_plan(p1)])
+    assert p2["hash"] != plain["hash"]
+    items = {i["item"]: i["detail"] for i in p2["leakage"]}
+    assert "differencing guard" in items["suppression_flag"] and "guard_outcome" in items
+    slots = next(n for n in p2["nodes"] if n["op"] == "partials")["attrs"]["slots"]
+    assert [s["kind"] for s in slots if s["kind"] == "symdiff"] == ["symdiff"]
+
+
+def test_coverage_finds_stale_and_invented_entries():
+    p1 = plan_of(BY_REGION.format(where=""))
+    p3 = plan_of(BY_REGION.format(where="WHERE prs_Age > 30"))
+    new_text = BY_REGION.format(where="WHERE NOT prs_Age = 77")
+    p2 = plan_of(new_text, earlier=[signature_of_plan(p1)])
+    new = signature_of_plan(p2)
+    assert coverage(p2["guard"], new, [signature_of_plan(p1)]) == ([], [])
+    missing, unknown = coverage(p2["guard"], new, [signature_of_plan(p1), signature_of_plan(p3)])
+    assert [m["plan_hash"] for m in missing] == [p3["hash"]] and unknown == []
+    missing, unknown = coverage(p2["guard"], new, [])
+    assert missing == [] and [u["plan_hash"] for u in unknown] == [p1["hash"]]
+
+
+def test_select_merges_releases_with_the_same_rows():
+    p1 = plan_of(BY_REGION.format(where=""), name="a.iq")
+    p1b = plan_of(BY_REGION.format(where="").replace("COUNT(*) AS n", "COUNT(*) AS m"), name="b.iq")
+    new = signature_of_plan(plan_of(BY_REGION.format(where="WHERE NOT prs_Age = 77")))
+    entries = select(new, [signature_of_plan(p1), signature_of_plan(p1b)])
+    assert len(entries) == 1 and len(entries[0]["from"]) == 2
