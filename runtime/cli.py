@@ -234,7 +234,7 @@ def cmd_party(args) -> int:
     config = load_parties(args.parties, me=args.party)
     try:
         code, table, progress = run_party(plan, args.party, catalog, data, config, quiet=args.quiet,
-                                          timeout=args.timeout,
+                                          timeout=args.timeout, connect_timeout=args.connect_timeout,
                                           allow_fewer=args.allow_fewer_parties, governance=gov,
                                           plan_path=args.plan)
     except Exception as e:  # connection timeouts and the like: one clear line, no traceback
@@ -337,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--out", help="write the received result to a .csv or .json file")
     pp.add_argument("--quiet", action="store_true")
     pp.add_argument("--timeout", type=float, default=900)
+    pp.add_argument("--connect-timeout", type=float, default=60,
+                    help="seconds to wait for every peer to connect (default 60)")
     pp.add_argument("--approvals", action="extend", nargs="+", default=[], metavar="FILE",
                     help="approval files of the plan (spec/governance.md)")
     pp.add_argument("--trust", action="extend", nargs="+", default=[], metavar="KEYS",
