@@ -125,7 +125,7 @@ def exact_outputs(plan: dict) -> dict[str, bool]:
     return out
 
 
-def _cell_equal(got, want, exact: bool, rounded: int | None) -> bool:
+def _cell_equal(got, want, exact: bool, rounded: int | None, rel: float = AVG_REL) -> bool:
     if isinstance(got, Suppressed) or isinstance(want, Suppressed):
         return isinstance(got, Suppressed) and isinstance(want, Suppressed) and got.reason == want.reason
     if got is None or want is None or isinstance(want, (str, bool)):
@@ -133,12 +133,12 @@ def _cell_equal(got, want, exact: bool, rounded: int | None) -> bool:
     if exact:
         return got == want
     slack = 10.0 ** -rounded if rounded is not None else 0.0  # ROUND() after a tiny error may flip a digit
-    return math.isclose(got, want, rel_tol=AVG_REL, abs_tol=1e-6 + slack)
+    return math.isclose(got, want, rel_tol=rel, abs_tol=1e-6 + slack)
 
 
-def assert_same_result(plan: dict, got: ResultTable, want: ResultTable) -> None:
+def assert_same_result(plan: dict, got: ResultTable, want: ResultTable, rel: float = AVG_REL) -> None:
     """MPC result == oracle result: same columns and rows, counts and sums exact, quotients within
-    AVG_REL, suppressed cells suppressed in both for the same reason."""
+    `rel` (relative), suppressed cells suppressed in both for the same reason."""
     assert got.columns == want.columns
     table = next(n for n in plan["nodes"] if n["op"] == "table")
     outputs = table["attrs"]["outputs"]
@@ -153,7 +153,7 @@ def assert_same_result(plan: dict, got: ResultTable, want: ResultTable) -> None:
     for r, (g, w) in enumerate(zip(g_rows, w_rows)):
         for o, gv, wv in zip(outputs, g, w):
             rounded = o["round"]["round"] if o.get("round") else None
-            ok = _cell_equal(gv, wv, exact.get(o["name"], True), rounded)
+            ok = _cell_equal(gv, wv, exact.get(o["name"], True), rounded, rel)
             assert ok, f"row {r} column {o['name']}: MPC {gv!r} != oracle {wv!r}\nMPC row {g}\noracle row {w}"
     assert got.notes == want.notes
 
