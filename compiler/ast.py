@@ -1,6 +1,6 @@
 """The typed AST of an .iq query: frozen dataclasses that keep their source spans.
 
-Spans are excluded from equality, so `parse(fmt(q)) == parse(q)` compares structure only.
+Spans are excluded from equality, so `parse(format_query(q)) == q` compares structure only.
 """
 from __future__ import annotations
 

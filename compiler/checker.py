@@ -164,7 +164,7 @@ class Checker:
             every = {c for bd in b.values() for c in bd.columns}
             hints = suggest(ref.name, every) or ([f"columns are: {', '.join(sorted(every))}"] if every else [])
             if any(i.alias == ref.name for i in self.q.select):
-                hints = [f"`{ref.name}` is a SELECT alias; only GROUP BY, HAVING and ORDER BY may use aliases"]
+                hints = [f"`{ref.name}` is a SELECT alias; only GROUP BY and ORDER BY may use aliases"]
             self.error("IQ203", f"unknown column `{ref.name}`", ref.span, hints)
             return ERROR
         if len(owners) > 1:

@@ -13,7 +13,6 @@ from lark import Lark, Token, Transformer, Tree, UnexpectedCharacters, Unexpecte
 from . import ast as A
 from .diagnostics import Diagnostic, DiagnosticError, Source, Span
 
-KNOWN_ANNOTATIONS = ("name", "description", "purpose", "receivers")
 MAX_DEPTH = 128
 """Deepest syntax tree `parse` accepts; deeper input gets IQ107 (keeps every stage's recursion bounded)."""
 MAX_INT = 2 ** 63 - 1
