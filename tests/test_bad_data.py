@@ -129,6 +129,43 @@ def test_nulls_only_where_nullable(tmp_path):
     assert table["hours_worked_week"].null[0] and table["debt_eur"].null[1]
 
 
+def _variants(text: str, rows: list[dict]) -> dict[str, str]:
+    lines = text.splitlines()
+    reordered = list(DS.columns)[::-1]
+    return {
+        "no_final_newline": text.rstrip("\n"),
+        "crlf": text.replace("\n", "\r\n"),
+        "bom": "\ufeff" + text,
+        "quoted": "\n".join(",".join(f'"{f}"' for f in line.split(",")) for line in lines) + "\n",
+        "spaces_after_commas": "\n".join(", ".join(line.split(",")) for line in lines) + "\n",
+        "columns_reordered": "\n".join([",".join(reordered)] + [",".join(r[c] for c in reordered) for r in rows]) + "\n",
+    }
+
+
+def test_format_variants_load_the_same_values(tmp_path):
+    """The fast path and the csv-module path agree: same values from every accepted spelling."""
+    rows = random_rows(DS, 30, np.random.default_rng(5), null_rate=0.2)
+    base = write_csv(tmp_path / "base.csv", DS, rows)
+    ref, n = load_dataset(base, "police_victims", DS)
+    for kind, text in _variants(base.read_text(), rows).items():
+        path = tmp_path / f"{kind}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            fh.write(text)
+        table, m = load_dataset(path, "police_victims", DS)
+        assert m == n, kind
+        for c in ref:
+            assert np.array_equal(table[c].null, ref[c].null), (kind, c)
+            assert np.array_equal(table[c].values[~ref[c].null], ref[c].values[~ref[c].null]), (kind, c)
+
+
+def test_header_only_file_has_zero_rows(tmp_path):
+    for text in (",".join(DS.columns) + "\n", ",".join(DS.columns)):
+        path = tmp_path / "empty.csv"
+        path.write_text(text)
+        table, n = load_dataset(path, "police_victims", DS)
+        assert n == 0 and all(len(v.values) == 0 for v in table.values())
+
+
 # -- through real parties ------------------------------------------------------------------------
 QUERY = """@purpose research
 SELECT exp_Type, COUNT(*) AS n
