@@ -1,10 +1,15 @@
 """Load one party's own dataset and validate it against the catalog before anything is shared.
 
-Fast path: column-wise numpy conversion. When a column fails, a row-by-row pass finds every
-bad value, so the owner gets file, row, column and reason for each (up to a limit).
+Fast path: a plain CSV file (no quotes, no carriage returns, no NUL bytes, every row complete) is
+split with numpy on the raw bytes and each column converted vectorised (categories through
+np.unique and a lookup table, dates from their digits). Anything the fast path does not accept
+cleanly -- a quoted file, a ragged row, a value out of domain or range, padded whitespace -- goes
+to the row-by-row path, which finds every bad value, so the owner gets file, row, column and
+reason for each (up to a limit). Both paths return the same values for valid data.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import math
@@ -68,6 +73,11 @@ def load_dataset(path: str | Path, name: str, ds: Dataset, wanted: dict[str, dic
     path = Path(path)
     if not path.is_file():
         raise DataError([DataIssue(str(path), None, None, "file not found")])
+    split = _split_plain(path)
+    if split is not None:
+        table = _load_split(split, path, name, ds, wanted)
+        if table is not None:
+            return table, len(split[2])
     header, rows = read_csv(path)
     issues: list[DataIssue] = []
     for col in ds.columns:
@@ -181,4 +191,196 @@ def _convert(col, raw: list[str], want: dict | None, file: str, name: str, issue
         off = np.flatnonzero((np.abs(scaled - np.rint(scaled)) > 1e-6) & ~null)
         for k in off[:MAX_REPORTED]:
             bad(int(k), f"{raw[k]} has more than {col.scale} decimal places")
+    return Vec(vals, null)
+
+
+# ------------------------------------------------------------------ fast path (numpy on raw bytes)
+ASCII_SPACE = np.zeros(256, dtype=bool)
+ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+ASCII_SPACE[128:] = True  # a non-ASCII first or last byte may be Unicode whitespace: let str.strip decide
+DIGITS = np.zeros(256, dtype=bool)
+DIGITS[48:58] = True
+INT_BYTES = DIGITS.copy()
+INT_BYTES[[0, 43, 45]] = True  # 0 pads short fields; + -
+NUM_BYTES = INT_BYTES.copy()
+NUM_BYTES[[46, 69, 101]] = True  # . E e
+
+
+def _split_plain(path: Path):
+    """(header, body bytes, field starts, field ends) of a plain CSV file, or None when the file
+    needs the csv module (quotes, carriage returns, NUL bytes, ragged or empty rows, bad UTF-8)."""
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    if b'"' in data or b"\r" in data or b"\0" in data:
+        return None
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    nl = data.find(b"\n")
+    if nl <= 0:
+        return None
+    header = [h.strip() for h in data[:nl].decode("utf-8").split(",")]
+    m = len(header)
+    body = np.frombuffer(data, dtype=np.uint8)[nl + 1:]
+    if body.size and body[-1] != 10:
+        body = np.append(body, np.uint8(10))
+    if m < 2:
+        return None  # one column: an empty line would be a null value here, a short row to csv
+    delim = np.flatnonzero((body == 44) | (body == 10))
+    if delim.size % m:
+        return None
+    shape = (delim.size // m, m)
+    is_nl = (body[delim] == 10).reshape(shape)
+    if not (is_nl[:, -1].all() and not is_nl[:, :-1].any()):
+        return None
+    starts = np.empty_like(delim)
+    starts[:1] = 0
+    starts[1:] = delim[:-1] + 1
+    longest = int((delim - starts).max()) if delim.size else 0
+    body = np.concatenate([body, np.zeros(longest + 8, dtype=np.uint8)])  # room for _byte_matrix's windows
+    return header, body, starts.reshape(shape), delim.reshape(shape)
+
+
+def _load_split(split, path: Path, name: str, ds: Dataset, wanted: dict | None) -> Table | None:
+    """Convert every declared column of a split file; None sends the file to the row-by-row path."""
+    header, body, starts, ends = split
+    n = starts.shape[0]
+    if any(col not in header for col in ds.columns) or n > ds.max_rows:
+        return None
+    table: Table = {}
+    for col_name, col in ds.columns.items():
+        j = header.index(col_name)
+        mat, lengths = _byte_matrix(body, starts[:, j], ends[:, j])
+        vec = _convert_fast(col, mat, lengths, (wanted or {}).get(col_name))
+        if vec is None:
+            return None
+        if wanted is None or col_name in wanted:
+            table[col_name] = vec
+    return table
+
+
+def _byte_matrix(body: np.ndarray, s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each field's bytes, left-aligned and zero-padded: an (n, width) uint8 matrix, width a
+    multiple of 8. Fields are copied from a view of the (padded) file as overlapping width-byte
+    strings, one memcpy per row, then the bytes past each field's end are zeroed."""
+    lengths = e - s
+    width = -(-max(int(lengths.max()) if lengths.size else 0, 1) // 8) * 8
+    windows = np.ndarray((body.size - width + 1,), dtype=f"S{width}", buffer=body, strides=(1,))
+    mat = windows[s].view(np.uint8).reshape(lengths.size, width)
+    mat *= np.arange(width, dtype=np.int32) < lengths[:, None].astype(np.int32)
+    return mat, lengths
+
+
+def _row_hash(words: np.ndarray) -> np.ndarray:
+    h = words[:, 0].copy()
+    with np.errstate(over="ignore"):
+        for k in range(1, words.shape[1]):
+            h = h * np.uint64(0x100000001B3) + words[:, k]
+    return h
+
+
+def _unique_rows(mat: np.ndarray, text: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+    """Distinct values and each row's index into them. A 64-bit hash of each row is sorted
+    instead of the strings; a collision (checked exactly) falls back to sorting the strings."""
+    words = mat.view(np.uint64)
+    _, first, inverse = np.unique(_row_hash(words), return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    if words.shape[1] > 1 and not (words == words[first[inverse]]).all():
+        uniq, inverse = np.unique(text, return_inverse=True)
+        return list(uniq), inverse.ravel()
+    return [bytes(text[i]) for i in first], inverse
+
+
+def _category_codes(mat: np.ndarray, col, want: dict | None) -> np.ndarray | None:
+    """Codes of a category column by looking each row's hash up among the domain's hashes
+    (exactly checked); None when a value is outside the domain (or on a hash collision)."""
+    domain = list(want["domain"]) if want else list(col.domain)
+    index = {v: i for i, v in enumerate(domain)}
+    width = mat.shape[1]
+    values = [v for v in col.domain if len(v.encode("utf-8")) <= width]
+    known = np.zeros((len(values) + 1, width), dtype=np.uint8)  # row 0: the empty value (null)
+    for i, v in enumerate(values, start=1):
+        b = v.encode("utf-8")
+        known[i, :len(b)] = np.frombuffer(b, dtype=np.uint8)
+    known_words = known.view(np.uint64)
+    known_h = _row_hash(known_words)
+    order = np.argsort(known_h)
+    if np.unique(known_h).size < known_h.size:
+        return None
+    words = mat.view(np.uint64)
+    pos = np.minimum(np.searchsorted(known_h[order], _row_hash(words)), known_h.size - 1)
+    which = order[pos]
+    if not (words == known_words[which]).all():
+        return None
+    lut = np.array([0] + [index[v] for v in values], dtype=np.int64)
+    return lut[which]
+
+
+def _convert_fast(col, mat: np.ndarray, lengths: np.ndarray, want: dict | None) -> Vec | None:
+    """Vectorised conversion of one clean column; None when any value needs a closer look."""
+    n = lengths.size
+    null = lengths == 0
+    if not col.nullable and null.any():
+        return None
+    if n and (ASCII_SPACE[mat[:, 0]] | ASCII_SPACE[mat[np.arange(n), np.maximum(lengths - 1, 0)]]).any():
+        return None  # padded values: stripped by the row-by-row path
+    text = mat.view(f"S{mat.shape[1]}").ravel()
+    t = col.type
+    if t == "category":
+        codes = _category_codes(mat, col, want)
+        return None if codes is None else Vec(codes, null)
+    if t == "boolean":
+        uniq, inverse = _unique_rows(mat, text)
+        words = [u.decode("utf-8") for u in uniq]
+        if any(w != "" and w.lower() not in TRUE | FALSE for w in words):
+            return None
+        return Vec(np.array([w.lower() in TRUE for w in words], dtype=bool)[inverse], null)
+    if t == "date":
+        return _dates_fast(col, mat, lengths, null)
+    is_int = t in ("integer", "key")
+    if not (INT_BYTES if is_int else NUM_BYTES)[mat].all():
+        return None
+    try:
+        vals = np.where(null, b"0", text).astype(np.int64 if is_int else float)
+    except (ValueError, OverflowError):
+        return None
+    if not is_int and not np.all(np.isfinite(vals)):
+        return None
+    lo, hi = (0, 2 ** col.bits - 1) if t == "key" else (col.min, col.max)
+    if (((vals < lo) | (vals > hi)) & ~null).any():
+        return None
+    if t == "decimal":
+        scaled = vals * 10 ** col.scale
+        if ((np.abs(scaled - np.rint(scaled)) > 1e-6) & ~null).any():
+            return None
+    return Vec(vals, null)
+
+
+def _dates_fast(col, mat: np.ndarray, lengths: np.ndarray, null: np.ndarray) -> Vec | None:
+    """YYYY-MM-DD from its digits: days since 1970-01-01, checked against the calendar and range."""
+    vals = np.zeros(lengths.size, dtype=np.int64)
+    if null.all():
+        return Vec(vals, null)
+    if ((lengths != 10) & ~null).any():
+        return None
+    d = mat[~null, :10].astype(np.int64) - 48
+    if not (DIGITS[d[:, [0, 1, 2, 3, 5, 6, 8, 9]] + 48].all() and (d[:, [4, 7]] == -3).all()):
+        return None
+    y = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    mon = d[:, 5] * 10 + d[:, 6]
+    day = d[:, 8] * 10 + d[:, 9]
+    if not ((y >= 1) & (mon >= 1) & (mon <= 12) & (day >= 1)).all():
+        return None
+    months = (y - 1970) * 12 + mon - 1
+    first = months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    nxt = (months + 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    days = first + day - 1
+    if (days >= nxt).any():
+        return None
+    if ((days < date_to_days(col.min)) | (days > date_to_days(col.max))).any():
+        return None
+    vals[~null] = days
     return Vec(vals, null)
