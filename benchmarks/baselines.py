@@ -27,7 +27,7 @@ K = 10  # min_group_size of the benchmark catalog's datasets
 
 # ------------------------------------------------------------------ plaintext floor
 def plaintext(sql: str, data: dict[str, str]) -> dict:
-    """{'engine', 'total' (CSV to result, s), 'query' (in-memory query alone, s), 'rows'}."""
+    """{'engine', 'total' (CSV to result, s), 'query' (in-memory query alone, s), 'rows' (the result)}."""
     try:
         import duckdb
     except ImportError:
@@ -41,7 +41,7 @@ def plaintext(sql: str, data: dict[str, str]) -> dict:
     rows = con.execute(sql).fetchall()
     t2 = time.perf_counter()
     con.close()
-    return {"engine": f"DuckDB {duckdb.__version__}", "total": t2 - t0, "query": t2 - t1, "rows": len(rows)}
+    return {"engine": f"DuckDB {duckdb.__version__}", "total": t2 - t0, "query": t2 - t1, "rows": rows}
 
 
 def _sqlite(sql: str, data: dict[str, str]) -> dict:
@@ -58,7 +58,7 @@ def _sqlite(sql: str, data: dict[str, str]) -> dict:
     t1 = time.perf_counter()
     rows = con.execute(sql).fetchall()
     t2 = time.perf_counter()
-    return {"engine": f"sqlite3 {sqlite3.sqlite_version}", "total": t2 - t0, "query": t2 - t1, "rows": len(rows)}
+    return {"engine": f"sqlite3 {sqlite3.sqlite_version}", "total": t2 - t0, "query": t2 - t1, "rows": rows}
 
 
 # ------------------------------------------------------------------ hand-written MPyC baseline
