@@ -1,11 +1,12 @@
 """Load one party's own dataset and validate it against the catalog before anything is shared.
 
-Fast path: a plain CSV file (no quotes, no carriage returns, no NUL bytes, every row complete) is
-split with numpy on the raw bytes and each column converted vectorised (categories through
-np.unique and a lookup table, dates from their digits). Anything the fast path does not accept
-cleanly -- a quoted file, a ragged row, a value out of domain or range, padded whitespace -- goes
-to the row-by-row path, which finds every bad value, so the owner gets file, row, column and
-reason for each (up to a limit). Both paths return the same values for valid data.
+Fast path: a plain CSV file (no quotes, carriage returns or NUL bytes, every row complete) is
+split with numpy on its raw bytes, and each column is converted vectorised: categories by
+looking up a hash of each value among the domain's (checked exactly), dates from their digits,
+numbers by numpy's parser after a character check. A file that cannot be split so is read with
+the csv module; a column that is not clean (a value outside its domain or range, padding, ...)
+goes through the row-by-row path, which finds every bad value, so the owner gets file, row,
+column and reason for each (up to a limit). Both paths give the same values for valid data.
 """
 from __future__ import annotations
 
@@ -245,20 +246,28 @@ def _split_plain(path: Path):
 
 
 def _load_split(split, path: Path, name: str, ds: Dataset, wanted: dict | None) -> Table | None:
-    """Convert every declared column of a split file; None sends the file to the row-by-row path."""
+    """Convert every declared column of a split file. A column the fast path does not accept goes
+    through the row-by-row `_convert` (same messages, same order as for a file read by csv)."""
     header, body, starts, ends = split
     n = starts.shape[0]
     if any(col not in header for col in ds.columns) or n > ds.max_rows:
-        return None
+        return None  # reported by the csv path
     table: Table = {}
+    issues: list[DataIssue] = []
     for col_name, col in ds.columns.items():
         j = header.index(col_name)
         mat, lengths = _byte_matrix(body, starts[:, j], ends[:, j])
-        vec = _convert_fast(col, mat, lengths, (wanted or {}).get(col_name))
+        want = (wanted or {}).get(col_name)
+        vec = _convert_fast(col, mat, lengths, want)
         if vec is None:
-            return None
+            raw = [b.decode("utf-8").strip() for b in mat.view(f"S{mat.shape[1]}").ravel().tolist()]
+            vec = _convert(col, raw, want, str(path), col_name, issues)
         if wanted is None or col_name in wanted:
             table[col_name] = vec
+        if len(issues) >= MAX_REPORTED:
+            break
+    if issues:
+        raise DataError(issues[:MAX_REPORTED])
     return table
 
 
