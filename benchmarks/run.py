@@ -95,8 +95,11 @@ def run_insightql(plan: dict, data: dict[str, str]) -> dict:
     sent = 0
     for name, text in logs.items():
         line = next((l for l in text.splitlines() if " timings:" in l), "")
-        for stage, secs in re.findall(r"([a-z][a-z ]+?) ([0-9.]+)s", line.split("timings:", 1)[-1]):
-            stages[stage] = max(stages.get(stage, 0.0), float(secs))
+        if name == sc.DATA_PARTIES[0]:
+            # The first data party's split is exact: its local step runs before any share node.
+            # (Another party's local step can fall under "secure steps": plan order puts the
+            # first party's share before its own partials node.)
+            stages = {k: float(v) for k, v in re.findall(r"([a-z][a-z ]+?) ([0-9.]+)s", line.split("timings:", 1)[-1])}
         m = re.search(r"bytes sent (\d+)", line)
         sent += int(m.group(1)) if m else 0
     out = {"total": total, "bytes": sent, "peak": mem.peaks, "table": table}

@@ -205,6 +205,7 @@ INT_BYTES = DIGITS.copy()
 INT_BYTES[[0, 43, 45]] = True  # 0 pads short fields; + -
 NUM_BYTES = INT_BYTES.copy()
 NUM_BYTES[[46, 69, 101]] = True  # . E e
+BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype="<u8")  # keep the first k bytes
 
 
 def _split_plain(path: Path):
@@ -274,13 +275,14 @@ def _load_split(split, path: Path, name: str, ds: Dataset, wanted: dict | None) 
 def _byte_matrix(body: np.ndarray, s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each field's bytes, left-aligned and zero-padded: an (n, width) uint8 matrix, width a
     multiple of 8. Fields are copied from a view of the (padded) file as overlapping width-byte
-    strings, one memcpy per row, then the bytes past each field's end are zeroed."""
+    strings, one memcpy per row; then the bytes past each field's end are masked off, 8 at a time."""
     lengths = e - s
     width = -(-max(int(lengths.max()) if lengths.size else 0, 1) // 8) * 8
     windows = np.ndarray((body.size - width + 1,), dtype=f"S{width}", buffer=body, strides=(1,))
-    mat = windows[s].view(np.uint8).reshape(lengths.size, width)
-    mat *= np.arange(width, dtype=np.int32) < lengths[:, None].astype(np.int32)
-    return mat, lengths
+    words = windows[s].view("<u8").reshape(lengths.size, width // 8)
+    for k in range(width // 8):
+        words[:, k] &= BYTE_MASKS[np.clip(lengths - 8 * k, 0, 8)]
+    return words.view(np.uint8).reshape(lengths.size, width), lengths
 
 
 def _row_hash(words: np.ndarray) -> np.ndarray:
@@ -375,12 +377,13 @@ def _dates_fast(col, mat: np.ndarray, lengths: np.ndarray, null: np.ndarray) -> 
         return Vec(vals, null)
     if ((lengths != 10) & ~null).any():
         return None
-    d = mat[~null, :10].astype(np.int64) - 48
-    if not (DIGITS[d[:, [0, 1, 2, 3, 5, 6, 8, 9]] + 48].all() and (d[:, [4, 7]] == -3).all()):
+    d = mat[:, :10] if not null.any() else mat[~null, :10]
+    if not (((d[:, [0, 1, 2, 3, 5, 6, 8, 9]] - np.uint8(48)) < 10).all() and (d[:, [4, 7]] == 45).all()):
         return None
-    y = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
-    mon = d[:, 5] * 10 + d[:, 6]
-    day = d[:, 8] * 10 + d[:, 9]
+    digit = lambda k: d[:, k].astype(np.int64) - 48  # noqa: E731
+    y = digit(0) * 1000 + digit(1) * 100 + digit(2) * 10 + digit(3)
+    mon = digit(5) * 10 + digit(6)
+    day = digit(8) * 10 + digit(9)
     if not ((y >= 1) & (mon >= 1) & (mon <= 12) & (day >= 1)).all():
         return None
     months = (y - 1970) * 12 + mon - 1
