@@ -114,13 +114,7 @@ class CircuitBuilder:
             shares.append(self.add("share", f"input:{owner}", [part], [height, self.cells], 0, max_rows, party=owner))
         self.shares = shares
         for s in self.slots:
-            how = {"max": "max", "min": "min", "persons": "max", "top": "top_sum"}.get(s["kind"], "sum")
-            lo, hi = self.slot_bounds(s)
-            nid = self.add("combine", "secure", shares, [self.cells], lo, hi, slot=s["name"], how=how,
-                           **({"n": s["n"]} if s["kind"] == "top" else {}))
-            if s["kind"] == "hist":
-                self.g.nodes[nid]["shape"] = [s["size"], self.cells]
-            self.combined[s["name"]] = nid
+            self.combined[s["name"]] = self.combine_slot(s, shares)
         k = lp.policy.min_group_size
         released = self.secure("ge_const", [self.combined[rows]], 0, 1, const=k, why="rows >= k")
         if persons:
@@ -132,6 +126,17 @@ class CircuitBuilder:
         self.build_outputs()
         guard.attach_reason(self)
         return self.g
+
+    def combine_slot(self, s: dict, shares: list[str]) -> str:
+        """The secure node holding one slot's per-cell totals (compiler/linkage.py overrides this
+        for distinct counts across owners)."""
+        how = {"max": "max", "min": "min", "persons": "max", "top": "top_sum"}.get(s["kind"], "sum")
+        lo, hi = self.slot_bounds(s)
+        nid = self.add("combine", "secure", shares, [self.cells], lo, hi, slot=s["name"], how=how,
+                       **({"n": s["n"]} if s["kind"] == "top" else {}))
+        if s["kind"] == "hist":
+            self.g.nodes[nid]["shape"] = [s["size"], self.cells]
+        return nid
 
     def slot_bounds(self, s: dict) -> tuple[float, float]:
         n = self.max_rows

@@ -44,10 +44,23 @@ def digest(obj) -> str:
 def signature_of_plan(plan: dict) -> dict:
     """The guard-relevant shape of a plan: datasets, row-level WHERE IR, group keys, k.
     Recorded in each `release` ledger entry (`data.guard_signature`)."""
-    part = next(n for n in plan["nodes"] if n["op"] == "partials")
+    part = next((n for n in plan["nodes"] if n["op"] == "partials"), None)
+    if part is None:  # a JOIN (compiler/linkage.py): its rows are comparable only with the same join
+        return _join_signature(plan)
     return {"query": plan["query"]["name"], "plan_hash": plan["hash"], "datasets": sorted(plan["datasets"]),
             "where": part["attrs"]["where"], "keys": part["attrs"]["keys"],
             "k": plan["policy"]["min_group_size"]}
+
+
+def _join_signature(plan: dict) -> dict:
+    """Guard signature of a JOIN: one pseudo dataset naming the joined pair, so no UNION/single-
+    dataset query is ever compared with it; the WHERE of both sides and the join kind together."""
+    link = next(n for n in plan["nodes"] if n["op"] == "link_join")
+    sides = [n for n in plan["nodes"] if n["op"] == "link_rows"]
+    return {"query": plan["query"]["name"], "plan_hash": plan["hash"],
+            "datasets": ["join:" + "+".join(n["attrs"]["dataset"] for n in sides)],
+            "where": {"join": link["attrs"]["kind"], "sides": [n["attrs"]["where"] for n in sides]},
+            "keys": [k for n in sides for k in n["attrs"]["keys"]], "k": plan["policy"]["min_group_size"]}
 
 
 def _same_rows(a: dict, b: dict) -> bool:

@@ -52,13 +52,9 @@ class LogicalPlan:
 def to_logical(cq: CheckedQuery, policy: EffectivePolicy) -> tuple[LogicalPlan | None, list[Diagnostic]]:
     q = cq.query
     diags = []
-    if q.joins:
-        owners = {cq.catalog.datasets[t.name].owner for t in q.tables()}
-        diags.append(Diagnostic(
-            "IQ401", "JOIN is not executable yet" + (" across parties" if len(owners) > 1 else ""), q.joins[0].span,
-            ["cross-party record linkage is being built (issue: record linkage); "
-             "use UNION ALL of datasets with one schema, or one dataset"]))
-        return None, diags
+    if q.joins:  # record linkage: compiler/linkage.py
+        from .linkage import to_logical_join
+        return to_logical_join(cq, policy)
     low = Lowering(cq)
     binding = next(iter(cq.bindings.values()))
     keys = []
@@ -82,12 +78,7 @@ def to_logical(cq: CheckedQuery, policy: EffectivePolicy) -> tuple[LogicalPlan |
             col = cq.catalog.datasets[binding.datasets[0]].columns[arg.name]
             clamp = getattr(col, "clamp", None)
         aggs.append(AggregateSpec(func, low.expr(arg), cq.type_of(arg), tuple(clamp) if clamp else None, a))
-    if any(s.func == "count_distinct" for s in aggs) and len(binding.datasets) > 1:
-        diags.append(Diagnostic("IQ402", "COUNT(DISTINCT key) over a UNION ALL of parties is not executable yet",
-                                next(s.ast.span for s in aggs if s.func == "count_distinct"),
-                                ["distinct persons across organisations need record linkage (being built); "
-                                 "count distinct persons per dataset instead"]))
-        return None, diags
+    # COUNT(DISTINCT key) over a UNION ALL: counted across owners by compiler/linkage.py
     used = set(binding.columns)
     person_keys = {cq.catalog.datasets[d].person_key for d in binding.datasets}
     person_key = person_keys.pop() if len(person_keys) == 1 else None

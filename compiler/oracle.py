@@ -112,6 +112,8 @@ def run_plan_plaintext(plan: dict, tables: dict[str, tuple[Table, int]]) -> Resu
             values[n["id"]] = {i: [float(x) for x in np.asarray(values[i], dtype=float)] for i in n["inputs"]}
         elif op == "table":
             return assemble(plan, values[n["inputs"][0]])
+        elif op.startswith("link_"):  # record linkage (compiler/linkage_local.py)
+            values[n["id"]] = _link_plain(n, values)
         else:
             if op == "combine":
                 values[n["id"]] = secure_op_plain(n, [], values, nodes)
@@ -119,3 +121,22 @@ def run_plan_plaintext(plan: dict, tables: dict[str, tuple[Table, int]]) -> Resu
                 args = [values[i] for i in secure_inputs(n)]
                 values[n["id"]] = secure_op_plain(n, args, values, nodes)
     raise AssertionError("plan has no table node")
+
+
+def _link_plain(n: dict, values: dict):
+    """Plaintext meaning of the record-linkage ops (the same packed vectors the owners share)."""
+    from .linkage_local import distinct_plain, join_plain, link_rows
+
+    op, a = n["op"], n["attrs"]
+    if op == "link_rows":
+        table, count = values[n["inputs"][0]]
+        return link_rows(a, table, count)
+    if op == "link_share":
+        return values[n["inputs"][0]]
+    if op == "link_distinct":
+        return distinct_plain(a, [values[i] for i in n["inputs"]])
+    if op == "link_join":
+        return join_plain(a, values[n["inputs"][0]], values[n["inputs"][1]])
+    if op == "link_slot":
+        return values[n["inputs"][0]][a["row"]]
+    raise AssertionError(f"unknown link op {op}")

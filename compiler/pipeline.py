@@ -12,6 +12,7 @@ from .checker import CheckedQuery, check
 from .circuit import CircuitBuilder, PlanError
 from .diagnostics import Diagnostic, DiagnosticError, Source, has_errors
 from .disclosure import EffectivePolicy, check_disclosure
+from .linkage import builder_class
 from .logical import to_logical
 from .passes import optimise
 from .plan_io import make_plan
@@ -65,7 +66,7 @@ def compile_source(text: str, name: str, catalog: Catalog, earlier: list[dict] |
     if lp is None:
         res.diagnostics += _attach(diags, res.source)
         return res
-    builder = CircuitBuilder(lp, catalog)
+    builder = builder_class(lp)(lp, catalog)  # compiler/linkage.py: joins, distinct across owners
     builder.earlier = earlier or []
     try:
         builder.build()

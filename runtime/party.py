@@ -124,8 +124,18 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
     await mpc.start()
     state["connected"] = True
     progress.step("checking plan and data with all parties")
+    link_local, link_sizes = {}, {}
+    if problem is None and any(n["op"] == "link_rows" for n in plan["nodes"]):  # record linkage (issue 6)
+        from .linkage_ops import LinkageDataError, local_vectors
+        try:  # packed before any input: the vectors' lengths are exchanged in the handshake
+            link_local = local_vectors(plan, me, loaded)
+            link_sizes = {nid: len(v) for nid, v in link_local.items()}
+        except LinkageDataError as e:
+            problem = f"invalid data ({e})"
+            print(f"error: [{me}] {e}", file=sys.stderr, flush=True)
     statuses = await exchange_status(mpc, {"party": me, "plan_hash": plan["hash"], "ok": problem is None,
-                                           "problem": problem, **state["gov"].status()})
+                                           "problem": problem, **({"link_sizes": link_sizes} if link_sizes else {}),
+                                           **state["gov"].status()})
     bad = [s for s in statuses if not s["ok"]]
     mismatch = [s["party"] for s in statuses if s["plan_hash"] != plan["hash"]]
     if bad or mismatch:
@@ -138,6 +148,10 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
         raise RunAborted("; ".join(msgs) + " -- no data was shared")
     state["gov"].started(statuses)  # ledger: approvals and run_started, before any input
     ops = SecureOps(mpc, plan)
+    link_ops = None
+    if link_local is not None and any(n["op"] == "link_share" for n in plan["nodes"]):
+        from .linkage_ops import LinkOps, sizes_from_statuses
+        link_ops = LinkOps(mpc, plan, sizes_from_statuses(plan, statuses), ops.si)
     batches: dict[str, list[dict]] = {}
     for n in plan["nodes"]:
         if "batch" in n["attrs"]:
@@ -160,6 +174,10 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
                 progress.step("secure steps")
             owner = n["attrs"]["party"]
             values[n["id"]] = ops.share(n, values.get(n["inputs"][0]) if owner == me else None, names.index(owner))
+        elif op.startswith("link_"):  # record linkage: runtime/linkage_ops.py
+            if op == "link_share" and "secure" not in progress._step:
+                progress.step("secure steps")
+            values[n["id"]] = link_ops.run(n, values, me, names, link_local)
         elif op == "reveal":
             progress.step("reveal")
             frac = {i: ops.nodes[i].get("frac", 0) for i in n["inputs"]}

@@ -1,0 +1,360 @@
+"""Record linkage: lowering of JOIN and of COUNT(DISTINCT key) over a UNION ALL (spec/linkage.md).
+
+* `to_logical_join`: CheckedQuery with one JOIN -> JoinLogicalPlan (which side's key is unique,
+  group keys / WHERE conjuncts / aggregates assigned to a side), or IQ405-IQ407.
+* `JoinBuilder`: the circuit of a join. Each owner packs its rows (`link_rows`, local), shares the
+  vector (`link_share`, length exchanged at the handshake), and one secure `link_join` computes the
+  per-cell sums over the joined rows that the usual slots need; `link_slot` picks one. From there
+  on the circuit is the ordinary one (thresholds, masks, one reveal), built by CircuitBuilder.
+* `UnionDistinctBuilder`: an ordinary UNION ALL circuit whose `distinct` slots (and the distinct
+  persons threshold, when the query counts distinct persons anyway) come from `link_distinct`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from . import ast as A
+from .checker import CheckedQuery
+from .circuit import CircuitBuilder
+from .diagnostics import Diagnostic
+from .disclosure import EffectivePolicy
+from .linkage_local import make_layout
+from .logical import AggregateSpec, GroupKey, LogicalPlan
+from .lower_expr import Lowering, columns_used
+
+JOIN_AGGREGATES = ("count_rows", "count", "sum", "avg", "count_distinct")
+PERSONS_WHY = "distinct persons (join keys) among the joined rows >= k"
+UNION_PERSONS_WHY = "distinct persons across all organisations (exact, record linkage) >= k"
+
+
+@dataclass
+class JoinSide:
+    binding: str
+    dataset: str
+    owner: str
+    key_column: str
+    key_bits: int
+    unique: bool
+    where: dict | None = None
+    keys: list[int] = field(default_factory=list)  # indices into the plan's keys
+
+
+@dataclass
+class JoinLogicalPlan(LogicalPlan):
+    kind: str = "inner"
+    u: JoinSide | None = None  # the side whose key is unique (index 0 in packed rows)
+    m: JoinSide | None = None  # the other side: every joined row is one of its rows
+    agg_sides: list = field(default_factory=list)  # per aggregate: 0 (u), 1 (m) or None
+
+
+def _err(code, msg, span, hint) -> tuple[None, list[Diagnostic]]:
+    return None, [Diagnostic(code, msg, span, [hint])]
+
+
+def _sides_of(cq: CheckedQuery, e: A.Expr) -> set[str]:
+    return {cq.columns[id(x)][0] for x in A.walk(e) if isinstance(x, A.ColumnRef) and id(x) in cq.columns}
+
+
+def _conjuncts(e: A.Expr) -> list[A.Expr]:
+    if isinstance(e, A.BinOp) and e.op == "and":
+        return _conjuncts(e.left) + _conjuncts(e.right)
+    return [e]
+
+
+def to_logical_join(cq: CheckedQuery, policy: EffectivePolicy) -> tuple[JoinLogicalPlan | None, list[Diagnostic]]:
+    q, cat = cq.query, cq.catalog
+    if len(q.joins) > 1:
+        return _err("IQ406", "only one JOIN per query is executable", q.joins[1].span,
+                    "join two datasets; combine more organisations' rows with UNION ALL first")
+    j = q.joins[0]
+    sides = {}
+    for ref in (j.on.left, j.on.right):
+        b, col = cq.columns[id(ref)]
+        ds_name = cq.bindings[b].datasets[0]
+        c = cat.datasets[ds_name].columns[col]
+        if c.type != "key":
+            return _err("IQ406", f"JOIN on `{col}`, which is not a key column", ref.span,
+                        "join on pseudonymous key columns (type = \"key\"), e.g. person_id")
+        sides[b] = JoinSide(b, ds_name, cat.datasets[ds_name].owner, col, c.bits, c.unique)
+    left, right = sides[q.source.binding], sides[j.table.binding]
+    if j.kind == "left":
+        if not right.unique:
+            return _err("IQ405", f"LEFT JOIN needs the key of `{right.binding}` declared unique", j.on.span,
+                        f"declare `unique = true` on {right.dataset}.{right.key_column} in the catalog if each "
+                        "key occurs once; a left row may otherwise match many right rows, which is not supported")
+        u, m = right, left
+    elif right.unique:
+        u, m = right, left
+    elif left.unique:
+        u, m = left, right
+    else:
+        return _err("IQ405", "JOIN needs the key declared unique on at least one side", j.on.span,
+                    "declare `unique = true` on the key column of a dataset with one row per key; "
+                    "many-to-many joins are not supported (count overlaps with COUNT(DISTINCT key) over "
+                    "UNION ALL instead)")
+    person_key = None
+    if policy.distinct_persons:
+        if cat.datasets[u.dataset].person_key != u.key_column or cat.datasets[m.dataset].person_key != m.key_column:
+            return _err("IQ407", "the distinct-person threshold of these datasets needs the JOIN to be on their "
+                        "person keys", j.on.span, "join on the columns the catalog declares as `person_key`")
+        person_key = m.key_column
+    side_of = {u.binding: 0, m.binding: 1}
+    low = Lowering(cq)
+    keys = []
+    for k, g in enumerate(cq.group_by):
+        s = _sides_of(cq, g)
+        if len(s) > 1:
+            return _err("IQ406", "a GROUP BY expression of a JOIN must use columns of one side", g.span,
+                        "group by columns of each side separately")
+        side = side_of[s.pop()] if s else 1
+        t = cq.type_of(g)
+        if side == 0 and j.kind == "left":
+            t = t.with_nullable(True)  # unmatched left rows have no right-side values
+        values = t.values() + ([None] if t.nullable else [])
+        name = g.name if isinstance(g, A.ColumnRef) else f"key{k + 1}"
+        keys.append(GroupKey(name, low.expr(g), t, values, g))
+        (u if side == 0 else m).keys.append(k)
+    where = {0: [], 1: []}
+    for c in _conjuncts(q.where) if q.where is not None else []:
+        s = _sides_of(cq, c)
+        if len(s) > 1:
+            return _err("IQ406", "a WHERE condition of a JOIN must use columns of one side", c.span,
+                        "split the condition with AND into conditions on each side")
+        side = side_of[s.pop()] if s else 1
+        if side == 0 and j.kind == "left":
+            return _err("IQ406", "WHERE on the right side of a LEFT JOIN is not executable", c.span,
+                        "filter the left side only, or use an inner JOIN")
+        where[side].append(low.expr(c))
+    u.where, m.where = (_and_all(where[0]), _and_all(where[1]))
+    aggs, seen, agg_sides = [], [], []
+    for a in cq.aggregates:
+        if any(a == s for s in seen):
+            continue
+        seen.append(a)
+        if a.star:
+            aggs.append(AggregateSpec("count_rows", None, None, None, a))
+            agg_sides.append(None)
+            continue
+        func = "count_distinct" if a.distinct else a.name
+        arg = a.args[0]
+        if func not in JOIN_AGGREGATES or not isinstance(arg, A.ColumnRef):
+            return _err("IQ406", f"{a.name.upper()} over a JOIN is not executable", a.span,
+                        "over joined rows use COUNT(*), COUNT(col), SUM(col), AVG(col) or COUNT(DISTINCT key)")
+        b, col = cq.columns[id(arg)]
+        side = side_of[b]
+        if func == "count_distinct" and col != (u if side == 0 else m).key_column:
+            return _err("IQ406", "COUNT(DISTINCT ...) over a JOIN must count the join key", a.span,
+                        f"write COUNT(DISTINCT {arg.qualifier + '.' if arg.qualifier else ''}"
+                        f"{(u if side == 0 else m).key_column})")
+        if func == "sum" and policy.dominance_n:
+            return _err("IQ406", "SUM under a dominance rule is not executable over a JOIN", a.span,
+                        "the (n,k) dominance rule is not implemented for joined rows")
+        t = cq.type_of(arg)
+        if side == 0 and j.kind == "left":
+            t = t.with_nullable(True)
+        c = cat.datasets[(u if side == 0 else m).dataset].columns[col]
+        clamp = getattr(c, "clamp", None)
+        aggs.append(AggregateSpec(func, low.expr(arg), t, tuple(clamp) if clamp else None, a))
+        agg_sides.append(side)
+    plan = JoinLogicalPlan([left.dataset, right.dataset], {}, None, keys, aggs, policy, list(cq.outputs),
+                           q.having, list(cq.order_by), q.limit, person_key, kind=j.kind, u=u, m=m,
+                           agg_sides=agg_sides)
+    return plan, []
+
+
+def _and_all(irs: list[dict]) -> dict | None:
+    if not irs:
+        return None
+    out = irs[0]
+    for x in irs[1:]:
+        out = {"op": "and", "args": [out, x], "type": {"kind": "bool", "nullable": True}}
+    return out
+
+
+def _bits(n: int) -> int:
+    return max(0, (n - 1).bit_length())
+
+
+def size_rule(catalog, dataset: str) -> str:
+    return "exact" if catalog.datasets[dataset].policy.allow_row_counts else "pow2"
+
+
+def input_sizes_item(builder, parties: list[str]) -> dict:
+    """Leakage: the length of each owner's shared vector, known to every computing party."""
+    parts = []
+    for d in builder.link_datasets:
+        rule = size_rule(builder.catalog, d)
+        parts.append(f"{d}: its row count" if rule == "exact" else
+                     f"{d}: its row count rounded up to a power of two (allow_row_counts = false)")
+    return {"item": "input_sizes", "to": list(parties), "public": False,
+            "detail": "record linkage shares one packed row per input row (filtered-out rows and duplicates are "
+                      "replaced by padding), so every computing party learns each vector's length: "
+                      + "; ".join(parts) + ". Nothing else about the rows, keys or matches is opened."}
+
+
+# -- JOIN circuit -----------------------------------------------------------------------------
+class JoinBuilder(CircuitBuilder):
+    lp: JoinLogicalPlan
+
+    def plan_aggregate(self, a: AggregateSpec) -> dict:
+        side = self.lp.agg_sides[self.lp.aggregates.index(a)]
+        if a.func == "count_rows":
+            return {}
+        if a.func == "count_distinct":
+            return {"distinct": self.slot("persons", column=self.lp.m.key_column)}
+        ex = {**self.value_slots(a), "side": side}
+        p = {"count": self.slot("count", a.arg, side=side)}
+        if a.func in ("sum", "avg"):
+            p["sum"] = self.slot("sum", a.arg, **ex)
+        return p
+
+    def build(self):
+        lp, cat = self.lp, self.catalog
+        self.max_rows = cat.datasets[lp.m.dataset].max_rows
+        self.guard, self.guard_slots, self.guard_blocked = [], [], None
+        self.link_datasets = [lp.u.dataset, lp.m.dataset]
+        rows = self.slot("rows")
+        persons = self.slot("persons", column=lp.m.key_column) if lp.person_key else None
+        agg_plans = [self.plan_aggregate(a) for a in lp.aggregates]
+        fields = {0: [], 1: []}
+        weights, measures = [], {0: [], 1: []}
+        for s in self.slots:
+            if s["kind"] in ("rows", "persons"):
+                weights.append({"kind": s["kind"]})
+                continue
+            side = s["side"]
+            name = self._measure(s, measures[side])
+            w = {"kind": s["kind"], "side": side, "field": name}
+            if s["kind"] == "sum":
+                w["lo"] = next(m["lo"] for m in measures[side] if m["name"] == name)
+            weights.append(w)
+        sides = (lp.u, lp.m)
+        cells = [math.prod(len(lp.keys[k].values) for k in sd.keys) for sd in sides]
+        for i, sd in enumerate(sides):
+            fields[i] = [("cell", _bits(cells[i])), ("present", 1), ("keyed", 1)]
+            for m in measures[i]:
+                fields[i] += [(m["name"] + ".nn", 1), (m["name"] + ".val", max(1, (m["hi"] - m["lo"]).bit_length()))]
+        layout = make_layout("join", max(lp.u.key_bits, lp.m.key_bits), [fields[0], fields[1]])
+        shares = []
+        for i, sd in enumerate(sides):
+            keys_ir = [{"expr": lp.keys[k].expr, "type": lp.keys[k].type.to_json(), "size": len(lp.keys[k].values)}
+                       for k in sd.keys]
+            used = {sd.key_column}
+            for ir in [sd.where, *(k["expr"] for k in keys_ir), *(m["arg"] for m in measures[i])]:
+                columns_used(ir, used)
+            ds = cat.datasets[sd.dataset]
+            from .checker import column_type
+            load = self.add("load", f"local:{sd.owner}", [], [-1], dataset=sd.dataset,
+                            columns={c: column_type(ds.columns[c]).to_json() for c in sorted(used)})
+            rows_n = self.add("link_rows", f"local:{sd.owner}", [load], [-1], dataset=sd.dataset, side=i,
+                              layout=layout, where=sd.where, keys=keys_ir, key_column=sd.key_column,
+                              measures=[{k: v for k, v in m.items() if k != "key"} for m in measures[i]],
+                              unique=sd.unique, keep_unkeyed=(i == 1 and lp.kind == "left"),
+                              size_rule=size_rule(cat, sd.dataset))
+            shares.append(self.add("link_share", f"input:{sd.owner}", [rows_n], [-1], 0, 2 ** layout["bits"],
+                                   party=sd.owner))
+        null_u = 0
+        for k in lp.u.keys:
+            null_u = null_u * len(lp.keys[k].values) + len(lp.keys[k].values) - 1
+        link = self.add("link_join", "secure", shares, [len(weights), self.cells], 0, self.max_rows,
+                        kind=lp.kind, layout=layout, cells_u=cells[0], cells_m=cells[1], null_cell_u=null_u,
+                        weights=weights, cell_perm=self._cell_perm())
+        for r, s in enumerate(self.slots):
+            lo, hi = self.slot_bounds(s)
+            self.combined[s["name"]] = self.add("link_slot", "secure", [link], [self.cells], lo, hi,
+                                                slot=s["name"], row=r)
+        k = lp.policy.min_group_size
+        released = self.secure("ge_const", [self.combined[rows]], 0, 1, const=k, why="rows >= k")
+        if persons:
+            p_ok = self.secure("ge_const", [self.combined[persons]], 0, 1, const=k, why=PERSONS_WHY)
+            released = self.secure("and", [released, p_ok], 0, 1)
+        self.released = released
+        self.agg_list = [self.finish_aggregate(a, p) for a, p in zip(lp.aggregates, agg_plans)]
+        self.build_outputs()
+        return self.g
+
+    def _measure(self, s: dict, measures: list[dict]) -> str:
+        """The packed field of a slot's argument (one per column, clamp and scale, per side)."""
+        key = (repr(s["arg"]), s.get("scale", 0), tuple(s.get("clamp") or ()))
+        for m in measures:
+            if m["key"] == key:
+                return m["name"]
+        lo, hi = self._arg_range({"arg": s["arg"], "scale": s.get("scale", 0), "clamp": s.get("clamp")})
+        name = f"m{s['side']}_{len(measures)}"
+        m = {"name": name, "key": key, "arg": s["arg"], "scale": s.get("scale", 0), "lo": int(lo), "hi": int(hi)}
+        if s.get("clamp"):
+            m["clamp"] = list(s["clamp"])
+        measures.append(m)
+        return name
+
+    def _cell_perm(self) -> list[int]:
+        """Plan cell (mixed radix over all GROUP BY keys) -> row of the join's (u cell, m cell) grid."""
+        lp = self.lp
+        sizes = [len(k.values) for k in lp.keys]
+        cells_m = math.prod(sizes[k] for k in lp.m.keys)
+        perm = []
+        for c in range(self.cells):
+            pos, rest = [], c
+            for s in reversed(sizes):
+                pos.append(rest % s)
+                rest //= s
+            pos.reverse()
+            cu = cm = 0
+            for k in lp.u.keys:
+                cu = cu * sizes[k] + pos[k]
+            for k in lp.m.keys:
+                cm = cm * sizes[k] + pos[k]
+            perm.append(cu * cells_m + cm)
+        return perm
+
+
+# -- COUNT(DISTINCT key) over UNION ALL ---------------------------------------------------------
+class UnionDistinctBuilder(CircuitBuilder):
+    """The ordinary circuit, but distinct keys are counted across owners by record linkage."""
+
+    def build(self):
+        self._links: dict[str, str] = {}
+        self.link_datasets = list(self.lp.datasets)
+        g = super().build()
+        for nid, d in g.nodes(data=True):
+            if d["op"] == "ge_const" and d["attrs"].get("why") == "distinct persons >= k" \
+                    and d["inputs"][0] in self._links.values():
+                d["attrs"]["why"] = UNION_PERSONS_WHY
+        return g
+
+    def combine_slot(self, s: dict, shares: list[str]) -> str:
+        if s["kind"] == "distinct" and "col" in s["arg"]:
+            return self.link_distinct(s["arg"]["col"])
+        if s["kind"] == "persons" and any(x["kind"] == "distinct" and x["arg"].get("col") == s["column"]
+                                          for x in self.slots):
+            return self.link_distinct(s["column"])  # exact and free: the query counts them anyway
+        return super().combine_slot(s, shares)
+
+    def link_distinct(self, column: str) -> str:
+        if column in self._links:
+            return self._links[column]
+        lp, cat = self.lp, self.catalog
+        bits = max(cat.datasets[d].columns[column].bits for d in lp.datasets)
+        layout = make_layout("distinct", bits, [[("cell", _bits(self.cells)), ("present", 1)]])
+        keys_ir = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
+        loads = {d["attrs"]["dataset"]: n for n, d in self.g.nodes(data=True) if d["op"] == "load"}
+        shares = []
+        for ds in lp.datasets:
+            owner = cat.datasets[ds].owner
+            r = self.add("link_rows", f"local:{owner}", [loads[ds]], [-1], dataset=ds, side=0, layout=layout,
+                         where=lp.where, keys=keys_ir, key_column=column, measures=[], unique=False,
+                         keep_unkeyed=False, size_rule=size_rule(cat, ds))
+            shares.append(self.add("link_share", f"input:{owner}", [r], [-1], 0, 2 ** layout["bits"], party=owner))
+        nid = self.add("link_distinct", "secure", shares, [self.cells], 0, self.max_rows, layout=layout,
+                       cells=self.cells, column=column)
+        self._links[column] = nid
+        return nid
+
+
+def builder_class(lp: LogicalPlan) -> type[CircuitBuilder]:
+    if isinstance(lp, JoinLogicalPlan):
+        return JoinBuilder
+    if len(lp.datasets) > 1 and any(a.func == "count_distinct" for a in lp.aggregates):
+        return UnionDistinctBuilder
+    return CircuitBuilder
