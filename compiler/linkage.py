@@ -204,7 +204,7 @@ class JoinBuilder(CircuitBuilder):
         if a.func == "count_distinct":
             return {"distinct": self.slot("persons", column=self.lp.m.key_column)}
         ex = {**self.value_slots(a), "side": side}
-        p = {"count": self.slot("count", a.arg, side=side)}
+        p = {"count": self.slot("count", a.arg, **ex)}  # same clamp as the sum: one packed field
         if a.func in ("sum", "avg"):
             p["sum"] = self.slot("sum", a.arg, **ex)
         return p

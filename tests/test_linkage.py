@@ -1,0 +1,357 @@
+"""Record linkage (issue 6, spec/linkage.md): JOIN on a unique key, LEFT JOIN, overlap counts and
+COUNT(DISTINCT key) over a UNION ALL of several owners.
+
+1. Oracle vs an independent evaluation (no MPC, many data sets): the query's SQL run by sqlite3 on
+   the CSVs, the disclosure rules applied here from their documented meaning (a cell needs k joined
+   rows and k distinct persons; an aggregate over a nullable column -- or a right-side column of a
+   LEFT JOIN -- needs k contributing rows and 0 or >= k rows left out).
+   Data sets: random with duplicates, empty intersection, full intersection, NULL keys, keys at the
+   edges of the 48-bit range, an empty dataset.
+2. MPC vs oracle (real parties, tens of rows): counts and sums exact, averages within 2^-20.
+3. The reveal audit of a join: what each party receives is exactly the reveal node's vectors, each
+   announced in the leakage report, and the vector lengths exchanged are those it declares.
+4. Diagnostics IQ405-IQ407 for what is not executable, and a data error for a repeated unique key.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from insightql.compiler.catalog import load_catalog
+from insightql.compiler.linkage_local import LinkageDataError, link_rows, padded_size
+from insightql.compiler.pipeline import compile_source
+from insightql.compiler.results import Suppressed
+
+from conftest import CATALOG, _MPC_SLOTS, assert_same_result, compile_plan, load_tables, oracle_result, run_mpc
+
+LCAT_PATH = Path(__file__).resolve().parent / "linkage" / "catalog.toml"
+LCAT = load_catalog(LCAT_PATH)
+K = 3
+TOP = 2 ** 48 - 1
+GENDERS = ["Feminine", "Masculine", "Other"]
+REGIONS = ["North", "East", "South", "West"]
+FIXED_POINT_REL = 2.0 ** -20
+
+# -- queries: .iq text, the same question in SQL, and how each output is protected -----------------
+# outs: (name, sql aggregate, rule) with rule "cell" (released with its cell), or the SQL of the
+# contributing-row count of a nullable argument (own-count rule).
+QUERIES = {
+    "inner_both_sides": dict(
+        iq="""SELECT p.exp_Region, n.prs_Gender, COUNT(*) AS rows_, AVG(n.prs_Age) AS age,
+       SUM(p.hours_worked_week) AS hours, COUNT(DISTINCT p.person_id) AS persons
+FROM police_victims p JOIN ngo_clients n ON p.person_id = n.person_id
+WHERE p.prs_Age >= 5 AND n.exp_Region <> 'North'
+GROUP BY p.exp_Region, n.prs_Gender;""",
+        sql="""FROM police_victims p JOIN ngo_clients n ON p.person_id = n.person_id
+WHERE p.prs_Age >= 5 AND n.exp_Region <> 'North'""",
+        groups=["p.exp_Region", "n.prs_Gender"], persons="p.person_id",
+        outs=[("rows_", "COUNT(*)", "cell"), ("age", "AVG(n.prs_Age)", "cell"),
+              ("hours", "SUM(MIN(MAX(p.hours_worked_week, 0), 100))", "COUNT(p.hours_worked_week)"),
+              ("persons", "COUNT(DISTINCT p.person_id)", "cell")]),
+    "left_join": dict(
+        iq="""SELECT n.exp_Region, s.prs_Gender, COUNT(*) AS rows_, COUNT(s.prs_Age) AS matched,
+       AVG(s.prs_Age) AS age, SUM(n.debt_eur) AS debt
+FROM ngo_clients n LEFT JOIN shelter_stays s ON n.person_id = s.person_id
+WHERE n.prs_Age < 90
+GROUP BY n.exp_Region, s.prs_Gender;""",
+        sql="""FROM ngo_clients n LEFT JOIN shelter_stays s ON n.person_id = s.person_id WHERE n.prs_Age < 90""",
+        groups=["n.exp_Region", "s.prs_Gender"], persons="n.person_id",
+        outs=[("rows_", "COUNT(*)", "cell"), ("matched", "COUNT(s.prs_Age)", "COUNT(s.prs_Age)"),
+              ("age", "AVG(s.prs_Age)", "COUNT(s.prs_Age)"),
+              ("debt", "SUM(MIN(MAX(n.debt_eur, 0), 500))", "COUNT(n.debt_eur)")]),
+    "overlap": dict(
+        iq="""SELECT COUNT(*) AS joined_rows, COUNT(DISTINCT n.person_id) AS overlap
+FROM police_victims p JOIN ngo_clients n ON p.person_id = n.person_id;""",
+        sql="FROM police_victims p JOIN ngo_clients n ON p.person_id = n.person_id",
+        groups=[], persons="n.person_id",
+        outs=[("joined_rows", "COUNT(*)", "cell"), ("overlap", "COUNT(DISTINCT n.person_id)", "cell")]),
+    "unique_left_side": dict(
+        iq="""SELECT p.prs_Gender, COUNT(*) AS rows_, SUM(s.prs_Age) AS ages
+FROM shelter_stays s JOIN police_victims p ON s.person_id = p.person_id
+GROUP BY p.prs_Gender;""",
+        sql="FROM shelter_stays s JOIN police_victims p ON s.person_id = p.person_id",
+        groups=["p.prs_Gender"], persons="p.person_id",
+        outs=[("rows_", "COUNT(*)", "cell"), ("ages", "SUM(s.prs_Age)", "cell")]),
+    "distinct_three": dict(
+        iq="""SELECT exp_Region, COUNT(DISTINCT person_id) AS persons, COUNT(*) AS rows_
+FROM police_victims UNION ALL ngo_clients UNION ALL shelter_stays
+WHERE prs_Age >= 10
+GROUP BY exp_Region;""",
+        sql="FROM (SELECT * FROM police_victims UNION ALL SELECT * FROM ngo_clients UNION ALL "
+            "SELECT * FROM shelter_stays) u WHERE prs_Age >= 10",
+        groups=["exp_Region"], persons="person_id",
+        outs=[("persons", "COUNT(DISTINCT person_id)", "cell"), ("rows_", "COUNT(*)", "cell")]),
+    "distinct_two_total": dict(
+        iq="""SELECT COUNT(DISTINCT person_id) AS persons FROM police_victims UNION ALL shelter_stays;""",
+        sql="FROM (SELECT * FROM police_victims UNION ALL SELECT * FROM shelter_stays) u",
+        groups=[], persons="person_id", outs=[("persons", "COUNT(DISTINCT person_id)", "cell")]),
+}
+
+
+# -- data -----------------------------------------------------------------------------------------
+def make_data(folder: Path, scenario: str, seed: int) -> dict[str, str]:
+    """CSVs of the three datasets; ngo and shelter keys are unique, police keys repeat."""
+    rng = np.random.default_rng(seed)
+    n_pol, n_ngo, n_sh = {"tiny": (8, 6, 0)}.get(scenario, (60, 45, 35))
+    pool = list(range(1, 90))
+    if scenario == "edges":
+        pool = [0, 1, 2, TOP, TOP - 1, TOP - 2] + [int(x) for x in rng.integers(3, TOP - 3, 40)]
+    police_keys = [int(rng.choice(pool)) for _ in range(n_pol)]
+    if scenario == "empty":
+        ngo_pool = [k + 1000 for k in pool]
+    elif scenario == "full":
+        ngo_pool = sorted(set(police_keys))
+    else:
+        ngo_pool = pool
+    ngo_keys = [int(x) for x in rng.permutation(ngo_pool)[:n_ngo]]
+    sh_keys = [int(x) for x in rng.permutation(pool)[:n_sh]]
+    null_rate = 0.15 if scenario in ("edges", "nulls") else 0.0
+    out = {}
+    for name, keys in (("police_victims", police_keys), ("ngo_clients", ngo_keys), ("shelter_stays", sh_keys)):
+        path = folder / f"{name}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["person_id", "case_id", "prs_Gender", "exp_Region", "prs_Age", "hours_worked_week",
+                        "debt_eur"])
+            for i, k in enumerate(keys):
+                w.writerow(["" if rng.random() < null_rate else k, i + 1,
+                            GENDERS[int(rng.integers(0, 2 if rng.random() < 0.8 else 3))],
+                            REGIONS[int(rng.integers(1, 4 if rng.random() < 0.9 else 4))],
+                            int(rng.integers(0, 100)),
+                            "" if rng.random() < 0.2 else int(rng.integers(0, 121)),
+                            "" if rng.random() < 0.2 else f"{rng.uniform(0, 1000):.2f}"])
+        out[name] = str(path)
+    return out
+
+
+def sqlite_of(data: dict[str, str]) -> sqlite3.Connection:
+    con = sqlite3.connect(":memory:")
+    for name, path in data.items():
+        with open(path, newline="", encoding="utf-8") as fh:
+            r = csv.reader(fh)
+            header = next(r)
+            con.execute(f"CREATE TABLE {name} ({', '.join(h + ' NUMERIC' for h in header)})")
+            con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * len(header))})",
+                            ([v if v != "" else None for v in row] for row in r))
+    return con
+
+
+def expected(name: str, plan: dict, data: dict[str, str]) -> list[list]:
+    """The result rows from sqlite3 and the disclosure rules; 'cell' / 'value' for suppressed."""
+    q = QUERIES[name]
+    con = sqlite_of(data)
+    extra = [rule for _, _, rule in q["outs"] if rule != "cell"]
+    sel = q["groups"] + ["COUNT(*)", f"COUNT(DISTINCT {q['persons']})"] + [a for _, a, _ in q["outs"]] + extra
+    sql = f"SELECT {', '.join(sel)} {q['sql']}" + (f" GROUP BY {', '.join(q['groups'])}" if q["groups"] else "")
+    found = {tuple(r[:len(q["groups"])]): r[len(q["groups"]):] for r in con.execute(sql)}
+    table = next(n for n in plan["nodes"] if n["op"] == "table")["attrs"]
+    domains = [k["values"] for k in table["keys"]]
+    rows = []
+    for combo in (__import__("itertools").product(*domains) if domains else [()]):
+        r = found.get(tuple(combo))
+        if r is None or (not q["groups"] and r[0] == 0):
+            r = [0, 0] + [None] * len(q["outs"]) + [0] * len(extra)
+        n, persons, vals, counts = r[0], r[1], r[2:2 + len(q["outs"])], r[2 + len(q["outs"]):]
+        released = n >= K and persons >= K
+        out = list(combo)
+        ci = 0
+        for (oname, _, rule), v in zip(q["outs"], vals):
+            if not released:
+                out.append("cell")
+                continue
+            if rule != "cell":
+                c = counts[ci]
+                ci += 1
+                if c < K or 0 < n - c < K:
+                    out.append("value")
+                    continue
+            out.append(v if v is not None else 0)
+        rows.append(out)
+    return rows
+
+
+def normalise(table) -> list[list]:
+    return [["cell" if isinstance(v, Suppressed) and v.reason.startswith("fewer") else
+             "value" if isinstance(v, Suppressed) else v for v in r] for r in table.rows]
+
+
+def same(got: list[list], want: list[list]) -> bool:
+    if len(got) != len(want):
+        return False
+    for g, w in zip(got, want):
+        for a, b in zip(g, w):
+            if isinstance(a, float) or isinstance(b, float):
+                if isinstance(a, str) or isinstance(b, str) or not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6):
+                    return False
+            elif a != b:
+                return False
+    return True
+
+
+SCENARIOS = ["random", "empty", "full", "nulls", "edges", "tiny"]
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    out = {}
+    for sc in SCENARIOS:
+        for seed in (1, 2):
+            folder = tmp_path_factory.mktemp(f"link-{sc}-{seed}")
+            out[(sc, seed)] = make_data(folder, sc, seed)
+    return out
+
+
+def plan_of(name: str) -> dict:
+    return compile_plan(QUERIES[name]["iq"], LCAT, f"{name}.iq")
+
+
+# -- 1. oracle vs sqlite3 ---------------------------------------------------------------------------
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("name", sorted(QUERIES))
+def test_oracle_matches_sqlite(name, scenario, datasets):
+    plan = plan_of(name)
+    for seed in (1, 2):
+        data = datasets[(scenario, seed)]
+        got = normalise(oracle_result(plan, LCAT, data))
+        want = expected(name, plan, data)
+        assert same(got, want), f"{name} on {scenario}/{seed}:\noracle {got}\nsqlite {want}"
+
+
+def test_scenarios_cover_empty_full_and_released_cells(datasets):
+    plan = plan_of("overlap")
+    got = {sc: normalise(oracle_result(plan, LCAT, datasets[(sc, 1)]))[0] for sc in ("empty", "full", "random")}
+    assert got["empty"] == ["cell", "cell"]  # intersection 0 < k: suppressed like any small count
+    con = sqlite_of(datasets[("full", 1)])
+    n_ngo = con.execute("SELECT COUNT(DISTINCT person_id) FROM ngo_clients").fetchone()[0]
+    assert got["full"][1] == n_ngo  # every NGO client is known to the police
+    assert isinstance(got["random"][1], int) and 0 < got["random"][1] < n_ngo
+
+
+def test_padding_depends_on_row_count_only(datasets):
+    """The shared vector's length is the row count (exact, or the next power of two when the owner
+    does not allow row counts), whatever the filter and the keys."""
+    for name in ("inner_both_sides", "distinct_three"):
+        plan = plan_of(name)
+        tables = load_tables(plan, LCAT, datasets[("random", 1)])
+        nodes = {n["id"]: n for n in plan["nodes"]}
+        for n in plan["nodes"]:
+            if n["op"] == "link_rows":
+                ds = n["attrs"]["dataset"]
+                tbl, count = tables[ds]
+                vec = link_rows(n["attrs"], tbl, count)
+                rule = "exact" if LCAT.datasets[ds].policy.allow_row_counts else "pow2"
+                assert n["attrs"]["size_rule"] == rule
+                assert len(vec) == padded_size(count, rule) and len(vec) >= count
+                assert nodes[n["inputs"][0]]["op"] == "load"
+
+
+def test_repeated_unique_key_is_a_data_error(tmp_path, datasets):
+    plan = plan_of("inner_both_sides")
+    data = dict(datasets[("random", 1)])
+    rows = list(csv.reader(open(data["ngo_clients"], encoding="utf-8")))
+    rows[2][0] = rows[1][0] = "77"
+    bad = tmp_path / "ngo.csv"
+    with open(bad, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+    data["ngo_clients"] = str(bad)
+    with pytest.raises(LinkageDataError, match="declares `person_id` unique"):
+        oracle_result(plan, LCAT, data)
+
+
+# -- 4. what is not executable -------------------------------------------------------------------
+CORPUS_CAT = load_catalog(CATALOG)
+NOT_EXECUTABLE = [
+    ("IQ405", CORPUS_CAT, "@purpose research\nSELECT COUNT(*) FROM police_victims p JOIN ngo_clients n "
+                          "ON p.person_id = n.person_id;"),
+    ("IQ405", LCAT, "SELECT COUNT(*) FROM ngo_clients n LEFT JOIN police_victims p ON n.person_id = p.person_id;"),
+    ("IQ406", LCAT, "SELECT MEDIAN(p.prs_Age) FROM police_victims p JOIN ngo_clients n ON p.person_id = n.person_id;"),
+    ("IQ406", LCAT, "SELECT COUNT(*) FROM ngo_clients n LEFT JOIN shelter_stays s ON n.person_id = s.person_id "
+                    "WHERE s.prs_Age > 3;"),
+    ("IQ406", LCAT, "SELECT COUNT(*) FROM police_victims p JOIN ngo_clients n ON p.person_id = n.person_id "
+                    "WHERE p.prs_Age > n.prs_Age;"),
+    ("IQ406", LCAT, "SELECT COUNT(*) FROM police_victims p JOIN ngo_clients n ON p.prs_Gender = n.prs_Gender;"),
+    ("IQ406", LCAT, "SELECT COUNT(*) FROM police_victims p JOIN ngo_clients n ON p.person_id = n.person_id "
+                    "JOIN shelter_stays s ON s.person_id = n.person_id WHERE p.prs_Age > 1;"),
+    ("IQ407", LCAT, "SELECT COUNT(*) FROM police_victims p JOIN ngo_clients n ON p.case_id = n.case_id;"),
+]
+
+
+@pytest.mark.parametrize("code,cat,text", NOT_EXECUTABLE)
+def test_not_executable_has_a_diagnostic_with_a_hint(code, cat, text):
+    res = compile_source(text, "q.iq", cat)
+    assert res.plan is None
+    codes = [d.code for d in res.diagnostics]
+    assert code in codes, [d.render() for d in res.diagnostics]
+    d = next(d for d in res.diagnostics if d.code == code)
+    assert d.hints and d.span is not None
+
+
+def test_leakage_report_lists_input_sizes_to_every_party():
+    for name in ("inner_both_sides", "distinct_three"):
+        plan = plan_of(name)
+        item = next(i for i in plan["leakage"] if i["item"] == "input_sizes")
+        assert item["to"] == plan["parties"]
+        for ds in plan["datasets"]:
+            assert ds in item["detail"]
+    plan = plan_of("distinct_three")
+    assert "power of two" in next(i for i in plan["leakage"] if i["item"] == "input_sizes")["detail"]
+    flags = next(i for i in plan["leakage"] if i["item"] == "suppression_flag")["detail"]
+    assert "exact, record linkage" in flags  # the distinct-person threshold is exact here
+
+
+# -- 2. MPC vs oracle, and 3. the reveal audit -----------------------------------------------------
+MPC_CASES = [("inner_both_sides", "random"), ("left_join", "nulls"), ("overlap", "full"),
+             ("unique_left_side", "edges"), ("distinct_three", "edges"), ("distinct_two_total", "empty")]
+
+
+@pytest.mark.mpc
+@pytest.mark.parametrize("name,scenario", MPC_CASES)
+def test_mpc_matches_oracle_and_sqlite(name, scenario, datasets):
+    plan = plan_of(name)
+    data = datasets[(scenario, 1)]
+    got = run_mpc(plan, data, catalog_path=LCAT_PATH)
+    want = oracle_result(plan, LCAT, data)
+    assert_same_result(plan, got, want, rel=FIXED_POINT_REL)
+    for g, w in zip(normalise(got), expected(name, plan, data)):  # and the independent evaluation
+        assert [x if isinstance(x, str) else round(float(x), 4) for x in g] == \
+            [x if isinstance(x, str) else round(float(x), 4) for x in w]
+
+
+@pytest.mark.mpc
+def test_join_reveal_audit(tmp_path, datasets):
+    """Every value a party receives during a join is exactly what the leakage report lists."""
+    from insightql.runtime.launcher import launch_local
+    from test_reveal_audit import leakage_of
+
+    plan = plan_of("inner_both_sides")
+    data = datasets[("random", 1)]
+    audit = tmp_path / "audit.jsonl"
+    with _MPC_SLOTS:
+        table, _ = launch_local(plan, LCAT_PATH, data, quiet=True, timeout=120, env={"IQ_AUDIT_FILE": str(audit)})
+    assert_same_result(plan, table, oracle_result(plan, LCAT, data), rel=FIXED_POINT_REL)
+    lines = [json.loads(x) for x in audit.read_text().splitlines()]
+    names = plan["parties"]
+    by_party = {names[x["pid"]]: x for x in lines}
+    assert len(lines) == len(names) == len(by_party), "one reveal line per party, nothing else opened"
+    reveal = next(n for n in plan["nodes"] if n["op"] == "reveal")
+    announced = leakage_of(plan)
+    for party, line in by_party.items():
+        if party in plan["receivers"]:
+            assert list(line["received"]) == reveal["inputs"]
+            assert set(line["received"]) <= set(announced)
+        else:
+            assert line["received"] is None
+    t = next(n for n in plan["nodes"] if n["op"] == "table")["attrs"]
+    received = by_party[plan["receivers"][0]]["received"]
+    for o in t["outputs"]:
+        if o["kind"] == "value":
+            assert all(ok == 1.0 or v == 0.0 for v, ok in zip(received[o["value"]], received[o["flag"]]))
+    # besides the reveal, the parties learn the vector lengths: exactly what input_sizes declares
+    sizes = next(i for i in plan["leakage"] if i["item"] == "input_sizes")
+    assert sizes["to"] == names and "row count" in sizes["detail"]
