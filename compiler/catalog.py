@@ -123,6 +123,11 @@ class Policy(_Strict):
     """Largest number of cells a GROUP BY over this dataset may produce."""
     allow_row_counts: bool = True
     """May the plan reveal this dataset's row count (input size)?"""
+    linkage: Literal["oblivious", "fast"] = "oblivious"
+    """Record linkage design a plan may use on this dataset (spec/linkage.md): "oblivious" opens
+    nothing but the outputs; "fast" (every linked dataset must allow it) shuffles the rows and
+    opens keyed-PRF tags, so the computing parties learn the match pattern (intersection size,
+    multiplicities) of the linked rows, but not which rows matched."""
     require_approval: bool = False
     """Must every plan reading this dataset carry valid signed approvals (spec/governance.md)?
     The owner's party then also refuses without a ledger check. False keeps demos running."""

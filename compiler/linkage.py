@@ -180,6 +180,26 @@ def size_rule(catalog, dataset: str) -> str:
     return "exact" if catalog.datasets[dataset].policy.allow_row_counts else "pow2"
 
 
+def algorithm(catalog, datasets) -> str:
+    """"fast" (shuffle + keyed PRF, opens the match pattern) only if every linked dataset's policy
+    opts in; otherwise "oblivious" (sort-based, opens nothing)."""
+    return "fast" if all(catalog.datasets[d].policy.linkage == "fast" for d in datasets) else "oblivious"
+
+
+def match_pattern_item(builder, parties: list[str]) -> dict | None:
+    """Leakage of the fast design: which shuffled positions carry equal keys."""
+    if algorithm(builder.catalog, builder.link_datasets) != "fast":
+        return None
+    return {"item": "match_pattern", "to": list(parties), "public": False,
+            "detail": "fast record linkage (every linked dataset sets linkage = \"fast\"): the rows of "
+                      + ", ".join(builder.link_datasets) + " are shuffled together by a permutation no "
+                      "coalition of t parties knows, and a keyed PRF tag of each row's key (MiMC under a "
+                      "secret random key) is opened. Every computing party learns which shuffled positions "
+                      "share a key: the number of keys held once, twice, ... (for two datasets with unique "
+                      "keys, the intersection size, even below k). Not which rows matched, not the keys, "
+                      "not the rows' values: grouping and aggregation stay secret-shared."}
+
+
 def input_sizes_item(builder, parties: list[str]) -> dict:
     """Leakage: the length of each owner's shared vector, known to every computing party."""
     parts = []
@@ -190,7 +210,9 @@ def input_sizes_item(builder, parties: list[str]) -> dict:
     return {"item": "input_sizes", "to": list(parties), "public": False,
             "detail": "record linkage shares one packed row per input row (filtered-out rows and duplicates are "
                       "replaced by padding), so every computing party learns each vector's length: "
-                      + "; ".join(parts) + ". Nothing else about the rows, keys or matches is opened."}
+                      + "; ".join(parts) + (". Nothing else about the rows, keys or matches is opened."
+                                            if algorithm(builder.catalog, builder.link_datasets) == "oblivious"
+                                            else "; see match_pattern for what the fast design opens.")}
 
 
 # -- JOIN circuit -----------------------------------------------------------------------------
@@ -258,7 +280,7 @@ class JoinBuilder(CircuitBuilder):
         for k in lp.u.keys:
             null_u = null_u * len(lp.keys[k].values) + len(lp.keys[k].values) - 1
         link = self.add("link_join", "secure", shares, [len(weights), self.cells], 0, self.max_rows,
-                        kind=lp.kind, layout=layout, cells_u=cells[0], cells_m=cells[1], null_cell_u=null_u,
+                        algorithm=algorithm(cat, self.link_datasets), kind=lp.kind, layout=layout, cells_u=cells[0], cells_m=cells[1], null_cell_u=null_u,
                         weights=weights, cell_perm=self._cell_perm())
         for r, s in enumerate(self.slots):
             lo, hi = self.slot_bounds(s)
@@ -346,8 +368,8 @@ class UnionDistinctBuilder(CircuitBuilder):
                          where=lp.where, keys=keys_ir, key_column=column, measures=[], unique=False,
                          keep_unkeyed=False, size_rule=size_rule(cat, ds))
             shares.append(self.add("link_share", f"input:{owner}", [r], [-1], 0, 2 ** layout["bits"], party=owner))
-        nid = self.add("link_distinct", "secure", shares, [self.cells], 0, self.max_rows, layout=layout,
-                       cells=self.cells, column=column)
+        nid = self.add("link_distinct", "secure", shares, [self.cells], 0, self.max_rows,
+                       algorithm=algorithm(cat, lp.datasets), layout=layout, cells=self.cells, column=column)
         self._links[column] = nid
         return nid
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from insightql.compiler.linkage_local import LinkageDataError, link_rows
+from insightql.compiler.linkage_local import LinkageDataError, field_of, link_rows
 
 LINK_OPS = ("link_rows", "link_share", "link_distinct", "link_join", "link_slot")
 
@@ -66,14 +66,27 @@ class LinkOps:
             assert plain.shape == (size,)
             return self.mpc.input(st.array(plain), senders=names.index(a["party"]))
         if op == "link_distinct":
-            return self.to_main(self.distinct(a, [values[i] for i in node["inputs"]]))
+            vecs = [values[i] for i in node["inputs"]]
+            if a.get("algorithm") == "fast":
+                return self.finish(self.distinct_fast(node, a, vecs))
+            return self.to_main(self.distinct(a, vecs))
         if op == "link_join":
-            return self.to_main(self.join(a, values[node["inputs"][0]], values[node["inputs"][1]]))
+            u, m = (values[i] for i in node["inputs"])
+            if a.get("algorithm") == "fast":
+                return self.finish(self.join_fast(node, a, u, m))
+            return self.to_main(self.join(a, u, m))
         if op == "link_slot":
             return values[node["inputs"][0]][a["row"]]
         raise AssertionError(op)
 
     # -- helpers --------------------------------------------------------------------------
+    async def finish(self, coro):
+        """The fast design opens tags midway, so its ops are coroutines the party awaits."""
+        return self.to_main(await coro)
+
+    def concat(self, vecs: list):
+        return vecs[0] if len(vecs) == 1 else self.mpc.np_concatenate(vecs)
+
     def to_main(self, x):
         """Small per-cell results into the plan's secure integer type."""
         mpc = self.mpc
@@ -82,9 +95,7 @@ class LinkOps:
         return mpc.np_fromlist(mpc.convert(flat, self.main)).reshape(shape)
 
     def sorted_concat(self, vecs: list):
-        mpc = self.mpc
-        x = vecs[0] if len(vecs) == 1 else mpc.np_concatenate(vecs)
-        return mpc.np_sort(x)
+        return self.mpc.np_sort(self.concat(vecs))
 
     def field(self, bits, f: dict):
         """Value of a bit field from the (n, W) bit matrix: a linear combination of bits."""
@@ -123,16 +134,34 @@ class LinkOps:
     def distinct(self, a: dict, vecs: list):
         lay = a["layout"]
         st = type(vecs[0]).sectype
-        mpc = self.mpc
         s = self.sorted_concat(vecs)
-        n = s.shape[0]
-        W = lay["payload_bits"]
-        bits = mpc.np_to_bits(s, l=W)
-        cell_f = next(f for f in lay["sides"][0] if f["name"] == "cell")
-        present = self.field(bits, next(f for f in lay["sides"][0] if f["name"] == "present"))
+        bits = self.mpc.np_to_bits(s, l=lay["payload_bits"])
         first = 1 - self.adjacent_equal(s, lay["bits"] + 1, st)
-        hot = self.one_hot([bits[:, cell_f["offset"] + j] for j in range(cell_f["bits"])], a["cells"], n, st)
-        return hot @ (first * present)
+        present = self.field(bits, field_of(lay, 0, "present"))
+        return self.cell_hot(bits, lay, a["cells"], st) @ (first * present)
+
+    async def distinct_fast(self, node: dict, a: dict, vecs: list):
+        """The fast design (runtime/linkage_fast.py): per cell, the runs (keys) with a present row."""
+        from .linkage_fast import open_runs, shuffle
+        lay = a["layout"]
+        st = type(vecs[0]).sectype
+        x = await shuffle(self.mpc, self.concat(vecs))
+        bits = self.mpc.np_to_bits(x, l=lay["payload_bits"])
+        present = self.field(bits, field_of(lay, 0, "present"))
+        runs = await open_runs(self.mpc, node, self.high_part(x, bits, st), present)
+        bits, present = bits[runs.order], present[runs.order]
+        hot = self.cell_hot(bits, lay, a["cells"], st) * present.reshape(1, x.shape[0])
+        return runs.or_total(self.mpc, hot)
+
+    def cell_hot(self, bits, lay: dict, cells: int, st, side: int = 0):
+        f = field_of(lay, side, "cell")
+        return self.one_hot([bits[:, f["offset"] + j] for j in range(f["bits"])], cells, bits.shape[0], st)
+
+    def high_part(self, x, bits, st):
+        """x >> (number of bit columns): exact, x minus its low bits is a multiple of 2**w."""
+        w = bits.shape[1]
+        low = bits @ np.array([1 << j for j in range(w)], dtype=object)
+        return (x - low) * pow(2, -w, st.field.modulus)
 
     # -- JOIN with a unique key on side U (0) -------------------------------------------------
     def join(self, a: dict, u, m):
@@ -143,38 +172,75 @@ class LinkOps:
         s = self.sorted_concat([u, m])
         n = s.shape[0]
         bits = mpc.np_to_bits(s, l=W + 1)
-        low = bits @ np.array([1 << j for j in range(W + 1)], dtype=object)
-        inv = pow(2, -(W + 1), st.field.modulus)
-        key = (s - low) * inv  # exact: s - low is a multiple of 2**(W+1)
-        same_key = self.adjacent_equal(key, K + 2, st)
+        same_key = self.adjacent_equal(self.high_part(s, bits, st), K + 2, st)
         head = 1 - same_key
         side = bits[:, W]
-        fu = {f["name"]: f for f in lay["sides"][0]}
-        fm = {f["name"]: f for f in lay["sides"][1]}
-        # fields of the U row, copied along its key's run (U sorts first in the run)
-        carry_names = ["match"] + [f"cell{j}" for j in range(fu["cell"]["bits"])] + \
-            [x for w in a["weights"] if w.get("side") == 0 for x in (w["field"] + ".nn", w["field"] + ".val")]
-        carry_names = list(dict.fromkeys(carry_names))
-        rows = []
-        for c in carry_names:
-            if c == "match":
-                rows.append(self.field(bits, fu["present"]) * self.field(bits, fu["keyed"]))
-            elif c.startswith("cell") and c[4:].isdigit():
-                rows.append(bits[:, fu["cell"]["offset"] + int(c[4:])])
-            else:
-                rows.append(self.field(bits, fu[c]))
-        hu = head * (1 - side)
-        x = mpc.np_stack(rows) * hu.reshape(1, n)
+        names, rows = self.carry_rows(a, bits)
+        x = mpc.np_stack(rows) * (head * (1 - side)).reshape(1, n)  # U sorts first in its key's run
         z = mpc.np_concatenate([x, head.reshape(1, n)], axis=0)  # last row: "run head seen"
         d = 1
         while d < n:
             seen = z[-1]
             z = z + (1 - seen).reshape(1, n) * self.shift(z, d, 0, st)
             d *= 2
-        carried = {c: z[i] for i, c in enumerate(carry_names)}
+        fm = {f["name"]: f for f in lay["sides"][1]}
+        prefix = [W] + [f["offset"] + j for name in ("cell", "present", "keyed") for f in [fm[name]]
+                        for j in range(f["bits"])]
+        first = (1 - same_key * self.bits_equal_prev(bits, prefix, st)) * self.field(bits, fm["keyed"])
+        return self.join_cells(a, bits, side, dict(zip(names, z)), lambda joint: joint @ first)
+
+    async def join_fast(self, node: dict, a: dict, u, m):
+        """The fast design: runs of one key are public, so U's fields reach the M rows of their run
+        by segment sums (local) instead of a log n scan, and distinct persons by an OR per run."""
+        from .linkage_fast import open_runs, shuffle
+        mpc = self.mpc
+        lay = a["layout"]
+        st = type(u).sectype
+        W = lay["payload_bits"]
+        x = await shuffle(mpc, self.concat([u, m]))
+        n = x.shape[0]
+        bits = mpc.np_to_bits(x, l=W + 1)
+        side = bits[:, W]
+        real = [self.field(bits, field_of(lay, i, "present")) * self.field(bits, field_of(lay, i, "keyed"))
+                for i in (0, 1)]
+        real = real[0] + side * (real[1] - real[0])
+        runs = await open_runs(mpc, node, self.high_part(x, bits, st), real)
+        bits, side, real = bits[runs.order], side[runs.order], real[runs.order]
+        names, rows = self.carry_rows(a, bits)
+        carried = runs.spread(mpc, mpc.np_stack(rows) * ((1 - side) * real).reshape(1, n))
+        keyed_m = self.field(bits, field_of(lay, 1, "keyed"))
+        return self.join_cells(a, bits, side, dict(zip(names, carried)),
+                               lambda joint: runs.or_total(mpc, joint * keyed_m.reshape(1, n)))
+
+    def carry_rows(self, a: dict, bits) -> tuple[list[str], list]:
+        """The U row's fields that its key's M rows need: match, cell bits, U-side measures."""
+        fu = {f["name"]: f for f in a["layout"]["sides"][0]}
+        names = ["match"] + [f"cell{j}" for j in range(fu["cell"]["bits"])] + \
+            [x for w in a["weights"] if w.get("side") == 0 for x in (w["field"] + ".nn", w["field"] + ".val")]
+        names = list(dict.fromkeys(names))
+        rows = []
+        for c in names:
+            if c == "match":
+                rows.append(self.field(bits, fu["present"]) * self.field(bits, fu["keyed"]))
+            elif c.startswith("cell") and c[4:].isdigit():
+                rows.append(bits[:, fu["cell"]["offset"] + int(c[4:])])
+            else:
+                rows.append(self.field(bits, fu[c]))
+        return names, rows
+
+    def join_cells(self, a: dict, bits, side, carried: dict, persons):
+        """Per weight and cell, the sums over the joined rows (every M row that is present, and in an
+        inner join matched), given the U fields carried to each M row; `persons(joint)` counts the
+        distinct keys per joint cell."""
+        mpc = self.mpc
+        lay = a["layout"]
+        st = type(bits).sectype
+        n = bits.shape[0]
+        fm = {f["name"]: f for f in lay["sides"][1]}
+        fu_cell = field_of(lay, 0, "cell")
         match = carried["match"]
         joined = side * self.field(bits, fm["present"])
-        hot_u = self.one_hot([carried[f"cell{j}"] for j in range(fu["cell"]["bits"])], a["cells_u"], n, st)
+        hot_u = self.one_hot([carried[f"cell{j}"] for j in range(fu_cell["bits"])], a["cells_u"], n, st)
         if a["kind"] == "inner":
             joined = joined * match
             hot_u = hot_u * joined.reshape(1, n)
@@ -182,26 +248,21 @@ class LinkOps:
             nul = np.zeros((a["cells_u"], 1), dtype=object)
             nul[a["null_cell_u"], 0] = 1
             hot_u = (hot_u * match.reshape(1, n) + (1 - match).reshape(1, n) * st.array(nul)) * joined.reshape(1, n)
-        hot_m = self.one_hot([bits[:, fm["cell"]["offset"] + j] for j in range(fm["cell"]["bits"])],
-                             a["cells_m"], n, st)
+        hot_m = self.cell_hot(bits, lay, a["cells_m"], st, side=1)
         cu, cm = a["cells_u"], a["cells_m"]
         joint = (hot_u.reshape(cu, 1, n) * hot_m.reshape(1, cm, n)).reshape(cu * cm, n)
         weights = []
         for w in a["weights"]:
-            if w["kind"] == "rows":
+            if w["kind"] in ("rows", "persons"):
                 weights.append(st.array(np.ones(n, dtype=object)))
-            elif w["kind"] == "persons":
-                prefix = [W] + [f["offset"] + j for name in ("cell", "present", "keyed")
-                                for f in [fm[name]] for j in range(f["bits"])]
-                weights.append((1 - same_key * self.bits_equal_prev(bits, prefix, st)) * self.field(bits, fm["keyed"]))
             else:
                 f = w["field"]
                 nn, val = (carried[f + ".nn"], carried[f + ".val"]) if w["side"] == 0 else \
                     (self.field(bits, fm[f + ".nn"]), self.field(bits, fm[f + ".val"]))
                 weights.append(nn if w["kind"] == "count" else val + w["lo"] * nn)
         out = joint @ mpc.np_transpose(mpc.np_stack(weights))  # (cells, weights): only this is communicated
-        out = mpc.np_transpose(out)
-        return out[:, np.array(a["cell_perm"], dtype=int)]
+        rows = [persons(joint) if w["kind"] == "persons" else out[:, r] for r, w in enumerate(a["weights"])]
+        return mpc.np_stack(rows)[:, np.array(a["cell_perm"], dtype=int)]
 
     def bits_equal_prev(self, bits, cols: list[int], st):
         """1 where the given bit columns of row i equal those of row i-1 (0 at i = 0): XNOR by one

@@ -178,6 +178,8 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
             if op == "link_share" and "secure" not in progress._step:
                 progress.step("secure steps")
             values[n["id"]] = link_ops.run(n, values, me, names, link_local)
+            if asyncio.iscoroutine(values[n["id"]]):  # the fast design opens match tags midway
+                values[n["id"]] = await values[n["id"]]
         elif op == "reveal":
             progress.step("reveal")
             frac = {i: ops.nodes[i].get("frac", 0) for i in n["inputs"]}

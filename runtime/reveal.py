@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 
 import numpy as np
 
@@ -30,6 +31,20 @@ def _audit_to_file(pid: int, node: dict, received) -> None:
         os.write(fd, line.encode())  # one write of an O_APPEND file: lines of parties do not interleave
     finally:
         os.close(fd)
+
+
+async def open_match_tags(mpc, node: dict, tags) -> list[int]:
+    """Fast record linkage only (runtime/linkage_fast.py; leakage item `match_pattern`, allowed by
+    `linkage = "fast"` in every linked dataset's policy): open the keyed-PRF tags of the shuffled
+    rows to every computing party. What this tells a party is which positions share a key."""
+    opened = await mpc.output(tags)
+    values = [int(v) for v in np.asarray(opened, dtype=object).ravel()]
+    sizes = Counter(Counter(values).values())
+    _audit_to_file(mpc.pid, node, {"item": "match_pattern", "tags": len(values),
+                                   "run_sizes": {str(s): c for s, c in sorted(sizes.items())}})
+    if _AUDIT_HOOK is not None:
+        _AUDIT_HOOK(node, {"match_tags": values})
+    return values
 
 
 async def exchange_status(mpc, message: dict) -> list[dict]:
