@@ -14,6 +14,7 @@ from insightql.stdlib.types import BOOL, NULL, IQType, date_to_days, join_types
 from . import ast as A
 from .catalog import Catalog, Dataset
 from .diagnostics import Diagnostic, Source, Span
+from .results import split_post
 
 ERROR = IQType("error")
 ANNOTATIONS = ("name", "description", "purpose", "receivers")
@@ -89,6 +90,7 @@ class Checker:
         self.cq = CheckedQuery(query, catalog, {})
         self.failed: set[str] = set()  # FROM names whose dataset is unknown: their columns are not reported again
         self.bound: set[int] = set()  # id() of the TableRefs that got a binding
+        self.post_ok: set[int] = set()  # id() of the pct() calls that are whole SELECT items
 
     def error(self, code: str, msg: str, span: Span | None, hints: list[str] | None = None):
         self.diags.append(Diagnostic(code, msg, span, hints or []))
@@ -309,6 +311,16 @@ class Checker:
                        + (f" to {spec.max_args}" if spec.max_args != spec.min_args else "")
                        + f" argument(s), got {len(e.args)}", e.span, [f"signature: {spec.signature}"])
             return ERROR
+        if spec.cost == "public" and id(e) not in self.post_ok:
+            self.error("IQ221", f"`{e.name}` is allowed only as a whole SELECT column", e.span,
+                       [f"{e.name}() is computed on the released table, after aggregation: write "
+                        f"`SELECT ..., {e.name}(COUNT(*)) AS share` (or `round({e.name}(COUNT(*)), 1)`) and order by its alias"])
+            return ERROR
+        if spec.cost == "public" and not any(isinstance(x, A.FuncCall) and x.name in AGGREGATES
+                                             for x in A.walk(e.args[0])):
+            self.error("IQ232", f"{e.name}() takes an aggregate, e.g. {e.name}(COUNT(*))", e.args[0].span,
+                       [f"signature: {spec.signature}"])
+            return ERROR
         types, consts = [], []
         for a in e.args:
             if isinstance(a, A.ListLiteral):
@@ -445,6 +457,9 @@ class Checker:
                 self.error("IQ301", "SELECT * would release individual rows", item.span,
                            ["select aggregates, e.g. `SELECT gender, COUNT(*) ... GROUP BY gender`"])
                 continue
+            value, pct = split_post(item.expr)  # what MPC reveals for this item, pct() applied afterwards
+            if pct is not None:
+                self.post_ok.add(id(pct))
             t = self.expr(item.expr, agg_ok=True)
             has_agg = any(isinstance(x, A.FuncCall) and x.name in AGGREGATES for x in A.walk(item.expr))
             if t is not ERROR and not self.is_grouped(item.expr) and aggregated:
@@ -454,7 +469,7 @@ class Checker:
             if name in names:
                 self.error("IQ208", f"two output columns are named `{name}`", item.span, ["give one an alias with AS"])
             names.add(name)
-            self.cq.outputs.append(OutputColumn(name, item.expr, t, has_agg))
+            self.cq.outputs.append(OutputColumn(name, value, t, has_agg))
         if q.having is not None:
             self._want_bool(self.expr(q.having, agg_ok=True), q.having, "HAVING")
             if not self.is_grouped(q.having):

@@ -28,13 +28,14 @@ class Lowering:
             return {"col": name, "type": t.to_json()}
         if isinstance(e, A.FuncCall):
             args, consts = [], []
+            want_arg = t if t.kind == "category" else None  # coalesce(region, 'Unknown'): a code of the result
             for a in e.args:
                 if isinstance(a, A.ListLiteral):
                     args.append(None)
                     consts.append([_const_value(i) for i in a.items])
                 else:
-                    args.append(self.expr(a))
-                    consts.append(_const_value(a) if isinstance(a, A.Literal) else None)
+                    args.append(self.expr(a, want_arg))
+                    consts.append(_const_value(a))  # a literal, or a negated one: round(x, -1)
             return {"fn": e.name, "args": args, "consts": consts, "arg_types": [
                 None if isinstance(a, A.ListLiteral) else self.t(a).to_json() for a in e.args], "type": t.to_json()}
         if isinstance(e, A.UnaryOp):

@@ -10,9 +10,11 @@ import io
 import itertools
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from insightql.stdlib.types import days_to_date
+
+from . import ast as A
 
 
 @dataclass
@@ -77,6 +79,61 @@ def _json_value(v):
     return v
 
 
+# -- pct(): public post-processing of released values --------------------------------------------
+def split_post(e: A.Expr) -> tuple[A.Expr, A.FuncCall | None]:
+    """(what MPC computes and reveals for a SELECT item, the pct() call around it or None).
+
+    `pct(v)` reveals v and `round(pct(v), d)` reveals v with a round(v, d) post step; the share is
+    computed here, on the released table, so it can never involve a suppressed value. A negative
+    digits literal (`-1`, parsed as a negation) is folded into one literal for the plan."""
+    rnd = e if isinstance(e, A.FuncCall) and e.name == "round" and e.args else None
+    inner = rnd.args[0] if rnd else e
+    pct = inner if isinstance(inner, A.FuncCall) and inner.name == "pct" and len(inner.args) == 1 else None
+    value = pct.args[0] if pct else inner
+    if rnd is None:
+        return value, pct
+    digits = tuple(_fold(d) for d in rnd.args[1:])
+    if value is rnd.args[0] and all(x is y for x, y in zip(digits, rnd.args[1:])):
+        return e, pct  # nothing to strip or fold: the item itself
+    return replace(rnd, args=(value, *digits)), pct
+
+
+def _fold(e: A.Expr) -> A.Expr:
+    if isinstance(e, A.UnaryOp) and e.op == "neg" and isinstance(e.operand, A.Literal) and e.operand.kind == "int":
+        return A.Literal(-e.operand.value, "int", span=e.span)
+    return e
+
+
+def pct_outputs(plan: dict) -> set[int]:
+    """Positions of the SELECT items that are pct(...), read from the plan's source (hashed and
+    recompiled by every party): pct() adds no node to the circuit, only this public step."""
+    from .syntax import parse
+
+    source = plan.get("query", {}).get("source")
+    if not source or "pct" not in source.lower():
+        return set()
+    q = parse(source, plan["query"].get("source_name", "query"))
+    return {i for i, item in enumerate(q.select) if item.expr is not None and split_post(item.expr)[1] is not None}
+
+
+def _apply_pct(rows: list[list], outputs: list[dict], pcts: set[int]) -> list[str]:
+    """Replace each pct column's released values by their percent of the column's released total."""
+    notes = []
+    for i in sorted(pcts):
+        vals = [r[i] for r in rows if not isinstance(r[i], Suppressed) and r[i] is not None]
+        total = sum(vals)
+        rnd = outputs[i].get("round")
+        for r in rows:
+            if isinstance(r[i], Suppressed) or r[i] is None:
+                continue
+            share = 100.0 * r[i] / total if total > 0 else None
+            r[i] = round(share, rnd["round"]) if share is not None and rnd is not None else share
+        left_out = sum(1 for r in rows if isinstance(r[i], Suppressed))
+        notes.append(f"{outputs[i]['name']}: percent of the total of the {len(vals)} released value(s) in this column"
+                     + (f"; the {left_out} suppressed are not in the total." if left_out else "."))
+    return notes
+
+
 def key_label(value, type_json: dict):
     if value is None:
         return None
@@ -98,12 +155,13 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
     earlier = sorted({o["query"] or "?" for e in plan.get("guard", []) for o in e["from"]})
     guard_reason = ("differencing guard: this cell differs by 1 to k-1 rows from an earlier release of "
                     + ", ".join(earlier) + " (it would single out a few rows)")
+    pcts = pct_outputs(plan)
     rows = []
     for cell, combo in enumerate(combos):
         if keep is not None and released[cell] and not keep[cell]:
             continue  # HAVING is false: the analyst's own filter, applied to released cells only
         row = []
-        for o in a["outputs"]:
+        for j, o in enumerate(a["outputs"]):
             if o["kind"] == "key":
                 row.append(key_label(combo[o["key"]], a["keys"][o["key"]]["type"]))
                 continue
@@ -114,8 +172,9 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
                 row.append(Suppressed("value withheld: too few contributing rows, a dominant contributor, "
                                       "or a zero denominator"))
                 continue
-            row.append(_finish(revealed[o["value"]][cell], o))
+            row.append(_finish(revealed[o["value"]][cell], {**o, "round": None} if j in pcts else o))
         rows.append(row)
+    pct_notes = _apply_pct(rows, a["outputs"], pcts)
     order = a["order_by"]
     if order:
         for idx, desc in reversed(order):
@@ -138,7 +197,7 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
     if value_sup:
         notes.append(f"{value_sup} row(s) with single values withheld: too few rows contribute to that value, "
                      "one contributor dominates a sum, or a denominator is zero.")
-    return ResultTable([o["name"] for o in a["outputs"]], rows, notes)
+    return ResultTable([o["name"] for o in a["outputs"]], rows, notes + pct_notes)
 
 
 def _finish(raw: float, o: dict):

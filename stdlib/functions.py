@@ -1,7 +1,8 @@
 """Scalar functions of the language: signature, result type with bounds, plaintext kernel.
 
 Kernels work on whole columns (`Vec`: numpy values + null mask), so a data owner evaluates a
-function over its own rows in one vectorised call before anything is secret-shared.
+function over its own rows in one vectorised call before anything is secret-shared. The one
+function of cost class "public", pct(), has no kernel: it works on released values after MPC.
 """
 from __future__ import annotations
 
@@ -48,9 +49,16 @@ def _need(t: IQType, kinds: tuple[str, ...], what: str):
         raise FunctionError(f"{what} must be {' or '.join(kinds)}, not {t.describe()}")
 
 
+def _number(x) -> bool:
+    """A numeric literal; True and False are not numbers here, though Python says they are ints."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _edges(consts: list, i: int, what: str) -> list[float]:
     edges = consts[i] if i < len(consts) else None
-    if not isinstance(edges, list) or not edges or not all(isinstance(e, (int, float)) for e in edges):
+    if isinstance(edges, list) and any(isinstance(e, bool) for e in edges):
+        raise FunctionError("edges must be numbers, not true or false")
+    if not isinstance(edges, list) or not edges or not all(_number(e) for e in edges):
         raise FunctionError(f"{what} needs a list of numeric edges, e.g. [18, 25, 35]")
     if sorted(edges) != edges or len(set(edges)) != len(edges):
         raise FunctionError("edges must be strictly increasing")
@@ -137,6 +145,9 @@ def _extreme(fn):
 
 def _coalesce_infer(ts, consts):
     from .types import join_types
+    # a string literal is a category of one value, as a CASE result is: coalesce(region, 'Unknown')
+    # adds 'Unknown' to the domain when it is not already a member
+    ts = [IQType("category", domain=t.domain, nullable=t.nullable) if t.kind == "string" else t for t in ts]
     out = ts[0]
     for t in ts[1:]:
         j = join_types(out, t)
@@ -166,20 +177,42 @@ def _recode(v: Vec, t: IQType, rt: IQType) -> Vec:
     return v
 
 
+MAX_DIGITS = 15
+"""round()'s digits lie in [-15, 15]: beyond that a float64 has no digit left to round."""
+
+
+def _digits(consts: list) -> int:
+    digits = consts[1] if len(consts) > 1 else 0
+    if not _number(digits) or not isinstance(digits, int) or abs(digits) > MAX_DIGITS:
+        raise FunctionError(f"round()'s second argument must be an integer literal from -{MAX_DIGITS} to {MAX_DIGITS}")
+    return digits
+
+
 def _round_infer(ts, consts):
     _need(ts[0], ("int", "decimal"), "round()'s argument")
-    digits = consts[1] if len(consts) > 1 else 0
-    if not isinstance(digits, int):
-        raise FunctionError("round()'s second argument must be an integer literal")
-    t = ts[0]
-    if digits <= 0:
-        return IQType("int", math.floor(t.lo), math.ceil(t.hi), nullable=t.nullable)
-    return IQType("decimal", t.lo, t.hi, digits, nullable=t.nullable)
+    digits, t = _digits(consts), ts[0]
+    if digits > 0:  # bounds rounded outwards: round(0.04, 1) is 0.0, below a lower bound of 0.04
+        f = 10 ** digits
+        return IQType("decimal", math.floor(t.lo * f) / f, math.ceil(t.hi * f) / f, digits, nullable=t.nullable)
+    step = 10 ** -digits  # round(x, -2) gives multiples of 100
+    return IQType("int", math.floor(t.lo / step) * step, math.ceil(t.hi / step) * step, nullable=t.nullable)
+
+
+def round_half_even(x: np.ndarray, digits: int) -> np.ndarray:
+    """x rounded half to even at `digits` decimal places (negative: tens, hundreds, ...).
+
+    A decimal such as 2.675 is stored as the float 2.67499999...; scaled values within 1e-9 of a
+    half are taken as that half, so the tie rule applies to the decimal the data owner wrote."""
+    x = np.asarray(x, dtype=float)
+    scaled = x * 10.0 ** digits if digits >= 0 else x / 10.0 ** -digits
+    half = np.rint(2 * scaled) / 2
+    scaled = np.where(np.abs(scaled - half) <= 1e-9 * np.maximum(1.0, np.abs(scaled)), half, scaled)
+    whole = np.rint(scaled)  # rint rounds half to even
+    return whole / 10.0 ** digits if digits >= 0 else whole * 10.0 ** -digits
 
 
 def _round_kernel(args, ts, rt, consts):
-    digits = consts[1] if len(consts) > 1 else 0
-    v = np.round(args[0].values.astype(float), max(digits, 0))
+    v = round_half_even(args[0].values, consts[1] if len(consts) > 1 else 0)
     return Vec(v.astype(np.int64) if rt.kind == "int" else v, args[0].null.copy())
 
 
@@ -191,6 +224,17 @@ def _region_infer(ts, consts):
 def _region_kernel(args, ts, rt, consts):
     table = np.array([REGIONS.index(REGION_OF.get(c, "Unknown")) for c in ts[0].domain], dtype=np.int64)
     return Vec(table[np.where(args[0].null, 0, args[0].values)], args[0].null.copy())
+
+
+def _pct_infer(ts, consts):
+    _need(ts[0], ("int", "decimal"), "pct()'s argument")
+    if ts[0].lo < 0:
+        raise FunctionError(f"pct() needs a value that cannot be negative, not {ts[0].describe()}")
+    return IQType("decimal", 0, 100, 4, nullable=True)
+
+
+def _pct_kernel(args, ts, rt, consts):
+    raise AssertionError("pct() has no row kernel: the public stage computes it (compiler/results.py)")
 
 
 _year, _year_k = _date_part("year")
@@ -217,6 +261,10 @@ FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in [
                  "party-local", _round_infer, _round_kernel),
     FunctionSpec("region", 1, 1, "region(country)", "UN M49 region of an ISO 3166 alpha-2 country code.",
                  "party-local", _region_infer, _region_kernel),
+    FunctionSpec("pct", 1, 1, "pct(aggregate)", "Percent of the total of the released cells of a SELECT column.",
+                 "public", _pct_infer, _pct_kernel),
 ]}
+POST_FUNCTIONS = tuple(f.name for f in FUNCTIONS.values() if f.cost == "public")
+"""Functions of released values only, computed after MPC by the public stage (compiler/results.py)."""
 
 AGGREGATES = ("count", "sum", "avg", "min", "max", "var", "stddev", "median")
