@@ -1,32 +1,54 @@
 """Record linkage, the fast design (spec/linkage.md section 6): shuffle, keyed PRF, open the tags.
 
 Chosen only when every linked dataset's policy says `linkage = "fast"`, because it opens the match
-pattern (leakage item `match_pattern`). The packed rows of all owners (compiler/linkage_local.py)
-are concatenated and
+pattern (leakage item `match_pattern`). Each owner turns its packed rows (compiler/linkage_local.py)
+into columns locally (`owner_columns`: the key, then 0/1 one-hot cells, present/keyed flags and
+measure values; padding rows and rows without a key get a unique key of their own so that they
+never match), shares the matrix, and then
 
-1. shuffled by a permutation that no coalition of t parties knows (`shuffle`, linear cost: for each
-   set T of t parties, t+1 parties outside T turn their Shamir shares into additive ones, permute
-   them by a permutation only they know, and re-share -- Laur, Willemson, Zhang 2011);
-2. each row's key goes through MiMC (`mimc`) under a secret random key; padding rows and rows
-   without a key get a secret random offset first, so they never match anything;
-3. the tags are opened (runtime/reveal.py `open_match_tags`), and every party sorts the shuffled
-   positions by tag in the clear. Equal tags are equal keys: runs of one key are contiguous and
-   their boundaries public, so what the oblivious design pays a sort and log n rounds of scans for
-   becomes local index arithmetic on shares (gathers, segment sums); only the OR over a run (for
-   distinct counts) still multiplies.
-The side of a row (which owner it came from) and all payload fields stay secret-shared.
+1. the rows of all owners are shuffled by a permutation that no coalition of t parties knows
+   (`shuffle`, linear cost: for each set T of t parties, t+1 parties outside T turn their Shamir
+   shares into additive ones, permute them by a permutation only they know, and re-share --
+   Laur, Willemson, Zhang 2011);
+2. each row's key goes through MiMC (`mimc`) under a secret random key and the tags are opened
+   (runtime/reveal.py `open_match_tags`); every party sorts the shuffled positions by tag in the
+   clear. Equal tags are equal keys: the runs of one key are contiguous and public, so what the
+   oblivious design pays a sort and log n rounds of scans for is local index arithmetic on shares
+   (gathers, segment sums). Products remain only for the joint (U cell x M cell) one-hot, the one
+   secure matrix product per join, and the OR over a run where distinct keys are counted.
+Which owner a row came from and every payload column stay secret-shared.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
 import math
+import os
 import secrets
+import sys
+import time
 
 import numpy as np
 
 MIMC_DOMAIN = b"insightql/mimc/v1"
-RANDOM_OFFSET_BITS = 64
+
+
+class Phases:
+    """IQ_PROFILE=1: wall time of each phase at this party (waits for the phase's values, so it
+    serialises what would otherwise overlap; for profiling only)."""
+
+    def __init__(self, mpc, what: str):
+        self.mpc, self.what, self.t = mpc, what, time.perf_counter()
+        self.on = bool(os.environ.get("IQ_PROFILE"))
+
+    async def done(self, name: str, *values):
+        if not self.on:
+            return
+        for v in values:
+            await self.mpc.gather(v)
+        now = time.perf_counter()
+        print(f"[{self.mpc.pid}] profile {self.what} {name}: {now - self.t:.3f}s", file=sys.stderr, flush=True)
+        self.t = now
 
 
 # -- the shuffle ------------------------------------------------------------------------------
@@ -156,12 +178,115 @@ class Runs:
         return total
 
 
-async def open_runs(mpc, node: dict, key, real):
-    """Tag every row's key (random offset where `real` is 0), open the tags, return the Runs."""
+async def open_runs(mpc, node: dict, key, phases: "Phases") -> Runs:
+    """Tag every row's key, open the tags, return the Runs."""
     from .reveal import open_match_tags
 
-    stype = type(key)
-    n = key.shape[0]
-    offset = random_array(mpc, stype, n, 2 ** RANDOM_OFFSET_BITS)
-    tags = mimc(mpc, key + (1 - real) * offset, random_array(mpc, stype, 1))
-    return Runs(await open_match_tags(mpc, node, tags))
+    tags = mimc(mpc, key, random_array(mpc, type(key), 1))
+    await phases.done("prf", tags)
+    runs = Runs(await open_match_tags(mpc, node, tags))
+    await phases.done("open+runs")
+    return runs
+
+
+# -- the owner's columns, and the secure ops -----------------------------------------------------
+def key_width(layout: dict) -> int:
+    """Bits of the key column: real keys < 2**K, padding keys 2**K + (vector << 32) + row."""
+    return max(layout["key_bits"], 36) + 1
+
+
+def columns(a: dict) -> list[tuple[int, str]]:
+    """(side, name) of each shared column after the key, the same list for every owner."""
+    lay = a["layout"]
+    if lay["mode"] == "distinct":
+        return [(0, f"hot{c}") for c in range(a["cells"])]
+    out = [(0, "match")] + [(0, f"hot{c}") for c in range(a["cells_u"])]
+    out += [(1, "keyed")] + [(1, f"hot{c}") for c in range(a["cells_m"])]
+    for w in a["weights"]:
+        if "field" in w:
+            out += [(w["side"], w["field"] + ".nn"), (w["side"], w["field"] + ".val")]
+    return list(dict.fromkeys(out))
+
+
+def column_type(mpc, a: dict, n: int):
+    """One SecInt for keys and per-cell sums: wide enough for both (n rows in all)."""
+    val_bits = [f["bits"] for side in a["layout"]["sides"] for f in side if f["name"].endswith(".val")]
+    sums = max(val_bits, default=1) + 1 + max(n, 1).bit_length()
+    return mpc.SecInt(max(key_width(a["layout"]), sums) + 2)
+
+
+def owner_columns(a: dict, vector: int, packed: list[int]) -> np.ndarray:
+    """The owner's (rows, 1 + columns) matrix from its packed rows, computed locally before sharing.
+    Rows that are padding (or, in a join, have no key) are zero but for a unique key."""
+    from insightql.compiler.linkage_local import decode
+
+    lay = a["layout"]
+    K = lay["key_bits"]
+    cols = columns(a)
+    out = np.zeros((len(packed), 1 + len(cols)), dtype=object)
+    for r, v in enumerate(packed):
+        key, side, f = decode(lay, int(v))
+        real = f["present"] and f.get("keyed", 1)
+        out[r, 0] = key if real else (1 << K) + (vector << 32) + r
+        if not f["present"]:
+            continue
+        for j, (s, name) in enumerate(cols, 1):
+            if s == side:
+                out[r, j] = int(real) if name == "match" else \
+                    int(f["cell"] == int(name[3:])) if name.startswith("hot") else f[name]
+    return out
+
+
+async def distinct(mpc, node: dict, a: dict, vecs: list):
+    """Per cell, the number of runs (distinct keys) holding a row of that cell."""
+    phases = Phases(mpc, node["id"])
+    x = await shuffle(mpc, mpc.np_concatenate(vecs) if len(vecs) > 1 else vecs[0])
+    await phases.done("shuffle", x)
+    runs = await open_runs(mpc, node, x[:, 0], phases)
+    out = runs.or_total(mpc, mpc.np_transpose(x[runs.order])[1:])
+    await phases.done("aggregate", out)
+    return out
+
+
+async def join(mpc, node: dict, a: dict, u, m, m_unique: bool):
+    """Per weight and cell, the sums over the joined rows. U's columns reach the M rows of their
+    key by segment sums; every weight is then a column, so one joint one-hot product and one
+    matrix product do the aggregation."""
+    phases = Phases(mpc, node["id"])
+    cols = {c: j for j, c in enumerate(columns(a), 1)}
+    x = await shuffle(mpc, mpc.np_concatenate([u, m]))
+    await phases.done("shuffle", x)
+    n = x.shape[0]
+    runs = await open_runs(mpc, node, x[:, 0], phases)
+    X = mpc.np_transpose(x[runs.order])
+    u_names = [c for c in cols if c[0] == 0]
+    spread = runs.spread(mpc, X[np.array([cols[c] for c in u_names])])
+    carried = {c: spread[i] for i, c in enumerate(u_names)}
+    match = carried[(0, "match")]
+    cu, cm = a["cells_u"], a["cells_m"]
+    hot_u = mpc.np_stack([carried[(0, f"hot{c}")] for c in range(cu)])
+    if a["kind"] == "left":  # unmatched left rows go to the NULL right-side cell
+        null = np.zeros((cu, 1), dtype=object)
+        null[a["null_cell_u"], 0] = 1
+        hot_u = hot_u + (1 - match).reshape(1, n) * null
+    hot_m = X[np.array([cols[(1, f"hot{c}")] for c in range(cm)])]
+    joint = (hot_u.reshape(cu, 1, n) * hot_m.reshape(1, cm, n)).reshape(cu * cm, n)
+    st = type(x).sectype
+    weights, persons = [], None
+    for w in a["weights"]:
+        if w["kind"] == "rows" or (w["kind"] == "persons" and not m_unique):
+            weights.append(st.array(np.ones(n, dtype=object)))
+        elif w["kind"] == "persons":  # each M row is its own key
+            weights.append(X[cols[(1, "keyed")]])
+        else:
+            pick = carried.__getitem__ if w["side"] == 0 else (lambda c: X[cols[c]])
+            nn, val = pick((w["side"], w["field"] + ".nn")), pick((w["side"], w["field"] + ".val"))
+            weights.append(nn if w["kind"] == "count" else val + w["lo"] * nn)
+    out = joint @ mpc.np_transpose(mpc.np_stack(weights))  # (cells, weights): only this is communicated
+    if any(w["kind"] == "persons" for w in a["weights"]) and not m_unique:
+        persons = runs.or_total(mpc, joint * X[cols[(1, "keyed")]].reshape(1, n))
+    rows = [persons if w["kind"] == "persons" and persons is not None else out[:, r]
+            for r, w in enumerate(a["weights"])]
+    res = mpc.np_stack(rows)[:, np.array(a["cell_perm"], dtype=int)]
+    await phases.done("aggregate", res)
+    return res

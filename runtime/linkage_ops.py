@@ -18,6 +18,8 @@ import numpy as np
 
 from insightql.compiler.linkage_local import LinkageDataError, field_of, link_rows
 
+from . import linkage_fast
+
 LINK_OPS = ("link_rows", "link_share", "link_distinct", "link_join", "link_slot")
 
 
@@ -59,6 +61,8 @@ class LinkOps:
             return local.get(node["id"])
         if op == "link_share":
             src = node["inputs"][0]
+            if self.consumer(node)["attrs"].get("algorithm") == "fast":
+                return self.share_columns(node, me, names, local)
             st = self.stype(self.nodes[src]["attrs"]["layout"]["bits"])
             size = int(self.sizes[src])
             mine = a["party"] == me
@@ -68,12 +72,13 @@ class LinkOps:
         if op == "link_distinct":
             vecs = [values[i] for i in node["inputs"]]
             if a.get("algorithm") == "fast":
-                return self.finish(self.distinct_fast(node, a, vecs))
+                return self.finish(linkage_fast.distinct(self.mpc, node, a, vecs))
             return self.to_main(self.distinct(a, vecs))
         if op == "link_join":
             u, m = (values[i] for i in node["inputs"])
             if a.get("algorithm") == "fast":
-                return self.finish(self.join_fast(node, a, u, m))
+                m_unique = self.nodes[self.nodes[node["inputs"][1]]["inputs"][0]]["attrs"]["unique"]
+                return self.finish(linkage_fast.join(self.mpc, node, a, u, m, m_unique))
             return self.to_main(self.join(a, u, m))
         if op == "link_slot":
             return values[node["inputs"][0]][a["row"]]
@@ -83,6 +88,23 @@ class LinkOps:
     async def finish(self, coro):
         """The fast design opens tags midway, so its ops are coroutines the party awaits."""
         return self.to_main(await coro)
+
+    def consumer(self, node: dict) -> dict:
+        return next(n for n in self.nodes.values() if node["id"] in n["inputs"])
+
+    def share_columns(self, node: dict, me: str, names: list[str], local: dict):
+        """Fast design: the owner shares its rows as columns (runtime/linkage_fast.py)."""
+        link = self.consumer(node)
+        a, src = link["attrs"], node["inputs"][0]
+        total = sum(int(self.sizes[self.nodes[i]["inputs"][0]]) for i in link["inputs"])
+        st = linkage_fast.column_type(self.mpc, a, total)
+        size, width = int(self.sizes[src]), 1 + len(linkage_fast.columns(a))
+        if node["attrs"]["party"] == me:
+            plain = linkage_fast.owner_columns(a, link["inputs"].index(node["id"]), local[src])
+        else:
+            plain = np.zeros((size, width), dtype=object)
+        assert plain.shape == (size, width)
+        return self.mpc.input(st.array(plain), senders=names.index(node["attrs"]["party"]))
 
     def concat(self, vecs: list):
         return vecs[0] if len(vecs) == 1 else self.mpc.np_concatenate(vecs)
@@ -140,19 +162,6 @@ class LinkOps:
         present = self.field(bits, field_of(lay, 0, "present"))
         return self.cell_hot(bits, lay, a["cells"], st) @ (first * present)
 
-    async def distinct_fast(self, node: dict, a: dict, vecs: list):
-        """The fast design (runtime/linkage_fast.py): per cell, the runs (keys) with a present row."""
-        from .linkage_fast import open_runs, shuffle
-        lay = a["layout"]
-        st = type(vecs[0]).sectype
-        x = await shuffle(self.mpc, self.concat(vecs))
-        bits = self.mpc.np_to_bits(x, l=lay["payload_bits"])
-        present = self.field(bits, field_of(lay, 0, "present"))
-        runs = await open_runs(self.mpc, node, self.high_part(x, bits, st), present)
-        bits, present = bits[runs.order], present[runs.order]
-        hot = self.cell_hot(bits, lay, a["cells"], st) * present.reshape(1, x.shape[0])
-        return runs.or_total(self.mpc, hot)
-
     def cell_hot(self, bits, lay: dict, cells: int, st, side: int = 0):
         f = field_of(lay, side, "cell")
         return self.one_hot([bits[:, f["offset"] + j] for j in range(f["bits"])], cells, bits.shape[0], st)
@@ -188,29 +197,6 @@ class LinkOps:
                         for j in range(f["bits"])]
         first = (1 - same_key * self.bits_equal_prev(bits, prefix, st)) * self.field(bits, fm["keyed"])
         return self.join_cells(a, bits, side, dict(zip(names, z)), lambda joint: joint @ first)
-
-    async def join_fast(self, node: dict, a: dict, u, m):
-        """The fast design: runs of one key are public, so U's fields reach the M rows of their run
-        by segment sums (local) instead of a log n scan, and distinct persons by an OR per run."""
-        from .linkage_fast import open_runs, shuffle
-        mpc = self.mpc
-        lay = a["layout"]
-        st = type(u).sectype
-        W = lay["payload_bits"]
-        x = await shuffle(mpc, self.concat([u, m]))
-        n = x.shape[0]
-        bits = mpc.np_to_bits(x, l=W + 1)
-        side = bits[:, W]
-        real = [self.field(bits, field_of(lay, i, "present")) * self.field(bits, field_of(lay, i, "keyed"))
-                for i in (0, 1)]
-        real = real[0] + side * (real[1] - real[0])
-        runs = await open_runs(mpc, node, self.high_part(x, bits, st), real)
-        bits, side, real = bits[runs.order], side[runs.order], real[runs.order]
-        names, rows = self.carry_rows(a, bits)
-        carried = runs.spread(mpc, mpc.np_stack(rows) * ((1 - side) * real).reshape(1, n))
-        keyed_m = self.field(bits, field_of(lay, 1, "keyed"))
-        return self.join_cells(a, bits, side, dict(zip(names, carried)),
-                               lambda joint: runs.or_total(mpc, joint * keyed_m.reshape(1, n)))
 
     def carry_rows(self, a: dict, bits) -> tuple[list[str], list]:
         """The U row's fields that its key's M rows need: match, cell bits, U-side measures."""
