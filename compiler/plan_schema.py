@@ -35,6 +35,15 @@ NAT = {"type": "integer", "minimum": 0}
 ID = {"type": "string", "pattern": NODE_ID}
 WHY = {"type": "string", "description": "the disclosure rule this test enforces, in words"}
 L = {"type": "integer", "minimum": 1, "description": "bit length of the compared value (passes/bitwidth.py)"}
+BOOL = {"type": "boolean"}
+SIDE = {"enum": [0, 1], "description": "0: the unique side U of a join (sorts first within a key), 1: the other side M"}
+SIZE_RULE = {"enum": ["exact", "pow2"], "description": "public vector length: the row count (policy allow_row_counts) "
+                                                       "or the row count rounded up to a power of two"}
+ALGORITHM = {"enum": ["oblivious", "fast"],
+             "description": "oblivious: sort-based, opens nothing; fast: shuffle + keyed PRF tags opened (leakage "
+                            "item match_pattern), only when every linked dataset's policy sets linkage = \"fast\""}
+LEAKAGE_ITEMS = ["group_domain", "suppression_flag", "output", "output_flag", "having_outcome", "input_sizes",
+                 "guard_outcome", "match_pattern"]
 
 # Attributes of every node op: (description, attrs properties, required attrs).
 OPS: dict[str, tuple[str, dict, list[str] | None]] = {
@@ -74,6 +83,25 @@ OPS: dict[str, tuple[str, dict, list[str] | None]] = {
     "round_down": ("round released counts down to a multiple of `to`", {"to": POS}, None),
     "reveal": ("the only exit from MPC: opens its inputs (one row each) to the receivers",
                {"to": {"type": "array", "items": STR, "minItems": 1, "uniqueItems": True}}, None),
+    # record linkage (compiler/linkage.py, spec/linkage.md): per-row vectors, length known at run time
+    "link_rows": ("owner filters its rows, finds each row's cell over its own GROUP BY keys and packs one "
+                  "integer per row (key, side, payload fields of `layout`), padded to a length set by size_rule",
+                  {"dataset": STR, "side": SIDE, "layout": _ref("link_layout"), "where": _ref("expr_or_null"),
+                   "keys": {"type": "array", "items": _ref("group_key")}, "key_column": STR,
+                   "measures": {"type": "array", "items": _ref("link_measure")}, "unique": BOOL,
+                   "keep_unkeyed": BOOL, "size_rule": SIZE_RULE}, None),
+    "link_share": ("owner secret-shares its packed rows (one value per row: the length is learnt by every party)",
+                   {"party": STR}, None),
+    "link_join": ("JOIN on a unique key: per-cell sums of `weights` over the joined rows (one row per weight, "
+                  "columns in plan cell order via cell_perm)",
+                  {"algorithm": ALGORITHM, "kind": {"enum": ["inner", "left"]}, "layout": _ref("link_layout"),
+                   "cells_u": POS, "cells_m": POS, "null_cell_u": NAT,
+                   "weights": {"type": "array", "items": _ref("link_weight"), "minItems": 1},
+                   "cell_perm": {"type": "array", "items": NAT, "minItems": 1}}, None),
+    "link_distinct": ("COUNT(DISTINCT column) across every owner's rows, per cell",
+                      {"algorithm": ALGORITHM, "layout": _ref("link_layout"), "cells": POS, "column": STR}, None),
+    "link_slot": ("one row of a link_join result: the slot's per-cell sums, as if combined",
+                  {"slot": {"type": "string", "pattern": "^s[0-9]+$"}, "row": NAT}, None),
     "table": ("public post-processing: assemble the result table, mark suppressed cells, ORDER BY / LIMIT",
               {"outputs": {"type": "array", "items": _ref("output")},
                "keep": {"anyOf": [ID, {"type": "null"}]}, "released": ID,
@@ -84,7 +112,7 @@ OPS: dict[str, tuple[str, dict, list[str] | None]] = {
 }
 
 PLACEMENT_OF = {"load": "^local:", "partials": "^local:", "share": "^input:", "reveal": "^reveal$",
-                "table": "^public$"}
+                "table": "^public$", "link_rows": "^local:", "link_share": "^input:"}
 
 
 def _node_schema() -> dict:
@@ -172,10 +200,27 @@ PLAN_SCHEMA: dict = {
             "scope": {"enum": ["cell", "all"]}, "k": POS,
             "from": {"type": "array", "minItems": 1, "items": _obj({"query": {"type": ["string", "null"]},
                                                                    "plan_hash": {"type": "string", "pattern": SHA256}})}}),
+        "link_layout": _obj({
+            "mode": {"enum": ["join", "distinct"]}, "key_bits": {"type": "integer", "minimum": 1, "maximum": 64},
+            "side_bit": {"enum": [0, 1]}, "payload_bits": NAT, "bits": POS,
+            "sides": {"type": "array", "minItems": 1, "maxItems": 2, "items": {
+                "type": "array", "items": _obj({"name": STR, "bits": NAT, "offset": NAT})}}},
+            description="packed row v = key' * 2**(side_bit + payload_bits) + side * 2**payload_bits + payload; "
+                        "per side its payload fields, high to low (compiler/linkage_local.py)"),
+        "link_measure": _obj({"name": {"type": "string", "pattern": "^m[01]_[0-9]+$"}, "arg": _ref("expr"),
+                              "scale": NAT, "lo": INT, "hi": INT,
+                              "clamp": {"type": "array", "items": NUM, "minItems": 2, "maxItems": 2}},
+                             ["arg", "hi", "lo", "name", "scale"],
+                             description="a packed field: not-NULL bit and clamped, scaled value minus lo"),
+        "link_weight": {"anyOf": [
+            _obj({"kind": {"enum": ["rows", "persons"]}}),
+            _obj({"kind": {"const": "count"}, "side": SIDE, "field": STR}),
+            _obj({"kind": {"const": "sum"}, "side": SIDE, "field": STR, "lo": INT})],
+            "description": "per joined row: 1 (rows), first of its (key, cell) (persons), a measure's not-NULL bit "
+                           "(count) or value (sum, plus lo per counted row)"},
         "result_key": _obj({"name": STR, "values": {"type": "array"}, "type": _ref("type")}),
         "leakage_item": {"type": "object", "required": ["item", "to", "detail"], "additionalProperties": False,
-                         "properties": {"item": {"enum": ["group_domain", "suppression_flag", "output", "output_flag",
-                                                          "having_outcome", "input_sizes", "guard_outcome"]},
+                         "properties": {"item": {"enum": LEAKAGE_ITEMS},
                                         "to": {"type": "array", "items": STR}, "detail": STR, "cells": POS,
                                         "column": STR, "public": {"type": "boolean"}}},
     },

@@ -87,6 +87,42 @@ def test_schema_rejects_malformed_plans(plan):
         assert what in errors
 
 
+@pytest.mark.parametrize("design", ["oblivious", "fast"])
+def test_linkage_plans_validate_against_schema(design, tmp_path):
+    """Every record-linkage query of tests/test_linkage.py, with both designs (compiler/linkage.py)."""
+    from test_linkage import LCAT_PATH, QUERIES
+    from test_linkage_fast import catalog_with_fast
+
+    cat = load_catalog(LCAT_PATH if design == "oblivious" else catalog_with_fast(tmp_path))
+    for name, q in QUERIES.items():
+        res = compile_source(q["iq"], f"{name}.iq", cat)
+        assert res.plan is not None, [d.render() for d in res.diagnostics]
+        plan = json.loads(dump_plan(res.plan))
+        assert validate(plan) == [], name
+        links = [n for n in plan["nodes"] if n["op"] in ("link_join", "link_distinct")]
+        assert links and all(n["attrs"]["algorithm"] == design for n in links), name
+        items = {i["item"] for i in plan["leakage"]}
+        assert "input_sizes" in items and ("match_pattern" in items) == (design == "fast"), name
+
+
+def test_schema_rejects_malformed_link_ops(tmp_path):
+    from test_linkage import LCAT, QUERIES
+
+    plan = compile_source(QUERIES["inner_both_sides"]["iq"], "j.iq", LCAT).plan
+    bad = copy.deepcopy(plan)
+    by_op = {n["op"]: n for n in bad["nodes"]}
+    by_op["link_join"]["attrs"]["algorithm"] = "psi"
+    by_op["link_join"]["attrs"]["weights"].append({"kind": "sum", "side": 2, "field": "m0_0", "lo": 0})
+    by_op["link_rows"]["attrs"]["size_rule"] = "rounded"
+    del by_op["link_rows"]["attrs"]["layout"]
+    by_op["link_share"]["placement"] = "secure"
+    bad["leakage"].append({"item": "who_matched", "to": [], "detail": "?"})
+    errors = "\n".join(validate(bad))
+    for what in ("'psi' is not one of", "attrs.weights[6]: matches 0 of the anyOf", "'rounded' is not one of",
+                 "missing 'layout'", "does not match ^input:", "'who_matched' is not one of"):
+        assert what in errors, what
+
+
 def test_schema_files_are_up_to_date():
     for path, text in schema_files().items():
         assert path.exists() and path.read_text(encoding="utf-8") == text, \
