@@ -67,6 +67,9 @@ def _slots(plan: dict) -> dict:
 def describe(node: dict, plan: dict) -> str:
     """What one node does, in a few words."""
     op, a = node["op"], node["attrs"]
+    if op.startswith("link_"):
+        from .explain_link import describe_link
+        return describe_link(node, plan)
     if op == "load":
         return f"reads {a['dataset']}: columns {', '.join(a['columns'])}"
     if op == "partials":
@@ -108,6 +111,14 @@ def describe(node: dict, plan: dict) -> str:
             "sub": "a - b", "neg": "-x", "mul": "a * b"}.get(op, json.dumps(a, sort_keys=True))
 
 
+def node_cost(node: dict, cost: dict) -> str:
+    """The cost line of a node; record linkage grows with row counts the plan does not know."""
+    if node["op"].startswith("link_"):
+        from .explain_link import link_cost
+        return link_cost(node) or cost_line(cost["nodes"][node["id"]])
+    return cost_line(cost["nodes"][node["id"]])
+
+
 def _fmt(x) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
@@ -132,9 +143,12 @@ def policy_rules(plan: dict) -> list[tuple[str, str]]:
         return f" (nodes {', '.join(ids)})" if ids else ""
 
     k = pol["min_group_size"]
+    whys = sorted({n["attrs"]["why"] for n in nodes if n["op"] == "ge_const"
+                   and n["attrs"].get("why", "").startswith("distinct persons")})
+    exact = [w.removesuffix(" >= k") for w in whys if w != "distinct persons >= k"]  # record linkage
+    persons = " and k " + " and k ".join(exact) if exact else " and k distinct persons per organisation"
     rules = [("minimum group size k", f"a cell is released only with at least k={k} rows"
-              + (" and k distinct persons per organisation" if pol["distinct_persons"] else "")
-              + where("rows >= k", "distinct persons >= k", "distinct keys >= k"))]
+              + (persons if pol["distinct_persons"] else "") + where("rows >= k", "distinct keys >= k", *whys))]
     own = where("contributing rows >= k", "rows left out are 0 or >= k")
     rules.append(("own-count rule", "an aggregate over a nullable column needs k contributing rows, and the rows it "
                   "leaves out are 0 or at least k" + own if own else "not needed: no aggregate over a nullable column"))
@@ -148,8 +162,12 @@ def policy_rules(plan: dict) -> list[tuple[str, str]]:
     rules.append(("receivers", f"only {', '.join(plan['receivers'])} receive results; every dataset allows them"
                   + where(ops=("reveal",))))
     rules.append(("purpose", f"declared purpose {plan['query'].get('purpose')!r} is allowed by every dataset read"))
-    rules.append(("hidden inputs", "row counts and which cells an owner has rows in are not revealed: shares have "
-                  "a fixed shape over the public group domain"))
+    if any(n["op"].startswith("link_") for n in nodes):
+        from .explain_link import hidden_inputs
+        rules.append(("hidden inputs", hidden_inputs(plan)))
+    else:
+        rules.append(("hidden inputs", "row counts and which cells an owner has rows in are not revealed: shares "
+                      "have a fixed shape over the public group domain"))
     return rules
 
 
@@ -184,11 +202,14 @@ def explain_text(plan: dict) -> str:
     for s, title in STAGES:
         if not by_stage[s]:
             continue
+        if s == "input" and any(n["op"] == "link_share" for n in by_stage[s]):
+            title = ("secret sharing: fixed-size matrices; record linkage: one packed row per input row "
+                     "(the length is known to every party)")
         out.append(f"  {title}")
         for n in by_stage[s]:
             ins = f"  <- {', '.join(n['inputs'])}" if n["inputs"] else ""
             out.append(f"    {n['id']}  {n['placement']:<16} {n['op']}: {describe(n, plan)}{ins}")
-            out.append(f"          {node_facts(n)}; cost: {cost_line(cost['nodes'][n['id']])}")
+            out.append(f"          {node_facts(n)}; cost: {node_cost(n, cost)}")
     spread = tot["bytes_spread"]
     out += ["", "estimated cost (compiler/cost.py; spec/plan.md, 'Cost model'):",
             f"  secure multiplications: {tot['mults']} elements; truncations: {tot['truncations']} elements",
@@ -197,7 +218,12 @@ def explain_text(plan: dict) -> str:
             f"  communication rounds (critical path): about {tot['rounds']}",
             "  bytes sent per party (expected; MPyC picks resharing parties pseudorandomly, range in brackets):"]
     out += [f"    {p}: {_kb(b)}  [{_kb(spread[p][0])} - {_kb(spread[p][1])}]" for p, b in tot["bytes_per_party"].items()]
-    out += ["", "leakage report (everything the receivers learn):"]
+    links = [n["id"] for n in plan["nodes"] if n["op"] in ("link_share", "link_join", "link_distinct")]
+    if links:
+        out.append(f"  not included: record linkage (nodes {', '.join(links)}), whose cost grows with the row "
+                   "counts (benchmarks/LINKAGE.md)")
+    out += ["", "leakage report (everything the receivers learn" + (", and what every computing party learns)"
+                                                                    if links else ")") + ":"]
     out += [f"  - {line}" for line in leakage_lines(plan)]
     out += ["", f"plan hash: {plan['hash']}"]
     return "\n".join(out)

@@ -7,8 +7,8 @@ import html
 
 import networkx as nx
 
-from .cost import _kb, cost_line, estimate
-from .explain import COLOURS, STAGES, STROKES, describe, node_facts, policy_rules, stage
+from .cost import _kb, estimate
+from .explain import COLOURS, STAGES, STROKES, describe, node_cost, node_facts, policy_rules, stage
 
 BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 150, 44, 24, 56, 20
 
@@ -66,7 +66,7 @@ def _svg(plan: dict, cost: dict) -> str:
         x, y = pos[n["id"]]
         s = stage(n["placement"])
         tip = f"{n['id']} {n['op']} at {n['placement']}\n{describe(n, plan)}\n{node_facts(n)}\n" \
-              f"cost: {cost_line(cost['nodes'][n['id']])}"
+              f"cost: {node_cost(n, cost)}"
         parts.append(
             f'<a href="#row-{n["id"]}"><g class="node" id="node-{n["id"]}" data-id="{n["id"]}" data-op="{n["op"]}" '
             f'data-placement="{e(n["placement"])}"><title>{e(tip)}</title>'
@@ -99,7 +99,7 @@ def explain_html(plan: dict) -> str:
     rows = "".join(
         f'<tr id="row-{n["id"]}"><td>{n["id"]}</td><td>{e(n["op"])}</td><td>{e(n["placement"])}</td>'
         f'<td>{e(", ".join(n["inputs"]))}</td><td>{e(node_facts(n))}</td><td>{e(describe(n, plan))}</td>'
-        f'<td>{e(cost_line(cost["nodes"][n["id"]]))}</td></tr>' for n in plan["nodes"])
+        f'<td>{e(node_cost(n, cost))}</td></tr>' for n in plan["nodes"])
     rules = "".join(f'<li><span class="ok">&#10003;</span> <b>{e(r)}</b>: {e(how)}</li>' for r, how in policy_rules(plan))
     leak = "".join(f"<tr><td>{e(i['item'])}</td><td>{e(i.get('column', ''))}</td><td>{e(', '.join(i['to']) or 'nobody')}"
                    f"</td><td>{e(i['detail'])}</td></tr>" for i in plan["leakage"])

@@ -85,6 +85,79 @@ def test_text_of_a_rounded_count_names_the_rounding():
     assert "round_down: round down to a multiple of 5" in text
 
 
+def test_text_of_a_plan_without_linkage_says_row_counts_are_hidden(plan):
+    hidden = next(line for line in explain_text(plan).splitlines() if "hidden inputs:" in line)
+    assert "row counts and which cells an owner has rows in are not revealed" in hidden
+
+
+# -- record linkage (compiler/linkage.py): link ops in words, row counts revealed ---------------------
+def _link_plan(name: str, design: str, tmp_path) -> dict:
+    from test_linkage import LCAT_PATH, QUERIES
+    from test_linkage_fast import catalog_with_fast
+
+    cat = load_catalog(LCAT_PATH if design == "oblivious" else catalog_with_fast(tmp_path))
+    return _plan(QUERIES[name]["iq"], cat)
+
+
+def _line(text: str, node_id: str) -> str:
+    return next(line for line in text.splitlines() if line.strip().startswith(node_id + " "))
+
+
+@pytest.mark.parametrize("design", ["oblivious", "fast"])
+def test_text_of_a_join_describes_link_ops_and_revealed_row_counts(design, tmp_path):
+    plan = _link_plan("inner_both_sides", design, tmp_path)
+    text = explain_text(plan)
+    by_op = {n["op"]: n for n in plan["nodes"]}
+    algo = {"oblivious": "(oblivious: sort-based, opens nothing)",
+            "fast": "(fast: shuffle + keyed PRF; opens match pattern)"}[design]
+    join = _line(text, by_op["link_join"]["id"])
+    assert f"link_join: {algo} inner join, U=ngo_clients unique key person_id, M=police_victims key person_id" in join
+    assert "per cell of 3 x 4: joined rows; distinct persons" in join and "sum(hours_worked_week)" in join
+    rows = {n["attrs"]["dataset"]: _line(text, n["id"]) for n in plan["nodes"] if n["op"] == "link_rows"}
+    assert "U side (unique key): key person_id (declared unique, checked here before sharing)" in rows["ngo_clients"]
+    assert "WHERE (prs_Age >= 5)" in rows["police_victims"] and "vector length = its row count" in rows["police_victims"]
+    assert "link_share: police secret-shares its packed rows, one per input row" in text
+    assert "link_slot: slot s0 = joined rows per cell" in text
+    assert '"layout"' not in text and '"weights"' not in text  # no raw attributes
+    for n in plan["nodes"]:
+        if n["op"] in ("link_share", "link_join"):
+            assert "not in the estimate" in text.splitlines()[text.splitlines().index(_line(text, n["id"])) + 1]
+    assert "not included: record linkage" in text
+    rules = text.split("disclosure policy enforced by this plan:")[1].split("circuit, stage by stage")[0]
+    hidden = next(line for line in rules.splitlines() if "hidden inputs:" in line)
+    assert "not revealed" not in hidden and "NOT hidden" in hidden
+    assert "ngo_clients: its row count" in hidden and "input_sizes" in hidden
+    assert ("match_pattern" in hidden) == (design == "fast")
+    persons = next(n["id"] for n in plan["nodes"] if n["attrs"].get("why", "").startswith("distinct persons (join"))
+    k_rule = next(line for line in rules.splitlines() if "minimum group size" in line)
+    assert "k distinct persons (join keys) among the joined rows" in k_rule and persons in k_rule
+    assert "per organisation" not in k_rule
+    for item in plan["leakage"]:
+        assert item["detail"] in text
+
+
+def test_text_of_a_distinct_count_names_the_linked_datasets(tmp_path):
+    plan = _link_plan("distinct_three", "oblivious", tmp_path)
+    text = explain_text(plan)
+    link = next(n for n in plan["nodes"] if n["op"] == "link_distinct")
+    assert ("link_distinct: (oblivious: sort-based, opens nothing) COUNT(DISTINCT person_id) across police_victims, "
+            "ngo_clients, shelter_stays, per cell (4 cells)") in _line(text, link["id"])
+    assert "shelter_stays: its row count rounded up to a power of two" in text
+    assert "repeated (cell, key) pairs become padding" in text
+    assert "k distinct persons across all organisations (exact, record linkage)" in text
+
+
+def test_html_and_dot_of_a_join_describe_link_ops(tmp_path):
+    plan = _link_plan("left_join", "fast", tmp_path)
+    page, dot = explain_html(plan), explain_dot(plan)
+    join = next(n for n in plan["nodes"] if n["op"] == "link_join")
+    row = page[page.index(f'id="row-{join["id"]}"'):]
+    row = row[:row.index("</tr>")]
+    assert "left join, U=shelter_stays unique key person_id" in row and "not in the estimate" in row
+    assert "NOT hidden for the linked datasets" in page and "match_pattern" in page
+    assert "left join, U=shelter_stays" in dot.split(f"    {join['id']} [")[1].splitlines()[0]
+
+
 def test_dot_has_one_cluster_per_party_and_every_edge(plan):
     dot = explain_dot(plan)
     assert dot.startswith("digraph plan {") and dot.rstrip().endswith("}")
