@@ -128,9 +128,13 @@ def _extreme(fn):
     def infer(ts, consts):
         _numeric_all(ts, f"{fn}()'s arguments")
         kind = "decimal" if any(t.kind == "decimal" for t in ts) else "int"
-        pick = min if fn == "least" else max
-        return IQType(kind, pick(t.lo for t in ts), pick(t.hi for t in ts), max(t.scale for t in ts),
-                      nullable=all(t.nullable for t in ts))
+        # nulls are skipped, so a nullable argument bounds nothing: least(x, y) may be y when x is null
+        sure = [t for t in ts if not t.nullable] or ts
+        if fn == "least":
+            lo, hi = min(t.lo for t in ts), (min if sure is not ts else max)(t.hi for t in sure)
+        else:
+            lo, hi = (max if sure is not ts else min)(t.lo for t in sure), max(t.hi for t in ts)
+        return IQType(kind, lo, hi, max(t.scale for t in ts), nullable=all(t.nullable for t in ts))
 
     def kernel(args, ts, rt, consts):
         vals = np.stack([a.values.astype(float) for a in args])
