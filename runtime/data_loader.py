@@ -1,9 +1,10 @@
 """Load one party's own dataset and validate it against the catalog before anything is shared.
 
 Fast path: a plain CSV file (no quotes, carriage returns or NUL bytes, every row complete) is
-split with numpy on its raw bytes, and each column is converted vectorised: categories by
-looking up a hash of each value among the domain's (checked exactly), dates from their digits,
-numbers by numpy's parser after a character check. A file that cannot be split so is read with
+read into a zero-padded buffer, split with numpy on its raw bytes, and each column is converted
+vectorised: categories by looking up a hash of each value among the domain's (checked exactly),
+dates and unsigned integers from their digits, other numbers by numpy's parser after a
+character check. A file that cannot be split so is read with
 the csv module; a column that is not clean (a value outside its domain or range, padding, ...)
 goes through the row-by-row path, which finds every bad value, so the owner gets file, row,
 column and reason for each (up to a limit). Both paths give the same values for valid data.
@@ -78,7 +79,7 @@ def load_dataset(path: str | Path, name: str, ds: Dataset, wanted: dict[str, dic
     if split is not None:
         table = _load_split(split, path, name, ds, wanted)
         if table is not None:
-            return table, len(split[2])
+            return table, split[2].shape[0]
     header, rows = read_csv(path)
     issues: list[DataIssue] = []
     for col in ds.columns:
@@ -205,59 +206,75 @@ INT_BYTES = DIGITS.copy()
 INT_BYTES[[0, 43, 45]] = True  # 0 pads short fields; + -
 NUM_BYTES = INT_BYTES.copy()
 NUM_BYTES[[46, 69, 101]] = True  # . E e
+PAD = 4096  # zero bytes read after a file: a field up to PAD - 16 bytes needs no copy of the file
+POW10 = 10 ** np.arange(19, dtype=np.int64)
 BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype="<u8")  # keep the first k bytes
 
 
 def _split_plain(path: Path):
-    """(header, body bytes, field starts, field ends) of a plain CSV file, or None when the file
-    needs the csv module (quotes, carriage returns, NUL bytes, ragged or empty rows, bad UTF-8)."""
-    data = path.read_bytes()
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
-    if b'"' in data or b"\r" in data or b"\0" in data:
+    """(header, body, field ends) of a plain CSV file, or None when the file needs the csv module
+    (quotes, carriage returns, NUL bytes, ragged or empty rows, bad UTF-8). `body` is the bytes
+    after the header line followed by zero bytes (room for _byte_matrix's windows); `ends` is an
+    (rows, columns) matrix of each field's end offset in `body` (its comma or newline)."""
+    size = path.stat().st_size
+    buf = bytearray(size + PAD)  # read straight into a zero-padded buffer: no copy of the file
+    with open(path, "rb") as fh:
+        if fh.readinto(memoryview(buf)[:size]) != size or fh.read(1):
+            return None  # the file changed while being read: let the csv path read it whole
+    start = len(codecs.BOM_UTF8) if buf.startswith(codecs.BOM_UTF8) else 0
+    if any(buf.find(c, start, size) >= 0 for c in (b'"', b"\r", b"\0")):
         return None
-    if not data.isascii():
+    if not buf.isascii():
         try:
-            data.decode("utf-8")
+            buf[start:size].decode("utf-8")
         except UnicodeDecodeError:
             return None
-    nl = data.find(b"\n")
-    if nl <= 0:
+    nl = buf.find(b"\n", start, size)
+    if nl <= start:
         return None
-    header = [h.strip() for h in data[:nl].decode("utf-8").split(",")]
+    header = [h.strip() for h in buf[start:nl].decode("utf-8").split(",")]
     m = len(header)
-    body = np.frombuffer(data, dtype=np.uint8)[nl + 1:]
-    if body.size and body[-1] != 10:
-        body = np.append(body, np.uint8(10))
+    end = size
+    if size > nl + 1 and buf[size - 1] != 10:
+        buf[size], end = 10, size + 1  # a missing final newline
     if m < 2:
         return None  # one column: an empty line would be a null value here, a short row to csv
-    delim = np.flatnonzero((body == 44) | (body == 10))
+    body = np.frombuffer(buf, dtype=np.uint8)[nl + 1:]
+    text = body[:end - nl - 1]
+    delim = np.flatnonzero((text == 44) | (text == 10))
     if delim.size % m:
         return None
-    shape = (delim.size // m, m)
-    is_nl = (body[delim] == 10).reshape(shape)
+    ends = delim.reshape(-1, m)
+    is_nl = (text[delim] == 10).reshape(ends.shape)
     if not (is_nl[:, -1].all() and not is_nl[:, :-1].any()):
         return None
-    starts = np.empty_like(delim)
-    starts[:1] = 0
-    starts[1:] = delim[:-1] + 1
-    longest = int((delim - starts).max()) if delim.size else 0
-    body = np.concatenate([body, np.zeros(longest + 8, dtype=np.uint8)])  # room for _byte_matrix's windows
-    return header, body, starts.reshape(shape), delim.reshape(shape)
+    longest = max(int(delim[0]), int(np.diff(delim).max()) - 1 if delim.size > 1 else 0) if delim.size else 0
+    if longest + 16 > body.size - text.size:
+        body = np.concatenate([text, np.zeros(longest + 16, dtype=np.uint8)])
+    return header, body, ends
+
+
+def _field_starts(ends: np.ndarray, j: int) -> np.ndarray:
+    """Start offsets of column j's fields: one past the previous field's end."""
+    if j:
+        return ends[:, j - 1] + 1
+    starts = np.zeros(ends.shape[0], dtype=ends.dtype)
+    starts[1:] = ends[:-1, -1] + 1
+    return starts
 
 
 def _load_split(split, path: Path, name: str, ds: Dataset, wanted: dict | None) -> Table | None:
     """Convert every declared column of a split file. A column the fast path does not accept goes
     through the row-by-row `_convert` (same messages, same order as for a file read by csv)."""
-    header, body, starts, ends = split
-    n = starts.shape[0]
+    header, body, ends = split
+    n = ends.shape[0]
     if any(col not in header for col in ds.columns) or n > ds.max_rows:
         return None  # reported by the csv path
     table: Table = {}
     issues: list[DataIssue] = []
     for col_name, col in ds.columns.items():
         j = header.index(col_name)
-        mat, lengths = _byte_matrix(body, starts[:, j], ends[:, j])
+        mat, lengths = _byte_matrix(body, _field_starts(ends, j), ends[:, j])
         want = (wanted or {}).get(col_name)
         vec = _convert_fast(col, mat, lengths, want)
         if vec is None:
@@ -352,12 +369,14 @@ def _convert_fast(col, mat: np.ndarray, lengths: np.ndarray, want: dict | None) 
     if t == "date":
         return _dates_fast(col, mat, lengths, null)
     is_int = t in ("integer", "key")
-    if not (INT_BYTES if is_int else NUM_BYTES)[mat].all():
-        return None
-    try:
-        vals = np.where(null, b"0", text).astype(np.int64 if is_int else float)
-    except (ValueError, OverflowError):
-        return None
+    vals = _plain_integers(mat, lengths) if is_int else None
+    if vals is None:  # decimals, signs, long values: numpy's parser
+        if not (INT_BYTES if is_int else NUM_BYTES)[mat].all():
+            return None
+        try:
+            vals = np.where(null, b"0", text).astype(np.int64 if is_int else float)
+        except (ValueError, OverflowError):
+            return None
     if not is_int and not np.all(np.isfinite(vals)):
         return None
     lo, hi = (0, 2 ** col.bits - 1) if t == "key" else (col.min, col.max)
@@ -368,6 +387,24 @@ def _convert_fast(col, mat: np.ndarray, lengths: np.ndarray, want: dict | None) 
         if ((np.abs(scaled - np.rint(scaled)) > 1e-6) & ~null).any():
             return None
     return Vec(vals, null)
+
+
+def _plain_integers(mat: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
+    """Values of a column whose fields are only digits (at most 18), from the digits (faster
+    than numpy's parser on the text); None for anything else (signs, long values); 0 where empty."""
+    n, width = lengths.size, int(lengths.max()) if lengths.size else 0
+    if width > 18:
+        return None
+    digit = mat[:, :width] - np.uint8(48)  # wraps around below '0': the zero padding becomes 208
+    other = digit >= 10
+    if (other & (mat[:, :width] != 0)).any():
+        return None
+    digit[other] = 0
+    acc = np.zeros(n, dtype=np.int64)  # the digits followed by the padding's zeros
+    for k in range(width):
+        acc *= 10
+        acc += digit[:, k]
+    return acc // POW10[width - lengths]
 
 
 def _dates_fast(col, mat: np.ndarray, lengths: np.ndarray, null: np.ndarray) -> Vec | None:

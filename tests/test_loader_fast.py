@@ -78,10 +78,60 @@ def test_bad_values_same_issues_on_both_paths(tmp_path, col, bad, monkeypatch):
         lines[k] = ",".join(vals)
     path = tmp_path / "bad.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert [i.row for i in same_issues(path, monkeypatch)] == [2, 7]
+
+
+def same_issues(path: Path, monkeypatch) -> list:
+    """The issues of a bad file, checked to be the same on the fast and the csv-module path."""
     with pytest.raises(dl.DataError) as fast:
         dl.load_dataset(path, "police_victims", CAT.datasets["police_victims"])
     monkeypatch.setattr(dl, "_split_plain", lambda p: None)
     with pytest.raises(dl.DataError) as slow:
         dl.load_dataset(path, "police_victims", CAT.datasets["police_victims"])
+    monkeypatch.undo()
     assert str(fast.value) == str(slow.value)
-    assert [i.row for i in fast.value.issues] == [2, 7]
+    return fast.value.issues
+
+
+def with_values(tmp_path, col: str, values: list[str]) -> Path:
+    """The first rows of the police sample with `values` in column `col` (one per row)."""
+    lines = lines_of("police_victims")
+    header = lines[0].split(",")
+    for k, v in enumerate(values, start=1):
+        vals = lines[k].split(",")
+        vals[header.index(col)] = v
+        lines[k] = ",".join(vals)
+    path = tmp_path / "edited.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("col,values", [
+    ("prs_Age", ["0", "007", "99", "+5", "5"]),  # leading zeros; a sign takes numpy's parser
+    ("hours_worked_week", ["", "120", "0", "", "1"]),  # nulls between integers
+    ("person_id", ["281474976710655", "0", "000000000000000001", "12"]),  # 2**48 - 1, 18 digits
+    ("debt_eur", ["0.5", ".25", "12.", "100000", "1e3", "00012.50", ""]),
+])
+def test_integer_and_decimal_spellings_same_on_both_paths(tmp_path, col, values, monkeypatch):
+    path = with_values(tmp_path, col, values)
+    fast, slow = both_paths(path, "police_victims", monkeypatch=monkeypatch)
+    assert_same(fast, slow)
+
+
+@pytest.mark.parametrize("col,bad", [("prs_Age", "-1"), ("prs_Age", "1.0"), ("prs_Age", "1" * 19),
+                                     ("person_id", "-5"), ("hours_worked_week", "12a"), ("debt_eur", "1.2.3"),
+                                     ("debt_eur", ".")])
+def test_bad_numbers_same_issues_on_both_paths(tmp_path, col, bad, monkeypatch):
+    path = with_values(tmp_path, col, ["5", bad, "7"] if col != "debt_eur" else ["5.0", bad, "7"])
+    assert [(i.row, i.column) for i in same_issues(path, monkeypatch)] == [(2, col)]
+
+
+def test_field_longer_than_the_read_padding(tmp_path, monkeypatch):
+    """A field longer than the zero padding read after the file: the body is copied with more."""
+    path = with_values(tmp_path, "prs_Gender", ["Feminine", "x" * (dl.PAD + 100)])
+    assert dl._split_plain(path) is not None
+    assert [(i.row, i.column) for i in same_issues(path, monkeypatch)] == [(2, "prs_Gender")]
+    text = with_values(tmp_path, "debt_eur", []).read_text(encoding="utf-8").rstrip("\n")
+    path.write_text(text + "0" * (dl.PAD + 5), encoding="utf-8")  # the last field, no final newline
+    assert dl._split_plain(path) is not None
+    assert_same(*both_paths(path, "police_victims", monkeypatch=monkeypatch))
