@@ -82,11 +82,9 @@ def leakage_report(builder, policy) -> list[dict]:
                                 "values (the compiler allows only aggregates released with their cell, IQ319, "
                                 "and count bounds that survive rounding, IQ320)"})
     if getattr(builder, "link_datasets", None):  # record linkage shares per-row vectors (compiler/linkage.py)
-        from .linkage import input_sizes_item, match_pattern_item
+        from .linkage import input_sizes_item, linkage_item
         items.append(input_sizes_item(builder, builder.catalog.party_names()))
-        pattern = match_pattern_item(builder, builder.catalog.party_names())
-        if pattern:
-            items.append(pattern)
+        items.append(linkage_item(builder, builder.catalog.party_names()))
         return items
     items.append({"item": "input_sizes", "to": [], "detail": "not revealed: each party shares fixed-size per-cell "
                   "partial aggregates over the public domain, so row counts stay secret", "public": False})

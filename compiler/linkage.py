@@ -186,10 +186,16 @@ def algorithm(catalog, datasets) -> str:
     return "fast" if all(catalog.datasets[d].policy.linkage == "fast" for d in datasets) else "oblivious"
 
 
-def match_pattern_item(builder, parties: list[str]) -> dict | None:
-    """Leakage of the fast design: which shuffled positions carry equal keys."""
-    if algorithm(builder.catalog, builder.link_datasets) != "fast":
-        return None
+def linkage_item(builder, parties: list[str]) -> dict:
+    """What the linkage design opens besides the outputs: comparison outcomes (oblivious) or the
+    match pattern (fast)."""
+    if algorithm(builder.catalog, builder.link_datasets) == "oblivious":
+        return {"item": "sort_comparisons", "to": list(parties), "public": False,
+                "detail": "oblivious record linkage: the rows are shuffled by a permutation no coalition of t "
+                          "parties knows, made distinct by their shuffled position, and quicksorted; the outcome "
+                          "of each comparison is opened. On distinct values in a uniformly random order these "
+                          "outcomes depend only on that order (every party could simulate them), so they reveal "
+                          "nothing about keys, matches or values; their number depends on the random order only."}
     return {"item": "match_pattern", "to": list(parties), "public": False,
             "detail": "fast record linkage (every linked dataset sets linkage = \"fast\"): the rows of "
                       + ", ".join(builder.link_datasets) + " are shuffled together by a permutation no "
@@ -210,9 +216,9 @@ def input_sizes_item(builder, parties: list[str]) -> dict:
     return {"item": "input_sizes", "to": list(parties), "public": False,
             "detail": "record linkage shares one packed row per input row (filtered-out rows and duplicates are "
                       "replaced by padding), so every computing party learns each vector's length: "
-                      + "; ".join(parts) + (". Nothing else about the rows, keys or matches is opened."
-                                            if algorithm(builder.catalog, builder.link_datasets) == "oblivious"
-                                            else "; see match_pattern for what the fast design opens.")}
+                      + "; ".join(parts) + ". What the linkage design opens besides: "
+                      + ("sort_comparisons" if algorithm(builder.catalog, builder.link_datasets) == "oblivious"
+                         else "match_pattern") + "."}
 
 
 # -- JOIN circuit -----------------------------------------------------------------------------

@@ -1,16 +1,20 @@
-"""Record linkage on MPyC secret-shared arrays: oblivious, sort-based (spec/linkage.md).
+"""Record linkage on MPyC secret-shared arrays (spec/linkage.md): the oblivious, sort-based design,
+and dispatch to the fast design (runtime/linkage_fast.py) where the policy opts in.
 
 Each owner's vector of packed rows (compiler/linkage_local.py) is secret-shared; the parties
-concatenate the vectors, sort them (`mpc.np_sort`, Batcher's network), and from then on touch
-every position the same way: adjacent key equality (one vectorised zero test, `l` = key bits + 2),
-the payload's bit fields (`mpc.np_to_bits` of the low bits only; each field is a linear combination
-of bits), one-hot cell encodings from bits by products (no comparisons), a segmented scan that
-copies the unique side's fields along each key's run (log2 n rounds of products), and per-cell sums
-as one secure matrix product (which communicates only its result). The sort works in its own
-SecInt sized to the packed rows; the small per-cell results are converted to the plan's type.
+concatenate the vectors, shuffle them and quicksort them with opened comparisons of distinct
+values (runtime/quicksort.py), and from then on touch every position the same way: adjacent key
+equality (one vectorised zero test, `l` = key bits + 2), the payload's bit fields (`mpc.np_to_bits`
+of the low bits only; each field is a linear combination of bits), one-hot cell encodings from bits
+by products (no comparisons), a segmented scan that copies the unique side's fields along each
+key's run (log2 n rounds of products), and per-cell sums as one secure matrix product (which
+communicates only its result). The sort works in its own SecInt sized to the packed rows plus
+the tie-break; the small per-cell results are converted to the plan's type.
 
-Nothing is opened here: the per-cell vectors feed the plan's threshold/mask/reveal nodes like
-`combine` outputs. The plaintext meaning of every op is in compiler/linkage_local.py.
+Opened here (through runtime/reveal.py only): the comparison outcomes of the sort, which depend
+on nothing but the shuffle's random order. The per-cell vectors feed the plan's threshold/mask/
+reveal nodes like `combine` outputs. The plaintext meaning of every op is in
+compiler/linkage_local.py.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import numpy as np
 from insightql.compiler.linkage_local import LinkageDataError, field_of, link_rows
 
 from . import linkage_fast
+from .quicksort import sorted_positions, tiebreak_bits
 
 LINK_OPS = ("link_rows", "link_share", "link_distinct", "link_join", "link_slot")
 
@@ -63,7 +68,8 @@ class LinkOps:
             src = node["inputs"][0]
             if self.consumer(node)["attrs"].get("algorithm") == "fast":
                 return self.share_columns(node, me, names, local)
-            st = self.stype(self.nodes[src]["attrs"]["layout"]["bits"])
+            total = sum(int(self.sizes[self.nodes[i]["inputs"][0]]) for i in self.consumer(node)["inputs"])
+            st = self.stype(self.nodes[src]["attrs"]["layout"]["bits"] + tiebreak_bits(total))
             size = int(self.sizes[src])
             mine = a["party"] == me
             plain = np.array(local[src] if mine else [0] * size, dtype=object)
@@ -73,20 +79,20 @@ class LinkOps:
             vecs = [values[i] for i in node["inputs"]]
             if a.get("algorithm") == "fast":
                 return self.finish(linkage_fast.distinct(self.mpc, node, a, vecs))
-            return self.to_main(self.distinct(a, vecs))
+            return self.finish(self.distinct(node, a, vecs))
         if op == "link_join":
             u, m = (values[i] for i in node["inputs"])
             if a.get("algorithm") == "fast":
                 m_unique = self.nodes[self.nodes[node["inputs"][1]]["inputs"][0]]["attrs"]["unique"]
                 return self.finish(linkage_fast.join(self.mpc, node, a, u, m, m_unique))
-            return self.to_main(self.join(a, u, m))
+            return self.finish(self.join(node, a, u, m))
         if op == "link_slot":
             return values[node["inputs"][0]][a["row"]]
         raise AssertionError(op)
 
     # -- helpers --------------------------------------------------------------------------
     async def finish(self, coro):
-        """The fast design opens tags midway, so its ops are coroutines the party awaits."""
+        """Both designs open something midway (tags, comparison outcomes): coroutines the party awaits."""
         return self.to_main(await coro)
 
     def consumer(self, node: dict) -> dict:
@@ -116,8 +122,11 @@ class LinkOps:
         flat = mpc.np_tolist(mpc.np_flatten(x)) if len(shape) > 1 else mpc.np_tolist(x)
         return mpc.np_fromlist(mpc.convert(flat, self.main)).reshape(shape)
 
-    def sorted_concat(self, vecs: list):
-        return self.mpc.np_sort(self.concat(vecs))
+    async def sorted_concat(self, node: dict, vecs: list):
+        """Shuffle, then quicksort with opened comparisons (runtime/quicksort.py)."""
+        x = await linkage_fast.shuffle(self.mpc, self.concat(vecs))
+        pos = await sorted_positions(self.mpc, node, x, node["attrs"]["layout"]["bits"])
+        return x[pos]
 
     def field(self, bits, f: dict):
         """Value of a bit field from the (n, W) bit matrix: a linear combination of bits."""
@@ -153,10 +162,10 @@ class LinkOps:
         return mpc.np_concatenate([lead, x[..., :-d]], axis=-1)
 
     # -- COUNT(DISTINCT key) across owners ---------------------------------------------------
-    def distinct(self, a: dict, vecs: list):
+    async def distinct(self, node: dict, a: dict, vecs: list):
         lay = a["layout"]
         st = type(vecs[0]).sectype
-        s = self.sorted_concat(vecs)
+        s = await self.sorted_concat(node, vecs)
         bits = self.mpc.np_to_bits(s, l=lay["payload_bits"])
         first = 1 - self.adjacent_equal(s, lay["bits"] + 1, st)
         present = self.field(bits, field_of(lay, 0, "present"))
@@ -173,12 +182,12 @@ class LinkOps:
         return (x - low) * pow(2, -w, st.field.modulus)
 
     # -- JOIN with a unique key on side U (0) -------------------------------------------------
-    def join(self, a: dict, u, m):
+    async def join(self, node: dict, a: dict, u, m):
         mpc = self.mpc
         lay = a["layout"]
         st = type(u).sectype
         K, W = lay["key_bits"], lay["payload_bits"]
-        s = self.sorted_concat([u, m])
+        s = await self.sorted_concat(node, [u, m])
         n = s.shape[0]
         bits = mpc.np_to_bits(s, l=W + 1)
         same_key = self.adjacent_equal(self.high_part(s, bits, st), K + 2, st)

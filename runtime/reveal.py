@@ -47,6 +47,16 @@ async def open_match_tags(mpc, node: dict, tags) -> list[int]:
     return values
 
 
+async def open_comparisons(mpc, node: dict, bits) -> np.ndarray:
+    """Oblivious record linkage (runtime/quicksort.py; leakage item `sort_comparisons`): open one
+    level of quicksort comparison outcomes on shuffled, distinct values to every computing party.
+    Their distribution depends only on the random order the shuffle made, not on the data."""
+    opened = await mpc.output(bits)
+    out = np.array([int(v) for v in np.asarray(opened, dtype=object).ravel()], dtype=np.int64)
+    _audit_to_file(mpc.pid, node, {"item": "sort_comparisons", "count": int(out.size)})
+    return out
+
+
 async def exchange_status(mpc, message: dict) -> list[dict]:
     """Every party tells every other its status (plan hash, data ok) before any share is sent.
     Plaintext, contains no data."""

@@ -28,7 +28,7 @@ from insightql.compiler.linkage_local import LinkageDataError, link_rows, padded
 from insightql.compiler.pipeline import compile_source
 from insightql.compiler.results import Suppressed
 
-from conftest import CATALOG, _MPC_SLOTS, assert_same_result, compile_plan, load_tables, oracle_result, run_mpc
+from conftest import _MPC_SLOTS, assert_same_result, compile_plan, load_tables, oracle_result, run_mpc
 
 LCAT_PATH = Path(__file__).resolve().parent / "linkage" / "catalog.toml"
 LCAT = load_catalog(LCAT_PATH)
@@ -265,10 +265,8 @@ def test_repeated_unique_key_is_a_data_error(tmp_path, datasets):
 
 
 # -- 4. what is not executable -------------------------------------------------------------------
-CORPUS_CAT = load_catalog(CATALOG)
 NOT_EXECUTABLE = [
-    ("IQ405", CORPUS_CAT, "@purpose research\nSELECT COUNT(*) FROM police_victims p JOIN ngo_clients n "
-                          "ON p.person_id = n.person_id;"),
+    ("IQ405", LCAT, "SELECT COUNT(*) FROM police_victims p JOIN police_victims q ON p.person_id = q.person_id;"),
     ("IQ405", LCAT, "SELECT COUNT(*) FROM ngo_clients n LEFT JOIN police_victims p ON n.person_id = p.person_id;"),
     ("IQ406", LCAT, "SELECT MEDIAN(p.prs_Age) FROM police_victims p JOIN ngo_clients n ON p.person_id = n.person_id;"),
     ("IQ406", LCAT, "SELECT COUNT(*) FROM ngo_clients n LEFT JOIN shelter_stays s ON n.person_id = s.person_id "
@@ -333,11 +331,20 @@ def test_join_reveal_audit(tmp_path, datasets):
     with _MPC_SLOTS:
         table, _ = launch_local(plan, LCAT_PATH, data, quiet=True, timeout=120, env={"IQ_AUDIT_FILE": str(audit)})
     assert_same_result(plan, table, oracle_result(plan, LCAT, data), rel=FIXED_POINT_REL)
-    lines = [json.loads(x) for x in audit.read_text().splitlines()]
+    every = [json.loads(x) for x in audit.read_text().splitlines()]
     names = plan["parties"]
-    by_party = {names[x["pid"]]: x for x in lines}
-    assert len(lines) == len(names) == len(by_party), "one reveal line per party, nothing else opened"
     reveal = next(n for n in plan["nodes"] if n["op"] == "reveal")
+    link = next(n for n in plan["nodes"] if n["op"] == "link_join")
+    lines = [x for x in every if x["reveal"] == reveal["id"]]
+    by_party = {names[x["pid"]]: x for x in lines}
+    assert len(lines) == len(names) == len(by_party), "one reveal line per party"
+    # besides: quicksort comparison outcomes, announced as sort_comparisons, opened during the link op
+    assert all(x["reveal"] == link["id"] and x["received"]["item"] == "sort_comparisons"
+               for x in every if x not in lines)
+    assert any(i["item"] == "sort_comparisons" and i["to"] == names for i in plan["leakage"])
+    counts = {pid: sum(x["received"]["count"] for x in every if x["pid"] == pid and x not in lines)
+              for pid in range(len(names))}
+    assert len(set(counts.values())) == 1 and 0 < counts[0] < 3 * 128 ** 2  # same at all parties, ~n log n
     announced = leakage_of(plan)
     for party, line in by_party.items():
         if party in plan["receivers"]:

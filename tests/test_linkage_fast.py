@@ -72,6 +72,7 @@ def test_fast_only_when_every_dataset_opts_in(name, fast_cat, tmp_path):
     mixed = plan_for(name, catalog_with_fast(tmp_path, {first}))
     assert [n["attrs"]["algorithm"] for n in link_nodes(mixed)] == ["oblivious"]
     assert not any(i["item"] == "match_pattern" for i in mixed["leakage"])
+    assert any(i["item"] == "sort_comparisons" for i in mixed["leakage"])
     assert fast["hash"] != mixed["hash"]  # an auditor sees the choice in the signed plan
 
 
