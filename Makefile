@@ -18,6 +18,8 @@ demo: $(STAMP)
 	$(BIN)/iq run examples/victims_by_exploitation.iq --catalog examples/catalog.toml \
 	  --data police=examples/data/police_victims.csv --data ngo=examples/data/ngo_clients.csv \
 	  --data helpline=examples/data/helpline_reports.csv
+	$(BIN)/iq run examples/htcds/victims_by_region_and_age.iq --catalog examples/htcds/catalog.toml \
+	  --data ngo=examples/htcds/data/ngo_cases.csv --data police=examples/htcds/data/police_cases.csv
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
