@@ -247,3 +247,20 @@ def test_pct_of_rounded_counts_and_of_a_zero_total(tmp_path):
     t = _run("SELECT status, SUM(hours) AS s, pct(SUM(hours)) AS share FROM a GROUP BY status",
              [dict(r, hours="0") for r in rows])
     assert [r[1:] for r in t.rows if r[0]] == [[0, None], [0, None]]
+
+
+# -- 4. the examples of spec/stdlib.md run on the sample data -----------------------------------
+def test_spec_examples_run_on_the_sample_data():
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    cat = load_catalog(root / "examples" / "catalog.toml")
+    data = {d: str(root / "examples" / "data" / f"{d}.csv") for d in cat.datasets}
+    text = (root / "spec" / "stdlib.md").read_text(encoding="utf-8")
+    for q in re.findall(r"```iq\n(.*?)```", text, flags=re.S):
+        table = oracle_result(compile_plan(q, cat, "spec/stdlib.md"), cat, data)
+        released = [r for r in table.rows if not any(isinstance(v, Suppressed) for v in r)]
+        assert released, f"no released row:\n{q}"
+        for name in (c for c in table.columns if "pct" in c):
+            i = table.columns.index(name)
+            assert sum(r[i] for r in released) == pytest.approx(100, abs=0.05 * len(released)), q
