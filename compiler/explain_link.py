@@ -6,10 +6,11 @@ import json
 
 from .explain import expr_text
 
-ALGORITHMS = {"oblivious": "oblivious: sort-based, opens nothing",
+ALGORITHMS = {"oblivious": "oblivious: shuffle + quicksort; opens only comparisons of a random order",
               "fast": "fast: shuffle + keyed PRF; opens match pattern"}
+OPENED = {"oblivious": "sort_comparisons", "fast": "match_pattern"}  # leakage item of each design
 SIZE_RULES = {"exact": "its row count", "pow2": "its row count rounded up to a power of two"}
-LINK_COST = {"oblivious": "sort of all rows (n log^2 n comparisons of the packed width)",
+LINK_COST = {"oblivious": "shuffle + quicksort of all rows (about n log n comparisons of the packed width)",
              "fast": "shuffle + MiMC tags, linear in the rows"}
 
 
@@ -82,11 +83,11 @@ def hidden_inputs(plan: dict) -> str:
     """The 'hidden inputs' rule of a linkage plan: row counts are revealed (leakage item input_sizes)."""
     sizes = list(dict.fromkeys(f"{n['attrs']['dataset']}: {SIZE_RULES.get(n['attrs']['size_rule'], '?')}"
                                for n in plan["nodes"] if n["op"] == "link_rows"))
-    fast = [n["id"] for n in plan["nodes"] if n["attrs"].get("algorithm") == "fast"]
+    links = [n for n in plan["nodes"] if n["op"] in ("link_join", "link_distinct")]
     shares = [n["id"] for n in plan["nodes"] if n["op"] == "link_share"]
+    opened = "; ".join(f"node {n['id']} ({ALGORITHMS.get(n['attrs']['algorithm'], '?')}): leakage item "
+                       f"{OPENED.get(n['attrs']['algorithm'], '?')}" for n in links)
     return ("NOT hidden for the linked datasets: record linkage shares one packed row per input row (nodes "
             + ", ".join(shares) + "), so every computing party learns each vector's length ("
-            + "; ".join(sizes) + "; leakage item input_sizes)"
-            + (f"; the fast design also opens the match pattern (nodes {', '.join(fast)}; leakage item match_pattern)"
-               if fast else "; nothing else about the rows, keys or matches is opened")
+            + "; ".join(sizes) + "; leakage item input_sizes). What the linkage design opens besides: " + opened
             + ". Which cells an owner has rows in stays secret.")

@@ -40,10 +40,11 @@ SIDE = {"enum": [0, 1], "description": "0: the unique side U of a join (sorts fi
 SIZE_RULE = {"enum": ["exact", "pow2"], "description": "public vector length: the row count (policy allow_row_counts) "
                                                        "or the row count rounded up to a power of two"}
 ALGORITHM = {"enum": ["oblivious", "fast"],
-             "description": "oblivious: sort-based, opens nothing; fast: shuffle + keyed PRF tags opened (leakage "
+             "description": "oblivious: shuffle + quicksort, opens comparison outcomes that depend only on the random "
+                            "order (leakage item sort_comparisons); fast: shuffle + keyed PRF tags opened (leakage "
                             "item match_pattern), only when every linked dataset's policy sets linkage = \"fast\""}
 LEAKAGE_ITEMS = ["group_domain", "suppression_flag", "output", "output_flag", "having_outcome", "input_sizes",
-                 "guard_outcome", "match_pattern"]
+                 "guard_outcome", "sort_comparisons", "match_pattern"]
 
 # Attributes of every node op: (description, attrs properties, required attrs).
 OPS: dict[str, tuple[str, dict, list[str] | None]] = {
