@@ -189,7 +189,7 @@ class Catalog(_Strict):
 
 # Fields added after catalogs were first digested count only when set, so an unchanged catalog
 # keeps its digest (and every plan compiled from it its hash) across compiler versions.
-_LATER_POLICY_FIELDS = {"require_approval": False}
+_LATER_POLICY_FIELDS = {"require_approval": False, "linkage": "oblivious"}
 
 
 def _digest_view(dump: dict) -> dict:
