@@ -6,9 +6,12 @@ The golden plans are generated, never edited by hand: tests/test_plan_golden.py 
 corpus query again and compares bytes, so any change of a plan (a node, an attribute, a bound,
 the leakage report, the hash) shows up as a diff in review. Queries that do not compile are
 listed on stderr and get no golden plan; golden files whose query is gone are removed.
+A query compiles against tests/corpus/catalog.toml, or against the catalog its header line
+`-- catalog: NAME.toml` names (tests/corpus/NAME.toml, e.g. catalog_fast.toml for fast linkage).
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -22,16 +25,30 @@ CATALOG = TESTS / "corpus" / "catalog.toml"
 GOLDEN = TESTS / "golden"
 
 
+def catalog_of(text: str) -> Path:
+    """The catalog of a corpus query: a `-- catalog: NAME` line before the query, else catalog.toml."""
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        if m := re.fullmatch(r"-- catalog: (\S+)", line.strip()):
+            return CATALOG.parent / m[1]
+    return CATALOG
+
+
 def golden_path(query: Path) -> Path:
     return GOLDEN / f"{query.stem}.plan.json"
 
 
 def compile_corpus() -> tuple[dict[Path, str], dict[Path, str]]:
     """({golden path: plan text}, {query path: rendered diagnostics}) for every corpus query."""
-    catalog = load_catalog(CATALOG)
+    catalogs: dict[Path, object] = {}
     plans, failed = {}, {}
     for q in sorted(CORPUS.glob("*.iq")):
-        res = compile_source(q.read_text(encoding="utf-8"), q.name, catalog)
+        text = q.read_text(encoding="utf-8")
+        path = catalog_of(text)
+        if path not in catalogs:
+            catalogs[path] = load_catalog(path)
+        res = compile_source(text, q.name, catalogs[path])
         if res.plan is None:
             failed[q] = "\n".join(d.render() for d in res.diagnostics) or "no plan"
         else:

@@ -30,7 +30,10 @@ def random_rows(ds: Dataset, n: int, rng: np.random.Generator, null_rate: float 
             vals = [(col.min + dt.timedelta(days=int(d))).isoformat() for d in rng.integers(0, span + 1, n)]
         else:  # key: a pool of persons, some with several rows
             pool = key_pool or max(1, n * 3 // 4)
-            vals = [str(v) for v in rng.integers(1, pool + 1, n)]
+            drawn = rng.integers(1, pool + 1, n)
+            if getattr(col, "unique", False):  # one row per key: distinct odd keys from the same draw,
+                drawn = 2 * np.argsort(drawn, kind="stable") + 1  # so about half of other keys match
+            vals = [str(v) for v in drawn]
         if col.nullable:
             vals = ["" if rng.random() < null_rate else v for v in vals]
         cols[name] = vals

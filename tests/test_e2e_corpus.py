@@ -1,7 +1,8 @@
 """Every valid corpus query, run by real MPyC parties (one OS process each), equals the oracle.
 
 Queries: tests/corpus/valid/*.iq (queries the compiler answers with IQ4xx "not executable
-yet" are skipped with that reason) plus a few written here to cover every aggregate. Data: the
+yet" are skipped with that reason; a `-- catalog: NAME.toml` header picks another corpus catalog,
+e.g. catalog_fast.toml for fast record linkage) plus a few written here to cover every aggregate. Data: the
 session's random CSVs (a few hundred rows per dataset). All runs of the module are queued at
 its start and run two at a time; each test waits for its own run. Two queries also run with
 five parties (tests/catalog5.toml: the corpus catalog with a second helper).
@@ -16,6 +17,7 @@ from insightql.compiler.catalog import load_catalog
 from insightql.compiler.pipeline import compile_source
 
 from conftest import CATALOG5, TESTS, assert_same_result, compile_plan, oracle_result, submit_mpc
+from make_golden import catalog_of
 
 VALID = TESTS / "corpus" / "valid"
 
@@ -74,7 +76,7 @@ def _compile(name: str, text: str, catalog):
 
 
 @pytest.fixture(scope="module")
-def runs(request, corpus_catalog, corpus_data, mpc_pool):
+def runs(request, corpus_data, mpc_pool):
     """Queue a run of parties for every query selected in this session: name -> (plan, future|skip)."""
     wanted = {(it.originalname, it.callspec.params.get("name")) for it in request.session.items
               if it.module is request.module and hasattr(it, "callspec")}
@@ -82,12 +84,13 @@ def runs(request, corpus_catalog, corpus_data, mpc_pool):
     for name, text in SOURCES.items():
         if ("test_corpus_query_matches_oracle", name) not in wanted:
             continue
+        cat_path = catalog_of(text)
         try:
-            plan, skip = _compile(name, text, corpus_catalog)
+            plan, skip = _compile(name, text, load_catalog(cat_path))
         except AssertionError as e:
             out[name] = (None, e)
             continue
-        out[name] = (plan, skip if skip else submit_mpc(mpc_pool, plan, corpus_data))
+        out[name] = (plan, skip if skip else submit_mpc(mpc_pool, plan, corpus_data, catalog_path=cat_path))
     cat5 = load_catalog(CATALOG5)
     for name in FIVE_PARTY:
         if ("test_five_parties_match_oracle", name) in wanted:
@@ -98,14 +101,14 @@ def runs(request, corpus_catalog, corpus_data, mpc_pool):
 
 @pytest.mark.mpc
 @pytest.mark.parametrize("name", list(SOURCES))
-def test_corpus_query_matches_oracle(name, runs, corpus_catalog, corpus_data):
+def test_corpus_query_matches_oracle(name, runs, corpus_data):
     plan, pending = runs[name]
     if isinstance(pending, Exception):
         raise pending
     if isinstance(pending, str):
         pytest.skip(pending)
     got = pending.result()
-    want = oracle_result(plan, corpus_catalog, corpus_data)
+    want = oracle_result(plan, load_catalog(catalog_of(SOURCES[name])), corpus_data)
     assert_same_result(plan, got, want)
 
 
@@ -123,3 +126,13 @@ def test_catalog5_is_the_corpus_catalog_plus_a_helper(corpus_catalog):
     cat5 = load_catalog(CATALOG5)
     assert cat5.party_names() == corpus_catalog.party_names() + ["helper2"]
     assert cat5.datasets == corpus_catalog.datasets
+
+
+def test_catalog_fast_is_the_corpus_catalog_with_fast_linkage(corpus_catalog):
+    fast = load_catalog(TESTS / "corpus" / "catalog_fast.toml")
+    assert fast.parties == corpus_catalog.parties
+    dumps = {n: d.model_dump() for n, d in fast.datasets.items()}
+    assert {n for n, d in dumps.items() if d["policy"]["linkage"] == "fast"} == {"police_victims", "ngo_clients"}
+    for d in dumps.values():
+        d["policy"]["linkage"] = "oblivious"
+    assert dumps == {n: d.model_dump() for n, d in corpus_catalog.datasets.items()}
