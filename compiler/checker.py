@@ -314,7 +314,8 @@ class Checker:
         if spec.cost == "public" and id(e) not in self.post_ok:
             self.error("IQ221", f"`{e.name}` is allowed only as a whole SELECT column", e.span,
                        [f"{e.name}() is computed on the released table, after aggregation: write "
-                        f"`SELECT ..., {e.name}(COUNT(*)) AS share` (or `round({e.name}(COUNT(*)), 1)`) and order by its alias"])
+                        f"`SELECT ..., {e.name}(COUNT(*)) AS share` (or `round({e.name}(COUNT(*)), 1)`) "
+                        "and order by its alias"])
             return ERROR
         if spec.cost == "public" and not any(isinstance(x, A.FuncCall) and x.name in AGGREGATES
                                              for x in A.walk(e.args[0])):

@@ -62,7 +62,8 @@ def random_rows(n: int, rng: np.random.Generator, null_rate: float, edge_rate: f
             else:  # date
                 span = (col.max - col.min).days
                 pool = [col.min.isoformat(), col.max.isoformat()] + SPECIAL["date"]
-                row[name] = str(rng.choice(pool)) if edge else (col.min + dt.timedelta(days=int(rng.integers(0, span + 1)))).isoformat()
+                day = col.min + dt.timedelta(days=int(rng.integers(0, span + 1)))
+                row[name] = str(rng.choice(pool)) if edge else day.isoformat()
         rows.append(row)
     return rows
 

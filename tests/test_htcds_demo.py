@@ -35,7 +35,8 @@ DATA = {"ngo_cases": DEMO / "data" / "ngo_cases.csv", "police_cases": DEMO / "da
 def _generator():
     sys.path.insert(0, str(ROOT / "examples"))  # it reuses examples/generate_data.py
     try:
-        spec = importlib.util.spec_from_file_location("generate_htcds_data", ROOT / "examples" / "generate_htcds_data.py")
+        path = ROOT / "examples" / "generate_htcds_data.py"
+        spec = importlib.util.spec_from_file_location("generate_htcds_data", path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         return mod
