@@ -249,5 +249,8 @@ def start_runtime(config: PartiesConfig, me: str, extra: tuple[str, ...] | list[
     finally:
         sys.argv = saved
     mpyc.runtime.mpc = rt
+    from .fast_random import install
+
+    install()  # bulk randomness for Shamir sharing of arrays (runtime/fast_random.py)
     _wrap_start(rt, config, me, tls_dir, connect_timeout)
     return rt
