@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="1000,10000,100000,1000000", help="rows per party, comma-separated")
     ap.add_argument("--baseline-sizes", default="100,300,1000",
                     help="rows per party at which the hand-written MPyC baseline is measured ('' for none)")
-    ap.add_argument("--spu-sizes", default="1000,10000,100000",
+    ap.add_argument("--spu-sizes", default="1000,10000",
                     help="rows per party at which the SPU simulator peer runs, if spu is found ('' for none)")
     ap.add_argument("--spu-python", default=None, help="an interpreter with spu and jax (a separate venv)")
     ap.add_argument("--scenarios", default=",".join(s.key for s in sc.SCENARIOS))
