@@ -79,21 +79,24 @@ class LinkOps:
             vecs = [values[i] for i in node["inputs"]]
             if a.get("algorithm") == "fast":
                 return self.finish(linkage_fast.distinct(self.mpc, node, a, vecs))
-            return self.finish(self.distinct(node, a, vecs))
+            return self.finish(self.distinct(node, a, vecs), node)
         if op == "link_join":
             u, m = (values[i] for i in node["inputs"])
             if a.get("algorithm") == "fast":
                 m_unique = self.nodes[self.nodes[node["inputs"][1]]["inputs"][0]]["attrs"]["unique"]
                 return self.finish(linkage_fast.join(self.mpc, node, a, u, m, m_unique))
-            return self.finish(self.join(node, a, u, m))
+            return self.finish(self.join(node, a, u, m), node)
         if op == "link_slot":
             return values[node["inputs"][0]][a["row"]]
         raise AssertionError(op)
 
     # -- helpers --------------------------------------------------------------------------
-    async def finish(self, coro):
+    async def finish(self, coro, node: dict | None = None):
         """Both designs open something midway (tags, comparison outcomes): coroutines the party awaits."""
-        return self.to_main(await coro)
+        out = await coro
+        if node is not None:
+            await linkage_fast.Phases(self.mpc, node["id"]).done("after the sort", out)
+        return self.to_main(out)
 
     def consumer(self, node: dict) -> dict:
         return next(n for n in self.nodes.values() if node["id"] in n["inputs"])
@@ -124,8 +127,11 @@ class LinkOps:
 
     async def sorted_concat(self, node: dict, vecs: list):
         """Shuffle, then quicksort with opened comparisons (runtime/quicksort.py)."""
+        phases = linkage_fast.Phases(self.mpc, node["id"])
         x = await linkage_fast.shuffle(self.mpc, self.concat(vecs))
+        await phases.done("shuffle", x)
         pos = await sorted_positions(self.mpc, node, x, node["attrs"]["layout"]["bits"])
+        await phases.done("quicksort")
         return x[pos]
 
     def field(self, bits, f: dict):
