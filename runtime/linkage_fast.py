@@ -24,7 +24,6 @@ import hashlib
 import itertools
 import math
 import os
-import secrets
 import sys
 import time
 
@@ -64,18 +63,19 @@ def _lagrange_at_zero(p: int, xs: list[int], x_i: int) -> int:
 async def shuffle(mpc, x):
     """x (n, ...) secure array, rows permuted by pi_T1 ... pi_Tc, one permutation per set T of t
     parties, known only to t+1 parties outside T: every coalition of t misses one of them."""
+    from .reveal import send_shuffle_seed
+
     stype = type(x)
     field = stype.sectype.field
     p, n = field.modulus, x.shape[0]
     m, t = len(mpc.parties), mpc.threshold
     for T in itertools.combinations(range(m), t):
         A = [q for q in range(m) if q not in T][:t + 1]
-        seed = await mpc.transfer(secrets.randbits(128) if mpc.pid == A[0] else None,
-                                  senders=[A[0]], receivers=A)
+        seed = await send_shuffle_seed(mpc, A[0], A)
         if mpc.pid in A:
             share = await mpc.gather(x)
             lam = _lagrange_at_zero(p, [a + 1 for a in A], mpc.pid + 1)
-            perm = np.random.Generator(np.random.PCG64(seed[0])).permutation(n)
+            perm = np.random.Generator(np.random.PCG64(seed)).permutation(n)
             mine = field.array((share.value * lam % p)[perm], check=False)
         else:
             mine = field.array(np.zeros(x.shape, dtype=object), check=False)

@@ -57,6 +57,17 @@ async def open_comparisons(mpc, node: dict, bits) -> np.ndarray:
     return out
 
 
+async def send_shuffle_seed(mpc, sender: int, receivers: list[int]) -> int | None:
+    """The shuffle (runtime/linkage_fast.py): `sender` draws a fresh random seed and sends it to the
+    other parties of `receivers`, who apply the permutation it defines. A random number, no data;
+    returns the seed at the receivers, None elsewhere."""
+    import secrets
+
+    got = await mpc.transfer(secrets.randbits(128) if mpc.pid == sender else None,
+                             senders=[sender], receivers=receivers)
+    return got[0] if got else None
+
+
 async def exchange_status(mpc, message: dict) -> list[dict]:
     """Every party tells every other its status (plan hash, data ok) before any share is sent.
     Plaintext, contains no data."""
