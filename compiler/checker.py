@@ -34,9 +34,10 @@ class Binding:
 @dataclass
 class OutputColumn:
     name: str
-    expr: A.Expr
+    expr: A.Expr  # what MPC computes and reveals (a pct() around it already stripped: `pct` below)
     type: IQType
     is_aggregate: bool
+    pct: bool = False  # the item is pct(expr) or round(pct(...)): the public stage takes shares of the column
 
 
 @dataclass
@@ -470,7 +471,7 @@ class Checker:
             if name in names:
                 self.error("IQ208", f"two output columns are named `{name}`", item.span, ["give one an alias with AS"])
             names.add(name)
-            self.cq.outputs.append(OutputColumn(name, value, t, has_agg))
+            self.cq.outputs.append(OutputColumn(name, value, t, has_agg, pct=pct is not None))
         if q.having is not None:
             self._want_bool(self.expr(q.having, agg_ok=True), q.having, "HAVING")
             if not self.is_grouped(q.having):

@@ -255,8 +255,11 @@ class CircuitBuilder:
             if rnd > 1:
                 masked = self.secure("round_down", [masked], *self.bounds(masked), to=rnd)
                 reveal_inputs[-2] = masked
-            outs.append({"name": o.name, "kind": "value", "value": masked, "flag": v["flag"], "scale": v["scale"],
-                         "post": v.get("post"), "round": post, "rounded_to": rnd, "type": o.type.to_json()})
+            out = {"name": o.name, "kind": "value", "value": masked, "flag": v["flag"], "scale": v["scale"],
+                   "post": v.get("post"), "round": post, "rounded_to": rnd, "type": o.type.to_json()}
+            if o.pct:  # the public stage replaces the column's released values by their shares (results.py)
+                out["pct"] = True
+            outs.append(out)
         keep = None
         if lp.having is not None:
             h = self.bool_expr(lp.having)

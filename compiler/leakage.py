@@ -65,8 +65,13 @@ def leakage_report(builder, policy) -> list[dict]:
             protections.append(f"rounded down to a multiple of {o['rounded_to']}")
         if o.get("post") == "sqrt":
             protections.append("variance revealed; square root taken after reveal")
+        if o.get("pct"):
+            protections.append("percent of the column's total computed after reveal from the released values only "
+                               "(suppressed and withheld cells are not in the total); the values themselves are "
+                               "revealed, not only the percents")
         if o.get("round") is not None:
-            protections.append(f"full-precision value revealed; rounded to {o['round']['round']} digit(s) after reveal")
+            what = "percent" if o.get("pct") else "full-precision value revealed;"
+            protections.append(f"{what} rounded to {o['round']['round']} digit(s) after reveal")
         items.append({"item": "output", "column": o["name"], "to": to, "cells": cells,
                       "detail": "; ".join(protections)})
         own = [c for c in conditions(g, o["flag"]) if c not in cell_rule]

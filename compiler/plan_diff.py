@@ -59,7 +59,8 @@ def _short(v) -> str:
         if re.match(r"^s[0-9]+$", str(v["name"])):
             return slot_text(v)
         if v["kind"] in ("key", "value"):
-            return f"{v['name']} ({v['kind']}{', rounded to ' + str(v['rounded_to']) if v.get('rounded_to', 1) > 1 else ''})"
+            rounded = f", rounded to {v['rounded_to']}" if v.get("rounded_to", 1) > 1 else ""
+            return f"{v['name']} ({v['kind']}{rounded}{', pct' if v.get('pct') else ''})"
     s = json.dumps(v, sort_keys=True)
     return s if len(s) <= 80 else s[:77] + "..."
 

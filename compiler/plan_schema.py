@@ -194,6 +194,10 @@ PLAN_SCHEMA: dict = {
                    "properties": {"name": STR, "kind": {"enum": ["key", "value"]}, "key": NAT, "type": _ref("type"),
                                   "value": ID, "flag": {"anyOf": [ID, {"type": "null"}]}, "scale": INT,
                                   "post": {"anyOf": [{"enum": ["sqrt"]}, {"type": "null"}]},
+                                  "pct": {"type": "boolean", "const": True,
+                                          "description": "pct(...) column (present only then): after post and "
+                                                         "before round, the public stage replaces each released "
+                                                         "value by its percent of the column's released total"},
                                   "round": {"anyOf": [{"type": "null"}, _obj({"round": INT})]},
                                   "rounded_to": POS}},
         "guard_entry": _obj({

@@ -104,20 +104,11 @@ def _fold(e: A.Expr) -> A.Expr:
     return e
 
 
-def pct_outputs(plan: dict) -> set[int]:
-    """Positions of the SELECT items that are pct(...), read from the plan's source (hashed and
-    recompiled by every party): pct() adds no node to the circuit, only this public step."""
-    from .syntax import parse
-
-    source = plan.get("query", {}).get("source")
-    if not source or "pct" not in source.lower():
-        return set()
-    q = parse(source, plan["query"].get("source_name", "query"))
-    return {i for i, item in enumerate(q.select) if item.expr is not None and split_post(item.expr)[1] is not None}
-
-
 def _apply_pct(rows: list[list], outputs: list[dict], pcts: set[int]) -> list[str]:
-    """Replace each pct column's released values by their percent of the column's released total."""
+    """Replace each pct column's released values by their percent of the column's released total.
+
+    The columns are the outputs the compiler marked `pct: true` (the item was `pct(v)` or
+    `round(pct(v), d)`); the plan reveals v itself, and its `round` applies to the percent."""
     notes = []
     for i in sorted(pcts):
         vals = [r[i] for r in rows if not isinstance(r[i], Suppressed) and r[i] is not None]
@@ -128,6 +119,8 @@ def _apply_pct(rows: list[list], outputs: list[dict], pcts: set[int]) -> list[st
                 continue
             share = 100.0 * r[i] / total if total > 0 else None
             r[i] = round(share, rnd["round"]) if share is not None and rnd is not None else share
+            if r[i] is not None and outputs[i]["type"]["kind"] == "int":  # round(pct(v)) or digits < 0
+                r[i] = int(r[i])
         left_out = sum(1 for r in rows if isinstance(r[i], Suppressed))
         notes.append(f"{outputs[i]['name']}: percent of the total of the {len(vals)} released value(s) in this column"
                      + (f"; the {left_out} suppressed are not in the total." if left_out else "."))
@@ -155,7 +148,7 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
     earlier = sorted({o["query"] or "?" for e in plan.get("guard", []) for o in e["from"]})
     guard_reason = ("differencing guard: this cell differs by 1 to k-1 rows from an earlier release of "
                     + ", ".join(earlier) + " (it would single out a few rows)")
-    pcts = pct_outputs(plan)
+    pcts = {j for j, o in enumerate(a["outputs"]) if o.get("pct")}  # the compiler's marker (circuit.build_outputs)
     rows = []
     for cell, combo in enumerate(combos):
         if keep is not None and released[cell] and not keep[cell]:

@@ -6,7 +6,8 @@
 2. Whole queries: the plaintext oracle's released table (functions in WHERE and GROUP BY, pct)
    equals the reference's counts, cell rule and shares. tests/test_stdlib_mpc.py runs two of
    these queries through real MPC parties.
-3. pct() on the public stage: suppressed cells, HAVING, LIMIT, rounded counts, a zero total.
+3. pct() on the public stage: suppressed cells, HAVING, LIMIT, rounded counts, a zero total; the
+   columns are the ones the plan marks `pct`, whatever the source says; pct of a STDDEV.
 """
 from __future__ import annotations
 
@@ -232,6 +233,10 @@ def test_pct_after_having_before_limit_and_ordered_by_alias():
     t = _run("SELECT status, COUNT(*) AS n, round(pct(COUNT(*)), 1) AS share FROM a GROUP BY status "
              "HAVING COUNT(*) >= 5 ORDER BY share DESC LIMIT 1", _rows({"open": 10, "closed": 20, None: 4}))
     assert t.rows == [["closed", 20, 66.7]]
+    t = _run("SELECT status, round(pct(COUNT(*))) AS share, round(pct(COUNT(*)), -1) AS tens FROM a "
+             "GROUP BY status", _rows({"open": 10, "closed": 20}))
+    assert [r[1:] for r in t.rows if r[0]] == [[33, 30], [67, 70]]
+    assert all(type(v) is int for r in t.rows if r[0] for v in r[1:])  # the columns' type is int
 
 
 def test_pct_of_rounded_counts_and_of_a_zero_total(tmp_path):
@@ -247,6 +252,29 @@ def test_pct_of_rounded_counts_and_of_a_zero_total(tmp_path):
     t = _run("SELECT status, SUM(hours) AS s, pct(SUM(hours)) AS share FROM a GROUP BY status",
              [dict(r, hours="0") for r in rows])
     assert [r[1:] for r in t.rows if r[0]] == [[0, None], [0, None]]
+
+
+def test_pct_columns_are_marked_in_the_plan_not_read_from_the_source():
+    plan = compile_plan("@purpose research\nSELECT status, COUNT(*) AS n, pct(COUNT(*)) AS share, "
+                        "round(pct(COUNT(*)), 1) AS r FROM a GROUP BY status", ref.CAT)
+    outs = next(n for n in plan["nodes"] if n["op"] == "table")["attrs"]["outputs"]
+    assert [o.get("pct") for o in outs] == [None, None, True, True] and outs[3]["round"] == {"round": 1}
+    plan["query"]["source"] = "-- the public stage does not read the source"
+    with tempfile.TemporaryDirectory() as tmp:
+        t = oracle_result(plan, ref.CAT, {"a": ref.write_rows(Path(tmp) / "a.csv", _rows({"open": 20, "closed": 10}))})
+    assert {r[0]: r[1:] for r in t.rows if r[0]} == {"open": [20, pytest.approx(200 / 3), 66.7],
+                                                      "closed": [10, pytest.approx(100 / 3), 33.3]}
+
+
+def test_pct_of_a_standard_deviation_takes_the_root_first():
+    rows = [dict(r, hours=str(h)) for r, h in zip(_rows({"open": 10, "closed": 10}), [10, 20] * 5 + [0, 40] * 5)]
+    t = _run("SELECT status, STDDEV(hours) AS sd, pct(STDDEV(hours)) AS share FROM a GROUP BY status", rows)
+    outs = next(n for n in compile_plan("@purpose research\nSELECT pct(STDDEV(hours)) AS p FROM a", ref.CAT)["nodes"]
+                if n["op"] == "table")["attrs"]["outputs"]
+    assert outs[0]["post"] == "sqrt" and outs[0]["pct"] is True
+    by = {r[0]: r[1:] for r in t.rows if r[0]}
+    assert by["open"][1] == pytest.approx(100 * by["open"][0] / (by["open"][0] + by["closed"][0]))
+    assert by["open"][1] == pytest.approx(20.0, abs=1e-4) and by["closed"][1] == pytest.approx(80.0, abs=1e-4)
 
 
 # -- 4. the examples of spec/stdlib.md run on the sample data -----------------------------------
