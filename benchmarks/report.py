@@ -105,16 +105,23 @@ def write_report(out: Path, results: list[dict], points: dict, meta: dict, place
     for p in placeholders:
         lines.append(f"| {p} |" + " |" * (len(head) - 1))
     lines += ["", "## Details", "",
-              "| scenario | rows per party | plaintext query alone (tables in memory) | bytes sent (all parties) "
-              "| peak RSS per party | measured peer runs |",
-              "|---|---:|---:|---:|---|---|"]
+              "CPU time is user + system time of all processes (InsightQL: the 4 parties; plaintext: DuckDB's "
+              "threads), the least of the repeats: unlike wall time, it hardly grows when other jobs share the "
+              "cores, so its ratio is the steadier comparison on a loaded machine.", "",
+              "| scenario | rows per party | InsightQL CPU | plaintext CPU | CPU ratio | plaintext query alone "
+              "(tables in memory) | bytes sent (all parties) | peak RSS per party |",
+              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         iq, pt = r["insightql"], r["plaintext"]
         peaks = ", ".join(f"{k} {fmt_mb(v)}" for k, v in sorted(iq["peak"].items()))
-        runs = "; ".join(f"{name} {n:,} rows: {fmt_s(t)}" + (f", peak {fmt_mb(m)}" if m else "")
-                         for name, pts in points.get(key_of(r)[1], {}).items() for n, t, m in pts)
-        lines.append(f"| {r['scenario']} | {r['rows']:,} | {fmt_s(pt['query'])} | {iq['bytes'] / 2 ** 20:,.1f} MiB "
-                     f"| {peaks} | {runs or '–'} |")
+        lines.append(f"| {r['scenario']} | {r['rows']:,} | {fmt_s(iq['cpu'])} | {fmt_s(pt['cpu'])} "
+                     f"| {iq['cpu'] / pt['cpu']:.1f}x | {fmt_s(pt['query'])} | {iq['bytes'] / 2 ** 20:,.1f} MiB "
+                     f"| {peaks} |")
+    runs = [(k, name, n, t, m) for k, peers in points.items() for name, pts in peers.items() for n, t, m in pts]
+    if runs:
+        lines += ["", "Measured peer runs (one run each; the main table extrapolates from these):", "",
+                  "| scenario | peer | rows per party | wall time | peak RSS (largest process) |", "|---|---|---:|---:|---:|"]
+        lines += [f"| ({k}) | {name} | {n:,} | {fmt_s(t)} | {fmt_mb(m)} |" for k, name, n, t, m in runs]
     lines += ["", "## Growth with rows (log-log fit of time vs rows per party)", ""]
     for key, fits in meta["fits"].items():
         lines.append(f"- {key}: " + ", ".join(f"{k} t ∝ rows^{v:.2f}" for k, v in fits.items() if v is not None))
