@@ -2,7 +2,7 @@
 
 A result row: {"scenario", "rows", "insightql", "plaintext", "load": (1-min load average before,
 after), "peers": {peer name: {"total", "measured"}}}; `points` holds each scenario's measured peer
-runs: {scenario key: {peer name: [(rows, seconds, peak bytes)]}}. Peers (the hand-written MPyC
+runs: {scenario key: {peer name: [(rows, seconds, peak bytes, cores other jobs used before)]}}. Peers (the hand-written MPyC
 program, SPU) run only at some sizes; elsewhere their time is extrapolated, shown in italics.
 """
 from __future__ import annotations
@@ -76,8 +76,11 @@ def write_report(out: Path, results: list[dict], points: dict, meta: dict, place
         "",
         "**Timings are noisy**: the machine has 2 cores shared with other developers' jobs (tests, other "
         "benchmarks), and the 4 party processes of one run share those 2 cores. Every figure is the minimum wall "
-        f"time of {meta['repeats']} run(s) (1M rows: {meta['repeats_1m']}); the last column gives the 1-minute load "
-        "average before and after that row's runs (2 or less means the machine was otherwise quiet).",
+        f"time of {meta['repeats']} run(s) (1M rows: {meta['repeats_1m']}). The last columns give the 1-minute load "
+        "average before and after that row's runs (our own 4 processes add up to 4 to it) and the cores other jobs "
+        "were using in the 2 s before each run, the most of the row's runs (0.0 = quiet; the machine has 2)"
+        + (f"; the runner waited up to {meta['wait_quiet']:.0f} s before each run for them to drop below 0.5"
+           if meta.get("wait_quiet") else "") + ".",
         "",
         "InsightQL: 3 data parties (police, ngo, ngo2) + 1 helper, 4 OS processes, MPyC over TCP on loopback, "
         "`rows per party` rows in each of the 3 CSV files. Plaintext: the same query on the pooled CSVs "
@@ -92,7 +95,7 @@ def write_report(out: Path, results: list[dict], points: dict, meta: dict, place
     head = ["scenario", "rows per party", "InsightQL total", "startup", "load + validate", "local steps",
             "secure steps", "reveal", "plaintext (from CSV)", "InsightQL / plaintext", MPYC, "MPyC / InsightQL"]
     head += [SPU, "SPU / InsightQL"] if has_spu else []
-    head += ["peak RSS per party (max)", "load avg before / after"]
+    head += ["peak RSS per party (max)", "load avg before / after", "other jobs before runs (cores, max)"]
     lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for r in results:
         iq, pt = r["insightql"], r["plaintext"]
@@ -100,7 +103,8 @@ def write_report(out: Path, results: list[dict], points: dict, meta: dict, place
                  fmt_s(iq["loading and validating data"]), fmt_s(iq["local steps"]), fmt_s(iq["secure steps"]),
                  fmt_s(iq["reveal"]), fmt_s(pt["total"]), f"{iq['total'] / pt['total']:.1f}x"]
         cells += _peer_cells(r, MPYC) + (_peer_cells(r, SPU) if has_spu else [])
-        cells += [fmt_mb(max(iq["peak"].values(), default=0)), "{:.1f} / {:.1f}".format(*r["load"])]
+        cells += [fmt_mb(max(iq["peak"].values(), default=0)), "{:.1f} / {:.1f}".format(*r["load"]),
+                  "–" if r.get("others") is None else f"{r['others']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     for p in placeholders:
         lines.append(f"| {p} |" + " |" * (len(head) - 1))
@@ -117,11 +121,13 @@ def write_report(out: Path, results: list[dict], points: dict, meta: dict, place
         lines.append(f"| {r['scenario']} | {r['rows']:,} | {fmt_s(iq['cpu'])} | {fmt_s(pt['cpu'])} "
                      f"| {iq['cpu'] / pt['cpu']:.1f}x | {fmt_s(pt['query'])} | {iq['bytes'] / 2 ** 20:,.1f} MiB "
                      f"| {peaks} |")
-    runs = [(k, name, n, t, m) for k, peers in points.items() for name, pts in peers.items() for n, t, m in pts]
+    runs = [(k, name, *p) for k, peers in points.items() for name, pts in peers.items() for p in pts]
     if runs:
         lines += ["", "Measured peer runs (one run each; the main table extrapolates from these):", "",
-                  "| scenario | peer | rows per party | wall time | peak RSS (largest process) |", "|---|---|---:|---:|---:|"]
-        lines += [f"| ({k}) | {name} | {n:,} | {fmt_s(t)} | {fmt_mb(m)} |" for k, name, n, t, m in runs]
+                  "| scenario | peer | rows per party | wall time | peak RSS (largest process) "
+                  "| other jobs before the run (cores) |", "|---|---|---:|---:|---:|---:|"]
+        lines += [f"| ({k}) | {name} | {n:,} | {fmt_s(t)} | {fmt_mb(m)} | {'–' if o is None else f'{o:.1f}'} |"
+                  for k, name, n, t, m, o in runs]
     lines += ["", "## Growth with rows (log-log fit of time vs rows per party)", ""]
     for key, fits in meta["fits"].items():
         lines.append(f"- {key}: " + ", ".join(f"{k} t ∝ rows^{v:.2f}" for k, v in fits.items() if v is not None))
@@ -148,7 +154,7 @@ def plot(out: Path, results: list[dict], points: dict) -> tuple[str | None, dict
     for (key, name), pts in series.items():
         measured = [(n, t) for n, t, m in pts if m]
         if name in (MPYC, SPU):
-            measured = [(n, t) for n, t, _ in points.get(key[1], {}).get(name, [])]
+            measured = [(p[0], p[1]) for p in points.get(key[1], {}).get(name, [])]
         fits.setdefault(key, {})[name] = exponent([n for n, _ in measured], [t for _, t in measured])
     try:
         import matplotlib
@@ -163,7 +169,7 @@ def plot(out: Path, results: list[dict], points: dict) -> tuple[str | None, dict
         line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], STYLES[name], label=label)
         measured = points.get(key[1], {}).get(name, [])
         if measured:
-            ax.plot([n for n, _, _ in measured], [t for _, t, _ in measured], STYLES[name][0],
+            ax.plot([p[0] for p in measured], [p[1] for p in measured], STYLES[name][0],
                     color=line.get_color(), markersize=9)
     ax.set_xscale("log")
     ax.set_yscale("log")

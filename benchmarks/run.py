@@ -186,6 +186,28 @@ def record(problem: str | None, label: str, checked: list[str], notes: list[str]
         checked.append(label + (" (every cell suppressed)" if problem == "" else ""))
 
 
+def busy_cores(seconds: float = 2.0) -> float | None:
+    """Cores busy over the next `seconds` (from /proc/stat; None elsewhere): between runs, that is
+    the other jobs on the machine."""
+    def sample():
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    try:
+        (t0, i0), _, (t1, i1) = sample(), time.sleep(seconds), sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (os.cpu_count() or 1) * (1 - (i1 - i0) / max(t1 - t0, 1))
+
+
+def wait_quiet(max_wait: float, below: float = 0.5) -> float | None:
+    """Wait (at most max_wait s) until other jobs use fewer than `below` cores; their last use."""
+    deadline, busy = time.monotonic() + max_wait, busy_cores()
+    while busy is not None and busy >= below and time.monotonic() < deadline:
+        busy = busy_cores()
+    return busy
+
+
 def best(runs: list[dict]) -> dict:
     """The run with the least wall time, with the least CPU time of all runs."""
     out = dict(min(runs, key=lambda r: r["total"]))
@@ -206,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--repeats-1m", type=int, default=2, help="repeats at 1M rows per party and more")
     ap.add_argument("--out", type=Path, default=HERE, help="folder for RESULTS.md and the plot")
+    ap.add_argument("--wait-quiet", type=float, default=0,
+                    help="before each run (every system), wait up to this many seconds until other jobs use "
+                         "less than half a core (the machine is shared)")
     ap.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "insightql-bench",
                     help="cache of generated CSVs")
     args = ap.parse_args(argv)
@@ -231,15 +256,17 @@ def main(argv: list[str] | None = None) -> int:
         if scn.baseline:
             for n in bsizes:
                 log(f"{scn.key}: hand-written MPyC baseline, {n:,} rows per party ...")
+                others = wait_quiet(args.wait_quiet)
                 b = run_baseline(scn, sc.make_data(n, args.data_dir))
-                peers.setdefault(MPYC, []).append((n, b["total"], max(b["peak"].values(), default=0)))
+                peers.setdefault(MPYC, []).append((n, b["total"], max(b["peak"].values(), default=0), others))
                 log(f"   {fmt_s(b['total'])}")
         for n in spu_sizes if spu_python else []:
             log(f"{scn.key}: SPU simulator, {n:,} rows per party ...")
             data = sc.make_data(n, args.data_dir)
+            others = wait_quiet(args.wait_quiet)
             with PeakMemory() as mem:
                 s = spu_peer.run(spu_python, scn, data, sc.DATASETS)
-            peers.setdefault(SPU, []).append((n, s["total"], mem.peaks.get("spu", 0)))
+            peers.setdefault(SPU, []).append((n, s["total"], mem.peaks.get("spu", 0), others))
             spu_versions = s["versions"]
             plain = baselines.plaintext(scn.sql, data)["rows"]
             record(check_result(SimpleNamespace(rows=s["rows"]), plain, len(scn.group_cols)), f"{scn.key}/{n:,}",
@@ -250,13 +277,19 @@ def main(argv: list[str] | None = None) -> int:
             data = sc.make_data(n, args.data_dir)
             reps = args.repeats_1m if n >= 1_000_000 else args.repeats
             log(f"{scn.key}: {n:,} rows per party, {reps} run(s) each ...")
-            load_before = os.getloadavg()[0]
-            iq = best([run_insightql(res.plan, data) for _ in range(reps)])
-            pt = best([run_plaintext(scn.sql, data) for _ in range(reps)])
+            load_before, others = os.getloadavg()[0], []
+            iq_runs, pt_runs = [], []
+            for _ in range(reps):
+                others.append(wait_quiet(args.wait_quiet))
+                iq_runs.append(run_insightql(res.plan, data))
+                others.append(wait_quiet(args.wait_quiet))
+                pt_runs.append(run_plaintext(scn.sql, data))
+            iq, pt = best(iq_runs), best(pt_runs)
             engine = pt["engine"]
             record(check_result(iq["table"], pt["rows"], len(scn.group_cols)), f"{scn.key}/{n:,}", checked, notes)
             row = {"scenario": scn.title, "rows": n, "insightql": iq, "plaintext": pt,
-                   "load": (load_before, os.getloadavg()[0]), "peers": {}}
+                   "load": (load_before, os.getloadavg()[0]), "peers": {},
+                   "others": max((o for o in others if o is not None), default=None)}
             for name, pts in peers.items():
                 row["peers"][name] = peer_at(pts, n)
             results.append(row)
@@ -280,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed": time.perf_counter() - t_start,
         "argv": " ".join(["benchmarks/run.py"] + (argv if argv is not None else sys.argv[1:])),
         "repeats": args.repeats, "repeats_1m": args.repeats_1m, "engine": engine, "plot": plot_name,
-        "fits": fits, "notes": notes, "spu": spu_versions,
+        "fits": fits, "notes": notes, "spu": spu_versions, "wait_quiet": args.wait_quiet,
     }
     path = write_report(args.out, results, points, meta, sc.PLACEHOLDERS)
     log(f"wrote {path}" + (f" and {args.out / plot_name}" if plot_name else ""))
