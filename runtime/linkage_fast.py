@@ -237,10 +237,11 @@ def owner_columns(a: dict, vector: int, packed: list[int]) -> np.ndarray:
     return out
 
 
-async def distinct(mpc, node: dict, a: dict, vecs: list):
-    """Per cell, the number of runs (distinct keys) holding a row of that cell."""
+async def distinct(mpc, node: dict, a: dict, rows):
+    """Per cell, the number of runs (distinct keys) holding a row of that cell; `rows` are all
+    owners' column matrices, concatenated."""
     phases = Phases(mpc, node["id"])
-    x = await shuffle(mpc, mpc.np_concatenate(vecs) if len(vecs) > 1 else vecs[0])
+    x = await shuffle(mpc, rows)
     await phases.done("shuffle", x)
     runs = await open_runs(mpc, node, x[:, 0], phases)
     out = runs.or_total(mpc, mpc.np_transpose(x[runs.order])[1:])
@@ -248,13 +249,13 @@ async def distinct(mpc, node: dict, a: dict, vecs: list):
     return out
 
 
-async def join(mpc, node: dict, a: dict, u, m, m_unique: bool):
-    """Per weight and cell, the sums over the joined rows. U's columns reach the M rows of their
-    key by segment sums; every weight is then a column, so one joint one-hot product and one
-    matrix product do the aggregation."""
+async def join(mpc, node: dict, a: dict, rows, m_unique: bool):
+    """Per weight and cell, the sums over the joined rows (`rows`: U's column matrix, then M's).
+    U's columns reach the M rows of their key by segment sums; every weight is then a column, so
+    one joint one-hot product and one matrix product do the aggregation."""
     phases = Phases(mpc, node["id"])
     cols = {c: j for j, c in enumerate(columns(a), 1)}
-    x = await shuffle(mpc, mpc.np_concatenate([u, m]))
+    x = await shuffle(mpc, rows)
     await phases.done("shuffle", x)
     n = x.shape[0]
     runs = await open_runs(mpc, node, x[:, 0], phases)

@@ -68,8 +68,7 @@ class LinkOps:
             src = node["inputs"][0]
             if self.consumer(node)["attrs"].get("algorithm") == "fast":
                 return self.share_columns(node, me, names, local)
-            total = sum(int(self.sizes[self.nodes[i]["inputs"][0]]) for i in self.consumer(node)["inputs"])
-            st = self.stype(self.nodes[src]["attrs"]["layout"]["bits"] + tiebreak_bits(total))
+            st = self.stype(self.nodes[src]["attrs"]["layout"]["bits"] + tiebreak_bits(self.total_rows(node)))
             size = int(self.sizes[src])
             mine = a["party"] == me
             plain = np.array(local[src] if mine else [0] * size, dtype=object)
@@ -78,35 +77,35 @@ class LinkOps:
         if op == "link_distinct":
             vecs = [values[i] for i in node["inputs"]]
             if a.get("algorithm") == "fast":
-                return self.finish(linkage_fast.distinct(self.mpc, node, a, vecs))
-            return self.finish(self.distinct(node, a, vecs), node)
+                return self.finish(linkage_fast.distinct(self.mpc, node, a, self.concat(vecs)))
+            return self.finish(self.distinct(node, a, vecs))
         if op == "link_join":
             u, m = (values[i] for i in node["inputs"])
             if a.get("algorithm") == "fast":
                 m_unique = self.nodes[self.nodes[node["inputs"][1]]["inputs"][0]]["attrs"]["unique"]
-                return self.finish(linkage_fast.join(self.mpc, node, a, u, m, m_unique))
-            return self.finish(self.join(node, a, u, m), node)
+                return self.finish(linkage_fast.join(self.mpc, node, a, self.concat([u, m]), m_unique))
+            return self.finish(self.join(node, a, u, m))
         if op == "link_slot":
             return values[node["inputs"][0]][a["row"]]
         raise AssertionError(op)
 
     # -- helpers --------------------------------------------------------------------------
-    async def finish(self, coro, node: dict | None = None):
+    async def finish(self, coro):
         """Both designs open something midway (tags, comparison outcomes): coroutines the party awaits."""
-        out = await coro
-        if node is not None:
-            await linkage_fast.Phases(self.mpc, node["id"]).done("after the sort", out)
-        return self.to_main(out)
+        return self.to_main(await coro)
 
     def consumer(self, node: dict) -> dict:
         return next(n for n in self.nodes.values() if node["id"] in n["inputs"])
+
+    def total_rows(self, share: dict) -> int:
+        """Rows of all vectors the link op consuming this share concatenates (public lengths)."""
+        return sum(int(self.sizes[self.nodes[i]["inputs"][0]]) for i in self.consumer(share)["inputs"])
 
     def share_columns(self, node: dict, me: str, names: list[str], local: dict):
         """Fast design: the owner shares its rows as columns (runtime/linkage_fast.py)."""
         link = self.consumer(node)
         a, src = link["attrs"], node["inputs"][0]
-        total = sum(int(self.sizes[self.nodes[i]["inputs"][0]]) for i in link["inputs"])
-        st = linkage_fast.column_type(self.mpc, a, total)
+        st = linkage_fast.column_type(self.mpc, a, self.total_rows(node))
         size, width = int(self.sizes[src]), 1 + len(linkage_fast.columns(a))
         if node["attrs"]["party"] == me:
             plain = linkage_fast.owner_columns(a, link["inputs"].index(node["id"]), local[src])
