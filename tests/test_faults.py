@@ -56,10 +56,13 @@ def test_party_killed_mid_run(tmp_path, corpus_data, heavy_plan):
         parties.stop_all()
     assert all(codes[n] is not None for n in others), f"still running after 30 s: {codes}"
     assert elapsed < 30
-    for name in others:
-        err = parties.stderr(name)
+    errs = {name: parties.stderr(name) for name in others}
+    for name, err in errs.items():
         assert codes[name] == 5, err
-        assert "lost the connection to party helper" in err
+        assert "lost the connection to party " in err, err
+    # A party stops as soon as it loses any peer, so a busy party may see another survivor
+    # leave before it sees the helper go; the first survivor to stop can only have seen the helper.
+    assert any("lost the connection to party helper" in err for err in errs.values()), errs
     assert_nothing_released(parties, others)
 
 
