@@ -81,10 +81,10 @@ class LinkOps:
             return self.finish(self.distinct(node, a, vecs))
         if op == "link_join":
             u, m = (values[i] for i in node["inputs"])
+            m_unique = self.nodes[self.nodes[node["inputs"][1]]["inputs"][0]]["attrs"]["unique"]
             if a.get("algorithm") == "fast":
-                m_unique = self.nodes[self.nodes[node["inputs"][1]]["inputs"][0]]["attrs"]["unique"]
                 return self.finish(linkage_fast.join(self.mpc, node, a, self.concat([u, m]), m_unique))
-            return self.finish(self.join(node, a, u, m))
+            return self.finish(self.join(node, a, u, m, m_unique))
         if op == "link_slot":
             return values[node["inputs"][0]][a["row"]]
         raise AssertionError(op)
@@ -124,14 +124,23 @@ class LinkOps:
         flat = mpc.np_tolist(mpc.np_flatten(x)) if len(shape) > 1 else mpc.np_tolist(x)
         return mpc.np_fromlist(mpc.convert(flat, self.main)).reshape(shape)
 
-    async def sorted_concat(self, node: dict, vecs: list):
-        """Shuffle, then quicksort with opened comparisons (runtime/quicksort.py)."""
+    async def shuffled(self, node: dict, vecs: list):
         phases = linkage_fast.Phases(self.mpc, node["id"])
         x = await linkage_fast.shuffle(self.mpc, self.concat(vecs))
         await phases.done("shuffle", x)
-        pos = await sorted_positions(self.mpc, node, x, node["attrs"]["layout"]["bits"])
+        return x
+
+    async def sort_order(self, node: dict, key, key_bits: int) -> np.ndarray:
+        """Quicksort with opened comparisons (runtime/quicksort.py) of a shuffled key vector."""
+        phases = linkage_fast.Phases(self.mpc, node["id"])
+        pos = await sorted_positions(self.mpc, node, key, key_bits)
         await phases.done("quicksort")
-        return x[pos]
+        return pos
+
+    async def sorted_concat(self, node: dict, vecs: list):
+        """Shuffle, then sort the whole packed rows."""
+        x = await self.shuffled(node, vecs)
+        return x[await self.sort_order(node, x, node["attrs"]["layout"]["bits"])]
 
     def field(self, bits, f: dict):
         """Value of a bit field from the (n, W) bit matrix: a linear combination of bits."""
@@ -139,6 +148,10 @@ class LinkOps:
         if f["bits"] == 1:
             return cols[:, 0]
         return cols @ np.array([1 << j for j in range(f["bits"])], dtype=object)
+
+    def bits_value(self, bits, cols: list[int]):
+        """The number whose binary digits, most significant first, are the given bit columns."""
+        return bits[:, cols] @ np.array([1 << j for j in reversed(range(len(cols)))], dtype=object)
 
     def one_hot(self, bit_rows: list, size: int, n: int, st):
         """(size, n) one-hot rows of a cell number given by its bits (least significant first),
@@ -187,15 +200,25 @@ class LinkOps:
         return (x - low) * pow(2, -w, st.field.modulus)
 
     # -- JOIN with a unique key on side U (0) -------------------------------------------------
-    async def join(self, node: dict, a: dict, u, m):
+    async def join(self, node: dict, a: dict, u, m, m_unique: bool):
         mpc = self.mpc
         lay = a["layout"]
         st = type(u).sectype
         K, W = lay["key_bits"], lay["payload_bits"]
-        s = await self.sorted_concat(node, [u, m])
-        n = s.shape[0]
-        bits = mpc.np_to_bits(s, l=W + 1)
-        same_key = self.adjacent_equal(self.high_part(s, bits, st), K + 2, st)
+        x = await self.shuffled(node, [u, m])
+        n = x.shape[0]
+        bits = mpc.np_to_bits(x, l=W + 1)  # before the sort: the bits follow their rows
+        key = self.high_part(x, bits, st)  # key'
+        fm = {f["name"]: f for f in lay["sides"][1]}
+        # The sort orders by (key', side), U first in its key's run; when M repeats keys, also by
+        # M's cell, present and keyed bits, so the rows of one person and joint cell are adjacent.
+        # The measures never take part, so the comparisons are narrower than the packed rows.
+        by = [W] + ([] if m_unique else [f["offset"] + j for name in ("cell", "present", "keyed")
+                                         for f in [fm[name]] for j in reversed(range(f["bits"]))])
+        sort_key = key * (1 << len(by)) + self.bits_value(bits, by)
+        pos = await self.sort_order(node, sort_key, K + 1 + len(by))
+        bits, key = bits[pos], key[pos]
+        same_key = self.adjacent_equal(key, K + 2, st)
         head = 1 - same_key
         side = bits[:, W]
         names, rows = self.carry_rows(a, bits)
@@ -206,7 +229,6 @@ class LinkOps:
             seen = z[-1]
             z = z + (1 - seen).reshape(1, n) * self.shift(z, d, 0, st)
             d *= 2
-        fm = {f["name"]: f for f in lay["sides"][1]}
         prefix = [W] + [f["offset"] + j for name in ("cell", "present", "keyed") for f in [fm[name]]
                         for j in range(f["bits"])]
         first = (1 - same_key * self.bits_equal_prev(bits, prefix, st)) * self.field(bits, fm["keyed"])
