@@ -70,6 +70,8 @@ def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 async def less_than_zero(mpc, a, l: int, senders: list[int]):
     """Shares of [a < 0] for a secure integer vector with -2**(l-1) <= a < 2**(l-1): MPyC's np_sgn
     (LT) step by step, its randomness from `senders` (t + 1 parties) instead of PRSS."""
+    from .reveal import open_masked
+
     stype = type(a)
     field = stype.sectype.field
     n = a.shape[0]
@@ -81,7 +83,7 @@ async def less_than_zero(mpc, a, l: int, senders: list[int]):
     r_modl = np.sum(r_bits << shifts, axis=1)
     a = (await mpc.gather(a)).value.reshape((n,))
     a_r = a + (1 << l) + r_modl
-    c = await mpc.output(field.array(a_r + (r_divl << l)))
+    c = await open_masked(mpc, field.array(a_r + (r_divl << l)))
     c = c.value & ((1 << l) - 1)
     z = c - a_r
     c_bits = np.right_shift.outer(c, shifts).T & 1

@@ -57,6 +57,13 @@ async def open_comparisons(mpc, node: dict, bits) -> np.ndarray:
     return out
 
 
+async def open_masked(mpc, shares):
+    """Inside a comparison of the oblivious sort (runtime/quicksort.less_than_zero): open a + r for a
+    difference a of l bits and a random r of l + k bits (k = MPyC's statistical security parameter),
+    exactly as MPyC's own comparison does internally. Statistically hides a; not a leakage item."""
+    return await mpc.output(shares)
+
+
 async def send_shuffle_seed(mpc, sender: int, receivers: list[int]) -> int | None:
     """The shuffle (runtime/linkage_fast.py): `sender` draws a fresh random seed and sends it to the
     other parties of `receivers`, who apply the permutation it defines. A random number, no data;
