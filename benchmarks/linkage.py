@@ -188,8 +188,8 @@ def write_report(res: dict) -> None:
              "party, about 30% overlap. Times are wall clock from starting the parties to the result, including "
              "start-up (about 1 s), data loading, the handshake and the final thresholds and reveal. The load "
              "average beside each figure is the machine's 1-minute load when the run started or ended (whichever "
-             "was higher): other developers' jobs shared the 2 cores, and a load of L roughly stretches a run by "
-             "(L + 3) / 3. Designs: spec/linkage.md.", ""]
+             "was higher; the 3 parties alone make about 3): where it is well above 3, other jobs shared the 2 cores, "
+             "and a load of L roughly stretches a run by L / 3. Designs: spec/linkage.md.", ""]
     for design, title in (("fast", "Fast design (shuffle + keyed PRF, opens the match pattern; policy opt-in)"),
                           ("oblivious", "Oblivious design (shuffle + quicksort with opened comparisons; opens "
                                         "nothing about the data)")):
@@ -211,6 +211,11 @@ def write_report(res: dict) -> None:
         lines += ["## Before: the oblivious design with Batcher's sorting network (`mpc.np_sort`)", *_table(rows, "n"),
                   "", f"Fitted growth exponent: {_growth(rows)}; 10,000 x 10,000 extrapolated: about "
                   f"{_at(rows, 10000)[0] / 60:.0f} min. Replaced by the shuffle + quicksort above.", ""]
+    if "quicksort_prss" in res:
+        rows = res["quicksort_prss"]["join"]
+        lines += ["## Before: the quicksort over whole packed rows with MPyC's PRSS comparisons", *_table(rows, "n"),
+                  "", f"Fitted growth exponent: {_growth(rows)}. Replaced by the narrower sort key and the "
+                  "comparisons with input-based randomness (Notes).", ""]
     lines += ["## Baseline: all-pairs equality written directly in MPyC",
               "Every left key against every right key (n^2 zero tests of 48-bit differences, l = 50, vectorised), "
               "then the number of matches; no grouping, so it is a lower bound for the same join with GROUP BY.",
@@ -226,19 +231,24 @@ NOTES = [
     "* Where the time goes (IQ_PROFILE=1 prints per-phase times at each party). Fast design, 10k x 10k: "
     "shuffle of the 20,000 x 16 column matrix 4 s, MiMC tags 19 s (53 rounds of cubing over the 83-bit field, "
     "two secure products per round), opening and grouping 0.1 s, aggregation 4 s (load about 4). The PRF "
-    "dominates and grows linearly. Oblivious design: the quicksort's comparisons (as wide as the packed rows "
-    "plus the tie-break, about 85 bits) are nearly all of it: about 1.1 n log2 n of them in about 2 log2 n "
-    "vectorised rounds.",
-    "* Targets of issue 6: fast design at 10k x 10k within 60 s: met (27 s at load 5.7); at 100k x 100k within "
-    "5 min: met (281 s at load 7.3), growth near-linear (fitted e below 1 because start-up and fixed costs weigh "
-    "more at small n). Oblivious design at 10k x 10k within 10 min: NOT met on this shared machine (926 s at load "
-    "4.6, 1,596 s at load 13.8; perhaps near 10 min on a quiet one, not measured); its growth is n log n by "
-    "construction (fitted e = 1.07 here, with the 1k run at a higher load than the 10k run; 1.31 with the 10k run "
-    "at load 13.8), no worse than the n log^2 n required. Both are at least 50x faster than "
-    "the all-pairs baseline at 10k x 10k (fast about 4,000x, oblivious about 120x; the baseline is extrapolated "
-    "quadratically from 200 x 200, as it would need about 31 h and far more memory than the machine has).",
-    "* Levers left for the oblivious design: compare only the key, side and cell bits (not the measures) in "
-    "the sort, and a radix sort after the shuffle (ORQ) instead of the quicksort.",
+    "dominates and grows linearly. Oblivious design: the quicksort is nearly all of it (3k x 3k: 78 of 92 s): "
+    "about 1.4 n log2 n comparisons of the sort key plus the tie-break (for a join of unique 48-bit keys, "
+    "(key', side) = 50 bits + 15 = 66 bits at 10k x 10k) in about 2 log2 n vectorised rounds.",
+    "* Two changes made the oblivious join 1.6x faster (10k x 10k: 541 s -> 329 s, both on a quiet machine, "
+    "table above and 'Before' below): the sort compares only (key', side) (plus M's cell, present and keyed "
+    "bits when M repeats keys), not the measures; and the comparisons draw their random bits from t + 1 "
+    "parties' bulk inputs instead of MPyC's pseudorandom secret sharing, which spent a modular square root "
+    "and nine PRF values per bit (cProfile of a party: two thirds of the sort).",
+    "* Targets of issue 6: fast design at 10k x 10k within 60 s: met; at 100k x 100k within 5 min: met "
+    "(281 s at load 7.3), growth near-linear (fitted e below 1 because start-up and fixed costs weigh more at "
+    "small n). Oblivious design at 10k x 10k within 10 min: met (329 s on a quiet machine; 541 s before the "
+    "changes above; 926 s at load 4.6 and 1,596 s at load 13.8 with the older code on the shared machine); its "
+    "growth is n log n by construction (fitted e above), no worse than the n log^2 n required. Both are at "
+    "least 50x faster than the all-pairs baseline at 10k x 10k (the baseline is extrapolated quadratically "
+    "from 200 x 200, as it would need about 31 h and far more memory than the machine has).",
+    "* Levers left for the oblivious design: drop the tie-break when the sort keys are distinct (unique keys "
+    "on both sides, padding rows given distinct keys as in the fast design: about 20% fewer bits), and a "
+    "radix sort after the shuffle (ORQ) instead of the quicksort.",
     "* MPyC's Shamir sharing of arrays drew one `secrets.randbelow` per coefficient; runtime/fast_random.py "
     "draws them in bulk (CPU for splitting 100,000 values: 0.22 s -> 0.13 s).",
 ]

@@ -49,8 +49,9 @@ async def sorted_positions(mpc, node: dict, x, value_bits: int) -> np.ndarray:
         pivot_slot = starts[seg]
         others = slots != pivot_slot
         a, p = pos[slots[others]], pos[pivot_slot[others]]
-        senders = [(len(starts) + i) % len(mpc.parties) for i in range(mpc.threshold + 1)]
-        less = await open_comparisons(mpc, node, await less_than_zero(mpc, xt[a] - xt[p], value_bits + b + 1, senders))
+        senders = [(len(starts) + i) % len(mpc.parties) for i in range(mpc.threshold + 1)]  # rotate the work
+        shares = await less_than_zero(mpc, xt[a] - xt[p], value_bits + b + 1, senders)
+        less = await open_comparisons(mpc, node, shares)
         category = np.ones(slots.size, dtype=np.int64)  # the pivot: 1, smaller: 0, larger: 2
         category[others] = np.where(less == 1, 0, 2)
         order = np.lexsort((category, seg))  # stable: segments stay in place
