@@ -63,6 +63,9 @@ def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
         if header is None:
             raise DataError([DataIssue(str(path), None, None, "the file is empty (no header line)")])
         rows = list(reader)
+    if len(header) > 1:  # blank lines at the end are no rows (with one column, one is a null value)
+        while rows and not rows[-1]:
+            rows.pop()
     return [h.strip() for h in header], rows
 
 

@@ -135,3 +135,21 @@ def test_field_longer_than_the_read_padding(tmp_path, monkeypatch):
     path.write_text(text + "0" * (dl.PAD + 5), encoding="utf-8")  # the last field, no final newline
     assert dl._split_plain(path) is not None
     assert_same(*both_paths(path, "police_victims", monkeypatch=monkeypatch))
+
+
+@pytest.mark.parametrize("tail", ["\n", "\n\n\n", "\r\n"])
+def test_blank_lines_at_the_end_are_no_rows(tmp_path, tail, monkeypatch):
+    text = (DATA / "ngo_clients.csv").read_text(encoding="utf-8")
+    path = tmp_path / "ngo_clients.csv"
+    path.write_text(text + tail, encoding="utf-8", newline="")
+    got = both_paths(path, "ngo_clients", monkeypatch=monkeypatch)
+    assert_same(*got)
+    assert_same(got[0], dl.load_dataset(DATA / "ngo_clients.csv", "ngo_clients", CAT.datasets["ngo_clients"]))
+
+
+def test_a_blank_line_between_rows_is_still_an_error(tmp_path):
+    lines = (DATA / "ngo_clients.csv").read_text(encoding="utf-8").splitlines()
+    path = tmp_path / "ngo_clients.csv"
+    path.write_text("\n".join(lines[:3] + [""] + lines[3:]) + "\n", encoding="utf-8")
+    with pytest.raises(dl.DataError, match="row 3: has 0 fields"):
+        dl.load_dataset(path, "ngo_clients", CAT.datasets["ngo_clients"])
