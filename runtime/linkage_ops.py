@@ -72,6 +72,9 @@ class LinkOps:
             size = int(self.sizes[src])
             mine = a["party"] == me
             plain = np.array(local[src] if mine else [0] * size, dtype=object)
+            link = self.consumer(node)
+            if mine and self.sort_keys_distinct(link):
+                plain = spread_padding(plain, link["attrs"]["layout"], link["inputs"].index(node["id"]))
             assert plain.shape == (size,)
             return self.mpc.input(st.array(plain), senders=names.index(a["party"]))
         if op == "link_distinct":
@@ -81,7 +84,7 @@ class LinkOps:
             return self.finish(self.distinct(node, a, vecs))
         if op == "link_join":
             u, m = (values[i] for i in node["inputs"])
-            m_unique = self.nodes[self.nodes[node["inputs"][1]]["inputs"][0]]["attrs"]["unique"]
+            m_unique = self.m_unique(node)
             if a.get("algorithm") == "fast":
                 return self.finish(linkage_fast.join(self.mpc, node, a, self.concat([u, m]), m_unique))
             return self.finish(self.join(node, a, u, m, m_unique))
@@ -96,6 +99,16 @@ class LinkOps:
 
     def consumer(self, node: dict) -> dict:
         return next(n for n in self.nodes.values() if node["id"] in n["inputs"])
+
+    def m_unique(self, join: dict) -> bool:
+        return bool(self.nodes[self.nodes[join["inputs"][1]]["inputs"][0]]["attrs"]["unique"])
+
+    def sort_keys_distinct(self, link: dict) -> bool:
+        """A join of keys unique on both sides sorts without a tie-break: its sort keys (key', side)
+        are distinct once padding and keyless rows carry distinct keys (`spread_padding`; keys of
+        K >= 34 bits leave room for them below 2**(K+1))."""
+        return link["op"] == "link_join" and link["attrs"].get("algorithm") != "fast" \
+            and self.m_unique(link) and link["attrs"]["layout"]["key_bits"] >= 34
 
     def total_rows(self, share: dict) -> int:
         """Rows of all vectors the link op consuming this share concatenates (public lengths)."""
@@ -130,10 +143,10 @@ class LinkOps:
         await phases.done("shuffle", x)
         return x
 
-    async def sort_order(self, node: dict, key, key_bits: int) -> np.ndarray:
+    async def sort_order(self, node: dict, key, key_bits: int, tiebreak: bool = True) -> np.ndarray:
         """Quicksort with opened comparisons (runtime/quicksort.py) of a shuffled key vector."""
         phases = linkage_fast.Phases(self.mpc, node["id"])
-        pos = await sorted_positions(self.mpc, node, key, key_bits)
+        pos = await sorted_positions(self.mpc, node, key, key_bits, tiebreak)
         await phases.done("quicksort")
         return pos
 
@@ -216,7 +229,8 @@ class LinkOps:
         by = [W] + ([] if m_unique else [f["offset"] + j for name in ("cell", "present", "keyed")
                                          for f in [fm[name]] for j in reversed(range(f["bits"]))])
         sort_key = key * (1 << len(by)) + self.bits_value(bits, by)
-        pos = await self.sort_order(node, sort_key, K + 1 + len(by))
+        distinct = self.sort_keys_distinct(node)  # then the tie-break's bits are saved
+        pos = await self.sort_order(node, sort_key, K + 1 + len(by), tiebreak=not distinct)
         bits, key = bits[pos], key[pos]
         same_key = self.adjacent_equal(key, K + 2, st)
         head = 1 - same_key
@@ -303,6 +317,17 @@ class LinkOps:
             if rest.shape[0]:
                 e = mpc.np_concatenate([e, rest], axis=0)
         return mpc.np_concatenate([st.array(np.zeros(1, dtype=object)), e[0]])
+
+
+def spread_padding(vec: np.ndarray, layout: dict, index: int) -> np.ndarray:
+    """An owner's packed rows with key' = 2**K (padding; keyless rows of a LEFT JOIN) given distinct
+    keys 2**K + (index << 32) + row, still above every real key; they match nothing either way."""
+    K, shift = layout["key_bits"], layout["side_bit"] + layout["payload_bits"]
+    out = vec.copy()
+    for i, v in enumerate(vec):
+        if v >> shift == 1 << K:
+            out[i] = v + (((index << 32) + i) << shift)
+    return out
 
 
 __all__ = ["LINK_OPS", "LinkOps", "LinkageDataError", "local_vectors", "sizes_from_statuses"]

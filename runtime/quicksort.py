@@ -28,14 +28,15 @@ def tiebreak_bits(n: int) -> int:
     return max(1, (max(n, 1) - 1).bit_length())
 
 
-async def sorted_positions(mpc, node: dict, x, value_bits: int) -> np.ndarray:
+async def sorted_positions(mpc, node: dict, x, value_bits: int, tiebreak: bool = True) -> np.ndarray:
     """pos such that x[pos] is ascending; x must already be shuffled. Comparisons are on
-    x * 2**b + position (distinct), value_bits + b + 1 bits wide."""
+    x * 2**b + position (distinct), value_bits + b + 1 bits wide; without `tiebreak` (only for
+    values known to be distinct) on x itself, value_bits + 1 bits wide."""
     from .reveal import open_comparisons
 
     n = x.shape[0]
-    b = tiebreak_bits(n)
-    xt = x * (1 << b) + np.arange(n, dtype=object)
+    b = tiebreak_bits(n) if tiebreak else 0
+    xt = x * (1 << b) + np.arange(n, dtype=object) if tiebreak else x
     pos = np.arange(n)
     starts, ends = np.array([0]), np.array([n])
     while True:

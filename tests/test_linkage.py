@@ -360,3 +360,27 @@ def test_join_reveal_audit(tmp_path, datasets):
     # besides the reveal, the parties learn the vector lengths: exactly what input_sizes declares
     sizes = next(i for i in plan["leakage"] if i["item"] == "input_sizes")
     assert sizes["to"] == names and "row count" in sizes["detail"]
+
+
+def test_joins_of_unique_keys_sort_without_a_tiebreak():
+    """Only where both sides' keys are unique: their (key', side) sort keys are distinct once padding
+    and keyless rows carry distinct keys above every real key."""
+    from insightql.compiler.linkage_local import decode, dummy
+    from insightql.runtime.linkage_ops import LinkOps, spread_padding
+
+    def join_of(name):
+        plan = plan_of(name)
+        return LinkOps(None, plan, {}, None), next(n for n in plan["nodes"] if n["op"] == "link_join")
+
+    ops, link = join_of("left_join")  # ngo LEFT JOIN shelter: both unique
+    assert ops.sort_keys_distinct(link)
+    police_ops, police_link = join_of("inner_both_sides")
+    assert not police_ops.sort_keys_distinct(police_link)  # police repeats keys
+    lay = link["attrs"]["layout"]
+    K = lay["key_bits"]
+    vec = np.array([dummy(lay, 1), 5 << (1 + lay["payload_bits"]), dummy(lay, 1), dummy(lay, 1)], dtype=object)
+    keys = [decode(lay, int(v))[0] for v in spread_padding(vec, lay, 1)]
+    assert keys[1] == 5 and len(set(keys)) == 4
+    assert all(2 ** K <= k < 2 ** (K + 1) for k in keys[:1] + keys[2:])
+    other = [decode(lay, int(v))[0] for v in spread_padding(vec, lay, 0)]
+    assert not set(other[:1] + other[2:]) & set(keys)  # the two sides' padding keys differ too
