@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .leakage import leakage_report
+
+if TYPE_CHECKING:  # a party only hashes and reads plans: networkx (~0.1 s to import) is loaded on use
+    import networkx as nx
 
 PLAN_FORMAT = "insightql-plan/1"
 
@@ -56,6 +57,8 @@ def graph_to_nodes(g: nx.DiGraph) -> list[dict]:
 
 
 def nodes_to_graph(nodes: list[dict]) -> nx.DiGraph:
+    import networkx as nx
+
     g = nx.DiGraph()
     for n in nodes:
         g.add_node(n["id"], **{k: v for k, v in n.items() if k != "id"})
@@ -65,6 +68,8 @@ def nodes_to_graph(nodes: list[dict]) -> nx.DiGraph:
 
 
 def make_plan(*, cq, policy, builder, source_text: str, source_name: str) -> dict:
+    from .leakage import leakage_report
+
     cat = cq.catalog
     g = builder.g
     datasets = {d: {"owner": cat.datasets[d].owner} for d in builder.lp.datasets}
