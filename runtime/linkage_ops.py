@@ -223,11 +223,14 @@ class LinkOps:
         bits = mpc.np_to_bits(x, l=W + 1)  # before the sort: the bits follow their rows
         key = self.high_part(x, bits, st)  # key'
         fm = {f["name"]: f for f in lay["sides"][1]}
+        # the side bit, then M's cell, present and keyed bits: the fields that tell one person's
+        # rows in one joint cell apart from the row before
+        person_cols = [W] + [f["offset"] + j for name in ("cell", "present", "keyed") for f in [fm[name]]
+                             for j in range(f["bits"])]
         # The sort orders by (key', side), U first in its key's run; when M repeats keys, also by
-        # M's cell, present and keyed bits, so the rows of one person and joint cell are adjacent.
-        # The measures never take part, so the comparisons are narrower than the packed rows.
-        by = [W] + ([] if m_unique else [f["offset"] + j for name in ("cell", "present", "keyed")
-                                         for f in [fm[name]] for j in reversed(range(f["bits"]))])
+        # M's cell, present and keyed bits (most significant first), so the rows of one person and
+        # joint cell are adjacent. The measures never take part: the comparisons are narrower.
+        by = [W] + ([] if m_unique else sorted(person_cols[1:], reverse=True))
         sort_key = key * (1 << len(by)) + self.bits_value(bits, by)
         distinct = self.sort_keys_distinct(node)  # then the tie-break's bits are saved
         pos = await self.sort_order(node, sort_key, K + 1 + len(by), tiebreak=not distinct)
@@ -243,9 +246,7 @@ class LinkOps:
             seen = z[-1]
             z = z + (1 - seen).reshape(1, n) * self.shift(z, d, 0, st)
             d *= 2
-        prefix = [W] + [f["offset"] + j for name in ("cell", "present", "keyed") for f in [fm[name]]
-                        for j in range(f["bits"])]
-        first = (1 - same_key * self.bits_equal_prev(bits, prefix, st)) * self.field(bits, fm["keyed"])
+        first = (1 - same_key * self.bits_equal_prev(bits, person_cols, st)) * self.field(bits, fm["keyed"])
         return self.join_cells(a, bits, side, dict(zip(names, z)), lambda joint: joint @ first)
 
     def carry_rows(self, a: dict, bits) -> tuple[list[str], list]:
