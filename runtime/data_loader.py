@@ -237,11 +237,15 @@ def _split_plain(path: Path):
         return None
     header = [h.strip() for h in buf[start:nl].decode("utf-8").split(",")]
     m = len(header)
-    end = size
-    if size > nl + 1 and buf[size - 1] != 10:
-        buf[size], end = 10, size + 1  # a missing final newline
     if m < 2:
         return None  # one column: an empty line would be a null value here, a short row to csv
+    blank_end = size
+    while blank_end > nl + 1 and buf[blank_end - 1] == 10 and buf[blank_end - 2] == 10:
+        blank_end -= 1  # blank lines at the end are no rows (as read_csv drops them)
+    buf[blank_end:size] = bytes(size - blank_end)  # the zero padding starts after the last row
+    size = end = blank_end
+    if size > nl + 1 and buf[size - 1] != 10:
+        buf[size], end = 10, size + 1  # a missing final newline
     body = np.frombuffer(buf, dtype=np.uint8)[nl + 1:]
     text = body[:end - nl - 1]
     delim = np.flatnonzero((text == 44) | (text == 10))
