@@ -12,11 +12,9 @@ column and reason for each (up to a limit). Both paths give the same values for 
 from __future__ import annotations
 
 import codecs
-import csv
 import datetime as dt
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,11 @@ from insightql.compiler.local_eval import Table
 from insightql.stdlib.functions import Vec
 from insightql.stdlib.types import date_to_days
 
-MAX_REPORTED = 25
+from .data_checks import (FIELD_LIMIT, MAX_REPORTED, DataError, DataIssue, check_bytes, check_header, check_path, file_error,
+                          parse_csv, read_bytes, show)
+
+__all__ = ["DataError", "DataIssue", "MAX_REPORTED", "load_dataset", "read_csv"]
+
 TRUE = {"true", "1", "yes", "t", "y"}
 FALSE = {"false", "0", "no", "f", "n"}
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # Python 3.11 also parses 20240131, 2024-W05-3
@@ -34,35 +36,11 @@ INT_TEXT = re.compile(r"[+-]?[0-9]+")  # Python's int() also takes 1_000 and non
 NUM_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")  # and float() takes nan, inf
 
 
-@dataclass
-class DataIssue:
-    file: str
-    row: int | None  # 1-based data row (the header is row 0); None for file-level problems
-    column: str | None
-    reason: str
-
-    def __str__(self) -> str:
-        where = self.file + (f": row {self.row}" if self.row is not None else "")
-        where += f", column {self.column}" if self.column else ""
-        return f"{where}: {self.reason}"
-
-
-class DataError(Exception):
-    """Bad data: raised before any share is sent, listing every problem found."""
-
-    def __init__(self, issues: list[DataIssue]):
-        self.issues = issues
-        more = "" if len(issues) < MAX_REPORTED else f"\n(stopped after {MAX_REPORTED} problems)"
-        super().__init__("IQ501 invalid data, nothing was shared:\n" + "\n".join(f"  {i}" for i in issues) + more)
-
-
 def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise DataError([DataIssue(str(path), None, None, "the file is empty (no header line)")])
-        rows = list(reader)
+    """Header and rows; DataError for a file that is not a readable UTF-8 CSV (runtime/data_checks.py)."""
+    header, rows = parse_csv(check_bytes(read_bytes(path), path), path)
+    if header is None:
+        raise file_error(path, "the file is empty (no header line)")
     if len(header) > 1:  # blank lines at the end are no rows (with one column, one is a null value)
         while rows and not rows[-1]:
             rows.pop()
@@ -76,18 +54,23 @@ def load_dataset(path: str | Path, name: str, ds: Dataset, wanted: dict[str, dic
     against that domain, which for a UNION ALL may list more values than this dataset's).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError([DataIssue(str(path), None, None, "file not found")])
+    check_path(path)
+    try:
+        return _load(path, name, ds, wanted)
+    except MemoryError:
+        raise file_error(path, "does not fit in memory: too large, or a field far too long") from None
+    except OSError as e:
+        raise file_error(path, f"cannot be read ({e.strerror or e})") from None
+
+
+def _load(path: Path, name: str, ds: Dataset, wanted: dict[str, dict] | None) -> tuple[Table, int]:
     split = _split_plain(path)
     if split is not None:
         table = _load_split(split, path, name, ds, wanted)
         if table is not None:
             return table, split[2].shape[0]
     header, rows = read_csv(path)
-    issues: list[DataIssue] = []
-    for col in ds.columns:
-        if col not in header:
-            issues.append(DataIssue(str(path), None, col, f"missing column (dataset {name} declares it)"))
+    issues = check_header(header, path, name, ds)
     for k, r in enumerate(rows, start=1):
         if len(r) != len(header) and len(issues) < MAX_REPORTED:
             issues.append(DataIssue(str(path), k, None, f"has {len(r)} fields, the header has {len(header)}"))
@@ -131,7 +114,7 @@ def _convert(col, raw: list[str], want: dict | None, file: str, name: str, issue
             if s == "":
                 continue
             if s not in own:
-                bad(k, f"'{s}' is not in the category's domain ({', '.join(col.domain[:8])}"
+                bad(k, f"'{show(s)}' is not in the category's domain ({', '.join(col.domain[:8])}"
                        f"{', ...' if len(col.domain) > 8 else ''})")
             else:
                 codes[k] = index[s]
@@ -143,7 +126,7 @@ def _convert(col, raw: list[str], want: dict | None, file: str, name: str, issue
             if low in TRUE:
                 vals[k] = True
             elif low not in FALSE and s != "":
-                bad(k, f"'{s}' is not a boolean (true/false)")
+                bad(k, f"'{show(s)}' is not a boolean (true/false)")
         return Vec(vals, null)
     if t == "date":
         vals = np.zeros(n, dtype=np.int64)
@@ -156,7 +139,7 @@ def _convert(col, raw: list[str], want: dict | None, file: str, name: str, issue
                     raise ValueError(s)
                 d = date_to_days(dt.date.fromisoformat(s))
             except ValueError:
-                bad(k, f"'{s}' is not a date (YYYY-MM-DD)")
+                bad(k, f"'{show(s)}' is not a date (YYYY-MM-DD)")
                 continue
             if not lo <= d <= hi:
                 bad(k, f"{s} is outside the declared range [{col.min}, {col.max}]")
@@ -183,19 +166,19 @@ def _convert(col, raw: list[str], want: dict | None, file: str, name: str, issue
                     raise ValueError(s)
                 vals[k] = v
             except (ValueError, OverflowError):
-                bad(k, f"'{s}' is not {'an integer' if is_int else 'a number'}")
+                bad(k, f"'{show(s)}' is not {'an integer' if is_int else 'a number'}")
     if t == "key":
         lo, hi = 0, 2 ** col.bits - 1
     else:
         lo, hi = col.min, col.max
     out = np.flatnonzero(((vals < lo) | (vals > hi)) & ~null)
     for k in out[:MAX_REPORTED]:
-        bad(int(k), f"{raw[k]} is outside the declared range [{lo}, {hi}]")
+        bad(int(k), f"{show(raw[k])} is outside the declared range [{lo}, {hi}]")
     if t == "decimal":
         scaled = vals * 10 ** col.scale
         off = np.flatnonzero((np.abs(scaled - np.rint(scaled)) > 1e-6) & ~null)
         for k in off[:MAX_REPORTED]:
-            bad(int(k), f"{raw[k]} has more than {col.scale} decimal places")
+            bad(int(k), f"{show(raw[k])} has more than {col.scale} decimal places")
     return Vec(vals, null)
 
 
@@ -256,6 +239,8 @@ def _split_plain(path: Path):
     if not (is_nl[:, -1].all() and not is_nl[:, :-1].any()):
         return None
     longest = max(int(delim[0]), int(np.diff(delim).max()) - 1 if delim.size > 1 else 0) if delim.size else 0
+    if longest > FIELD_LIMIT or (longest + 8) * ends.shape[0] > 4 * size + (1 << 26):
+        return None  # reported by the csv path; or a (rows, longest field) byte matrix would be too large
     if longest + 16 > body.size - text.size:
         body = np.concatenate([text, np.zeros(longest + 16, dtype=np.uint8)])
     return header, body, ends
@@ -275,7 +260,7 @@ def _load_split(split, path: Path, name: str, ds: Dataset, wanted: dict | None) 
     through the row-by-row `_convert` (same messages, same order as for a file read by csv)."""
     header, body, ends = split
     n = ends.shape[0]
-    if any(col not in header for col in ds.columns) or n > ds.max_rows:
+    if any(header.count(col) != 1 for col in ds.columns) or n > ds.max_rows:
         return None  # reported by the csv path
     table: Table = {}
     issues: list[DataIssue] = []

@@ -1,0 +1,196 @@
+"""What can be wrong with a data file before any value is looked at, said as IQ501 data issues.
+
+A party's file may be missing, a directory, unreadable, empty, not UTF-8 (Latin-1, UTF-16,
+binary), contain NUL bytes, be one line of many megabytes, have a field longer than the csv
+module reads (csv.field_size_limit), or a header that lacks the catalog's columns or lists one
+twice. Each is reported here with file, row (the line, the header being row 0) and column where
+they apply, the byte offset for bad bytes, and the reason, before anything is parsed or shared;
+no Python exception other than DataError leaves the loader (tests/test_bad_input.py fuzzes it).
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MAX_REPORTED = 25
+FIELD_LIMIT = 131072  # bytes; csv.field_size_limit()'s default: no declared column has a longer value
+SHOWN = 60  # characters of a bad value quoted in a message
+
+
+@dataclass
+class DataIssue:
+    file: str
+    row: int | None  # 1-based data row (the header is row 0); None for file-level problems
+    column: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.file + (f": row {self.row}" if self.row is not None else "")
+        where += f", column {self.column}" if self.column else ""
+        return f"{where}: {self.reason}"
+
+
+class DataError(Exception):
+    """Bad data: raised before any share is sent, listing every problem found."""
+
+    def __init__(self, issues: list[DataIssue]):
+        self.issues = issues
+        more = "" if len(issues) < MAX_REPORTED else f"\n(stopped after {MAX_REPORTED} problems)"
+        super().__init__("IQ501 invalid data, nothing was shared:\n" + "\n".join(f"  {i}" for i in issues) + more)
+
+
+def file_error(path, reason: str) -> DataError:
+    return DataError([DataIssue(str(path), None, None, reason)])
+
+
+def show(value: str) -> str:
+    """A value as quoted in a message: control characters escaped, long values cut."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value[:SHOWN + 1])
+    return text if len(value) <= SHOWN else f"{text[:SHOWN]}... ({len(value):,} characters)"
+
+
+def check_path(path: Path) -> None:
+    """Raise DataError unless `path` is a regular file (it may still be unreadable: see read_bytes)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise file_error(path, "file not found") from None
+    except OSError as e:
+        raise file_error(path, f"cannot be read ({e.strerror or e})") from None
+    if stat.S_ISDIR(mode):
+        raise file_error(path, "is a directory, not a data file")
+    if not stat.S_ISREG(mode):
+        raise file_error(path, "is not a regular file (a device, pipe or socket?)")
+
+
+def read_bytes(path: Path) -> bytes:
+    check_path(path)
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except MemoryError:
+        raise file_error(path, f"too large to read into memory ({os.path.getsize(path):,} bytes)") from None
+    except OSError as e:
+        raise file_error(path, f"cannot be read ({e.strerror or e})") from None
+
+
+BOMS = [(codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+        (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")]
+DELIMITERS = np.zeros(256, dtype=bool)
+DELIMITERS[[10, 13, 44]] = True  # \n \r ,
+
+
+def check_bytes(data: bytes, path: Path) -> str:
+    """The text of a file read as bytes; DataError for what no CSV file in UTF-8 contains:
+    another encoding's byte-order mark, NUL bytes, invalid UTF-8, a field of more than
+    FIELD_LIMIT bytes. Each issue names the row (line), column where it can tell, and offset."""
+    file = str(path)
+    if not data:
+        raise file_error(path, "the file is empty (0 bytes; it needs a header line with the dataset's columns)")
+    for bom, name in BOMS:
+        if data.startswith(bom):
+            raise file_error(path, f"the file is {name} (it starts with a {name} byte-order mark); "
+                                   f"save it as UTF-8")
+    issues = []
+    nul = data.find(b"\0")
+    if nul >= 0:
+        head = np.frombuffer(data[:4096], dtype=np.uint8)
+        zeros = np.flatnonzero(head == 0)
+        if zeros.size >= head.size // 4 and (np.all(zeros % 2 == 1) or np.all(zeros % 2 == 0)):
+            raise file_error(path, "the file looks like UTF-16 without a byte-order mark (every other byte "
+                                   "is NUL); save it as UTF-8")
+        issues.append(_at(data, nul, file, f"NUL byte (0x00) at byte offset {nul}: a CSV text file has none "
+                                           f"(a binary file, or saved in another format?)"))
+    text = None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        bad = data[e.start]
+        hint = " (saved as Latin-1 or Windows-1252?)" if bad >= 0x80 and not issues else ""
+        issues.append(_at(data, e.start, file, f"byte 0x{bad:02X} at byte offset {e.start} is not UTF-8{hint}; "
+                                               f"save the file as UTF-8"))
+    long = _longest_field(data)
+    if long is not None:
+        offset, length = long
+        issues.append(_at(data, offset, file, f"a field of {length:,} bytes (from byte offset {offset}) is "
+                                              f"longer than the limit of {FIELD_LIMIT:,} bytes; no declared "
+                                              f"column has such values (a missing line break?)"))
+    if issues:
+        raise DataError(sorted(issues, key=lambda i: -1 if i.row is None else i.row)[:MAX_REPORTED])
+    return text
+
+
+def _longest_field(data: bytes) -> tuple[int, int] | None:
+    """(offset, length) of the longest run of bytes without a comma or line break, if it is longer
+    than FIELD_LIMIT (such a run lies inside one field, whatever the quotes)."""
+    if len(data) <= FIELD_LIMIT:
+        return None
+    arr = np.frombuffer(data, dtype=np.uint8)
+    bounds = np.concatenate(([-1], np.flatnonzero(DELIMITERS[arr]), [arr.size]))
+    gaps = np.diff(bounds) - 1
+    k = int(np.argmax(gaps))
+    return (int(bounds[k]) + 1, int(gaps[k])) if gaps[k] > FIELD_LIMIT else None
+
+
+def _at(data: bytes, offset: int, file: str, reason: str) -> DataIssue:
+    """An issue at byte `offset`: its row is its line (the header line is row 0, a file-level
+    issue), its column the header's name of the field it is in (when no quote precedes it)."""
+    row = data.count(b"\n", 0, offset) + data.count(b"\r", 0, offset) - data.count(b"\r\n", 0, offset)
+    if row == 0:
+        return DataIssue(file, None, None, "header line: " + reason)
+    start = max(data.rfind(b"\n", 0, offset), data.rfind(b"\r", 0, offset)) + 1
+    before = data[start:offset]
+    column = None
+    if b'"' not in before:
+        header = _first_line(data).split(",")
+        j = before.count(b",")
+        column = header[j].strip() if j < len(header) else None
+    return DataIssue(file, row, column or None, reason)
+
+
+def _first_line(data: bytes) -> str:
+    end = min((k for k in (data.find(b"\n"), data.find(b"\r")) if k >= 0), default=len(data))
+    return data[:min(end, 1 << 16)].decode("utf-8", "replace").lstrip("\ufeff")
+
+
+def parse_csv(text: str, path: Path) -> tuple[list[str] | None, list[list[str]]]:
+    """Header and rows of the text of a checked file; a csv.Error (a quoted field longer than the
+    limit: a quote that is never closed) becomes an issue at the row where it happened."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header, rows = None, []
+    try:
+        header = next(reader, None)
+        rows.extend(reader)
+    except csv.Error as e:
+        row = None if header is None else len(rows) + 1
+        raise DataError([DataIssue(str(path), row, None, f"cannot be read as CSV ({e}; a quote \" that is "
+                                                         f"not closed?)")]) from None
+    return header, rows
+
+
+def check_header(header: list[str], path: Path, name: str, ds) -> list[DataIssue]:
+    """Every declared column present, none twice; DataError at once when none is there at all
+    (not a header line: the rows' field counts would say nothing)."""
+    file = str(path)
+    missing = [c for c in ds.columns if c not in header]
+    if missing and len(missing) == len(ds.columns) and len(ds.columns) > 1:
+        sep = next((f" (separated by {w}? the separator must be a comma)" for s, w in ((";", "semicolons"),
+                    ("\t", "tabs"), ("|", "bars")) if len(header) == 1 and s in header[0]), "")
+        if not any(header):
+            raise file_error(path, f"the first line is empty; it must name the columns of dataset {name}")
+        raise file_error(path, f"the header line ('{show(','.join(header))}') has none of the columns of dataset "
+                               f"{name}{sep}; the first line must name the columns")
+    issues = [DataIssue(file, None, col, f"missing column (dataset {name} declares it)") for col in missing]
+    for col in ds.columns:
+        where = [j + 1 for j, h in enumerate(header) if h == col]
+        if len(where) > 1:
+            issues.append(DataIssue(file, None, col, f"the header names this column {len(where)} times "
+                                                     f"(fields {', '.join(map(str, where))})"))
+    return issues
