@@ -18,6 +18,7 @@ from . import guard
 from .diagnostics import Diagnostic
 from .logical import AggregateSpec, LogicalPlan
 from .lower_expr import columns_used
+from .release import ReleaseRules
 
 COUNT_FUNCS = ("count", "count_rows", "count_distinct")
 FRAC_BITS = 24  # fractional bits of averages, variances and other quotients
@@ -115,25 +116,45 @@ class CircuitBuilder:
         self.shares = shares
         for s in self.slots:
             self.combined[s["name"]] = self.combine_slot(s, shares)
-        k = lp.policy.min_group_size
-        released = self.secure("ge_const", [self.combined[rows]], 0, 1, const=k, why="rows >= k")
-        if persons:
-            p_ok = self.secure("ge_const", [self.combined[persons]], 0, 1, const=k, why="distinct persons >= k")
-            released = self.secure("and", [released, p_ok], 0, 1)
-        self.released = released = guard.apply(self, released)
-        values = [self.finish_aggregate(a, p) for a, p in zip(lp.aggregates, agg_plans)]
-        self.agg_list = values
+        self.rules = ReleaseRules(self)
+        self.released = guard.apply(self, self.cell_flag(rows, persons))
+        self.finish_values(agg_plans)
         self.build_outputs()
         guard.attach_reason(self)
         return self.g
 
+    def cell_flag(self, rows: str, persons: str | None) -> str:
+        """compiler/release.py; linkage.py overrides it where persons are counted across owners."""
+        return self.rules.cell_flag(rows, persons)
+
+    def finish_values(self, agg_plans: list[dict]) -> None:
+        """Every aggregate's secure nodes and flag, then the pair rule between the counts the query
+        reveals (counts.pair), ANDed into the flags of the values it concerns."""
+        lp = self.lp
+        self.agg_list = [self.finish_aggregate(a, p) for a, p in zip(lp.aggregates, agg_plans)]
+        counts = {a.ast.args[0].name if isinstance(a.ast.args[0], A.ColumnRef) else repr(a.arg): p["count"]
+                  for a, p in zip(lp.aggregates, agg_plans)
+                  if "count" in p and a.arg_type is not None and a.arg_type.nullable}
+        distinct = [v["node"] for a, v in zip(lp.aggregates, self.agg_list) if a.func == "count_distinct"]
+        pairs = self.rules.count_pairs(counts, self.slot("rows"), distinct)
+        for a, p, v in zip(lp.aggregates, agg_plans, self.agg_list):
+            key = next((c for c, s in counts.items() if p.get("count") == s), None)
+            extra = [pairs.get(key) if key else pairs.get(v["node"]) if a.func == "count_distinct" else None]
+            if a.func == "count_distinct" and self.linked(v["node"]):
+                extra.append(self.rules.membership(v["node"], p["distinct"]))
+            if any(extra):
+                v["flag"] = self.rules.all_of([v["flag"], *extra])
+
+    def linked(self, node: str) -> bool:
+        """Whether a node counts across owners by record linkage (compiler/linkage.py)."""
+        return self.g.nodes[node]["op"].startswith("link_")
+
     def combine_slot(self, s: dict, shares: list[str]) -> str:
         """The secure node holding one slot's per-cell totals (compiler/linkage.py overrides this
         for distinct counts across owners)."""
-        how = {"max": "max", "min": "min", "persons": "max", "top": "top_sum"}.get(s["kind"], "sum")
+        how = {"max": "max", "min": "min", "persons": "max", "top": "total"}.get(s["kind"], "sum")
         lo, hi = self.slot_bounds(s)
-        nid = self.add("combine", "secure", shares, [self.cells], lo, hi, slot=s["name"], how=how,
-                       **({"n": s["n"]} if s["kind"] == "top" else {}))
+        nid = self.add("combine", "secure", shares, [self.cells], lo, hi, slot=s["name"], how=how)
         if s["kind"] == "hist":
             self.g.nodes[nid]["shape"] = [s["size"], self.cells]
         return nid
@@ -156,6 +177,11 @@ class CircuitBuilder:
         f = 10 ** s.get("scale", 0)
         return math.floor(lo * f), math.ceil(hi * f)
 
+    def per_person(self) -> dict:
+        """Order statistics and dominance count persons, not records (spec/disclosure.md 2.7):
+        with a person key, each owner first reduces each person's rows in a cell to one value."""
+        return {"person": self.lp.person_key} if self.lp.person_key else {}
+
     def plan_aggregate(self, a: AggregateSpec) -> dict:
         """Declare the slots an aggregate needs; returns their names."""
         f = a.func
@@ -170,7 +196,7 @@ class CircuitBuilder:
         if f in ("var", "stddev"):
             p["sumsq"] = self.slot("sumsq", a.arg, **ex)
         if f == "sum" and self.lp.policy.dominance_n:
-            p["top"] = self.slot("top", a.arg, n=self.lp.policy.dominance_n, **ex)
+            p["top"] = self.slot("top", a.arg, n=self.lp.policy.dominance_n, **ex, **self.per_person())
             p["abssum"] = self.slot("abssum", a.arg, **ex)
         if f in ("min", "max"):
             lo, hi = self._arg_range({"arg": a.arg, **ex})
@@ -181,54 +207,41 @@ class CircuitBuilder:
                 raise PlanError(Diagnostic("IQ403", "MEDIAN needs a value range of at most 2048 steps",
                                            a.ast.span, ["median is computed from a secret histogram; "
                                                         "use a column with a small range, or AVG"]))
-            p["hist"] = self.slot("hist", a.arg, lo=int(lo), size=int(hi - lo + 1), **ex)
+            p["hist"] = self.slot("hist", a.arg, lo=int(lo), size=int(hi - lo + 1), **ex, **self.per_person())
         return p
-
-    def count_flag(self, count_nid: str, nullable: bool) -> str:
-        """Own-count rule: an aggregate over a column is released only if at least k rows
-        contribute, and the rows it leaves out (nulls) are 0 or at least k."""
-        if not nullable:
-            return self.released
-        k = self.lp.policy.min_group_size
-        own = self.secure("ge_const", [count_nid], 0, 1, const=k, why="contributing rows >= k")
-        gap = self.secure("sub", [self.combined[self.slot("rows")], count_nid], 0, self.max_rows)
-        gap_ok = self.secure("outside_range", [gap], 0, 1, low=1, high=k - 1, why="rows left out are 0 or >= k")
-        return self.secure("and", [self.released, own, gap_ok], 0, 1)
 
     def finish_aggregate(self, a: AggregateSpec, p: dict) -> dict:
         """Secure nodes computing one aggregate; returns {node, flag, scale, post}."""
-        f, c = a.func, self.combined
-        rows = c[self.slot("rows")]
+        f, c, rules = a.func, self.combined, self.rules
+        rows = self.slot("rows")
         if f == "count_rows":
-            return {"node": rows, "flag": self.released, "scale": 0, "count": True}
+            return {"node": c[rows], "flag": self.released, "scale": 0, "count": True}
         if f == "count_distinct":
             d = c[p["distinct"]]
-            ok = self.secure("ge_const", [d], 0, 1, const=self.lp.policy.min_group_size, why="distinct keys >= k")
-            return {"node": d, "flag": self.secure("and", [self.released, ok], 0, 1), "scale": 0, "count": True}
+            ok = rules.at_least("distinct.keys", d)
+            return {"node": d, "flag": rules.all_of([self.released, ok]), "scale": 0, "count": True}
         cnt = c[p["count"]]
-        flag = self.count_flag(cnt, a.arg_type.nullable)
+        column = a.ast.args[0].name if isinstance(a.ast.args[0], A.ColumnRef) else "the column"
+        flag = rules.value_flag(self.released, rows, p["count"], column, a.arg_type.nullable)
         scale = a.arg_type.scale if a.arg_type.kind == "decimal" else 0
         if f == "count":
             return {"node": cnt, "flag": flag, "scale": 0, "count": True}
         if f == "sum":
-            node = c[p["sum"]]
             if "top" in p:
-                dom = self.secure("dominance", [c[p["top"]], c[p["abssum"]]], 0, 1, k=self.lp.policy.dominance_k,
-                                  n=self.lp.policy.dominance_n, why="top contributors <= k% of total")
-                flag = self.secure("and", [flag, dom], 0, 1)
-            return {"node": node, "flag": flag, "scale": scale}
+                flag = rules.dominance(p["top"], p["abssum"], flag)
+            return {"node": c[p["sum"]], "flag": flag, "scale": scale}
         lo, hi = self._arg_range({"arg": a.arg, "scale": scale, "clamp": a.clamp})
         if f == "avg":
             return {"node": self.secure("div", [c[p["sum"]], cnt], lo, hi, guard=flag), "flag": flag, "scale": scale}
         if f in ("var", "stddev"):
-            k2 = self.secure("ge_const", [cnt], 0, 1, const=2, why="variance needs 2 rows")
-            flag = self.secure("and", [flag, k2], 0, 1)
+            flag = rules.all_of([flag, rules.at_least("variance.rows", cnt, 2)])
             spread = (hi - lo) ** 2 / 4 + 1
             node = self.secure("variance", [c[p["sum"]], c[p["sumsq"]], cnt], 0, spread, guard=flag)
             return {"node": node, "flag": flag, "scale": 2 * scale, "post": "sqrt" if f == "stddev" else None}
         if f in ("min", "max"):
             return {"node": c[p["ext"]], "flag": flag, "scale": scale}
-        node = self.secure("median", [c[p["hist"]], cnt], lo, hi, lo_value=int(lo))
+        counted = self.rules.part(p["hist"], self.lp.datasets, "total")  # values (one per person) in the histogram
+        node = self.secure("median", [c[p["hist"]], counted], lo, hi, lo_value=int(lo))
         return {"node": node, "flag": flag, "scale": scale}
 
     # -- outputs, HAVING, reveal ------------------------------------------------------------
@@ -249,12 +262,8 @@ class CircuitBuilder:
                 post = {"round": int(e.args[1].value) if len(e.args) > 1 else 0}
                 e = e.args[0]
             v = self.value_expr(e)
-            masked = self.secure("mask", [v["node"], v["flag"]], *self.bounds(v["node"]))
+            masked, rnd = self.released_form(v)
             reveal_inputs += [masked, v["flag"]]
-            rnd = lp.policy.round_counts_to if v.get("count") else 1
-            if rnd > 1:
-                masked = self.secure("round_down", [masked], *self.bounds(masked), to=rnd)
-                reveal_inputs[-2] = masked
             out = {"name": o.name, "kind": "value", "value": masked, "flag": v["flag"], "scale": v["scale"],
                    "post": v.get("post"), "round": post, "rounded_to": rnd, "type": o.type.to_json()}
             if o.pct:  # the public stage replaces the column's released values by their shares (results.py)
@@ -276,21 +285,31 @@ class CircuitBuilder:
     def _key_ast(self, i):
         return self.lp.keys[i].ast
 
-    def value_expr(self, e: A.Expr) -> dict:
+    def released_form(self, v: dict) -> tuple[str, int]:
+        """A value as the receivers get it: 0 unless released, a count rounded down (and the base)."""
+        masked = self.secure("mask", [v["node"], v["flag"]], *self.bounds(v["node"]))
+        rnd = self.lp.policy.round_counts_to if v.get("count") else 1
+        if rnd > 1:
+            masked = self.secure("round_down", [masked], *self.bounds(masked), to=rnd)
+        return masked, rnd
+
+    def value_expr(self, e: A.Expr, released: bool = False) -> dict:
+        """Secure node of an output or HAVING expression. `released`: aggregates enter in the form
+        the receivers get (masked, counts rounded), so a HAVING decision depends on nothing else."""
         if isinstance(e, A.FuncCall):
             for a, v in zip(self.lp.aggregates, self.agg_list):
                 if a.ast == e:
-                    return v
+                    return {**v, "node": self.released_form(v)[0], "count": False} if released else v
         if isinstance(e, A.Literal) and e.kind in ("int", "decimal"):
             s = len(str(e.value).split(".")[1]) if e.kind == "decimal" else 0
             val = int(round(float(e.value) * 10 ** s))
             return {"node": self.secure("const", [], val, val, value=val), "flag": None, "scale": s, "const": val}
         if isinstance(e, A.UnaryOp) and e.op == "neg":
-            v = self.value_expr(e.operand)
+            v = self.value_expr(e.operand, released)
             lo, hi = self.bounds(v["node"])
             return {**v, "node": self.secure("neg", [v["node"]], -hi, -lo), "count": False}
         if isinstance(e, A.BinOp) and e.op in ("+", "-", "*", "/"):
-            a, b = self.value_expr(e.left), self.value_expr(e.right)
+            a, b = self.value_expr(e.left, released), self.value_expr(e.right, released)
             flag = self._and_flags(a["flag"], b["flag"])
             if e.op in ("+", "-"):
                 a, b = self._align(a), self._align(b, a["scale"])
@@ -305,7 +324,7 @@ class CircuitBuilder:
                 return {"node": self.secure("mul", [a["node"], b["node"]], min(pr), max(pr)), "flag": flag,
                         "scale": a["scale"] + b["scale"]}
             m = max(abs(al), abs(ah))
-            nz = self.secure("nonzero", [b["node"]], 0, 1)
+            nz = self.secure("nonzero", [b["node"]], 0, 1, rule="ratio.denominator")
             flag = self._and_flags(flag, nz)
             node = self.secure("div", [a["node"], b["node"]], -m, m, guard=nz)
             return {"node": node, "flag": flag, "scale": a["scale"] - b["scale"]}
@@ -330,7 +349,7 @@ class CircuitBuilder:
         if isinstance(e, A.UnaryOp) and e.op == "not":
             return self.secure("not", [self.bool_expr(e.operand)], 0, 1)
         if isinstance(e, A.BinOp) and e.op in ("=", "<>", "<", "<=", ">", ">="):
-            a, b = self.value_expr(e.left), self.value_expr(e.right)
+            a, b = self.value_expr(e.left, True), self.value_expr(e.right, True)
             a, b = self._align(a, b["scale"]), self._align(b, a["scale"])
             (al, ah), (bl, bh) = self.bounds(a["node"]), self.bounds(b["node"])
             diff = self.secure("sub", [a["node"], b["node"]], al - bh, ah - bl)

@@ -62,4 +62,5 @@ CODES: dict[str, str] = {
     "IQ321": "output reveals an exact count while counts are rounded",
     "IQ322": "UNION ALL datasets disagree on clamp bounds or person key",
     "IQ323": "row count of a dataset whose owner does not allow it",
+    "IQ324": "dataset read more than once",
 }

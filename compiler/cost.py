@@ -161,16 +161,13 @@ class _Model:
             if a["how"] in ("max", "min"):
                 for _ in ins[1:]:
                     self.maximum(t, c, lo, hi)
-            elif a["how"] == "top_sum":
-                for _ in ins[1:]:
-                    for _ in range(a["n"] * a["n"]):
-                        self.maximum(t, c, 0, hi)
-        elif op == "ge_const":
-            if "batch" not in a:
-                t.lt0(c, self.ge_bits(node))
-            elif a["batch"] == node["id"]:  # the batch's first member runs every member's test
+        elif op in ("ge_const", "outside_range") and "batch" in a:
+            if a["batch"] == node["id"]:  # the batch's first member runs every member's test
                 members = self.batches.get(node["id"], [node])
-                t.lt0(c * len(members), max(self.ge_bits(m) for m in members))
+                rows = sum(1 if m["op"] == "ge_const" else 2 for m in members)
+                t.lt0(c * rows, max(m["attrs"]["l"] for m in members))
+        elif op == "ge_const":
+            t.lt0(c, self.ge_bits(node))
         elif op == "outside_range":
             lo, hi = self.raw_range(ins[0])
             t.lt0(c, a.get("l") or bits(lo - a["low"], hi - a["low"]))

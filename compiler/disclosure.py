@@ -128,6 +128,7 @@ class DisclosureChecker:
             self.rounding()
             self.unions()
             self.row_counts()
+            self.read_once()
         return self.receivers()
 
     def _all_exprs(self):
@@ -302,6 +303,13 @@ class DisclosureChecker:
             for x in _aggregates_in(o.expr):
                 if x.name in ("sum", "avg") and x.args and isinstance(x.args[0], A.ColumnRef):
                     (sums if x.name == "sum" else avgs)[x.args[0].name] = x
+        for o in self.cq.outputs:
+            for x in _aggregates_in(o.expr):
+                if x.name in UNDOMINATED:
+                    self.error("IQ321", f"{x.name.upper()} reveals its exact count through its denominator, but "
+                               f"counts are rounded to multiples of {base}", x.span,
+                               ["a mean of integers with enough digits has one denominator that fits; release "
+                                f"SUM and COUNT (rounded) instead, or use MEDIAN"])
         for name, avg in avgs.items():
             if name in sums:
                 self.error("IQ321", f"SUM({name}) beside AVG({name}) reveals COUNT({name}) exactly, but counts are "
@@ -319,6 +327,18 @@ class DisclosureChecker:
                            + ", ".join(sorted(str(k) for k in keys)) + ")", ref.span,
                            ["the distinct-person threshold needs one person key column in every dataset; "
                             "the owners must declare the same `person_key`"])
+
+    def read_once(self):
+        """source.once (spec/disclosure.md 2.2): every source row counts once toward k, rounding and
+        dominance, so a dataset may be named once in FROM (UNION ALL or JOIN, whatever the alias)."""
+        q = self.cq.query
+        seen = set()
+        for ref in [q.source, *q.unions, *(j.table for j in q.joins)]:
+            if ref.name in seen:
+                self.error("IQ324", f"dataset `{ref.name}` is read more than once", ref.span,
+                           ["each of its rows would count twice toward k, rounding and dominance: a single record "
+                            "could be released as a cell of k; name each dataset once"])
+            seen.add(ref.name)
 
     def row_counts(self):
         q = self.cq.query

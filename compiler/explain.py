@@ -9,6 +9,7 @@ import json
 
 
 from .cost import _kb, cost_line, estimate
+from .rules import RULES, condition
 
 STAGES = [("local", "local steps: plaintext, each data owner on its own rows"),
           ("input", "secret sharing: each owner shares a fixed-size matrix"),
@@ -82,13 +83,13 @@ def describe(node: dict, plan: dict) -> str:
         s = _slots(plan).get(a["slot"])
         return f"{a['how']} over parties of {slot_text(s) if s else a['slot']}"
     if op == "ge_const":
-        return f"x >= {a['const']}  ({a['why']})"
+        return f"x >= {a['const']}  ({condition(node)})"
     if op == "outside_range":
-        return f"x < {a['low']} or x > {a['high']}  ({a['why']})"
+        return f"x < {a['low']} or x > {a['high']}  ({condition(node)})"
     if op == "compare":
         return f"x {a['relation']} 0"
     if op == "dominance":
-        return f"top {a['n']} contributions <= {a['k']}% of the total  ({a['why']})"
+        return f"top {a['n']} contributions <= {a['k']}% of the total  ({condition(node)})"
     if op in ("div", "variance"):
         return f"{'quotient' if op == 'div' else 'sample variance'}, divisor made safe by flag {a.get('guard')}"
     if op == "median":
@@ -105,6 +106,9 @@ def describe(node: dict, plan: dict) -> str:
         return f"result columns {outs}; cells without flag {a['released']} marked suppressed{tail}"
     if op == "mask":
         return "value x release flag (0 where suppressed)"
+    if op == "regroup":
+        return (f"copy each of {a['parts']} parts to its cells" if a.get("spread")
+                else f"sum the cells of each of {a['parts']} parts")
     if op in ("const", "mul_const"):
         return f"{'constant' if op == 'const' else 'x *'} {a.get('value', a.get('const'))}"
     return {"and": "all flags", "or": "either flag", "not": "1 - flag", "nonzero": "x <> 0", "add": "a + b",
@@ -138,23 +142,37 @@ def policy_rules(plan: dict) -> list[tuple[str, str]]:
     """(rule, how the plan enforces it): the disclosure checks this plan passed."""
     pol, nodes = plan["policy"], plan["nodes"]
 
-    def where(*whys: str, ops=()) -> str:
-        ids = [n["id"] for n in nodes if n["attrs"].get("why") in whys or n["op"] in ops]
+    def where(*rules: str, ops=()) -> str:
+        ids = [n["id"] for n in nodes if n["attrs"].get("rule") in rules or n["op"] in ops]
         return f" (nodes {', '.join(ids)})" if ids else ""
 
+    def cited(*rules: str) -> str:
+        used = [r for r in rules if any(n["attrs"].get("rule") == r for n in nodes)]
+        return " [" + ", ".join(used) + "]" if used else ""
+
     k = pol["min_group_size"]
-    whys = sorted({n["attrs"]["why"] for n in nodes if n["op"] == "ge_const"
-                   and n["attrs"].get("why", "").startswith("distinct persons")})
-    exact = [w.removesuffix(" >= k") for w in whys if w != "distinct persons >= k"]  # record linkage
-    persons = " and k " + " and k ".join(exact) if exact else " and k distinct persons per organisation"
-    rules = [("minimum group size k", f"a cell is released only with at least k={k} rows"
-              + (persons if pol["distinct_persons"] else "") + where("rows >= k", "distinct keys >= k", *whys))]
-    own = where("contributing rows >= k", "rows left out are 0 or >= k")
+    persons = " and k distinct persons (cell.persons: " + ", ".join(sorted(
+        {RULES["cell.persons"].condition(n["attrs"]) for n in nodes if n["attrs"].get("rule") == "cell.persons"}
+    )) + ")" if pol["distinct_persons"] else ""
+    rules = [("minimum group size k", f"a cell is released only with at least k={k} rows" + persons
+              + cited("cell.rows", "cell.persons", "source.once") + where("cell.rows", "cell.persons", "source.once"))]
+    obs = sorted({", ".join(n["attrs"]["who"]) for n in nodes if n["attrs"].get("rule") == "observer.rows"})
+    rules.append(("observer's complement", "the rows not held by " + "; not held by ".join(obs) + " are at least k "
+                  "(and hold k persons)" + cited("observer.rows", "observer.persons") + where("observer.rows", "observer.persons")
+                  if obs else "not needed: no observer holds only part of the data read"))
+    own = where("values.rows", "values.left_out")
     rules.append(("own-count rule", "an aggregate over a nullable column needs k contributing rows, and the rows it "
-                  "leaves out are 0 or at least k" + own if own else "not needed: no aggregate over a nullable column"))
+                  "leaves out are 0 or at least k, in the cell and in every observer's complement"
+                  + cited("values.rows", "values.left_out") + own if own
+                  else "not needed: no aggregate over a nullable column"))
+    pairs = where("counts.pair")
+    if pairs:
+        rules.append(("two counts of one cell", "counts the query reveals differ by 0 or at least k [counts.pair]"
+                      + pairs))
     dom = pol.get("dominance")
-    rules.append(("dominance", f"({dom['n']}, {dom['k']}%) rule: the top {dom['n']} contributors hold at most "
-                  f"{dom['k']}% of a released sum{where(ops=('dominance',))}" if dom else "no dataset asks for one"))
+    rules.append(("dominance", f"({dom['n']}, {dom['k']}%) rule per person: the top {dom['n']} contributors hold at "
+                  f"most {dom['k']}% of a released sum [sum.dominance]{where(ops=('dominance',))}" if dom
+                  else "no dataset asks for one"))
     r = pol["round_counts_to"]
     rules.append(("rounding", f"released counts rounded down to a multiple of {r}{where(ops=('round_down',))}"
                   if r > 1 else "counts are exact (no dataset asks for rounding)"))

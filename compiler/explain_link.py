@@ -9,7 +9,7 @@ from .explain import expr_text
 ALGORITHMS = {"oblivious": "oblivious: shuffle + quicksort; opens only comparisons of a random order",
               "fast": "fast: shuffle + keyed PRF; opens match pattern"}
 OPENED = {"oblivious": "sort_comparisons", "fast": "match_pattern"}  # leakage item of each design
-SIZE_RULES = {"exact": "its row count", "pow2": "its row count rounded up to a power of two"}
+SIZE_RULES = {"pow2": "its row count rounded up to a power of two (at least 2k)"}
 LINK_COST = {"oblivious": "shuffle + quicksort of all rows (about n log n comparisons of the packed width)",
              "fast": "shuffle + MiMC tags, linear in the rows"}
 

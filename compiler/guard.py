@@ -142,10 +142,8 @@ def apply(builder, released: str) -> str:
         return released
     oks = []
     for e, slot in zip(builder.guard, builder.guard_slots):
-        names = ", ".join(o["query"] or "?" for o in e["from"])
-        why = (f"{GUARD_WHY}: rows in {'the cell' if e['scope'] == 'cell' else 'the whole query'} that differ "
-               f"from earlier release(s) {names} are 0 or >= {e['k']}")
-        oks.append(builder.secure("outside_range", [builder.combined[slot]], 0, 1, low=1, high=e["k"] - 1, why=why))
+        oks.append(builder.secure("outside_range", [builder.combined[slot]], 0, 1, low=1, high=e["k"] - 1,
+                                  rule="guard.rows", what=e["scope"]))
     ok = oks[0] if len(oks) == 1 else builder.secure("and", oks, 0, 1)
     blocked = builder.secure("and", [released, builder.secure("not", [ok], 0, 1)], 0, 1)
     builder.guard_blocked = blocked

@@ -8,42 +8,33 @@ from __future__ import annotations
 
 import networkx as nx
 
-TESTS = ("ge_const", "outside_range", "dominance", "nonzero")
-
-
-def condition(node: dict) -> str:
-    """One release condition of the circuit, in words, with its constants."""
-    a = node["attrs"]
-    if node["op"] == "ge_const":
-        why = a.get("why", "value >= k")
-        if why == "distinct persons >= k":
-            return (f"distinct persons >= {a['const']} (the maximum over organisations of the distinct persons "
-                    "each counts in its own rows of the cell)")
-        return why.replace(">= k", f">= {a['const']}").replace("needs 2 rows", f"needs >= {a['const']} rows")
-    if node["op"] == "outside_range" and a.get("why", "").startswith("differencing guard"):
-        return a["why"]  # compiler/guard.py: part of the suppression flag
-    if node["op"] == "outside_range":
-        return f"rows left out (NULL) are 0 or >= {a['high'] + 1}"
-    if node["op"] == "dominance":
-        return f"the {a['n']} largest contributions are at most {a['k']:g}% of the sum of absolute values"
-    return "the denominator is not zero"
+from .rules import RULES, condition
 
 
 def conditions(g: nx.DiGraph, flag: str | None) -> list[str]:
-    """Every release condition a flag node is the conjunction of, in plan order, once each."""
+    """Every release condition a flag node is the conjunction of, in plan order, once each:
+    `[rule id] the test in words` for each node carrying a rule (compiler/rules.py)."""
     if flag is None:
         return []
     nodes = sorted(nx.ancestors(g, flag) | {flag}, key=lambda n: int(n[1:]))
     out = [condition({"op": g.nodes[n]["op"], "attrs": g.nodes[n]["attrs"]}) for n in nodes
-           if g.nodes[n]["op"] in TESTS]
+           if g.nodes[n]["attrs"].get("rule") in RULES]
     return list(dict.fromkeys(out))
+
+
+def rule_ids(g: nx.DiGraph, flag: str | None) -> list[str]:
+    if flag is None:
+        return []
+    nodes = nx.ancestors(g, flag) | {flag}
+    return sorted({g.nodes[n]["attrs"]["rule"] for n in nodes if g.nodes[n]["attrs"].get("rule") in RULES})
 
 
 def leakage_report(builder, policy) -> list[dict]:
     lp, g = builder.lp, builder.g
     to = list(policy.receivers)
     cells = builder.cells
-    cell_rule = conditions(g, builder.released)
+    table = next(d["attrs"] for _, d in g.nodes(data=True) if d["op"] == "table")
+    cell_rule = conditions(g, table["released"])
     items: list[dict] = [{
         "item": "group_domain",
         "to": to,
@@ -56,8 +47,9 @@ def leakage_report(builder, policy) -> list[dict]:
         "detail": "for each cell, whether it is released: " + " and ".join(cell_rule)
                   + "; a cell with 0 rows looks like any other suppressed cell",
         "cells": cells,
+        "rules": rule_ids(g, table["released"]),
     }]
-    for o in builder.outputs:
+    for o in table["outputs"]:
         if o["kind"] == "key":
             continue
         protections = ["zero unless released"]
@@ -77,15 +69,18 @@ def leakage_report(builder, policy) -> list[dict]:
         own = [c for c in conditions(g, o["flag"]) if c not in cell_rule]
         items.append({"item": "output_flag", "column": o["name"], "to": to, "cells": cells,
                       "detail": "whether this value is released in each cell: "
-                                + (" and ".join(["the cell is released", *own]) if o["flag"] else "always (a constant)")})
+                                + (" and ".join(["the cell is released", *own]) if o["flag"] else "always (a constant)"),
+                      "rules": rule_ids(g, o["flag"])})
     if getattr(builder, "guard", None):
         from .guard import leakage_item
         items.append(leakage_item(builder.guard, to, cells))
     if lp.having is not None:
         items.append({"item": "having_outcome", "to": to, "cells": cells,
-                      "detail": "for released cells only: whether the HAVING condition holds, evaluated on exact "
-                                "values (the compiler allows only aggregates released with their cell, IQ319, "
-                                "and count bounds that survive rounding, IQ320)"})
+                      "detail": "for released cells only: whether the HAVING condition holds, evaluated inside MPC on "
+                                "the values in the form the receivers get them (0 unless released, counts rounded), "
+                                "so the decision depends on nothing the table does not show (the compiler also allows "
+                                "only aggregates released with their cell, IQ319, and count bounds that survive "
+                                "rounding, IQ320)", "rules": ["having.released"]})
     if getattr(builder, "link_datasets", None):  # record linkage shares per-row vectors (compiler/linkage.py)
         from .linkage import input_sizes_item, linkage_item
         items.append(input_sizes_item(builder, builder.catalog.party_names()))

@@ -22,10 +22,10 @@ from .disclosure import EffectivePolicy
 from .linkage_local import make_layout
 from .logical import AggregateSpec, GroupKey, LogicalPlan
 from .lower_expr import Lowering, columns_used
+from .observer import observer_holdings
+from .release import ReleaseRules
 
 JOIN_AGGREGATES = ("count_rows", "count", "sum", "avg", "count_distinct")
-PERSONS_WHY = "distinct persons (join keys) among the joined rows >= k"
-UNION_PERSONS_WHY = "distinct persons across all organisations (exact, record linkage) >= k"
 
 
 @dataclass
@@ -176,8 +176,9 @@ def _bits(n: int) -> int:
     return max(0, (n - 1).bit_length())
 
 
-def size_rule(catalog, dataset: str) -> str:
-    return "exact" if catalog.datasets[dataset].policy.allow_row_counts else "pow2"
+def link_size(policy) -> dict:
+    """linkage.sizes: every linked vector is as long as the next power of two >= max(rows, 2k)."""
+    return {"size_rule": "pow2", "min_size": 2 * policy.min_group_size}
 
 
 def algorithm(catalog, datasets) -> str:
@@ -208,15 +209,13 @@ def linkage_item(builder, parties: list[str]) -> dict:
 
 def input_sizes_item(builder, parties: list[str]) -> dict:
     """Leakage: the length of each owner's shared vector, known to every computing party."""
-    parts = []
-    for d in builder.link_datasets:
-        rule = size_rule(builder.catalog, d)
-        parts.append(f"{d}: its row count" if rule == "exact" else
-                     f"{d}: its row count rounded up to a power of two (allow_row_counts = false)")
-    return {"item": "input_sizes", "to": list(parties), "public": False,
+    floor = 2 * builder.lp.policy.min_group_size
+    return {"item": "input_sizes", "to": list(parties), "public": False, "rules": ["linkage.sizes"],
             "detail": "record linkage shares one packed row per input row (filtered-out rows and duplicates are "
-                      "replaced by padding), so every computing party learns each vector's length: "
-                      + "; ".join(parts) + ". What the linkage design opens besides: "
+                      "replaced by padding), so every computing party learns each vector's length: for "
+                      + ", ".join(builder.link_datasets) + f", its row count rounded up to a power of two, at least "
+                      f"{floor} (2k), never the exact count; with at least one released cell this gives no "
+                      "group of 1..k-1 rows [linkage.sizes]. What the linkage design opens besides: "
                       + ("sort_comparisons" if algorithm(builder.catalog, builder.link_datasets) == "oblivious"
                          else "match_pattern") + "."}
 
@@ -243,7 +242,8 @@ class JoinBuilder(CircuitBuilder):
         self.guard, self.guard_slots, self.guard_blocked = [], [], None
         self.link_datasets = [lp.u.dataset, lp.m.dataset]
         rows = self.slot("rows")
-        persons = self.slot("persons", column=lp.m.key_column) if lp.person_key else None
+        # distinct join keys, always: a row of the unique side enters once per matching row (source.once)
+        persons = self.slot("persons", column=lp.m.key_column)
         agg_plans = [self.plan_aggregate(a) for a in lp.aggregates]
         fields = {0: [], 1: []}
         weights, measures = [], {0: [], 1: []}
@@ -264,7 +264,7 @@ class JoinBuilder(CircuitBuilder):
             for m in measures[i]:
                 fields[i] += [(m["name"] + ".nn", 1), (m["name"] + ".val", max(1, (m["hi"] - m["lo"]).bit_length()))]
         layout = make_layout("join", max(lp.u.key_bits, lp.m.key_bits), [fields[0], fields[1]])
-        shares = []
+        shares, self.side_inputs = [], []
         for i, sd in enumerate(sides):
             keys_ir = [{"expr": lp.keys[k].expr, "type": lp.keys[k].type.to_json(), "size": len(lp.keys[k].values)}
                        for k in sd.keys]
@@ -279,9 +279,10 @@ class JoinBuilder(CircuitBuilder):
                               layout=layout, where=sd.where, keys=keys_ir, key_column=sd.key_column,
                               measures=[{k: v for k, v in m.items() if k != "key"} for m in measures[i]],
                               unique=sd.unique, keep_unkeyed=(i == 1 and lp.kind == "left"),
-                              size_rule=size_rule(cat, sd.dataset))
+                              **link_size(lp.policy))
             shares.append(self.add("link_share", f"input:{sd.owner}", [rows_n], [-1], 0, 2 ** layout["bits"],
                                    party=sd.owner))
+            self.side_inputs.append((load, keys_ir, cells[i]))
         null_u = 0
         for k in lp.u.keys:
             null_u = null_u * len(lp.keys[k].values) + len(lp.keys[k].values) - 1
@@ -292,15 +293,53 @@ class JoinBuilder(CircuitBuilder):
             lo, hi = self.slot_bounds(s)
             self.combined[s["name"]] = self.add("link_slot", "secure", [link], [self.cells], lo, hi,
                                                 slot=s["name"], row=r)
-        k = lp.policy.min_group_size
-        released = self.secure("ge_const", [self.combined[rows]], 0, 1, const=k, why="rows >= k")
-        if persons:
-            p_ok = self.secure("ge_const", [self.combined[persons]], 0, 1, const=k, why=PERSONS_WHY)
-            released = self.secure("and", [released, p_ok], 0, 1)
-        self.released = released
-        self.agg_list = [self.finish_aggregate(a, p) for a, p in zip(lp.aggregates, agg_plans)]
+        self.rules = ReleaseRules(self, per_dataset=False)  # every joined row holds rows of both owners
+        rule = {"count": "join_keys"} if lp.person_key else {"rule": "source.once", "dataset": lp.u.dataset}
+        self.released = self.rules.all_of([
+            self.rules.at_least("cell.rows", self.combined[rows]),
+            self.rules.at_least(rule.pop("rule", "cell.persons"), self.combined[persons], **rule),
+            self.unmatched_flag(rows, persons)])
+        self.finish_values(agg_plans)
         self.build_outputs()
         return self.g
+
+    def unmatched_flag(self, rows: str, persons: str) -> str | None:
+        """linkage.unshared for an inner JOIN (spec/disclosure.md 2.6): an owner that receives knows its
+        own rows in each part of the cells it can tell apart (its own GROUP BY keys); of those, the
+        rows that found no match must be >= k (0 counts as too few), else the released counts say
+        that all of its persons there are, or are not, in the other organisation's data. For M the
+        matched rows are the joined rows; for U an upper bound, the distinct keys summed over cells."""
+        lp = self.lp
+        if lp.kind != "inner":
+            return None  # LEFT JOIN: unmatched rows are cells (NULL keys) or rows without a value
+        holdings = observer_holdings([lp.u.owner, lp.m.owner], list(lp.policy.receivers), self.catalog.party_names())
+        flags = []
+        groups = self._side_cells()
+        for i, sd in enumerate((lp.u, lp.m)):
+            if (sd.owner,) not in holdings or sd.owner == (lp.m if i == 0 else lp.u).owner:
+                continue
+            load, keys_ir, size = self.side_inputs[i]
+            own = self.add("partials", f"local:{sd.owner}", [load], [1, size], dataset=sd.dataset, where=sd.where,
+                           keys=keys_ir, slots=[{"name": "s0", "kind": "rows"}], cells=size)
+            share = self.add("share", f"input:{sd.owner}", [own], [1, size], 0, self.max_rows, party=sd.owner)
+            total = self.add("combine", "secure", [share], [size], 0, self.max_rows, slot="s0", how="sum")
+            matched = self.add("regroup", "secure", [self.combined[rows if i == 1 else persons]], [size], 0,
+                               self.max_rows * self.cells, groups=groups[i], parts=size)
+            rest = self.secure_shaped("sub", [total, matched], [size], -self.max_rows * self.cells, self.max_rows)
+            ok = self.add("ge_const", "secure", [rest], [size], 0, 1, const=self.rules.kk, rule="linkage.unshared",
+                          who=[sd.owner], what="rows" if i == 1 else "rows (persons)")
+            flags.append(self.add("regroup", "secure", [ok], [self.cells], 0, 1, groups=groups[i], parts=size,
+                                  spread=True))
+        return self.rules.all_of(flags) if flags else None
+
+    def secure_shaped(self, op, inputs, shape, lo, hi, **attrs) -> str:
+        return self.add(op, "secure", inputs, shape, lo, hi, **attrs)
+
+    def _side_cells(self) -> tuple[list[int], list[int]]:
+        """Per plan cell: its cell over U's GROUP BY keys, and over M's."""
+        cells_m = math.prod(len(self.lp.keys[k].values) for k in self.lp.m.keys)
+        perm = self._cell_perm()
+        return [p // cells_m for p in perm], [p % cells_m for p in perm]
 
     def _measure(self, s: dict, measures: list[dict]) -> str:
         """The packed field of a slot's argument (one per column, clamp and scale, per side)."""
@@ -344,12 +383,13 @@ class UnionDistinctBuilder(CircuitBuilder):
     def build(self):
         self._links: dict[str, str] = {}
         self.link_datasets = list(self.lp.datasets)
-        g = super().build()
-        for nid, d in g.nodes(data=True):
-            if d["op"] == "ge_const" and d["attrs"].get("why") == "distinct persons >= k" \
-                    and d["inputs"][0] in self._links.values():
-                d["attrs"]["why"] = UNION_PERSONS_WHY
-        return g
+        return super().build()
+
+    def cell_flag(self, rows: str, persons: str | None) -> str:
+        linked = self.combined.get(persons) if persons else None
+        if linked in self._links.values():  # exact across owners: the query counts these keys anyway
+            return self.rules.cell_flag(rows, persons, persons_node=linked, persons_count="linked")
+        return self.rules.cell_flag(rows, persons)
 
     def combine_slot(self, s: dict, shares: list[str]) -> str:
         if s["kind"] == "distinct" and "col" in s["arg"]:
@@ -372,7 +412,7 @@ class UnionDistinctBuilder(CircuitBuilder):
             owner = cat.datasets[ds].owner
             r = self.add("link_rows", f"local:{owner}", [loads[ds]], [-1], dataset=ds, side=0, layout=layout,
                          where=lp.where, keys=keys_ir, key_column=column, measures=[], unique=False,
-                         keep_unkeyed=False, size_rule=size_rule(cat, ds))
+                         keep_unkeyed=False, **link_size(lp.policy))
             shares.append(self.add("link_share", f"input:{owner}", [r], [-1], 0, 2 ** layout["bits"], party=owner))
         nid = self.add("link_distinct", "secure", shares, [self.cells], 0, self.max_rows,
                        algorithm=algorithm(cat, lp.datasets), layout=layout, cells=self.cells, column=column)

@@ -50,11 +50,12 @@ def field_of(layout: dict, side: int, name: str) -> dict:
     return next(f for f in layout["sides"][side] if f["name"] == name)
 
 
-def padded_size(n: int, rule: str) -> int:
-    """Public vector length for a dataset of n rows: exact (policy allows row counts) or the next
-    power of two."""
-    n = max(n, 1)
-    return n if rule == "exact" else 1 << (n - 1).bit_length()
+def padded_size(n: int, min_size: int = 1) -> int:
+    """Public vector length for a dataset of n rows: the next power of two >= max(n, min_size).
+    With min_size >= 2k no nonempty group of 1..k-1 rows follows from the lengths and the released
+    cells (spec/disclosure.md, linkage.sizes)."""
+    n = max(n, min_size, 1)
+    return 1 << (n - 1).bit_length()
 
 
 def dummy(layout: dict, side: int) -> int:
@@ -100,7 +101,7 @@ def link_rows(step: dict, table: Table, n: int) -> list[int]:
         for f in lay["sides"][side]:
             v += int(values[f["name"]][i]) << f["offset"]
         out.append(v)
-    size = padded_size(n, step["size_rule"])
+    size = padded_size(n, step.get("min_size", 1))
     assert len(out) <= size
     return out + [dummy(lay, side)] * (size - len(out))
 

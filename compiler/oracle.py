@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .local_eval import Table
-from .partials import compute_partials, slot_rows
+from .partials import compute_partials, regroup_matrix, slot_rows
 from .results import ResultTable, assemble
 
 
@@ -23,15 +23,14 @@ def secure_op_plain(node: dict, args: list, parts: dict[str, np.ndarray], plan_n
         share0 = plan_nodes[node["inputs"][0]]
         rows = slot_rows(plan_nodes[share0["inputs"][0]]["attrs"]["slots"])[a["slot"]]
         blocks = [parts[i][rows[0]:rows[1]] for i in node["inputs"]]
-        if a["how"] == "sum":
+        if a["how"] in ("sum", "total"):
             out = sum(b.astype(object) for b in blocks)
+            if a["how"] == "total":
+                return out.sum(axis=0)
             return out if out.shape[0] > 1 else out[0]
         if a["how"] == "max":
             return np.max(np.stack([b[0] for b in blocks]), axis=0).astype(object)
-        if a["how"] == "min":
-            return np.min(np.stack([b[0] for b in blocks]), axis=0).astype(object)
-        cands = np.sort(np.concatenate(blocks, axis=0), axis=0)[::-1]  # top_sum
-        return cands[: a["n"]].astype(object).sum(axis=0)
+        return np.min(np.stack([b[0] for b in blocks]), axis=0).astype(object)
     if op == "ge_const":
         return _flag(args[0] >= a["const"])
     if op == "outside_range":
@@ -78,6 +77,9 @@ def secure_op_plain(node: dict, args: list, parts: dict[str, np.ndarray], plan_n
         return _flag(100 * np.asarray(args[0], dtype=object) <= a["k"] * np.asarray(args[1], dtype=object))
     if op == "mask":
         return args[0] * args[1]
+    if op == "regroup":
+        m = regroup_matrix(a).astype(object)
+        return np.asarray(args[0], dtype=object) @ (m.T if a.get("spread") else m)
     if op == "round_down":
         v = np.asarray(args[0], dtype=object)
         return v - v % a["to"]

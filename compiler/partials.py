@@ -125,10 +125,14 @@ def compute_partials(step: dict, table: Table, n: int) -> np.ndarray:
         elif kind in ("max", "min"):
             row = _group_reduce(c, x, ncells, kind, slot["empty"])
         elif kind == "top":
-            blocks.append(_top_n(c, np.abs(x), ncells, slot["n"]))
+            c_top, x_top = (c, np.abs(x)) if "person" not in slot else \
+                _per_person(c, np.abs(x), sub[slot["person"]], ok, "sum")
+            blocks.append(_top_n(c_top, x_top, ncells, slot["n"]))
             continue
         elif kind == "hist":
             lo, size = slot["lo"], slot["size"]
+            if "person" in slot:
+                c, x = _per_person(c, x, sub[slot["person"]], ok, "median")
             hist = np.zeros((size, ncells), dtype=np.int64)
             np.add.at(hist, (x - lo, c), 1)
             blocks.append(hist)
@@ -152,10 +156,37 @@ def symdiff_row(slot: dict, step: dict, table: Table, n: int, mask: np.ndarray, 
     return np.bincount(cells[differ], minlength=ncells).astype(np.int64)
 
 
+def _per_person(cells: np.ndarray, values: np.ndarray, person: Vec, ok: np.ndarray, how: str):
+    """One value per (cell, person): the sum or the lower median of the person's values in the cell.
+    Rows without a person key stay one contributor each (they cannot be tied to anyone)."""
+    keys, no_key = person.values[ok].astype(np.int64), person.null[ok]
+    if cells.size == 0:
+        return cells, values
+    keyed = ~no_key
+    kc, kk, kv = cells[keyed], keys[keyed], values[keyed]
+    order = np.lexsort((kv, kk, kc))
+    kc, kk, kv = kc[order], kk[order], kv[order]
+    start = np.r_[0, np.flatnonzero((np.diff(kc) != 0) | (np.diff(kk) != 0)) + 1] if kc.size else np.zeros(0, int)
+    sizes = np.diff(np.r_[start, kc.size])
+    if how == "sum":
+        out = np.add.reduceat(kv, start) if kc.size else kv
+    else:
+        out = kv[start + (sizes - 1) // 2]
+    return np.r_[kc[start], cells[no_key]], np.r_[out, values[no_key]].astype(np.int64)
+
+
 def _exact_sum(cells: np.ndarray, values: np.ndarray, ncells: int) -> np.ndarray:
     out = np.zeros(ncells, dtype=np.int64)
     np.add.at(out, cells, values)
     return out
+
+
+def regroup_matrix(attrs: dict) -> np.ndarray:
+    """0/1 matrix of a `regroup` node: row i (a cell) has its 1 in column groups[i] (its part)."""
+    groups = attrs["groups"]
+    m = np.zeros((len(groups), attrs["parts"]), dtype=np.int64)
+    m[np.arange(len(groups)), groups] = 1
+    return m
 
 
 def slot_rows(slots: list[dict]) -> dict[str, tuple[int, int]]:

@@ -70,7 +70,7 @@ def compile_source(text: str, name: str, catalog: Catalog, earlier: list[dict] |
     builder.earlier = earlier or []
     try:
         builder.build()
-        optimise(builder.g)
+        builder.g = optimise(builder.g)
     except PlanError as e:
         res.diagnostics += _attach([e.diag], res.source)
         return res

@@ -33,12 +33,17 @@ NUM = {"type": "number"}
 POS = {"type": "integer", "minimum": 1}
 NAT = {"type": "integer", "minimum": 0}
 ID = {"type": "string", "pattern": NODE_ID}
-WHY = {"type": "string", "description": "the disclosure rule this test enforces, in words"}
+RULE = {"type": "string", "pattern": "^[a-z_]+\\.[a-z_]+$",
+        "description": "the release rule this node tests (compiler/rules.py, spec/disclosure.md)"}
+WHO = {"type": "array", "items": STR, "description": "the organisations whose rows an observer holds and removes"}
+WHAT = {"anyOf": [STR, {"type": "array", "items": STR}], "description": "the counted column(s) of the rule"}
+RULE_ATTRS = {"rule": RULE, "who": WHO, "what": WHAT, "dataset": STR,
+              "count": {"enum": ["linked", "join_keys"], "description": "how cell.persons counts"}}
 L = {"type": "integer", "minimum": 1, "description": "bit length of the compared value (passes/bitwidth.py)"}
 BOOL = {"type": "boolean"}
 SIDE = {"enum": [0, 1], "description": "0: the unique side U of a join (sorts first within a key), 1: the other side M"}
-SIZE_RULE = {"enum": ["exact", "pow2"], "description": "public vector length: the row count (policy allow_row_counts) "
-                                                       "or the row count rounded up to a power of two"}
+SIZE_RULE = {"enum": ["pow2"], "description": "public vector length: the row count rounded up to a power of two, "
+                                             "at least min_size (linkage.sizes)"}
 ALGORITHM = {"enum": ["oblivious", "fast"],
              "description": "oblivious: shuffle + quicksort, opens comparison outcomes that depend only on the random "
                             "order (leakage item sort_comparisons); fast: shuffle + keyed PRF tags opened (leakage "
@@ -56,15 +61,16 @@ OPS: dict[str, tuple[str, dict, list[str] | None]] = {
                   "slots": {"type": "array", "items": _ref("slot"), "minItems": 1}}, None),
     "share": ("owner secret-shares its partials matrix (fixed shape: slot rows x cells)", {"party": STR}, None),
     "combine": ("per slot, combine the parties' partial aggregates",
-                {"slot": STR, "how": {"enum": ["sum", "max", "min", "top_sum"]}, "n": POS}, ["how", "slot"]),
+                {"slot": STR, "how": {"enum": ["sum", "total", "max", "min"]}}, ["how", "slot"]),
     "ge_const": ("1 where the input is at least const; batch: first member of a group of tests run as one call",
-                 {"const": NUM, "why": WHY, "l": L, "batch": ID}, ["const", "why"]),
+                 {"const": NUM, **RULE_ATTRS, "l": L, "batch": ID}, ["const", "rule"]),
     "outside_range": ("1 where the input is below low or above high",
-                      {"low": NUM, "high": NUM, "why": WHY, "l": L}, ["high", "low", "why"]),
+                      {"low": NUM, "high": NUM, **RULE_ATTRS, "l": L, "batch": ID}, ["high", "low", "rule"]),
     "compare": ("1 where (input relation 0) holds",
                 {"relation": {"enum": ["=", "<>", "<", "<=", ">", ">="]}, "l": L}, ["relation"]),
-    "nonzero": ("1 where the input is not 0", {"l": L}, []),
-    "and": ("product of 0/1 flags", {}, None),
+    "nonzero": ("1 where the input is not 0", {"l": L, **RULE_ATTRS}, []),
+    "and": ("product of 0/1 flags; with a rule: a flag that stands for that rule (const: its k)",
+            {**RULE_ATTRS, "const": NUM}, []),
     "or": ("a + b - ab of two flags", {}, None),
     "not": ("1 - flag", {}, None),
     "add": ("sum (fractional bits aligned)", {}, None),
@@ -79,8 +85,11 @@ OPS: dict[str, tuple[str, dict, list[str] | None]] = {
     "median": ("lower median from a secret histogram (rows lo_value, lo_value+1, ...)",
                {"lo_value": INT, "l": L}, ["lo_value"]),
     "dominance": ("1 where the n largest contributions are at most k% of the total",
-                  {"k": NUM, "n": POS, "why": WHY, "l": L}, ["k", "n", "why"]),
+                  {"k": NUM, "n": POS, **RULE_ATTRS, "l": L}, ["k", "n", "rule"]),
     "mask": ("value times its release flag: 0 in suppressed cells", {}, None),
+    "regroup": ("public linear map: sum the cells of each part (groups: the part of every cell), or with "
+                "spread, copy each part's value to its cells", {"groups": {"type": "array", "items": NAT},
+                                                                "parts": POS, "spread": BOOL}, ["groups", "parts"]),
     "round_down": ("round released counts down to a multiple of `to`", {"to": POS}, None),
     "reveal": ("the only exit from MPC: opens its inputs (one row each) to the receivers",
                {"to": {"type": "array", "items": STR, "minItems": 1, "uniqueItems": True}}, None),
@@ -90,7 +99,7 @@ OPS: dict[str, tuple[str, dict, list[str] | None]] = {
                   {"dataset": STR, "side": SIDE, "layout": _ref("link_layout"), "where": _ref("expr_or_null"),
                    "keys": {"type": "array", "items": _ref("group_key")}, "key_column": STR,
                    "measures": {"type": "array", "items": _ref("link_measure")}, "unique": BOOL,
-                   "keep_unkeyed": BOOL, "size_rule": SIZE_RULE}, None),
+                   "keep_unkeyed": BOOL, "size_rule": SIZE_RULE, "min_size": POS}, None),
     "link_share": ("owner secret-shares its packed rows (one value per row: the length is learnt by every party)",
                    {"party": STR}, None),
     "link_join": ("JOIN on a unique key: per-cell sums of `weights` over the joined rows (one row per weight, "
@@ -189,7 +198,9 @@ PLAN_SCHEMA: dict = {
             "datasets": {"type": "array", "items": STR}, "scope": {"enum": ["cell", "all"]},
             "arg": _ref("expr"), "column": STR, "scale": NAT, "clamp": {"type": "array", "items": NUM, "minItems": 2,
                                                                      "maxItems": 2},
-            "n": POS, "empty": INT, "lo": INT, "size": POS}},
+            "n": POS, "empty": INT, "lo": INT, "size": POS,
+            "person": {"type": "string", "description": "order statistics and dominance per person: each owner "
+                                                        "first reduces a person's rows in a cell to one value"}}},
         "output": {"type": "object", "required": ["name", "kind", "type"], "additionalProperties": False,
                    "properties": {"name": STR, "kind": {"enum": ["key", "value"]}, "key": NAT, "type": _ref("type"),
                                   "value": ID, "flag": {"anyOf": [ID, {"type": "null"}]}, "scale": INT,
@@ -227,7 +238,9 @@ PLAN_SCHEMA: dict = {
         "leakage_item": {"type": "object", "required": ["item", "to", "detail"], "additionalProperties": False,
                          "properties": {"item": {"enum": LEAKAGE_ITEMS},
                                         "to": {"type": "array", "items": STR}, "detail": STR, "cells": POS,
-                                        "column": STR, "public": {"type": "boolean"}}},
+                                        "column": STR, "public": {"type": "boolean"},
+                                        "rules": {"type": "array", "items": RULE,
+                                                  "description": "ids of the release rules that protect it"}}},
     },
 }
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from insightql.compiler.partials import slot_rows
+from insightql.compiler.partials import regroup_matrix, slot_rows
 
 
 class SecureOps:
@@ -45,17 +45,26 @@ class SecureOps:
         return self.mpc.np_sgn(x, l=l or self.bits(lo, hi), EQ=True)
 
     def run_batch(self, members: list[dict], values: dict) -> dict:
-        """Threshold tests of one batch (compiler/passes/batching.py) in one vectorised call."""
+        """Threshold tests of one batch (compiler/passes/batching.py) in one vectorised sign test:
+        x >= c is 1 - [x - c < 0]; x outside [low, high] is [x - low < 0] + [high - x < 0]."""
         mpc = self.mpc
         rows, l = [], 1
         for n in members:
             x = values[n["inputs"][0]]
-            c = n["attrs"]["const"] * 2 ** self.nodes[n["inputs"][0]].get("frac", 0)
-            rows.append((x - c).reshape(1, -1))
-            lo, hi = self.raw_range(n["inputs"][0])
-            l = max(l, n["attrs"].get("l") or self.bits(lo - c, hi - c))
+            a = n["attrs"]
+            if n["op"] == "ge_const":
+                rows.append((x - a["const"] * 2 ** self.nodes[n["inputs"][0]].get("frac", 0)).reshape(1, -1))
+            else:
+                rows += [(x - a["low"]).reshape(1, -1), (a["high"] - x).reshape(1, -1)]
+            l = max(l, a["l"])
         below = mpc.np_sgn(mpc.np_vstack(rows), l=l, LT=True)
-        return {n["id"]: 1 - below[k] for k, n in enumerate(members)}
+        out, r = {}, 0
+        for n in members:
+            if n["op"] == "ge_const":
+                out[n["id"]], r = 1 - below[r], r + 1
+            else:
+                out[n["id"]], r = below[r] + below[r + 1], r + 2
+        return out
 
     def const(self, value: int, shape=None):
         return self.si.array(np.full(shape or self.cells, int(value), dtype=object))
@@ -116,6 +125,9 @@ class SecureOps:
             return self.trunc(args[0] * args[1], sum(fr) - node["frac"])
         if op == "mask":
             return args[0] * args[1]
+        if op == "regroup":  # a public linear map: local, no communication
+            m = regroup_matrix(a)
+            return args[0] @ (m.T if a.get("spread") else m)
         if op == "mul_const":
             return args[0] * a["const"]
         if op == "const":
@@ -157,37 +169,23 @@ class SecureOps:
         raise AssertionError(f"unknown secure op {op}")
 
     def combine(self, node: dict, values: dict):
+        """A slot's rows summed over the given shares ("sum"), also over the slot's rows ("total":
+        a histogram's count, the sum of each dataset's n largest), or their max/min."""
         a = node["attrs"]
         share0 = self.nodes[node["inputs"][0]]
         r0, r1 = slot_rows(self.nodes[share0["inputs"][0]]["attrs"]["slots"])[a["slot"]]
         blocks = [values[i][r0:r1] for i in node["inputs"]]
         lo, hi = node["bounds"]
-        if a["how"] == "sum":
+        if a["how"] in ("sum", "total"):
             out = blocks[0]
             for b in blocks[1:]:
                 out = out + b
+            if a["how"] == "total":
+                return self.mpc.np_sum(out, axis=0) if r1 - r0 > 1 else out[0]
             return out if r1 - r0 > 1 else out[0]
-        if a["how"] in ("max", "min"):
-            out = blocks[0][0]
-            for b in blocks[1:]:
-                m = self.maximum(out, b[0], lo, hi) if a["how"] == "max" else -self.maximum(-out, -b[0], -hi, -lo)
-                out = m
-            return out
-        return self.top_sum(blocks, a["n"], hi)
-
-    def top_sum(self, blocks: list, n: int, hi: float):
-        """Sum of the n largest of all parties' top-n candidates per cell (insertion network)."""
-        top = [blocks[0][j] for j in range(n)]
+        out = blocks[0][0]
         for b in blocks[1:]:
-            for j in range(n):
-                c = b[j]
-                for i in range(n):
-                    hi_v = self.maximum(top[i], c, 0, hi)
-                    c = top[i] + c - hi_v
-                    top[i] = hi_v
-        out = top[0]
-        for t in top[1:]:
-            out = out + t
+            out = self.maximum(out, b[0], lo, hi) if a["how"] == "max" else -self.maximum(-out, -b[0], -hi, -lo)
         return out
 
     def reciprocal(self, b, b_hi: int):

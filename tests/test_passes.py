@@ -97,7 +97,7 @@ def test_passes_do_not_change_results(tmp_path, seed):
         tables[d] = path
     plain_res, plain_b = build()
     opt_res, opt_b = build()
-    optimise(opt_b.g)
+    opt_b.g = optimise(opt_b.g)
     results = []
     for res, b in ((plain_res, plain_b), (opt_res, opt_b)):
         plan = plan_of(res, b)

@@ -10,8 +10,9 @@ import networkx as nx
 from .batching import batch_comparisons
 from .bitwidth import annotate_bit_lengths
 from .cse import eliminate_common_subexpressions
+from .schedule import schedule
 
-PASSES = (eliminate_common_subexpressions, annotate_bit_lengths, batch_comparisons)
+PASSES = (eliminate_common_subexpressions, schedule, annotate_bit_lengths, batch_comparisons)
 
 
 def optimise(g: nx.DiGraph) -> nx.DiGraph:

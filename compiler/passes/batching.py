@@ -1,5 +1,5 @@
-"""Batching: threshold tests (`ge_const`) that do not depend on each other run as one
-vectorised MPyC call. Members of a batch only read nodes that come before the batch's first
+"""Batching: threshold tests (`ge_const`, `outside_range`) that do not depend on each other run as
+one vectorised MPyC call (runtime/secure_ops.py run_batch). Members of a batch only read nodes that come before the batch's first
 member, so the runtime can evaluate the whole batch when it reaches that member."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def batch_comparisons(g: nx.DiGraph) -> nx.DiGraph:
     batches: list[list[str]] = []
     for nid in order:
         d = g.nodes[nid]
-        if d["placement"] != "secure" or d["op"] != "ge_const":
+        if d["placement"] != "secure" or d["op"] not in ("ge_const", "outside_range"):
             continue
         for b in batches:
             first = position[b[0]]
