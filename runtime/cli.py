@@ -212,7 +212,7 @@ def cmd_run(args) -> int:
                                 extra_args=gov_args, ledger_dir=ledger_dir)
     except LaunchError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return e.code  # 3 when a party's data is bad, 7 when one refused the plan (spec/runtime.md)
     print(table.render())
     _write_result(table, args.out)
     return 0

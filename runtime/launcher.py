@@ -18,10 +18,17 @@ from insightql.compiler.plan_io import dump_plan
 from insightql.compiler.results import ResultTable, table_from_json
 
 from .parties import free_loopback_config
+from .party import EXIT_ABORTED, EXIT_DATA, EXIT_PEER, EXIT_REFUSED, EXIT_TIMEOUT
+
+GRACE = 30  # seconds the other parties get to stop on their own after one has failed
 
 
 class LaunchError(Exception):
-    pass
+    """A party failed; `code` is the exit code for `iq run` (EXIT_DATA when a party's data is bad)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
 
 
 def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet: bool = False,
@@ -65,12 +72,28 @@ def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet:
         procs[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                        start_new_session=True, env={**os.environ, **(env or {})})
     errors = _wait_all(procs, timeout + 30, quiet)
-    failed = {n: e for n, (code, e) in errors.items() if code != 0}
+    codes = {n: code for n, (code, _) in errors.items()}  # in the order the parties stopped
+    failed = {n: errors[n][1] for n in plan["parties"] if codes[n] != 0}
     if failed:
-        raise LaunchError(_failure_report(failed))
+        code = EXIT_DATA if EXIT_DATA in codes.values() else EXIT_REFUSED if EXIT_REFUSED in codes.values() else 1
+        raise LaunchError(_headline(codes, [n for n in codes if codes[n] != 0]) + "\n" + _failure_report(failed),
+                          code)
     first = plan["receivers"][0]
     table = table_from_json((work / f"{first}.json").read_text(encoding="utf-8"))
-    return table, {n: e for n, (c, e) in errors.items()}
+    return table, {n: errors[n][1] for n in plan["parties"]}
+
+
+def _headline(codes: dict[str, int], order: list[str]) -> str:
+    """Which party stopped the run: one whose data is bad or that refused the plan (the others stop
+    at the handshake because of it), else the first to stop (`order` is the order they stopped in)."""
+    why = {EXIT_DATA: "invalid data", EXIT_REFUSED: "refused the plan", EXIT_PEER: "lost a peer",
+           EXIT_TIMEOUT: "timed out", EXIT_ABORTED: "stopped at the handshake"}
+    culprits = [n for n in order if codes[n] in (EXIT_DATA, EXIT_REFUSED)] or order[:1]
+    said = [f"{n} ({why.get(codes[n], f'killed by signal {-codes[n]}' if codes[n] < 0 else f'exit code {codes[n]}')})"
+            for n in culprits]
+    at_handshake = all(c in (0, EXIT_DATA, EXIT_REFUSED, EXIT_ABORTED) for c in codes.values())
+    return (f"the run stopped because of party {', '.join(said)}"
+            + ("; every party stopped at the handshake, no data was shared" if at_handshake else ""))
 
 
 def _failure_report(failed: dict[str, str]) -> str:
@@ -101,7 +124,8 @@ def _wait_all(procs: dict, timeout: float, quiet: bool) -> dict[str, tuple[int, 
     readers = [threading.Thread(target=pump, args=(n, p.stderr), daemon=True) for n, p in procs.items()]
     for t in readers:
         t.start()
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline, first_failure = started + timeout, None
     out = {}
     pending = dict(procs)
     while pending:
@@ -109,14 +133,18 @@ def _wait_all(procs: dict, timeout: float, quiet: bool) -> dict[str, tuple[int, 
             if p.poll() is not None:
                 del pending[name]
                 out[name] = p.returncode
-                if p.returncode != 0:
-                    deadline = min(deadline, time.monotonic() + 30)
-        if pending and time.monotonic() > deadline:
+                if p.returncode != 0 and first_failure is None:
+                    first_failure = (name, time.monotonic())
+                    deadline = min(deadline, first_failure[1] + GRACE)
+        now = time.monotonic()
+        if pending and now > deadline:
+            why = (f"{now - first_failure[1]:.1f} s after party {first_failure[0]} stopped" if first_failure
+                   else f"the limit is {timeout:g} s")
             for name, p in pending.items():
                 _kill(p)
                 p.wait()
                 out[name] = p.returncode
-                logs[name].append(f"(killed after waiting {timeout:.0f} s)\n")
+                logs[name].append(f"error: [{name}] still running after {now - started:.1f} s ({why}); killed\n")
             pending = {}
         time.sleep(0.05)
     for t in readers:
@@ -125,7 +153,7 @@ def _wait_all(procs: dict, timeout: float, quiet: bool) -> dict[str, tuple[int, 
         summary = [line for n in procs for line in logs[n] if " timings:" in line]
         if summary:
             sys.stderr.write("timings per party:\n" + "".join("  " + line for line in summary))
-    return {n: (out[n], "".join(logs[n])) for n in procs}
+    return {n: (out[n], "".join(logs[n])) for n in out}  # in the order they stopped
 
 
 def _kill(p: subprocess.Popen):

@@ -42,6 +42,7 @@ import socket
 import ssl
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from .parties import PartiesConfig, PartiesError
@@ -49,6 +50,20 @@ from .parties import PartiesConfig, PartiesError
 _RESERVED_SHORT = ("-I", "-P", "-M", "-C", "-B", "-V", "-H", "-h")
 _RESERVED_LONG = ("--index", "--config", "--base-port", "--ssl", "--VERSION", "--HELP", "--help",
                   "--output-windows", "--output-file")
+
+
+LEFT_NOTICE = -0x49514C454654  # label ("IQLEFT") of a last message to peers: why this party stops
+
+
+def tell_peers(rt, why: str, skip=()) -> None:
+    """Best effort, just before this party stops: tell every connected peer why ("lost:<pid>",
+    "wait:<pid>,..."), so that its disconnect guard (runtime/party.py) names the right party."""
+    for p in rt.parties:
+        if p.pid != rt.pid and p.pid not in skip and hasattr(p.protocol, "send"):
+            try:
+                p.protocol.send(LEFT_NOTICE, why.encode())
+            except Exception:  # noqa: BLE001 - that connection may be closing too
+                pass
 
 
 class PortInUseError(RuntimeError):
@@ -184,6 +199,24 @@ def prepare_tls_dir(config: PartiesConfig, me: str) -> Path:
     return root
 
 
+def missing_peers(config: PartiesConfig, me: int, missing: list[int]) -> tuple[list[int], str]:
+    """The peers to name for a connect timeout, and the text. MPyC dials the parties after it one
+    by one, so of those only the first one missing is one it could not reach (the later ones were
+    not tried yet). The parties before it dial it; one of them that is down keeps those that dial
+    it first from reaching us, so all of them are named."""
+    def where(j):
+        p = config.party[j]
+        return f"{p.name} at {p.host}:{p.port}" if j > me else f"{p.name} (it dials us on port {config.party[me].port})"
+    dial, listen = [j for j in missing if j > me], [j for j in missing if j < me]
+    blamed = listen + dial[:1]
+    text = ", ".join(map(where, blamed))
+    if len(listen) > 1:
+        text += "; a party dials its peers one by one: one that is down keeps those that dial it first from reaching us"
+    if dial[1:]:
+        text += f"; not dialled yet: {', '.join(config.party[j].name for j in dial[1:])}"
+    return blamed, text
+
+
 def _wrap_start(rt, config: PartiesConfig, me: str, tls_dir: Path | None,
                 connect_timeout: float | None) -> None:
     """Make rt.start() run inside tls_dir and give up after connect_timeout seconds."""
@@ -197,23 +230,21 @@ def _wrap_start(rt, config: PartiesConfig, me: str, tls_dir: Path | None,
             if connect_timeout is None:
                 await original()
             else:
+                started = time.monotonic()
                 try:
                     await asyncio.wait_for(original(), connect_timeout)
                 except asyncio.TimeoutError:
-                    mine = config.party[rt.pid]
                     missing = [p.pid for p in rt.parties if p.pid != rt.pid and p.protocol is None]
-                    what = [f"{config.party[j].name} at {config.party[j].host}:"
-                            f"{config.party[j].port}" if j > rt.pid else
-                            f"{config.party[j].name} (it dials us on port {mine.port})"
-                            for j in missing]
+                    blamed, what = missing_peers(config, rt.pid, missing)
+                    tell_peers(rt, "wait:" + ",".join(map(str, blamed)))
                     hint = (" With TLS, a peer whose certificate is not from the shared CA or "
                             "not named 'MPyC party <index>' is refused silently (pass MPyC "
                             "option --log-level debug to see handshake errors)."
                             if config.tls is not None else "")
                     raise ConnectTimeoutError(
-                        f"{me}: not connected within {connect_timeout:g} s to "
-                        + ", ".join(what)
-                        + ". Are those parties running, and is the port open in the firewall?"
+                        f"{me}: not connected within {connect_timeout:g} s to " + what
+                        + f"; gave up after {time.monotonic() - started:.1f} s, no data was shared."
+                        + " Are those parties running, and is the port open in the firewall?"
                         + hint) from None
         finally:
             os.chdir(previous)

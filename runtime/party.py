@@ -74,30 +74,76 @@ def load_own_data(plan: dict, me: str, catalog: Catalog, data: dict[str, str]) -
     return out
 
 
+def _internal_problem(me: str, doing: str, e: Exception) -> str:
+    """An unexpected error before the handshake: said at this party (the traceback with IQ_DEBUG=1),
+    and told to the others through the handshake, so all stop before any share is sent."""
+    debug = bool(os.environ.get("IQ_DEBUG"))
+    print(f"error: [{me}] internal error while {doing}: {type(e).__name__}: {e}"
+          + ("" if debug else " (IQ_DEBUG=1 prints the traceback)"), file=sys.stderr, flush=True)
+    if debug:
+        import traceback
+        traceback.print_exc()
+    return f"internal error while {doing} ({type(e).__name__}; details at {me})"
+
+
 def _issue(file, reason):
     from .data_loader import DataIssue
     return DataIssue(file, None, None, reason)
 
 
+def lost_peer_message(names: list[str], peer: int, phase: str, cause: str = "", missing: list[str] = (),
+                      gave_up: bool = True) -> str:
+    """What a party says when the connection to `peer` is lost. `cause` is what `peer` told before
+    it stopped (runtime/mpyc_setup.py tell_peers): "lost:<pid>" (it lost that party first) or
+    "wait:<pids>" (it gave up waiting for them to connect); "" when it told nothing. While
+    connecting, `gave_up` says whether the connect timeout may have passed at `peer`."""
+    kind, _, pids = cause.partition(":")
+    ids = [int(i) for i in pids.split(",") if i.isdigit() and int(i) < len(names)]
+    left = names[peer]
+    if kind == "wait" and ids:
+        return (f"error: party {left} left while the parties were connecting; not connected to "
+                f"{', '.join(names[i] for i in ids)} (is it running?) -- a party gave up waiting for it; "
+                f"stopping, no data was shared")
+    who, via = left, ""
+    if kind == "lost" and ids and ids[0] != peer:
+        who, via = names[ids[0]], f" (party {left} stopped because party {names[ids[0]]} left)"
+    if phase == "connecting":
+        if gave_up and not via:  # most likely it gave up waiting for the missing ones
+            return (f"error: party {who} left while the parties were connecting"
+                    + (f"; not connected to {', '.join(missing)} (is it running?)" if missing else "")
+                    + "; stopping, no data was shared")
+        return (f"error: party {who} left while the parties were connecting, before the connect timeout "
+                f"(it stopped or crashed){via}; stopping, no data was shared")
+    if phase == "handshake":
+        return (f"error: party {who} left before the status check (it stopped or crashed){via}; "
+                f"stopping, no data was shared")
+    return f"error: lost the connection to party {who} during the run{via}; stopping, nothing was revealed by this party"
+
+
 def _install_disconnect_guard(state: dict):
-    """MPyC waits forever when a peer vanishes; turn a lost connection into a clean stop."""
+    """MPyC waits forever when a peer vanishes; turn a lost connection into a clean stop that
+    names the party that left first: before stopping, a party tells the others which peer it lost."""
     from mpyc import asyncoro
+
+    from .mpyc_setup import LEFT_NOTICE, tell_peers
 
     original = asyncoro.MessageExchanger.connection_lost
 
     def connection_lost(self, exc):
-        if not state.get("closing"):
-            peer = state['names'][self.peer_pid]
-            if not state.get("connected"):  # a peer gave up waiting, most likely for a party that is missing
-                rt = self.runtime
-                missing = [state["names"][p.pid] for p in rt.parties
-                           if p.pid not in (rt.pid, self.peer_pid) and p.protocol is None]
-                print(f"error: party {peer} left while the parties were connecting"
-                      + (f"; not connected to {', '.join(missing)} (is it running?)" if missing else "")
-                      + "; stopping, no data was shared", file=sys.stderr, flush=True)
-                os._exit(EXIT_PEER)
-            print(f"error: lost the connection to party {peer} "
-                  f"during the run; stopping, nothing was revealed by this party", file=sys.stderr, flush=True)
+        if not state.get("closing") and self.peer_pid is not None:
+            rt = self.runtime
+            note = self.buffers.get(LEFT_NOTICE)
+            cause = note.decode("ascii", "replace") if isinstance(note, bytes) else ""
+            if cause.startswith("lost:") and cause[5:] == str(rt.pid):
+                cause = ""  # it says it lost us: then it is the one that left
+            tell_peers(rt, cause or f"lost:{self.peer_pid}", skip=[self.peer_pid])
+            phase = "run" if state.get("shared") else "handshake" if state.get("connected") else "connecting"
+            missing = [state["names"][p.pid] for p in rt.parties
+                       if p.pid not in (rt.pid, self.peer_pid) and p.protocol is None]
+            limit = state.get("connect_timeout")
+            gave_up = limit is None or time.monotonic() - state.get("connect_started", 0) > 0.9 * limit
+            print(lost_peer_message(state["names"], self.peer_pid, phase, cause, missing, gave_up),
+                  file=sys.stderr, flush=True)
             os._exit(EXIT_PEER)
         return original(self, exc)
 
@@ -105,9 +151,12 @@ def _install_disconnect_guard(state: dict):
 
 
 def _watchdog(seconds: float, me: str):
+    started = time.monotonic()
+
     def fire():
-        print(f"error: [{me}] the run did not finish within {seconds:.0f} s (a party hangs or is gone); "
-              f"stopping, nothing was revealed", file=sys.stderr, flush=True)
+        print(f"error: [{me}] the run did not finish within {seconds:g} s (stopped after "
+              f"{time.monotonic() - started:.1f} s; a party hangs or is gone); stopping, nothing was revealed",
+              file=sys.stderr, flush=True)
         os._exit(EXIT_TIMEOUT)
     t = threading.Timer(seconds, fire)
     t.daemon = True
@@ -121,6 +170,7 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
     from .secure_ops import SecureOps
 
     progress.step("connecting")
+    state["connect_started"] = time.monotonic()
     await mpc.start()
     state["connected"] = True
     progress.step("checking plan and data with all parties")
@@ -133,6 +183,8 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
         except LinkageDataError as e:
             problem = f"invalid data ({e})"
             print(f"error: [{me}] {e}", file=sys.stderr, flush=True)
+        except Exception as e:  # noqa: BLE001
+            problem = _internal_problem(me, "packing its rows for record linkage", e)
     statuses = await exchange_status(mpc, {"party": me, "plan_hash": plan["hash"], "ok": problem is None,
                                            "problem": problem, **({"link_sizes": link_sizes} if link_sizes else {}),
                                            **state["gov"].status()})
@@ -146,6 +198,7 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
             msgs.append(f"parties run different plans ({', '.join(mismatch)} differ from {me}'s plan hash)")
         state["refusers"] = [s["party"] for s in bad] + mismatch
         raise RunAborted("; ".join(msgs) + " -- no data was shared")
+    state["shared"] = True  # from here on, shares may be sent
     state["gov"].started(statuses)  # ledger: approvals and run_started, before any input
     ops = SecureOps(mpc, plan)
     link_ops = None
@@ -239,7 +292,9 @@ def run_party(plan: dict, me: str, catalog: Catalog, data: dict[str, str], confi
         except DataError as e:
             problem = f"invalid data ({len(e.issues)} problem(s); details at {me})"
             print(f"error: [{me}] {e}", file=sys.stderr, flush=True)
-    state = {"names": names, "gov": gov}
+        except Exception as e:  # noqa: BLE001 - a bug or a resource limit: still stop every party cleanly
+            problem = _internal_problem(me, "reading its data", e)
+    state = {"names": names, "gov": gov, "connect_timeout": connect_timeout}
     dog = _watchdog(timeout, me)
     mpc = start_runtime(config, me, connect_timeout=connect_timeout)  # first import of mpyc: must come first
     _install_disconnect_guard(state)

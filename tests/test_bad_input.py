@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -275,3 +276,164 @@ def test_fuzz_random_bytes(data):
 @given(st.binary(max_size=200))
 def test_fuzz_random_bytes_after_the_header(data):
     must_load_or_data_error(GOOD.split(b"\n")[0] + b"\n" + data)
+
+
+# -- 5. messages across parties: every party names the one that failed ----------------------------
+def test_lost_peer_message_names_the_party_that_left_first():
+    from insightql.runtime.party import lost_peer_message
+    names = ["police", "ngo", "helpline", "helper"]
+    # helpline loses ngo, which said before it stopped that it had lost helper
+    msg = lost_peer_message(names, peer=1, phase="handshake", cause="lost:3")
+    assert msg.startswith("error: party helper left before the status check")
+    assert "(party ngo stopped because party helper left)" in msg and "no data was shared" in msg
+    msg = lost_peer_message(names, peer=2, phase="run", cause="lost:0")
+    assert msg.startswith("error: lost the connection to party police during the run (party helpline stopped")
+    # ngo said it gave up waiting for police to connect
+    msg = lost_peer_message(names, peer=1, phase="connecting", cause="wait:0", missing=["police"])
+    assert "not connected to police (is it running?) -- a party gave up waiting for it" in msg
+    # helper left early, told nothing: it is blamed, not police (which is only not connected yet)
+    msg = lost_peer_message(names, peer=3, phase="connecting", missing=["police"], gave_up=False)
+    assert "party helper left while the parties were connecting, before the connect timeout" in msg
+    assert "police" not in msg
+    msg = lost_peer_message(names, peer=1, phase="connecting", missing=["police"])
+    assert "not connected to police (is it running?)" in msg  # ngo left after the timeout: it gave up
+
+
+def test_headline_names_the_party_with_bad_data_not_the_first_to_stop():
+    from insightql.runtime.launcher import _headline
+    codes = {"ngo": 4, "police": 3, "helper": 4, "helpline": 4}  # the order they stopped in
+    assert _headline(codes, list(codes)).startswith("the run stopped because of party police (invalid data); "
+                                                    "every party stopped at the handshake, no data was shared")
+    codes = {"helper": -9, "ngo": 5, "police": 5, "helpline": 5}
+    assert _headline(codes, list(codes)) == "the run stopped because of party helper (killed by signal 9)"
+
+
+# -- 6. waiting messages state the time actually waited -------------------------------------------
+def _proc(code: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _waited(text: str) -> float:
+    return float(re.search(r"still running after ([0-9.]+) s", text).group(1))
+
+
+def test_launcher_says_how_long_it_waited_not_the_configured_timeout(monkeypatch):
+    from insightql.runtime import launcher
+    monkeypatch.setattr(launcher, "GRACE", 0.5)
+    t0 = time.monotonic()
+    out = launcher._wait_all({"bad": _proc("import sys; sys.exit(3)"), "slow": _proc("import time; time.sleep(60)")},
+                             timeout=1000, quiet=True)
+    elapsed = time.monotonic() - t0
+    assert list(out) == ["bad", "slow"] and out["bad"][0] == 3 and out["slow"][0] < 0  # killed
+    log = out["slow"][1]
+    assert "1000" not in log and "s after party bad stopped); killed" in log, log
+    assert 0.5 <= _waited(log) <= elapsed + 0.05, (log, elapsed)
+    t0 = time.monotonic()
+    out = launcher._wait_all({"slow": _proc("import time; time.sleep(60)")}, timeout=0.7, quiet=True)
+    log = out["slow"][1]
+    assert "(the limit is 0.7 s); killed" in log and 0.7 <= _waited(log) <= time.monotonic() - t0 + 0.05, log
+
+
+def test_watchdog_says_how_long_it_waited():
+    code = ("import time; from insightql.runtime.party import _watchdog; _watchdog(0.4, 'ngo'); time.sleep(30)")
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 6, proc.stderr
+    m = re.search(r"did not finish within 0.4 s \(stopped after ([0-9.]+) s;", proc.stderr)
+    assert m and 0.4 <= float(m.group(1)) <= elapsed, proc.stderr
+
+
+# -- through real parties ---------------------------------------------------------------------------
+QUERY = """@purpose research
+SELECT exp_Type, COUNT(*) AS n
+FROM police_victims UNION ALL ngo_clients
+GROUP BY exp_Type;"""
+OTHERS = ["ngo", "helpline", "helper"]
+# kind -> (file content, or None for a directory; words of police's diagnostic)
+PATHOLOGICAL = {
+    "one_huge_line": (lambda: GOOD.split(b"\n")[0] + b"\n" + b"7" * MB20, "row 1, column person_id: a field of "
+                      "20,000,000 bytes"),
+    "latin1": (lambda: with_field(2, "exp_Region", "Nörth".encode("latin-1")), "row 2, column exp_Region: byte 0xF6"),
+    "directory": (None, "is a directory, not a data file"),
+}
+
+
+def pathological(tmp_path: Path, kind: str) -> Path:
+    make, _ = PATHOLOGICAL[kind]
+    if make is None:
+        (tmp_path / "police-dir").mkdir()
+        return tmp_path / "police-dir"
+    return write(tmp_path, make(), f"police-{kind}.csv")
+
+
+@pytest.mark.mpc
+@pytest.mark.parametrize("kind", sorted(PATHOLOGICAL))
+def test_iq_run_with_a_pathological_file_names_police_everywhere(tmp_path, corpus_data, kind):
+    query = tmp_path / "q.iq"
+    query.write_text(QUERY)
+    bad = pathological(tmp_path, kind)
+    proc = subprocess.run(
+        [sys.executable, "-m", "insightql.runtime.cli", "run", str(query), "--catalog", str(CATALOG),
+         "--data", f"police={bad}", "--data", f"ngo={corpus_data['ngo_clients']}", "--timeout", "60"],
+        capture_output=True, text=True, timeout=180)
+    err = proc.stderr
+    assert proc.returncode == 3, err  # the data exit code (spec/runtime.md)
+    assert "Traceback" not in err + proc.stdout and printed_lines(proc.stdout) == []
+    assert "error: the run stopped because of party police (invalid data); every party stopped at the " \
+           "handshake, no data was shared" in err
+    blocks = dict(re.findall(r"^party (\w+) failed:\n((?:  .*\n?)*)", err, re.M))
+    assert set(blocks) == {"police", *OTHERS}, err
+    assert f"{bad}: {PATHOLOGICAL[kind][1]}" in blocks["police"]
+    for name in OTHERS:
+        assert f"[{name}] run stopped before any data was shared: party police cannot take part: invalid data" \
+               in blocks[name] and "no data was shared" in blocks[name], blocks[name]
+        assert not re.search(r"party (?!police)\w+ cannot take part", blocks[name])
+    assert "secure steps" not in err
+
+
+@pytest.mark.mpc
+@pytest.mark.parametrize("kind", ["one_huge_line", "latin1"])
+def test_each_party_log_names_police_and_has_no_traceback(tmp_path, corpus_data, kind):
+    """The full standard error of every party (iq run shows only their error lines)."""
+    from test_bad_data import police_stops_everyone
+    bad = pathological(tmp_path, kind)
+    assert f"{bad}: {PATHOLOGICAL[kind][1]}" in police_stops_everyone(tmp_path, corpus_data, bad)
+
+
+@pytest.mark.mpc
+def test_party_that_dies_before_connecting_is_named_by_the_others(tmp_path, corpus_data):
+    """police dies while loading its data: the others give up after the connect timeout naming it,
+    say how long they waited, and that no data was shared."""
+    import signal
+    from conftest import Parties, compile_plan
+    plan = compile_plan(QUERY, CAT)
+    parties = Parties(plan, corpus_data, tmp_path, extra=["--connect-timeout", "3"]).start()
+    try:
+        assert parties.wait_for_line("police", "loading and validating data", timeout=60)
+        parties.kill("police", signal.SIGKILL)
+        codes = parties.wait(timeout=60)
+    finally:
+        parties.stop_all()
+    for name in OTHERS:
+        err = parties.stderr(name)
+        assert codes[name] not in (0, None), err
+        assert "Traceback" not in err and "no data was shared" in err, err
+        # police is the one not connected, or the one that left; no other party is said to be missing
+        assert re.search(r"not connected within 3 s to police|not connected to police \(is it running\?\)"
+                         r"|party police left", err), err
+        assert set(re.findall(r"(?:not connected within 3 s to|not connected to) (\w+)", err)) <= {"police"}, err
+        m = re.search(r"gave up after ([0-9.]+) s, no data was shared", err)
+        assert m is None or float(m.group(1)) >= 3, err
+        assert not parties.result_path(name).exists()
+
+
+def test_connect_timeout_names_only_the_peer_it_could_not_dial():
+    from insightql.runtime.mpyc_setup import missing_peers
+    from insightql.runtime.parties import free_loopback_config
+    config = free_loopback_config(["police", "ngo", "helpline", "helper"])
+    blamed, text = missing_peers(config, 0, [2, 3])  # police is stuck dialling helpline: helper was not tried
+    assert blamed == [2] and text.startswith("helpline at 127.0.0.1:") and text.endswith("not dialled yet: helper")
+    blamed, text = missing_peers(config, 3, [0, 1])  # helper cannot tell which of its dialers is down
+    assert blamed == [0, 1] and "police (it dials us on port" in text and "ngo (it dials us" in text
