@@ -24,8 +24,8 @@ from insightql.compiler.local_eval import Table
 from insightql.stdlib.functions import Vec
 from insightql.stdlib.types import date_to_days
 
-from .data_checks import (FIELD_LIMIT, MAX_REPORTED, DataError, DataIssue, check_bytes, check_header, check_path, file_error,
-                          parse_csv, read_bytes, show)
+from .data_checks import (FIELD_LIMIT, MAX_REPORTED, DataError, DataIssue, check_bytes, check_header, check_path,
+                          file_error, parse_csv, read_bytes, show)
 
 __all__ = ["DataError", "DataIssue", "MAX_REPORTED", "load_dataset", "read_csv"]
 

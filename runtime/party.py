@@ -117,7 +117,8 @@ def lost_peer_message(names: list[str], peer: int, phase: str, cause: str = "", 
     if phase == "handshake":
         return (f"error: party {who} left before the status check (it stopped or crashed){via}; "
                 f"stopping, no data was shared")
-    return f"error: lost the connection to party {who} during the run{via}; stopping, nothing was revealed by this party"
+    return (f"error: lost the connection to party {who} during the run{via}; stopping, nothing was revealed "
+            f"by this party")
 
 
 def _install_disconnect_guard(state: dict):

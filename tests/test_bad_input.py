@@ -306,6 +306,8 @@ def test_headline_names_the_party_with_bad_data_not_the_first_to_stop():
                                                     "every party stopped at the handshake, no data was shared")
     codes = {"helper": -9, "ngo": 5, "police": 5, "helpline": 5}
     assert _headline(codes, list(codes)) == "the run stopped because of party helper (killed by signal 9)"
+    codes = {"police": 4, "ngo": 7, "helper": 4, "helpline": 4}
+    assert _headline(codes, list(codes)).startswith("the run stopped because of party ngo (refused the plan); ")
 
 
 # -- 6. waiting messages state the time actually waited -------------------------------------------
