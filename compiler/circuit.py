@@ -97,9 +97,9 @@ class CircuitBuilder:
         persons = self.slot("persons", column=lp.person_key) if lp.person_key else None
         agg_plans = [self.plan_aggregate(a) for a in lp.aggregates]
         keys_ir = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
-        guard.declare(self, keys_ir)  # differencing guard: one symdiff slot per earlier release
+        earlier_irs = guard.declare(self, keys_ir)  # differencing guard: earlier releases (compiler/guard.py)
         used = set()
-        for ir in [lp.where, *(k.expr for k in lp.keys), *(s.get("arg") for s in self.slots)]:
+        for ir in [lp.where, *(k.expr for k in lp.keys), *(s.get("arg") for s in self.slots), *earlier_irs]:
             columns_used(ir, used)
         if lp.person_key:
             used.add(lp.person_key)
@@ -120,7 +120,6 @@ class CircuitBuilder:
         self.released = guard.apply(self, self.cell_flag(rows, persons))
         self.finish_values(agg_plans)
         self.build_outputs()
-        guard.attach_reason(self)
         return self.g
 
     def cell_flag(self, rows: str, persons: str | None) -> str:

@@ -106,9 +106,8 @@ def describe(node: dict, plan: dict) -> str:
         return f"result columns {outs}; cells without flag {a['released']} marked suppressed{tail}"
     if op == "mask":
         return "value x release flag (0 where suppressed)"
-    if op == "regroup":
-        return (f"copy each of {a['parts']} parts to its cells" if a.get("spread")
-                else f"sum the cells of each of {a['parts']} parts")
+    if op == "linear":
+        return f"public linear map: {len(a['pairs'])} term(s) into {a['size']} value(s)"
     if op in ("const", "mul_const"):
         return f"{'constant' if op == 'const' else 'x *'} {a.get('value', a.get('const'))}"
     return {"and": "all flags", "or": "either flag", "not": "1 - flag", "nonzero": "x <> 0", "add": "a + b",

@@ -1,35 +1,33 @@
-"""Differencing guard across queries: suppress a cell that differs from an earlier release by
-1..k-1 rows.
+"""Differencing guard across queries (spec/disclosure.md section 3; ledger: spec/governance.md 3).
 
-Two releases A (earlier) and N (new) over the same rows let a receiver subtract them: with
-N = A AND NOT <one person>, count_A - count_N = 1 singles that person out, although both counts
-are >= k. The guard compares N with every earlier release recorded in a ledger:
+A receiver remembers earlier releases; where the cells of two releases nest it subtracts them.
+The guard compares a new query N with every earlier release E of the same datasets recorded in a
+ledger:
 
-* plaintext, at compile time: `select(new, releases)` picks the comparable earlier releases
-  (their datasets are a subset of N's; a different WHERE or a different set of datasets) and
-  writes them into the plan as `guard` entries (covered by the plan hash);
-* locally, at each data owner: a `symdiff` slot of its partials counts, per cell, its rows that
-  satisfy exactly one of (N's WHERE, the earlier WHERE), evaluated on today's rows
-  (compiler/partials.py);
-* in MPC: the counts are summed over the owners like any slot, and a cell is released only if
-  every difference is 0 or >= k (`outside_range`, ANDed into the cell's release flag).
+* at compile time, in plaintext: `select` picks the earlier releases to compare (their datasets a
+  subset of N's, not the same WHERE, keys and datasets), `compiler/structure.py` relates their
+  cells over the public domain (inside, covered, connected groups), and the plan carries one
+  `guard` entry per earlier release (covered by the plan hash);
+* at each owner: a second `partials` step counts its rows in each earlier cell, on today's rows;
+* in MPC: `guard.inside` (an earlier cell minus the released new cells inside it), `guard.contains`
+  (a new cell minus the possibly released earlier cells inside it) and `guard.margin` (the same on
+  connected groups of cells that cross) must each hold >= k rows, or be forced empty by the
+  definitions with nothing in it hidden (strict, the zero rule). Where the public domain cannot be
+  enumerated, the fallback `guard.rows` requires the rows that satisfy exactly one of the two
+  WHERE clauses to be >= k.
 
-Same group keys: cell i is compared with cell i (scope "cell"). Different group keys, or none on
-one side: the receiver can only subtract totals, so the total difference over all rows is put in
-every cell and, if it is 1..k-1, every cell is suppressed (scope "all").
-
-At run time each party checks its own ledger: every comparable release must be in the plan's
-guard (else "stale guard") and every guard entry must be a release it recorded (else the analyst
-could probe arbitrary predicates through the guard's signal). See spec/governance.md section 3.
+Each party rebuilds the guard from its own ledger at run time (runtime/governance.py).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 
-from .local_eval import ir_type
+import numpy as np
 
-GUARD_WHY = "differencing guard"
+from .local_eval import ir_type
+from .observer import maximal
+from .structure import relate
 
 
 def _canon(obj) -> str:
@@ -44,7 +42,7 @@ def digest(obj) -> str:
 def signature_of_plan(plan: dict) -> dict:
     """The guard-relevant shape of a plan: datasets, row-level WHERE IR, group keys, k.
     Recorded in each `release` ledger entry (`data.guard_signature`)."""
-    part = next((n for n in plan["nodes"] if n["op"] == "partials"), None)
+    part = next((n for n in plan["nodes"] if n["op"] == "partials" and not n["attrs"].get("earlier")), None)
     if part is None:  # a JOIN (compiler/linkage.py): its rows are comparable only with the same join
         return _join_signature(plan)
     return {"query": plan["query"]["name"], "plan_hash": plan["hash"], "datasets": sorted(plan["datasets"]),
@@ -63,29 +61,28 @@ def _join_signature(plan: dict) -> dict:
             "keys": [k for n in sides for k in n["attrs"]["keys"]], "k": plan["policy"]["min_group_size"]}
 
 
-def _same_rows(a: dict, b: dict) -> bool:
-    return a["datasets"] == b["datasets"] and _canon(a["where"]) == _canon(b["where"])
+def _rows_key(r: dict) -> str:
+    return _canon([sorted(r["datasets"]), r["where"], r["keys"]])
 
 
 def select(new: dict, releases: list[dict]) -> list[dict]:
     """Guard entries of a new query `new` = {datasets, where, keys, k} against earlier releases.
 
-    `releases` are release signatures (with `keys`) or guard entries of an earlier plan (with
-    `scope` and `from`); selecting from a plan's own guard gives that guard again, which is how a
-    party recompiles a plan it received. Sorted, one entry per (datasets, WHERE, scope)."""
-    keys_digest = digest(new["keys"])
+    `releases` are release signatures or guard entries of an earlier plan (with `from`);
+    selecting from a plan's own guard gives that guard again, which is how a party recompiles a
+    plan it received. Sorted, one entry per earlier (datasets, WHERE, keys); `k` is the larger of
+    the two queries' k, `k_old` the smallest k the earlier releases had."""
     datasets = sorted(new["datasets"])
     merged: dict[str, dict] = {}
     for r in releases:
         rd = sorted(r["datasets"])
-        if not set(rd) <= set(datasets) or _same_rows({"datasets": rd, "where": r["where"]},
-                                                     {"datasets": datasets, "where": new["where"]}):
-            continue  # other datasets (not comparable), or the same rows: the difference is 0
-        scope = r.get("scope") or ("cell" if digest(r["keys"]) == keys_digest else "all")
+        if not set(rd) <= set(datasets) or _rows_key(r) == _rows_key(new):
+            continue  # other datasets (not comparable), or the same cells by definition
         origin = r.get("from") or [{"query": r.get("query"), "plan_hash": r.get("plan_hash")}]
-        key = _canon([rd, r["where"], scope])
-        e = merged.setdefault(key, {"datasets": rd, "where": r["where"], "scope": scope, "k": 0, "from": []})
+        e = merged.setdefault(_rows_key(r), {"datasets": rd, "where": r["where"], "keys": r["keys"], "k": 0,
+                                             "k_old": int(r.get("k_old", r["k"])), "from": []})
         e["k"] = max(e["k"], int(r["k"]), int(new["k"]))
+        e["k_old"] = min(e["k_old"], int(r.get("k_old", r["k"])))
         e["from"] = sorted({_canon(o): o for o in e["from"] + origin}.values(), key=_canon)
     return [merged[k] for k in sorted(merged) if merged[k]["k"] > 1]  # k = 1: nothing to protect
 
@@ -93,32 +90,44 @@ def select(new: dict, releases: list[dict]) -> list[dict]:
 def coverage(guard: list[dict], new: dict, releases: list[dict]) -> tuple[list[dict], list[dict]]:
     """(missing, unknown) for a plan's guard against a party's own ledger releases:
     `missing` are comparable releases the guard does not cover (a stale guard); `unknown` are
-    guard entries naming a release (plan hash) this ledger does not record with that WHERE."""
+    guard entries naming a release (plan hash) this ledger does not record with those rows."""
     required = select(new, releases)
-    have = {_canon([g["datasets"], g["where"], g["scope"]]): g for g in guard}
+    have = {_rows_key(g): g for g in guard}
     missing = []
     for r in required:
-        g = have.get(_canon([r["datasets"], r["where"], r["scope"]]))
+        g = have.get(_rows_key(r))
         known = {o["plan_hash"] for o in (g["from"] if g else [])}
         missing += [o for o in r["from"] if o["plan_hash"] not in known]
-    recorded = {(rel["plan_hash"], _canon(rel["where"]), _canon(sorted(rel["datasets"]))) for rel in releases}
-    unknown = [o for g in guard for o in g["from"]
-               if (o["plan_hash"], _canon(g["where"]), _canon(g["datasets"])) not in recorded]
+    recorded = {(rel["plan_hash"], _rows_key(rel)) for rel in releases}
+    unknown = [o for g in guard for o in g["from"] if (o["plan_hash"], _rows_key(g)) not in recorded]
     return missing, unknown
 
 
 # -- circuit hooks (called from compiler/circuit.py) ---------------------------------------------
-def declare(builder, keys_ir: list[dict]) -> None:
-    """Select the guard entries and declare one `symdiff` slot each; the columns the earlier
-    predicates read are added to what the owners load."""
+def declare(builder, keys_ir: list[dict]) -> list[dict]:
+    """Select the guard entries; relate each to the new query over the public domain (entry
+    `mode` "cells"), or fall back to a `symdiff` slot (mode "rows"). Returns the row IR the owners
+    must be able to evaluate (earlier WHERE and keys), so their columns are loaded."""
     lp = builder.lp
     earlier = getattr(builder, "earlier", None) or []
     new = {"datasets": sorted(lp.datasets), "where": lp.where, "keys": keys_ir, "k": lp.policy.min_group_size}
     builder.guard = select(new, earlier)
-    builder.guard_slots = []
+    builder.guard_slots, builder.relations, irs = [], [], []
     for e in builder.guard:
-        _add_column_types(lp, e["where"])
-        builder.guard_slots.append(builder.slot("symdiff", e["where"], datasets=e["datasets"], scope=e["scope"]))
+        if any(d.startswith("join:") for d in e["datasets"]):
+            rel = None
+        else:
+            rel = relate(builder.catalog, new, {"datasets": e["datasets"], "where": e["where"], "keys": e["keys"]})
+        e["mode"] = "cells" if rel is not None else "rows"
+        if rel is None:
+            e["scope"] = "cell" if digest(e["keys"]) == digest(keys_ir) else "all"
+        builder.relations.append(rel)
+        for ir in [e["where"], *(k["expr"] for k in e["keys"])]:
+            _add_column_types(lp, ir)
+            irs.append(ir)
+        builder.guard_slots.append(None if rel is not None else
+                                   builder.slot("symdiff", e["where"], datasets=e["datasets"], scope=e["scope"]))
+    return irs
 
 
 def _add_column_types(lp, ir) -> None:
@@ -135,40 +144,158 @@ def _add_column_types(lp, ir) -> None:
 
 
 def apply(builder, released: str) -> str:
-    """AND the guard's flags into the cell's release flag; keeps `builder.guard_blocked`, the
-    cells the guard alone suppressed (revealed so the analyst sees why)."""
-    builder.guard_blocked = None
-    if not builder.guard:
-        return released
+    """AND every entry's checks into the new cells' release flag."""
     oks = []
-    for e, slot in zip(builder.guard, builder.guard_slots):
-        oks.append(builder.secure("outside_range", [builder.combined[slot]], 0, 1, low=1, high=e["k"] - 1,
-                                  rule="guard.rows", what=e["scope"]))
-    ok = oks[0] if len(oks) == 1 else builder.secure("and", oks, 0, 1)
-    blocked = builder.secure("and", [released, builder.secure("not", [ok], 0, 1)], 0, 1)
-    builder.guard_blocked = blocked
-    return builder.secure("and", [released, ok], 0, 1)
+    for e, slot, rel in zip(builder.guard, builder.guard_slots, builder.relations):
+        if rel is None:
+            oks.append(builder.secure("ge_const", [builder.combined[slot]], 0, 1, const=e["k"], rule="guard.rows",
+                                      what=e["scope"]))
+        else:
+            oks.append(CellChecks(builder, e, rel, released).ok())
+    return builder.rules.all_of([released, *oks]) if oks else released
 
 
-def attach_reason(builder) -> None:
-    """After the outputs exist: reveal the guard-blocked flag with the others, name it in the table."""
-    b = builder.guard_blocked
-    if b is None:
-        return
-    g = builder.g
-    reveal = next(n for n, d in g.nodes(data=True) if d["op"] == "reveal")
-    table = next(n for n, d in g.nodes(data=True) if d["op"] == "table")
-    d = g.nodes[reveal]
-    if b not in d["inputs"]:
-        d["inputs"].append(b)
-        d["shape"] = [len(d["inputs"]), d["shape"][1]]
-        g.add_edge(b, reveal)
-    g.nodes[table]["attrs"]["guard_blocked"] = b
+class CellChecks:
+    """guard.inside / guard.contains / guard.margin for one earlier release (spec/disclosure.md 3.2)."""
+
+    def __init__(self, builder, entry: dict, rel, released: str):
+        self.b, self.e, self.rel, self.f = builder, entry, rel, released
+        self.cN, self.cE = rel.new_nonempty.size, rel.old_nonempty.size
+        self.hi = builder.max_rows
+        self.k = entry["k"]
+
+    # nodes of other shapes than the new cells'
+    def node(self, op, inputs, n, lo=0, hi=1, **attrs) -> str:
+        return self.b.add(op, "secure", inputs, [n], lo, hi, **attrs)
+
+    def linear(self, x: str, pairs, n: int, hi: float) -> str:
+        return self.node("linear", [x], n, 0, hi, pairs=[[int(i), int(j)] for i, j in pairs], size=n)
+
+    def test(self, x: str, size: int, k: int, rule: str, **attrs) -> str:
+        return self.node("ge_const", [x], size, const=k, rule=rule, **attrs)
+
+    def old_counts(self) -> tuple[str, dict[str, str], dict[str, str]]:
+        """Each owner's rows (and persons) in every earlier cell, today: shared like any partials."""
+        b, e = self.b, self.e
+        slots = [{"name": "s0", "kind": "rows"}] + (
+            [{"name": "s1", "kind": "persons", "column": b.lp.person_key}] if b.lp.person_key else [])
+        loads = {n["attrs"]["dataset"]: nid for nid, n in b.g.nodes(data=True) if n["op"] == "load"}
+        rows, persons = {}, {}
+        for d in e["datasets"]:
+            owner = b.catalog.datasets[d].owner
+            part = b.add("partials", f"local:{owner}", [loads[d]], [len(slots), self.cE], dataset=d, where=e["where"],
+                         keys=e["keys"], slots=slots, cells=self.cE, earlier=True)
+            share = b.add("share", f"input:{owner}", [part], [len(slots), self.cE], 0, self.hi, party=owner)
+            rows[d] = self.node("combine", [share], self.cE, 0, self.hi, slot="s0", how="sum")
+            if b.lp.person_key:
+                persons[d] = self.node("combine", [share], self.cE, 0, self.hi, slot="s1", how="sum")
+        total = rows[e["datasets"][0]]
+        for d in e["datasets"][1:]:
+            total = self.node("add", [total, rows[d]], self.cE, 0, self.hi)
+        return total, rows, persons
+
+    def ok(self) -> str:
+        b, rel, cN, cE, hi = self.b, self.rel, self.cN, self.cE, self.hi
+        rows_new = b.combined[b.slot("rows")]
+        rows_old, parts, persons = self.old_counts()
+        f_rows = b.secure("mul", [self.f, rows_new], 0, hi)
+        unreleased = b.secure("not", [self.f], 0, 1)
+        possible = self.test(rows_old, cE, self.e["k_old"], "guard.inside", what="earlier cell possibly released")
+        certain = self.certainly_released(rows_old, parts, persons)
+        inside = np.argwhere(rel.new_inside_old)  # (n, e): each new cell lies inside at most one earlier cell
+        blocked = []
+        # guard.inside: earlier cell e minus the released new cells inside it
+        g = self.node("sub", [rows_old, self.linear(f_rows, inside, cE, hi)], cE, -hi, hi)
+        all_in = self.none_of(self.linear(unreleased, inside, cE, cN), cE)
+        forced = self.keep(all_in, np.flatnonzero(rel.covered_old), cE)
+        ok_e = self.any_of(cE, [self.node("not", [possible], cE), self.test(g, cE, self.k, "guard.inside"), forced])
+        blocked.append(self.linear(self.node("not", [ok_e], cE), inside[:, ::-1], cN, 1))
+        # guard.contains: new cell n minus the possibly released earlier cells inside it
+        holds = np.argwhere(rel.old_inside_new)  # (e, n)
+        p_rows = self.node("mul", [possible, rows_old], cE, 0, hi)
+        h = b.secure("sub", [rows_new, self.linear(p_rows, holds, cN, hi)], -hi, hi)
+        all_certain = self.none_of(self.linear(self.node("not", [certain], cE), holds, cN, cE), cN)
+        forced = self.keep(all_certain, np.flatnonzero(rel.covered_new), cN)
+        ok_n = self.any_of(cN, [self.test(h, cN, self.k, "guard.contains"), forced])
+        blocked.append(b.secure("not", [ok_n], 0, 1))
+        blocked += self.margins(rows_new, f_rows, unreleased, rows_old, possible, p_rows, certain)
+        out = blocked[0]
+        for x in blocked[1:]:
+            out = b.secure("or", [out, x], 0, 1)
+        return b.secure("not", [out], 0, 1)
+
+    def margins(self, rows_new, f_rows, unreleased, rows_old, possible, p_rows, certain) -> list[str]:
+        """guard.margin on every connected group of cells that can share rows: sums over the group,
+        which covers groups whose cells cross (inside and contains see single cells only)."""
+        b, rel, cN, cE, hi = self.b, self.rel, self.cN, self.cE, self.hi
+        groups = [(i, ns, es) for i, (ns, es) in enumerate(rel.components) if ns and es and len(ns) + len(es) > 2]
+        if not groups:
+            return []
+        m = len(groups)
+        n_pairs = [(n, g) for g, (_, ns, _) in enumerate(groups) for n in ns]
+        e_pairs = [(x, g) for g, (_, _, es) in enumerate(groups) for x in es]
+        closed = [rel.component_closed(i) for i, _, _ in groups]
+        new_in = np.array([c[0] for c in closed])  # the group's new rows lie in its earlier cells
+        old_in = np.array([c[1] for c in closed])
+        # earlier sum minus released new sum, where new in old and every earlier cell possibly released
+        g_sum = self.node("sub", [self.linear(rows_old, e_pairs, m, hi * cE), self.linear(f_rows, n_pairs, m, hi * cN)],
+                          m, -hi * cN, hi * cE)
+        all_new = self.none_of(self.linear(unreleased, n_pairs, m, cN), m)
+        all_possible = self.none_of(self.linear(self.node("not", [possible], cE), e_pairs, m, cE), m)
+        ok_a = self.any_of(m, [self.node("not", [all_possible], m), self.test(g_sum, m, self.k, "guard.margin"),
+                               self.keep(all_new, np.flatnonzero(old_in), m)])
+        ok_a = self.any_of(m, [ok_a, self.keep(self.const(m, 1), np.flatnonzero(~new_in), m)])
+        # new sum minus possibly released earlier sum, where old in new and every new cell released
+        h_sum = self.node("sub", [self.linear(rows_new, n_pairs, m, hi * cN), self.linear(p_rows, e_pairs, m, hi * cE)],
+                          m, -hi * cE, hi * cN)
+        all_certain = self.none_of(self.linear(self.node("not", [certain], cE), e_pairs, m, cE), m)
+        ok_b = self.any_of(m, [self.node("not", [all_new], m), self.test(h_sum, m, self.k, "guard.margin"),
+                               self.keep(all_certain, np.flatnonzero(new_in), m),
+                               self.keep(self.const(m, 1), np.flatnonzero(~old_in), m)])
+        bad = self.node("not", [self.node("and", [ok_a, ok_b], m)], m)
+        return [self.linear(bad, [(g, n) for n, g in n_pairs], cN, 1)]
+
+    def certainly_released(self, rows_old, parts, persons) -> str:
+        """An earlier cell that passes the cell rule and every owner's complement rule with this k
+        (the strictest reading of what the earlier plan required)."""
+        cE, k = self.cE, self.k
+        flags = [self.test(rows_old, cE, k, "guard.contains", what="earlier cell released")]
+        if persons:
+            flags.append(self.any_of(cE, [self.test(p, cE, k, "guard.contains", what="earlier cell persons")
+                                          for p in persons.values()]))
+        owners = {d: self.b.catalog.datasets[d].owner for d in parts}
+        if len(set(owners.values())) > 1:
+            for held in maximal([(o,) for o in sorted(set(owners.values()))]):
+                rest = [parts[d] for d in parts if owners[d] not in held]
+                total = rest[0]
+                for x in rest[1:]:
+                    total = self.node("add", [total, x], cE, 0, self.hi)
+                flags.append(self.test(total, cE, k, "guard.contains", what="earlier complement", who=list(held)))
+        return flags[0] if len(flags) == 1 else self.node("and", flags, cE)
+
+    def none_of(self, count: str, size: int) -> str:
+        """1 where a count of 0/1 flags is 0."""
+        return self.node("not", [self.node("ge_const", [count], size, const=1, rule="guard.inside",
+                                           what="some cell not released")], size)
+
+    def keep(self, flag: str, where: np.ndarray, size: int) -> str:
+        """The flag where a public condition holds, 0 elsewhere."""
+        return self.linear(flag, [(i, i) for i in where], size, 1)
+
+    def const(self, size: int, value: int) -> str:
+        return self.node("const", [], size, value, value, value=value)
+
+    def any_of(self, size: int, flags: list[str]) -> str:
+        out = flags[0]
+        for x in flags[1:]:
+            out = self.node("or", [out, x], size)
+        return out
 
 
 def leakage_item(plan_guard: list[dict], to: list[str], cells: int) -> dict:
     names = sorted({o["query"] or "?" for e in plan_guard for o in e["from"]})
-    return {"item": "guard_outcome", "to": to, "cells": cells,
-            "detail": "for each cell, whether the differencing guard alone suppressed it (it had enough rows, but "
-                      "differs by 1..k-1 rows from an earlier release of " + ", ".join(names) + "); part of the "
-                      "suppression flag"}
+    rules = sorted({r for e in plan_guard for r in (["guard.rows"] if e["mode"] == "rows" else
+                                                     ["guard.inside", "guard.contains", "guard.margin"])})
+    return {"item": "guard_outcome", "to": [], "cells": cells, "rules": rules, "public": False,
+            "detail": "not revealed on its own: the differencing guard against earlier release(s) "
+                      + ", ".join(names) + " is part of each cell's suppression flag (spec/disclosure.md section 3)"}

@@ -323,13 +323,13 @@ class JoinBuilder(CircuitBuilder):
                            keys=keys_ir, slots=[{"name": "s0", "kind": "rows"}], cells=size)
             share = self.add("share", f"input:{sd.owner}", [own], [1, size], 0, self.max_rows, party=sd.owner)
             total = self.add("combine", "secure", [share], [size], 0, self.max_rows, slot="s0", how="sum")
-            matched = self.add("regroup", "secure", [self.combined[rows if i == 1 else persons]], [size], 0,
-                               self.max_rows * self.cells, groups=groups[i], parts=size)
+            matched = self.add("linear", "secure", [self.combined[rows if i == 1 else persons]], [size], 0,
+                               self.max_rows * self.cells, pairs=[[c, g] for c, g in enumerate(groups[i])], size=size)
             rest = self.secure_shaped("sub", [total, matched], [size], -self.max_rows * self.cells, self.max_rows)
             ok = self.add("ge_const", "secure", [rest], [size], 0, 1, const=self.rules.kk, rule="linkage.unshared",
                           who=[sd.owner], what="rows" if i == 1 else "rows (persons)")
-            flags.append(self.add("regroup", "secure", [ok], [self.cells], 0, 1, groups=groups[i], parts=size,
-                                  spread=True))
+            flags.append(self.add("linear", "secure", [ok], [self.cells], 0, 1,
+                                  pairs=[[g, c] for c, g in enumerate(groups[i])], size=self.cells))
         return self.rules.all_of(flags) if flags else None
 
     def secure_shaped(self, op, inputs, shape, lo, hi, **attrs) -> str:

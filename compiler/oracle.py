@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .local_eval import Table
-from .partials import compute_partials, regroup_matrix, slot_rows
+from .partials import compute_partials, linear_matrix, slot_rows
 from .results import ResultTable, assemble
 
 
@@ -77,9 +77,9 @@ def secure_op_plain(node: dict, args: list, parts: dict[str, np.ndarray], plan_n
         return _flag(100 * np.asarray(args[0], dtype=object) <= a["k"] * np.asarray(args[1], dtype=object))
     if op == "mask":
         return args[0] * args[1]
-    if op == "regroup":
-        m = regroup_matrix(a).astype(object)
-        return np.asarray(args[0], dtype=object) @ (m.T if a.get("spread") else m)
+    if op == "linear":
+        m = linear_matrix(a, plan_nodes[node["inputs"][0]]["shape"][0]).astype(object)
+        return np.asarray(args[0], dtype=object) @ m
     if op == "round_down":
         v = np.asarray(args[0], dtype=object)
         return v - v % a["to"]

@@ -181,11 +181,12 @@ def _exact_sum(cells: np.ndarray, values: np.ndarray, ncells: int) -> np.ndarray
     return out
 
 
-def regroup_matrix(attrs: dict) -> np.ndarray:
-    """0/1 matrix of a `regroup` node: row i (a cell) has its 1 in column groups[i] (its part)."""
-    groups = attrs["groups"]
-    m = np.zeros((len(groups), attrs["parts"]), dtype=np.int64)
-    m[np.arange(len(groups)), groups] = 1
+def linear_matrix(attrs: dict, n_in: int) -> np.ndarray:
+    """0/1 matrix of a `linear` node: out[j] = sum of x[i] over its pairs (i, j)."""
+    m = np.zeros((n_in, attrs["size"]), dtype=np.int64)
+    if attrs["pairs"]:
+        i, j = np.asarray(attrs["pairs"], dtype=np.int64).T
+        m[i, j] = 1
     return m
 
 

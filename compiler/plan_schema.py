@@ -55,10 +55,12 @@ LEAKAGE_ITEMS = ["group_domain", "suppression_flag", "output", "output_flag", "h
 OPS: dict[str, tuple[str, dict, list[str] | None]] = {
     "load": ("data owner reads and validates its dataset; only these columns leave the file reader",
              {"dataset": STR, "columns": {"type": "object", "additionalProperties": _ref("type")}}, None),
-    "partials": ("owner filters its rows, finds each row's cell and pre-aggregates per slot and cell",
-                 {"dataset": STR, "where": _ref("expr_or_null"), "cells": POS,
+    "partials": ("owner filters its rows, finds each row's cell and pre-aggregates per slot and cell; earlier: "
+                 "the cells of an earlier release (differencing guard)",
+                 {"dataset": STR, "where": _ref("expr_or_null"), "cells": POS, "earlier": BOOL,
                   "keys": {"type": "array", "items": _ref("group_key")},
-                  "slots": {"type": "array", "items": _ref("slot"), "minItems": 1}}, None),
+                  "slots": {"type": "array", "items": _ref("slot"), "minItems": 1}},
+                 ["cells", "dataset", "keys", "slots", "where"]),
     "share": ("owner secret-shares its partials matrix (fixed shape: slot rows x cells)", {"party": STR}, None),
     "combine": ("per slot, combine the parties' partial aggregates",
                 {"slot": STR, "how": {"enum": ["sum", "total", "max", "min"]}}, ["how", "slot"]),
@@ -87,9 +89,9 @@ OPS: dict[str, tuple[str, dict, list[str] | None]] = {
     "dominance": ("1 where the n largest contributions are at most k% of the total",
                   {"k": NUM, "n": POS, **RULE_ATTRS, "l": L}, ["k", "n", "rule"]),
     "mask": ("value times its release flag: 0 in suppressed cells", {}, None),
-    "regroup": ("public linear map: sum the cells of each part (groups: the part of every cell), or with "
-                "spread, copy each part's value to its cells", {"groups": {"type": "array", "items": NAT},
-                                                                "parts": POS, "spread": BOOL}, ["groups", "parts"]),
+    "linear": ("public 0/1 linear map, local: out[j] = sum of x[i] over the pairs (i, j); sums cells into "
+               "parts, copies parts to cells, or keeps some entries", {"pairs": {"type": "array", "items": {
+                   "type": "array", "items": NAT, "minItems": 2, "maxItems": 2}}, "size": POS}, ["pairs", "size"]),
     "round_down": ("round released counts down to a multiple of `to`", {"to": POS}, None),
     "reveal": ("the only exit from MPC: opens its inputs (one row each) to the receivers",
                {"to": {"type": "array", "items": STR, "minItems": 1, "uniqueItems": True}}, None),
@@ -117,7 +119,7 @@ OPS: dict[str, tuple[str, dict, list[str] | None]] = {
                "keep": {"anyOf": [ID, {"type": "null"}]}, "released": ID,
                "keys": {"type": "array", "items": _ref("result_key")},
                "order_by": {"type": "array", "items": {"type": "array"}},
-               "limit": {"anyOf": [NAT, {"type": "null"}]}, "guard_blocked": ID},
+               "limit": {"anyOf": [NAT, {"type": "null"}]}},
               ["keep", "keys", "limit", "order_by", "outputs", "released"]),
 }
 
@@ -212,10 +214,15 @@ PLAN_SCHEMA: dict = {
                                   "round": {"anyOf": [{"type": "null"}, _obj({"round": INT})]},
                                   "rounded_to": POS}},
         "guard_entry": _obj({
-            "datasets": {"type": "array", "items": STR}, "where": _ref("expr_or_null"),
-            "scope": {"enum": ["cell", "all"]}, "k": POS,
+            "datasets": {"type": "array", "items": STR}, "where": {"description": "the earlier WHERE (row IR, or "
+                                                                                  "a join's sides)"},
+            "keys": {"type": "array", "description": "the earlier GROUP BY keys (group_key objects)"},
+            "mode": {"enum": ["cells", "rows"], "description": "cells: related over the public domain "
+                                                               "(guard.inside/contains/margin); rows: fallback"},
+            "scope": {"enum": ["cell", "all"]}, "k": POS, "k_old": POS,
             "from": {"type": "array", "minItems": 1, "items": _obj({"query": {"type": ["string", "null"]},
-                                                                   "plan_hash": {"type": "string", "pattern": SHA256}})}}),
+                                                                   "plan_hash": {"type": "string", "pattern": SHA256}})}},
+            required=["datasets", "from", "k", "k_old", "keys", "mode", "where"]),
         "link_layout": _obj({
             "mode": {"enum": ["join", "distinct"]}, "key_bits": {"type": "integer", "minimum": 1, "maximum": 64},
             "side_bit": {"enum": [0, 1]}, "payload_bits": NAT, "bits": POS,

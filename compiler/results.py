@@ -143,11 +143,9 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
     released = [round(x) == 1 for x in revealed[a["released"]]]
     keep = [round(x) == 1 for x in revealed[a["keep"]]] if a["keep"] else None
     combos = list(itertools.product(*[kk["values"] for kk in a["keys"]])) if a["keys"] else [()]
-    reason = f"fewer than k={k} contributing rows" + (" or distinct persons" if plan["policy"]["distinct_persons"] else "")
-    blocked = [round(x) == 1 for x in revealed[a["guard_blocked"]]] if a.get("guard_blocked") else None
     earlier = sorted({o["query"] or "?" for e in plan.get("guard", []) for o in e["from"]})
-    guard_reason = ("differencing guard: this cell differs by 1 to k-1 rows from an earlier release of "
-                    + ", ".join(earlier) + " (it would single out a few rows)")
+    reason = (f"fewer than k={k} rows or persons, in the cell or in what an observer does not hold"
+              + (", or it would difference with an earlier release" if earlier else ""))
     pcts = {j for j, o in enumerate(a["outputs"]) if o.get("pct")}  # the compiler's marker (circuit.build_outputs)
     rows = []
     for cell, combo in enumerate(combos):
@@ -159,11 +157,11 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
                 row.append(key_label(combo[o["key"]], a["keys"][o["key"]]["type"]))
                 continue
             if not released[cell]:
-                row.append(Suppressed(guard_reason if blocked and blocked[cell] else reason))
+                row.append(Suppressed(reason))
                 continue
             if round(revealed[o["flag"]][cell]) != 1:
-                row.append(Suppressed("value withheld: too few contributing rows, a dominant contributor, "
-                                      "or a zero denominator"))
+                row.append(Suppressed("value withheld: too few contributing rows, two counts too close, a "
+                                      "dominant contributor, or a zero denominator"))
                 continue
             row.append(_finish(revealed[o["value"]][cell], {**o, "round": None} if j in pcts else o))
         rows.append(row)
@@ -179,17 +177,15 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
         rows = rows[: a["limit"]]
     notes = []
     cell_sup = sum(1 for r in rows if any(isinstance(v, Suppressed) and v.reason == reason for v in r))
-    value_sup = sum(1 for r in rows if any(isinstance(v, Suppressed) and v.reason not in (reason, guard_reason)
-                                           for v in r)
-                    and not any(isinstance(v, Suppressed) and v.reason in (reason, guard_reason) for v in r))
-    guard_sup = sum(1 for r in rows if any(isinstance(v, Suppressed) and v.reason == guard_reason for v in r))
-    if guard_sup:
-        notes.append(f"{guard_sup} row(s) suppressed: {guard_reason}.")
+    value_sup = sum(1 for r in rows if any(isinstance(v, Suppressed) for v in r)
+                    and not any(isinstance(v, Suppressed) and v.reason == reason for v in r))
     if cell_sup:
-        notes.append(f"{cell_sup} row(s) suppressed: {reason} (policy of the data owners).")
+        notes.append(f"{cell_sup} row(s) suppressed: {reason} (policy of the data owners"
+                     + (f"; compared with earlier release(s) {', '.join(earlier)}" if earlier else "") + ").")
     if value_sup:
-        notes.append(f"{value_sup} row(s) with single values withheld: too few rows contribute to that value, "
-                     "one contributor dominates a sum, or a denominator is zero.")
+        notes.append(f"{value_sup} row(s) with single values withheld: too few rows contribute to that value (in "
+                     "the cell or in what an observer does not hold), two counts differ by fewer than k, one "
+                     "contributor dominates a sum, or a denominator is zero.")
     return ResultTable([o["name"] for o in a["outputs"]], rows, notes + pct_notes)
 
 

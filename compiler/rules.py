@@ -32,6 +32,13 @@ def _who(a: dict) -> str:
     return ", ".join(a.get("who", [])) or "nobody"
 
 
+def _guard(a: dict, text: str) -> str:
+    """A guard test: the rule's sentence, or for a helper test the quantity it looks at."""
+    if a.get("what"):
+        return f"{a['what']}: x >= {a.get('const')}"
+    return text.format(k=a.get("const"))
+
+
 def _range(a: dict) -> str:
     low, high = a["low"], a["high"]
     return f"0 or >= {high + 1}" if low <= 1 else f"below {low} or >= {high + 1}"
@@ -80,14 +87,14 @@ RULES: dict[str, Rule] = {r.id: r for r in [
     Rule("linkage.sizes", "2.9", "sizes of linked vectors",
          lambda a: f"every linked vector is padded to a power of two >= {a.get('min_size', '2k')} (2k)", False),
     Rule("guard.inside", "3.2", "earlier cell minus new cells inside it",
-         lambda a: f"an earlier release's cell minus the released new cells inside it holds >= {_k(a)} rows, "
-                   "or nothing can be outside them", True),
+         lambda a: _guard(a, "an earlier cell minus the released new cells inside it holds >= {k} rows, or "
+                             "they cover it and are all released"), True),
     Rule("guard.contains", "3.2", "new cell minus earlier cells inside it",
-         lambda a: f"a new cell minus the released earlier cells inside it holds >= {_k(a)} rows, or it is "
-                   "exactly those cells", True),
+         lambda a: _guard(a, "a new cell minus the possibly released earlier cells inside it holds >= {k} rows, "
+                             "or it is exactly those cells, all released"), True),
     Rule("guard.margin", "3.2", "margins across queries",
-         lambda a: f"a sum of cells of one release minus the cells of the other inside it holds >= {_k(a)} rows",
-         True),
+         lambda a: _guard(a, "a group of cells that can share rows: one release's sum minus the other's holds "
+                             ">= {k} rows, or the definitions force it to 0 with nothing hidden"), True),
     Rule("guard.rows", "3.3", "row difference (fallback)",
          lambda a: f"the rows that differ from an earlier release number >= {_k(a)} (0 counts as too few)", True),
 ]}

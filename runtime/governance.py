@@ -9,9 +9,9 @@ share is sent and names who refused and why. Ledger entries written here:
     run_started (after the handshake agreed; peer ledger heads)  release  run_finished | run_failed
 
 Approvals are verified when approvals are passed or a dataset of the plan has
-`require_approval` in this party's catalog; the plan's differencing guard must match this
-party's ledger in that case and whenever `--ledger` is given explicitly. Always (also in the
-demo) the party checks the plan hash, recompiles the source and keeps its ledger.
+`require_approval` in this party's catalog. Always (also in the demo) the party checks the plan
+hash, checks the plan's differencing guard against its own ledger (a guarded plan needs one),
+recompiles the source with the guard rebuilt from its own ledger, and keeps its ledger.
 """
 from __future__ import annotations
 
@@ -51,16 +51,15 @@ class Governance:
         required = any(catalog.datasets[d].policy.require_approval for d in plan.get("datasets", {})
                        if d in catalog.datasets)
         self.need_approvals = bool(required or opts.approvals)
-        self.check_guard = bool(self.need_approvals or opts.ledger)
         self.refused: str | None = None
         self.usable_ledger = True
 
     # -- before data is read ------------------------------------------------------------------
     def preflight(self) -> str | None:
         """None if this party may take part; else the reason (also recorded as run_refused)."""
-        problems = self._ledger_problems()
+        problems = self._ledger_problems() or self._guard_problems()
         if not problems:
-            problems = self._plan_problems() or self._approval_problems() + self._guard_problems()
+            problems = self._plan_problems() or self._approval_problems()
         if problems:
             self.refused = "; ".join(problems)
             self._append("run_refused", {"by": [self.me], "reasons": problems})
@@ -89,7 +88,9 @@ class Governance:
             text = Path(self.opts.source).read_text(encoding="utf-8") if self.opts.source else q["source"]
         except OSError as e:
             return [f"cannot read the source {self.opts.source}: {e.strerror}"]
-        res = compile_source(text, q["source_name"], self.catalog, earlier=self.plan.get("guard"))
+        # the guard from this party's own ledger only: tampered guard entries change the hash
+        earlier = [r["guard_signature"] for r in self._own_releases()]
+        res = compile_source(text, q["source_name"], self.catalog, earlier=earlier)
         if res.plan is None:
             first = res.diagnostics[0].message if res.diagnostics else "no plan"
             return [f"the source does not compile with {self.me}'s catalog ({first})"]
@@ -120,11 +121,17 @@ class Governance:
         return problems
 
     def _guard_problems(self) -> list[str]:
-        if not self.check_guard:
-            return []
+        """The plan's differencing guard against this party's own ledger (spec/disclosure.md 3.4):
+        a guarded plan needs a ledger; every comparable release it records must be in the guard,
+        and every guard entry must be a release it records."""
+        guard = self.plan.get("guard", [])
+        if guard and not self.ledger.path.exists():
+            return [f"the plan's differencing guard names earlier release(s), but this party keeps no ledger "
+                    f"({self.ledger.path.name}) to confirm them; a guarded plan runs only where each party's own "
+                    "ledger records those releases"]
         releases = [r["guard_signature"] for r in self._own_releases()]
         new = guard_mod.signature_of_plan(self.plan)
-        missing, unknown = guard_mod.coverage(self.plan.get("guard", []), new, releases)
+        missing, unknown = guard_mod.coverage(guard, new, releases)
         out = []
         if missing:
             names = ", ".join(f"{o['query']} ({o['plan_hash'][:19]}...)" for o in missing)
@@ -174,8 +181,6 @@ class Governance:
             from insightql.compiler.results import Suppressed
             sup = [r for r in table.rows if any(isinstance(v, Suppressed) for v in r)]
             outputs[0]["suppressed"] = len(sup)
-            outputs[0]["guard_suppressed"] = sum(1 for r in sup if any(
-                isinstance(v, Suppressed) and v.reason.startswith("differencing guard") for v in r))
         self._append("release", data)
         self._append("run_finished", {})
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from insightql.compiler.partials import regroup_matrix, slot_rows
+from insightql.compiler.partials import linear_matrix, slot_rows
 
 
 class SecureOps:
@@ -125,13 +125,12 @@ class SecureOps:
             return self.trunc(args[0] * args[1], sum(fr) - node["frac"])
         if op == "mask":
             return args[0] * args[1]
-        if op == "regroup":  # a public linear map: local, no communication
-            m = regroup_matrix(a)
-            return args[0] @ (m.T if a.get("spread") else m)
+        if op == "linear":  # a public 0/1 linear map: local, no communication
+            return args[0] @ linear_matrix(a, self.nodes[ins[0]]["shape"][0])
         if op == "mul_const":
             return args[0] * a["const"]
         if op == "const":
-            return self.const(a["value"])
+            return self.const(a["value"], node["shape"][0])
         if op == "nonzero":
             lo, hi = self.raw_range(ins[0])
             return 1 - self.eq0(args[0], lo, hi)

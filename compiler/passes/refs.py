@@ -29,6 +29,6 @@ def rename_refs(g: nx.DiGraph, mapping: dict[str, str]) -> None:
                 for k in ("value", "flag"):
                     if k in o:
                         o[k] = m(o[k])
-            for k in ("keep", "released", "guard_blocked"):
+            for k in ("keep", "released"):
                 if a.get(k):
                     a[k] = m(a[k])

@@ -57,7 +57,7 @@ def schedule(g: nx.DiGraph) -> nx.DiGraph:
         if d["op"] == "table":
             a["outputs"] = [{k: (mapping[v] if k in ("value", "flag") and v else v) for k, v in o.items()}
                             for o in a["outputs"]]
-            for k in ("keep", "released", "guard_blocked"):
+            for k in ("keep", "released"):
                 if a.get(k):
                     a[k] = mapping[a[k]]
         out.add_node(mapping[n], **d)
