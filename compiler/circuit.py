@@ -131,14 +131,13 @@ class CircuitBuilder:
         reveals (counts.pair), ANDed into the flags of the values it concerns."""
         lp = self.lp
         self.agg_list = [self.finish_aggregate(a, p) for a, p in zip(lp.aggregates, agg_plans)]
-        counts = {a.ast.args[0].name if isinstance(a.ast.args[0], A.ColumnRef) else repr(a.arg): p["count"]
-                  for a, p in zip(lp.aggregates, agg_plans)
-                  if "count" in p and a.arg_type is not None and a.arg_type.nullable}
+        counts = {p["count"]: _column_text(a.ast.args[0]) for a, p in zip(lp.aggregates, agg_plans)
+                  if "count" in p and a.arg_type is not None and a.arg_type.nullable}  # count slot -> column
         distinct = [v["node"] for a, v in zip(lp.aggregates, self.agg_list) if a.func == "count_distinct"]
         pairs = self.rules.count_pairs(counts, self.slot("rows"), distinct)
         for a, p, v in zip(lp.aggregates, agg_plans, self.agg_list):
-            key = next((c for c, s in counts.items() if p.get("count") == s), None)
-            extra = [pairs.get(key) if key else pairs.get(v["node"]) if a.func == "count_distinct" else None]
+            extra = [pairs.get(p.get("count")) if p.get("count") in counts else
+                     pairs.get(v["node"]) if a.func == "count_distinct" else None]
             if a.func == "count_distinct" and self.linked(v["node"]):
                 extra.append(self.rules.membership(v["node"], p["distinct"]))
             if any(extra):
@@ -220,8 +219,7 @@ class CircuitBuilder:
             ok = rules.at_least("distinct.keys", d)
             return {"node": d, "flag": rules.all_of([self.released, ok]), "scale": 0, "count": True}
         cnt = c[p["count"]]
-        column = a.ast.args[0].name if isinstance(a.ast.args[0], A.ColumnRef) else "the column"
-        flag = rules.value_flag(self.released, rows, p["count"], column, a.arg_type.nullable)
+        flag = rules.value_flag(self.released, rows, p["count"], _column_text(a.ast.args[0]), a.arg_type.nullable)
         scale = a.arg_type.scale if a.arg_type.kind == "decimal" else 0
         if f == "count":
             return {"node": cnt, "flag": flag, "scale": 0, "count": True}
@@ -355,6 +353,12 @@ class CircuitBuilder:
             return self.secure("compare", [diff], 0, 1, relation=e.op)
         raise PlanError(Diagnostic("IQ404", "HAVING may only compare aggregates", e.span,
                                    ["filter on grouping columns with WHERE"]))
+
+
+def _column_text(e: A.Expr) -> str:
+    if isinstance(e, A.ColumnRef):
+        return f"{e.qualifier}.{e.name}" if e.qualifier else e.name
+    return "the argument"
 
 
 def _num(x):

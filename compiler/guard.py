@@ -131,16 +131,26 @@ def declare(builder, keys_ir: list[dict]) -> list[dict]:
 
 
 def _add_column_types(lp, ir) -> None:
+    for c, t in _column_types([ir]).items():
+        lp.columns.setdefault(c, ir_type(t))
+
+
+def _column_types(irs: list) -> dict[str, dict]:
+    """{column: type} of the column references in row IR, as the query that wrote it saw them."""
+    out: dict[str, dict] = {}
+
     def walk(x):
         if isinstance(x, dict):
-            if "col" in x and x["col"] not in lp.columns:
-                lp.columns[x["col"]] = ir_type(x["type"])
+            if "col" in x:
+                out.setdefault(x["col"], x["type"])
             for v in x.values():
                 walk(v)
         elif isinstance(x, list):
             for v in x:
                 walk(v)
-    walk(ir)
+    for ir in irs:
+        walk(ir)
+    return out
 
 
 def apply(builder, released: str) -> str:
@@ -180,10 +190,18 @@ class CellChecks:
         slots = [{"name": "s0", "kind": "rows"}] + (
             [{"name": "s1", "kind": "persons", "column": b.lp.person_key}] if b.lp.person_key else [])
         loads = {n["attrs"]["dataset"]: nid for nid, n in b.g.nodes(data=True) if n["op"] == "load"}
+        read = _column_types([e["where"], *(k["expr"] for k in e["keys"])])
+        if b.lp.person_key:
+            read.setdefault(b.lp.person_key, b.lp.columns[b.lp.person_key].to_json())
         rows, persons = {}, {}
         for d in e["datasets"]:
             owner = b.catalog.datasets[d].owner
-            part = b.add("partials", f"local:{owner}", [loads[d]], [len(slots), self.cE], dataset=d, where=e["where"],
+            load = loads[d]
+            if any(b.g.nodes[load]["attrs"]["columns"].get(c) != t for c, t in read.items()):
+                # the earlier query saw a column with another type (a UNION ALL widens category
+                # domains, so codes differ): read it again as the earlier query did
+                load = b.add("load", f"local:{owner}", [], [-1], dataset=d, columns=dict(sorted(read.items())))
+            part = b.add("partials", f"local:{owner}", [load], [len(slots), self.cE], dataset=d, where=e["where"],
                          keys=e["keys"], slots=slots, cells=self.cE, earlier=True)
             share = b.add("share", f"input:{owner}", [part], [len(slots), self.cE], 0, self.hi, party=owner)
             rows[d] = self.node("combine", [share], self.cE, 0, self.hi, slot="s0", how="sum")

@@ -40,9 +40,11 @@ class ReleaseRules:
     def at_least(self, rule: str, x: str, k: int | None = None, **attrs) -> str:
         return self.b.secure("ge_const", [x], 0, 1, const=self.kk if k is None else k, rule=rule, **attrs)
 
-    def zero_or_many(self, rule: str, x: str, **attrs) -> str:
-        """x = 0 or x >= k' (x a count, rounded first when the policy rounds)."""
-        return self.b.secure("outside_range", [self.rounded(x)], 0, 1, low=1, high=self.kk - 1, rule=rule, **attrs)
+    def zero_or_many(self, rule: str, x: str, rounded: bool = False, **attrs) -> str:
+        """x = 0 or x >= k' (x a count, rounded down first when the policy rounds; `rounded`: x is
+        already a difference of rounded counts)."""
+        x = x if rounded else self.rounded(x)
+        return self.b.secure("outside_range", [x], 0, 1, low=1, high=self.kk - 1, rule=rule, **attrs)
 
     def rounded(self, x: str) -> str:
         if self.base <= 1:
@@ -103,30 +105,32 @@ class ReleaseRules:
             return cell
         m = b.combined[count]
         flags = [cell, self.at_least("values.rows", m, what=column),
-                 self.zero_or_many("values.left_out", self.gap(b.combined[rows], m), what=column)]
+                 self.zero_or_many("values.left_out", self.gap(b.combined[rows], m), rounded=True, what=column)]
         for held in self.holdings:
             rest = self.not_held(held)
             m_rest = self.part(count, rest)
             flags.append(self.zero_or_many("values.rows", m_rest, what=column, who=list(held)))
-            flags.append(self.zero_or_many("values.left_out", self.gap(self.part(rows, rest), m_rest),
+            flags.append(self.zero_or_many("values.left_out", self.gap(self.part(rows, rest), m_rest), rounded=True,
                                            what=column, who=list(held)))
         return self.all_of(flags)
 
     def gap(self, rows: str, m: str) -> str:
-        return self.b.secure("sub", [rows, m], 0, self.b.max_rows)
+        """rows - m, each rounded first under rounding: the gap the released counts show."""
+        return self.b.secure("sub", [self.rounded(rows), self.rounded(m)], 0, self.b.max_rows)
 
     def count_pairs(self, counts: dict[str, str], rows: str, distinct: list[str]) -> dict[str, str]:
         """counts.pair: every two counts of nullable columns (per complement too), and rows against
-        each released distinct count. Returns {column or distinct node: flag}."""
+        each released distinct count. `counts`: {count slot: column}. Returns {count slot or
+        distinct node: flag}."""
         b = self.b
         out: dict[str, list[str]] = {}
-        for (x, sx), (y, sy) in combinations(sorted(counts.items()), 2):
+        for (sx, x), (sy, y) in combinations(sorted(counts.items(), key=lambda i: (i[1], i[0])), 2):
             scopes = [((), b.combined[sx], b.combined[sy])]
             scopes += [(h, self.part(sx, self.not_held(h)), self.part(sy, self.not_held(h))) for h in self.holdings]
             for held, mx, my in scopes:
                 f = self.differ(mx, my, what=[f"COUNT({x})", f"COUNT({y})"], **({"who": list(held)} if held else {}))
-                out.setdefault(x, []).append(f)
-                out.setdefault(y, []).append(f)
+                out.setdefault(sx, []).append(f)
+                out.setdefault(sy, []).append(f)
         for d in distinct:
             f = self.differ(b.combined[rows], d, what=["COUNT(*)", "COUNT(DISTINCT)"])
             out.setdefault(d, []).append(f)

@@ -3,11 +3,9 @@
 1. MPC vs oracle (few examples, real parties): counts and sums exact, averages within the
    fixed-point resolution, suppression identical.
 2. Oracle vs an independent evaluation (many examples, no MPC): the same query's SQL text run by
-   sqlite3 on the pooled CSVs, with the disclosure rules applied here from their documented
-   meaning: a cell is released iff it has >= k rows and >= k distinct persons (the largest
-   per-dataset distinct count: the compiler's lower bound for UNION ALL); an aggregate over a
-   nullable column also needs >= k contributing rows and 0 or >= k rows left out; counts are
-   rounded down to the policy's multiple.
+   sqlite3 on the pooled CSVs, with the release rules of spec/disclosure.md section 2 applied by
+   tests/rules_ref.py (written apart from the compiler): the cell rule, every observer's
+   complement, the own-count and pair rules, counts rounded down to the policy's multiple.
 3. The off-by-one at k, through real MPC once: cells of exactly k-1, k and k+1 rows.
 """
 from __future__ import annotations
@@ -32,6 +30,7 @@ from insightql.compiler.results import Suppressed
 
 from conftest import CATALOG, assert_same_result, compile_plan, oracle_result, run_mpc
 from randdata import random_rows, write_csv
+from rules_ref import Cell, Rules, holdings
 
 CAT = load_catalog(CATALOG)
 FIXED_POINT_REL = 2.0 ** -20
@@ -204,8 +203,10 @@ def _sql_agg(a: Agg, ds: str) -> str:
     return f"{a.func.upper()}({x})"
 
 
-def expected_table(q: Query, paths: dict[str, str]) -> dict[tuple, list]:
-    """{key tuple: [values]} over the whole public domain; Suppressed kinds 'cell' / 'value'."""
+def expected_table(q: Query, paths: dict[str, str], receivers: list[str], n_parties: int) -> dict[tuple, list]:
+    """{key tuple: [values]} over the whole public domain; Suppressed kinds 'cell' / 'value'.
+    The release rules come from tests/rules_ref.py, per dataset so that every observer's
+    complement is checked (spec/disclosure.md 2.3-2.5)."""
     con = _sqlite(paths)
     ds0 = q.datasets[0]
     cols = _columns(ds0)
@@ -220,14 +221,16 @@ def expected_table(q: Query, paths: dict[str, str]) -> dict[tuple, list]:
     policies = [CAT.datasets[d].policy for d in q.datasets]
     k = max(p.min_group_size for p in policies)
     rnd = max(p.round_counts_to for p in policies)
-    person = [CAT.datasets[d].person_key for d in q.datasets if CAT.datasets[d].person_key]
-    persons: dict[tuple, int] = {}
-    for d in q.datasets:  # distinct persons per dataset; the cell rule takes the largest
+    person = any(CAT.datasets[d].person_key for d in q.datasets)
+    nullable = sorted({a.column for a in q.aggs if a.column and cols[a.column].nullable})
+    per: dict[tuple, dict[str, dict]] = {}  # cell -> dataset -> its own rows, persons, counts
+    for d in q.datasets:
         pk = CAT.datasets[d].person_key
-        if pk:
-            for r in con.execute(f'SELECT {keys_sql}COUNT(DISTINCT {pk}) FROM "{d}"{where}{group}'):
-                key = tuple(r[:len(q.keys)])
-                persons[key] = max(persons.get(key, 0), r[-1])
+        parts = ["COUNT(*)", f"COUNT(DISTINCT {pk})" if pk else "0"] + [f"COUNT({c})" for c in nullable]
+        for r in con.execute(f'SELECT {keys_sql}{", ".join(parts)} FROM "{d}"{where}{group}'):
+            per.setdefault(tuple(r[:len(q.keys)]), {})[d] = r[len(q.keys):]
+    owners = {d: CAT.datasets[d].owner for d in q.datasets}
+    rules = Rules(k, rnd, holdings(set(owners.values()), set(receivers), n_parties))
     domains = [cols[key].domain if cols[key].type == "category" else [0, 1] for key in q.keys]
     out = {}
     for combo in itertools.product(*domains):
@@ -235,19 +238,20 @@ def expected_table(q: Query, paths: dict[str, str]) -> dict[tuple, list]:
         n_aggs = len(q.aggs)
         if vals is None:  # an empty cell: sqlite has no row, the plan lists it
             vals = [0 if a.func in ("count_rows", "count") else None for a in aggs]
-        rows = vals[n_aggs]
-        counts = {a.column: c for a, c in zip([a for a in q.aggs if a.column], vals[n_aggs + 1:])}
-        released = rows >= k and (not person or persons.get(combo, 0) >= k)
+        parts = {d: per.get(combo, {}).get(d, [0] * (2 + len(nullable))) for d in q.datasets}
+        cell = Cell({d: parts[d][0] for d in q.datasets}, owners,
+                    {d: parts[d][1] for d in q.datasets} if person else None,
+                    {c: {d: parts[d][2 + i] for d in q.datasets} for i, c in enumerate(nullable)})
+        released = rules.cell(cell)
         row = []
         for a, v in zip(q.aggs, vals):
             if not released:
                 row.append("cell")
                 continue
-            if a.column is not None and cols[a.column].nullable:
-                cnt = counts[a.column]
-                if not (cnt >= k and (rows - cnt == 0 or rows - cnt >= k)):
-                    row.append("value")
-                    continue
+            col = a.column if a.column in nullable else None
+            if not rules.value(cell, col, nullable):
+                row.append("value")
+                continue
             if a.func in ("count_rows", "count"):
                 v = v - v % rnd
             row.append(v)
@@ -259,7 +263,7 @@ def expected_table(q: Query, paths: dict[str, str]) -> dict[tuple, list]:
 
 def assert_oracle_matches_sqlite(q: Query, plan: dict, paths: dict[str, str]) -> None:
     table = oracle_result(plan, CAT, paths)
-    want = expected_table(q, paths)
+    want = expected_table(q, paths, plan["receivers"], len(plan["parties"]))
     nk = len(q.keys)
     got = {tuple(r[:nk]): r[nk:] for r in table.rows}
     assert set(got) == set(want), "the oracle's cells differ from the public domain"

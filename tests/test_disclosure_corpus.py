@@ -185,10 +185,10 @@ def test_leakage_report_names_each_release_condition():
          "FROM police_victims GROUP BY exp_Region;")
     plan = compile_source(q, "q.iq", catalog("catalog.toml")).plan
     items = {(i["item"], i.get("column")): i["detail"] for i in plan["leakage"]}
-    assert "rows >= 10 and distinct persons >= 10" in items[("suppression_flag", None)]
+    assert "[cell.rows] the cell has >= 10 rows and [cell.persons]" in items[("suppression_flag", None)]
     assert items[("output_flag", "n")].endswith("the cell is released")
-    assert "rows left out (NULL) are 0 or >= 10" in items[("output_flag", "h")]
+    assert "[values.left_out] rows without a value of hours_worked_week are 0 or >= 10" in items[("output_flag", "h")]
     q = "@purpose research\nSELECT region, SUM(stay_days) AS s FROM shelter_stays GROUP BY region;"
     plan = compile_source(q, "q.iq", catalog("catalog_strict.toml")).plan
     flag = next(i["detail"] for i in plan["leakage"] if i["item"] == "output_flag")
-    assert "the 1 largest contributions are at most 60% of the sum" in flag
+    assert "[sum.dominance] the 1 largest contributors (persons) hold at most 60% of the sum" in flag

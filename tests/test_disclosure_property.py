@@ -1,18 +1,12 @@
 """Property tests of the runtime cell rules, on the plaintext oracle (no MPC, so fast).
 
-The rule under test (spec/disclosure.md, "Cell rule"), for every cell of the public group domain:
-
-    released  iff  rows >= k  and  (no person key, or  max over organisations P of
-                                    distinct persons among P's rows in the cell  >= k)
-
-with k = min_group_size of the effective policy. Each organisation counts distinct persons in its
-own rows; the maximum is a lower bound of the distinct persons of the union, so a released cell
-always has at least k rows and at least k distinct persons overall (safety), and a cell in which
-one organisation alone sees k persons among at least k rows is always released (liveness). A cell
-whose k persons are spread over organisations, none seeing k, is suppressed (conservative).
-
-Own-count rule, for an aggregate of a nullable column: released iff the cell is released, at
-least k rows have a value, and the rows without one are 0 or at least k.
+The rules under test (spec/disclosure.md section 2), for every cell of the public group domain,
+are applied by tests/rules_ref.py, written from the spec apart from the compiler: the cell rule
+(>= k rows, some dataset with >= k distinct persons), the observer's complement (with police and
+NGO both receiving, each organisation's own part of a cell must hold >= k rows and k persons),
+and for an aggregate of a nullable column the own-count rule on the cell and on every complement.
+Safety is also checked directly: a released cell always has >= k rows and >= k distinct persons
+in the union.
 """
 from __future__ import annotations
 
@@ -30,6 +24,8 @@ from insightql.compiler.oracle import run_plan_plaintext
 from insightql.compiler.pipeline import compile_source
 from insightql.compiler.results import Suppressed
 from insightql.runtime.data_loader import load_dataset
+
+from rules_ref import Cell, Rules, holdings
 
 CATALOG = load_catalog(Path(__file__).resolve().parent / "corpus" / "catalog.toml")
 K = 10  # police_victims and ngo_clients
@@ -95,20 +91,33 @@ KEYS = {"exp_Region": 0, "prs_Gender": 1, "minor_at_recruitment": 2}
 
 
 def reference(data: dict[str, list[tuple]], keys: list[str], types: list[str] | None) -> dict:
-    """Per cell, computed directly from the rows (not from the plan)."""
-    cells = defaultdict(lambda: {"rows": 0, "persons": defaultdict(set), "nonnull": 0, "hours": 0, "ages": []})
+    """Per cell and dataset, computed directly from the rows (not from the plan)."""
+    def new():
+        return {"rows": defaultdict(int), "persons": defaultdict(set), "nonnull": defaultdict(int), "hours": 0,
+                "ages": []}
+    cells = defaultdict(new)
     for org, rows in data.items():
         for r in rows:
             if types is not None and r[3] not in types:
                 continue
             c = cells[tuple(r[KEYS[k]] for k in keys)]
-            c["rows"] += 1
+            c["rows"][org] += 1
             c["persons"][org].add(r[4])
             c["ages"].append(r[6])
             if r[5] is not None:
-                c["nonnull"] += 1
+                c["nonnull"][org] += 1
                 c["hours"] += r[5]
     return cells
+
+
+def as_cell(c, datasets: list[str]) -> Cell:
+    return Cell({d: c["rows"][d] for d in datasets}, {d: CATALOG.datasets[d].owner for d in datasets},
+                {d: len(c["persons"][d]) for d in datasets}, {"hours": {d: c["nonnull"][d] for d in datasets}})
+
+
+def rules_for(datasets: list[str]) -> Rules:
+    owners = {CATALOG.datasets[d].owner for d in datasets}
+    return Rules(K, 1, holdings(owners, {"police", "ngo", "helpline"}, len(CATALOG.party_names())))
 
 
 @st.composite
@@ -126,21 +135,14 @@ def query_and_data(draw):
     return text, data, keys, types
 
 
-def cell_released(c) -> bool:
-    return c["rows"] >= K and max((len(p) for p in c["persons"].values()), default=0) >= K
-
-
-def own_count_ok(c) -> bool:
-    gap = c["rows"] - c["nonnull"]
-    return cell_released(c) and c["nonnull"] >= K and (gap == 0 or gap >= K)
-
-
 @SETTINGS
 @given(query_and_data())
 def test_cell_rule_on_random_queries(case):
     text, data, keys, types = case
     table = run(text, data)
     cells = reference(data, keys, types)
+    datasets = list(data)
+    rules = rules_for(datasets)
     col = {c: i for i, c in enumerate(table.columns)}
     domain = {"exp_Region": 4, "prs_Gender": 6, "minor_at_recruitment": 2}
     expected_rows = 1
@@ -149,25 +151,27 @@ def test_cell_rule_on_random_queries(case):
     assert len(table.rows) == expected_rows, "every cell is shown, suppressed or not"
     for row in table.rows:
         c = cells[tuple(row[col[k]] for k in keys)]
+        cell = as_cell(c, datasets)
         n = row[col["n"]]
+        total = sum(c["rows"].values())
         union_persons = len(set().union(*c["persons"].values())) if c["persons"] else 0
-        if not isinstance(n, Suppressed):  # safety
-            assert c["rows"] >= K and union_persons >= K, (text, c)
-            assert n == c["rows"]
-        assert isinstance(n, Suppressed) != cell_released(c), (text, c)  # exactly the rule
+        if not isinstance(n, Suppressed):  # safety, directly
+            assert total >= K and union_persons >= K, (text, c)
+            assert n == total
+        assert isinstance(n, Suppressed) != rules.cell(cell), (text, c)  # exactly the rules
+        ok = rules.value(cell, "hours", ["hours"])
         for name in ("h", "s"):
-            v = row[col[name]]
-            assert isinstance(v, Suppressed) != own_count_ok(c), (text, name, c)
-        if own_count_ok(c):
-            assert (row[col["h"]], row[col["s"]]) == (c["nonnull"], c["hours"])
+            assert isinstance(row[col[name]], Suppressed) != ok, (text, name, c)
+        if ok:
+            assert (row[col["h"]], row[col["s"]]) == (sum(c["nonnull"].values()), c["hours"])
         a = row[col["a"]]
-        assert isinstance(a, Suppressed) != cell_released(c)
-        if cell_released(c):
+        assert isinstance(a, Suppressed) != rules.cell(cell)
+        if rules.cell(cell):
             assert a == pytest.approx(sum(c["ages"]) / len(c["ages"]))
         if "d" in col:
             d = row[col["d"]]
-            assert isinstance(d, Suppressed) != cell_released(c)  # one dataset: distinct keys = persons
-            if cell_released(c):
+            assert isinstance(d, Suppressed) != rules.distinct(cell, union_persons), (text, c)
+            if not isinstance(d, Suppressed):
                 assert d == union_persons
 
 
@@ -207,10 +211,11 @@ def test_off_by_one_own_count(gap, released):
 
 @pytest.mark.parametrize("police, ngo, released", [
     (K - 1, K - 1, False),  # 18 distinct persons in the union, but no organisation sees k: conservative
-    (K, K - 1, True),
-    (K - 1, K, True),
+    (K, K - 1, False),  # police, receiving, subtracts its own rows: the NGO's part holds K - 1 persons
+    (K - 1, K, False),
+    (K, K, True),
 ])
-def test_persons_are_the_maximum_over_organisations(police, ngo, released):
+def test_persons_in_every_observers_complement(police, ngo, released):
     data = {"police_victims": rows_for(police + 3, police), "ngo_clients": rows_for(ngo + 3, ngo, first_person=500)}
     r = north(run(COUNT_BY_REGION.format(src="police_victims UNION ALL ngo_clients"), data))
     assert isinstance(r[1], Suppressed) != released

@@ -74,8 +74,9 @@ def test_text_shows_policy_receivers_cost_leakage_and_hash(plan):
         assert re.search(rf"^    {p}: [0-9.]+ (kB|MB|B) ", text, re.M), p
     for item in plan["leakage"]:
         assert item["detail"] in text
-    ge = next(n for n in plan["nodes"] if n["op"] == "ge_const" and n["attrs"]["why"] == "rows >= k")
-    assert f"x >= 10  (rows >= k)" in text and ge["id"] in text.split("minimum group size")[1].splitlines()[0]
+    ge = next(n for n in plan["nodes"] if n["op"] == "ge_const" and n["attrs"]["rule"] == "cell.rows")
+    assert "x >= 10  ([cell.rows] the cell has >= 10 rows)" in text
+    assert ge["id"] in text.split("minimum group size")[1].splitlines()[0]
 
 
 def test_text_of_a_rounded_count_names_the_rounding():
@@ -128,9 +129,9 @@ def test_text_of_a_join_describes_link_ops_and_revealed_row_counts(design, tmp_p
     assert "not revealed" not in hidden and "NOT hidden" in hidden
     assert "ngo_clients: its row count" in hidden and "input_sizes" in hidden
     assert f"leakage item {'match_pattern' if design == 'fast' else 'sort_comparisons'}" in hidden
-    persons = next(n["id"] for n in plan["nodes"] if n["attrs"].get("why", "").startswith("distinct persons (join"))
+    persons = next(n["id"] for n in plan["nodes"] if n["attrs"].get("count") == "join_keys")
     k_rule = next(line for line in rules.splitlines() if "minimum group size" in line)
-    assert "k distinct persons (join keys) among the joined rows" in k_rule and persons in k_rule
+    assert "distinct persons (join keys)" in k_rule and persons in k_rule
     assert "per organisation" not in k_rule
     for item in plan["leakage"]:
         assert item["detail"] in text
@@ -145,7 +146,7 @@ def test_text_of_a_distinct_count_names_the_linked_datasets(tmp_path):
             "ngo_clients, shelter_stays, per cell (4 cells)") in _line(text, link["id"])
     assert "shelter_stays: its row count rounded up to a power of two" in text
     assert "repeated (cell, key) pairs become padding" in text
-    assert "k distinct persons across all organisations (exact, record linkage)" in text
+    assert "distinct persons across all organisations (record linkage)" in text
 
 
 def test_html_and_dot_of_a_join_describe_link_ops(tmp_path):

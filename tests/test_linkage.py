@@ -29,6 +29,7 @@ from insightql.compiler.pipeline import compile_source
 from insightql.compiler.results import Suppressed
 
 from conftest import _MPC_SLOTS, assert_same_result, compile_plan, load_tables, oracle_result, run_mpc
+from rules_ref import Cell, Rules, holdings
 
 LCAT_PATH = Path(__file__).resolve().parent / "linkage" / "catalog.toml"
 LCAT = load_catalog(LCAT_PATH)
@@ -51,6 +52,8 @@ GROUP BY p.exp_Region, n.prs_Gender;""",
         sql="""FROM police_victims p JOIN ngo_clients n ON p.person_id = n.person_id
 WHERE p.prs_Age >= 5 AND n.exp_Region <> 'North'""",
         groups=["p.exp_Region", "n.prs_Gender"], persons="p.person_id",
+        u=("n", "ngo_clients", "n.exp_Region <> 'North'", ["n.prs_Gender"]),
+        m=("p", "police_victims", "p.prs_Age >= 5", ["p.exp_Region"]), distinct=["persons"],
         outs=[("rows_", "COUNT(*)", "cell"), ("age", "AVG(n.prs_Age)", "cell"),
               ("hours", "SUM(MIN(MAX(p.hours_worked_week, 0), 100))", "COUNT(p.hours_worked_week)"),
               ("persons", "COUNT(DISTINCT p.person_id)", "cell")]),
@@ -61,7 +64,7 @@ FROM ngo_clients n LEFT JOIN shelter_stays s ON n.person_id = s.person_id
 WHERE n.prs_Age < 90
 GROUP BY n.exp_Region, s.prs_Gender;""",
         sql="""FROM ngo_clients n LEFT JOIN shelter_stays s ON n.person_id = s.person_id WHERE n.prs_Age < 90""",
-        groups=["n.exp_Region", "s.prs_Gender"], persons="n.person_id",
+        groups=["n.exp_Region", "s.prs_Gender"], persons="n.person_id", left=True,
         outs=[("rows_", "COUNT(*)", "cell"), ("matched", "COUNT(s.prs_Age)", "COUNT(s.prs_Age)"),
               ("age", "AVG(s.prs_Age)", "COUNT(s.prs_Age)"),
               ("debt", "SUM(MIN(MAX(n.debt_eur, 0), 500))", "COUNT(n.debt_eur)")]),
@@ -69,7 +72,8 @@ GROUP BY n.exp_Region, s.prs_Gender;""",
         iq="""SELECT COUNT(*) AS joined_rows, COUNT(DISTINCT n.person_id) AS overlap
 FROM police_victims p JOIN ngo_clients n ON p.person_id = n.person_id;""",
         sql="FROM police_victims p JOIN ngo_clients n ON p.person_id = n.person_id",
-        groups=[], persons="n.person_id",
+        groups=[], persons="n.person_id", u=("n", "ngo_clients", None, []), m=("p", "police_victims", None, []),
+        distinct=["overlap"],
         outs=[("joined_rows", "COUNT(*)", "cell"), ("overlap", "COUNT(DISTINCT n.person_id)", "cell")]),
     "unique_left_side": dict(
         iq="""SELECT p.prs_Gender, COUNT(*) AS rows_, SUM(s.prs_Age) AS ages
@@ -77,6 +81,7 @@ FROM shelter_stays s JOIN police_victims p ON s.person_id = p.person_id
 GROUP BY p.prs_Gender;""",
         sql="FROM shelter_stays s JOIN police_victims p ON s.person_id = p.person_id",
         groups=["p.prs_Gender"], persons="p.person_id",
+        u=("s", "shelter_stays", None, []), m=("p", "police_victims", None, ["p.prs_Gender"]),
         outs=[("rows_", "COUNT(*)", "cell"), ("ages", "SUM(s.prs_Age)", "cell")]),
     "distinct_three": dict(
         iq="""SELECT exp_Region, COUNT(DISTINCT person_id) AS persons, COUNT(*) AS rows_
@@ -85,12 +90,14 @@ WHERE prs_Age >= 10
 GROUP BY exp_Region;""",
         sql="FROM (SELECT * FROM police_victims UNION ALL SELECT * FROM ngo_clients UNION ALL "
             "SELECT * FROM shelter_stays) u WHERE prs_Age >= 10",
-        groups=["exp_Region"], persons="person_id",
+        groups=["exp_Region"], persons="person_id", union=["police_victims", "ngo_clients", "shelter_stays"],
+        where="prs_Age >= 10", distinct=["persons"],
         outs=[("persons", "COUNT(DISTINCT person_id)", "cell"), ("rows_", "COUNT(*)", "cell")]),
     "distinct_two_total": dict(
         iq="""SELECT COUNT(DISTINCT person_id) AS persons FROM police_victims UNION ALL shelter_stays;""",
         sql="FROM (SELECT * FROM police_victims UNION ALL SELECT * FROM shelter_stays) u",
-        groups=[], persons="person_id", outs=[("persons", "COUNT(DISTINCT person_id)", "cell")]),
+        groups=[], persons="person_id", union=["police_victims", "shelter_stays"], distinct=["persons"],
+        outs=[("persons", "COUNT(DISTINCT person_id)", "cell")]),
 }
 
 
@@ -143,7 +150,8 @@ def sqlite_of(data: dict[str, str]) -> sqlite3.Connection:
 
 
 def expected(name: str, plan: dict, data: dict[str, str]) -> list[list]:
-    """The result rows from sqlite3 and the disclosure rules; 'cell' / 'value' for suppressed."""
+    """The result rows from sqlite3 and the release rules of spec/disclosure.md (tests/rules_ref.py
+    for a UNION ALL; the join rules written out here): 'cell' / 'value' for suppressed."""
     q = QUERIES[name]
     con = sqlite_of(data)
     extra = [rule for _, _, rule in q["outs"] if rule != "cell"]
@@ -152,15 +160,29 @@ def expected(name: str, plan: dict, data: dict[str, str]) -> list[list]:
     found = {tuple(r[:len(q["groups"])]): r[len(q["groups"]):] for r in con.execute(sql)}
     table = next(n for n in plan["nodes"] if n["op"] == "table")["attrs"]
     domains = [k["values"] for k in table["keys"]]
+    combos = list(__import__("itertools").product(*domains)) if domains else [()]
+    side_ok = join_parts_ok(q, con, combos, found) if "u" in q else {}
+    per = union_parts(q, con) if "union" in q else {}
+    receivers = {"police", "ngo", "shelter"}
     rows = []
-    for combo in (__import__("itertools").product(*domains) if domains else [()]):
+    for combo in combos:
         r = found.get(tuple(combo))
         if r is None or (not q["groups"] and r[0] == 0):
             r = [0, 0] + [None] * len(q["outs"]) + [0] * len(extra)
         n, persons, vals, counts = r[0], r[1], r[2:2 + len(q["outs"])], r[2 + len(q["outs"]):]
-        released = n >= K and persons >= K
+        if "union" in q:
+            ds = q["union"]
+            parts = {d: per.get((d,) + tuple(combo), (0, 0)) for d in ds}
+            owners = {d: LCAT.datasets[d].owner for d in ds}
+            rules = Rules(K, 1, holdings(set(owners.values()), receivers, len(LCAT.party_names())))
+            cell = Cell({d: parts[d][0] for d in ds}, owners, {d: parts[d][1] for d in ds}, linked_persons=persons)
+            released = rules.cell(cell)
+        else:
+            rules = Rules(K)
+            released = n >= K and persons >= K and side_ok.get(tuple(combo), True)
         out = list(combo)
         ci = 0
+        nullable = [c for _, _, c in q["outs"] if c != "cell"]
         for (oname, _, rule), v in zip(q["outs"], vals):
             if not released:
                 out.append("cell")
@@ -168,12 +190,57 @@ def expected(name: str, plan: dict, data: dict[str, str]) -> list[list]:
             if rule != "cell":
                 c = counts[ci]
                 ci += 1
-                if c < K or 0 < n - c < K:
+                others = [counts[nullable.index(o)] for o in dict.fromkeys(nullable) if o != rule]
+                if c < K or 0 < n - c < K or any(0 < abs(c - o) < K for o in others):
+                    out.append("value")
+                    continue
+            if oname in q.get("distinct", []):
+                ok = rules.distinct(cell, v, {d: parts[d][1] for d in q["union"]}) if "union" in q else \
+                    v >= K and not 0 < n - v < K
+                if not ok:
                     out.append("value")
                     continue
             out.append(v if v is not None else 0)
         rows.append(out)
     return rows
+
+
+def union_parts(q: dict, con) -> dict[tuple, tuple[int, int]]:
+    """{(dataset, *cell): (rows, distinct persons)} of each dataset of a UNION ALL on its own."""
+    out = {}
+    where = f" WHERE {q['where']}" if q.get("where") else ""
+    group = f" GROUP BY {', '.join(q['groups'])}" if q["groups"] else ""
+    for d in q["union"]:
+        sel = q["groups"] + ["COUNT(*)", f"COUNT(DISTINCT {q['persons']})"]
+        for r in con.execute(f"SELECT {', '.join(sel)} FROM {d}{where}{group}"):
+            out[(d,) + tuple(r[:len(q["groups"])])] = tuple(r[len(q["groups"]):])
+    return out
+
+
+def join_parts_ok(q: dict, con, combos: list, found: dict) -> dict[tuple, bool]:
+    """linkage.unshared for an inner JOIN (spec/disclosure.md 2.6): each side's own rows in each part
+    of the cells it can tell apart (its GROUP BY keys), minus those matched (M: the joined rows; U:
+    the distinct join keys summed over the part's cells), must be >= k."""
+    ok = {tuple(c): True for c in combos}
+    for side, matched_col in (("m", 0), ("u", 1)):
+        alias, ds, where, keys = q[side]
+        idx = [q["groups"].index(k) for k in keys]
+        own = {}
+        sel = [k.split(".")[1] for k in keys] + ["COUNT(*)"]
+        w = f" WHERE {where.replace(alias + '.', '')}" if where else ""
+        g = f" GROUP BY {', '.join(k.split('.')[1] for k in keys)}" if keys else ""
+        for r in con.execute(f"SELECT {', '.join(sel)} FROM {ds}{w}{g}"):
+            own[tuple(r[:-1])] = r[-1]
+        matched: dict[tuple, int] = {}
+        for c in combos:
+            part = tuple(c[i] for i in idx)
+            r = found.get(tuple(c))
+            matched[part] = matched.get(part, 0) + (r[matched_col] if r else 0)
+        for c in combos:
+            part = tuple(c[i] for i in idx)
+            if own.get(part, 0) - matched[part] < K:
+                ok[tuple(c)] = False
+    return ok
 
 
 def normalise(table) -> list[list]:
@@ -229,13 +296,15 @@ def test_scenarios_cover_empty_full_and_released_cells(datasets):
     assert got["empty"] == ["cell", "cell"]  # intersection 0 < k: suppressed like any small count
     con = sqlite_of(datasets[("full", 1)])
     n_ngo = con.execute("SELECT COUNT(DISTINCT person_id) FROM ngo_clients").fetchone()[0]
-    assert got["full"][1] == n_ngo  # every NGO client is known to the police
+    # every NGO client is known to the police: released, the overlap would tell the NGO (which knows
+    # its clients) that each of them is in the police data: linkage.unshared, the zero rule
+    assert got["full"] == ["cell", "cell"]
     assert isinstance(got["random"][1], int) and 0 < got["random"][1] < n_ngo
 
 
 def test_padding_depends_on_row_count_only(datasets):
-    """The shared vector's length is the row count (exact, or the next power of two when the owner
-    does not allow row counts), whatever the filter and the keys."""
+    """The shared vector's length is the next power of two >= max(row count, 2k), whatever the
+    filter and the keys (linkage.sizes)."""
     for name in ("inner_both_sides", "distinct_three"):
         plan = plan_of(name)
         tables = load_tables(plan, LCAT, datasets[("random", 1)])
@@ -245,9 +314,9 @@ def test_padding_depends_on_row_count_only(datasets):
                 ds = n["attrs"]["dataset"]
                 tbl, count = tables[ds]
                 vec = link_rows(n["attrs"], tbl, count)
-                rule = "exact" if LCAT.datasets[ds].policy.allow_row_counts else "pow2"
-                assert n["attrs"]["size_rule"] == rule
-                assert len(vec) == padded_size(count, rule) and len(vec) >= count
+                assert (n["attrs"]["size_rule"], n["attrs"]["min_size"]) == ("pow2", 2 * K)
+                assert len(vec) == padded_size(count, 2 * K) and len(vec) >= max(count, 2 * K)
+                assert len(vec) & (len(vec) - 1) == 0
                 assert nodes[n["inputs"][0]]["op"] == "load"
 
 
@@ -266,7 +335,7 @@ def test_repeated_unique_key_is_a_data_error(tmp_path, datasets):
 
 # -- 4. what is not executable -------------------------------------------------------------------
 NOT_EXECUTABLE = [
-    ("IQ405", LCAT, "SELECT COUNT(*) FROM police_victims p JOIN police_victims q ON p.person_id = q.person_id;"),
+    ("IQ324", LCAT, "SELECT COUNT(*) FROM police_victims p JOIN police_victims q ON p.person_id = q.person_id;"),
     ("IQ405", LCAT, "SELECT COUNT(*) FROM ngo_clients n LEFT JOIN police_victims p ON n.person_id = p.person_id;"),
     ("IQ406", LCAT, "SELECT MEDIAN(p.prs_Age) FROM police_victims p JOIN ngo_clients n ON p.person_id = n.person_id;"),
     ("IQ406", LCAT, "SELECT COUNT(*) FROM ngo_clients n LEFT JOIN shelter_stays s ON n.person_id = s.person_id "
@@ -300,7 +369,7 @@ def test_leakage_report_lists_input_sizes_to_every_party():
     plan = plan_of("distinct_three")
     assert "power of two" in next(i for i in plan["leakage"] if i["item"] == "input_sizes")["detail"]
     flags = next(i for i in plan["leakage"] if i["item"] == "suppression_flag")["detail"]
-    assert "exact, record linkage" in flags  # the distinct-person threshold is exact here
+    assert "distinct persons across all organisations (record linkage)" in flags  # exact here
 
 
 # -- 2. MPC vs oracle, and 3. the reveal audit -----------------------------------------------------

@@ -30,6 +30,7 @@ from insightql.runtime.data_loader import load_dataset
 from insightql.stdlib.types import days_to_date
 
 import stdlib_ref as ref
+from rules_ref import Cell, Rules, holdings
 from conftest import compile_plan, oracle_result
 from stdlib_ref import row_sets
 
@@ -158,14 +159,17 @@ def expected(text: str, rows: dict[str, list[dict[str, str]]]):
     q = parse(text)
     cq, _ = check(ref.CAT, q)
     datasets = [t.name for t in q.tables()]
-    counts = Counter()
+    per = {d: Counter() for d in datasets}
     for d in datasets:
         for raw in rows[d]:
             row = {name: ref.value(name, s) for name, s in raw.items()}
             if q.where is None or ref.evaluate(q.where, row) is True:
-                counts[tuple(_label(ref.evaluate(g, row)) for g in cq.group_by)] += 1
+                per[d][tuple(_label(ref.evaluate(g, row)) for g in cq.group_by)] += 1
+    counts = sum(per.values(), Counter())
     k = ref.CAT.datasets[datasets[0]].policy.min_group_size
-    released = {key: c for key, c in counts.items() if c >= k}
+    owners = {d: ref.CAT.datasets[d].owner for d in datasets}  # both receive: each part must hold k rows
+    rules = Rules(k, 1, holdings(set(owners.values()), {"police", "ngo"}, len(ref.CAT.party_names())))
+    released = {key: c for key, c in counts.items() if rules.cell(Cell({d: per[d][key] for d in datasets}, owners))}
     total = sum(released.values())
     return released, {key: 100.0 * c / total for key, c in released.items()}
 
