@@ -15,18 +15,13 @@ from insightql.stdlib.functions import FUNCTIONS
 
 from . import ast as A
 from . import guard
-from .diagnostics import Diagnostic
+from .diagnostics import Diagnostic, PlanError
 from .logical import AggregateSpec, LogicalPlan
 from .lower_expr import columns_used
 from .release import ReleaseRules
 
 COUNT_FUNCS = ("count", "count_rows", "count_distinct")
 FRAC_BITS = 24  # fractional bits of averages, variances and other quotients
-
-
-class PlanError(Exception):
-    def __init__(self, diag: Diagnostic):
-        self.diag = diag
 
 
 class CircuitBuilder:

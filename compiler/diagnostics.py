@@ -97,6 +97,14 @@ class Diagnostic:
         return "\n".join(out)
 
 
+class PlanError(Exception):
+    """A checked query the planner cannot execute (IQ4xx): one diagnostic."""
+
+    def __init__(self, diag: Diagnostic):
+        self.diag = diag
+        super().__init__(diag.message)
+
+
 class DiagnosticError(Exception):
     """Raised when a stage cannot go on; carries every diagnostic found so far."""
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from .local_eval import ir_type
 from .observer import maximal
+from .diagnostics import Diagnostic, PlanError
 from .structure import relate
 
 
@@ -45,7 +46,9 @@ def signature_of_plan(plan: dict) -> dict:
     part = next((n for n in plan["nodes"] if n["op"] == "partials" and not n["attrs"].get("earlier")), None)
     if part is None:  # a JOIN (compiler/linkage.py): its rows are comparable only with the same join
         return _join_signature(plan)
-    return {"query": plan["query"]["name"], "plan_hash": plan["hash"], "datasets": sorted(plan["datasets"]),
+    datasets = sorted({n["attrs"]["dataset"] for n in plan["nodes"]
+                       if n["op"] == "partials" and not n["attrs"].get("earlier")})
+    return {"query": plan["query"]["name"], "plan_hash": plan["hash"], "datasets": datasets,
             "where": part["attrs"]["where"], "keys": part["attrs"]["keys"],
             "k": plan["policy"]["min_group_size"]}
 
@@ -70,14 +73,17 @@ def select(new: dict, releases: list[dict]) -> list[dict]:
 
     `releases` are release signatures or guard entries of an earlier plan (with `from`);
     selecting from a plan's own guard gives that guard again, which is how a party recompiles a
-    plan it received. Sorted, one entry per earlier (datasets, WHERE, keys); `k` is the larger of
-    the two queries' k, `k_old` the smallest k the earlier releases had."""
+    plan it received. An earlier release is compared when it read at least one of the new
+    query's datasets (its other datasets are then counted too: an earlier total over police and
+    NGO minus a new police-only cell is the NGO's part). Sorted, one entry per earlier (datasets,
+    WHERE, keys); `k` is the larger of the two queries' k, `k_old` the smallest k the earlier
+    releases had."""
     datasets = sorted(new["datasets"])
     merged: dict[str, dict] = {}
     for r in releases:
         rd = sorted(r["datasets"])
-        if not set(rd) <= set(datasets) or _rows_key(r) == _rows_key(new):
-            continue  # other datasets (not comparable), or the same cells by definition
+        if not set(rd) & set(datasets) or _rows_key(r) == _rows_key(new) or any(d.startswith("join:") for d in rd):
+            continue  # no rows in common (or a JOIN's), or the same cells by definition
         origin = r.get("from") or [{"query": r.get("query"), "plan_hash": r.get("plan_hash")}]
         e = merged.setdefault(_rows_key(r), {"datasets": rd, "where": r["where"], "keys": r["keys"], "k": 0,
                                              "k_old": int(r.get("k_old", r["k"])), "from": []})
@@ -114,10 +120,13 @@ def declare(builder, keys_ir: list[dict]) -> list[dict]:
     builder.guard = select(new, earlier)
     builder.guard_slots, builder.relations, irs = [], [], []
     for e in builder.guard:
-        if any(d.startswith("join:") for d in e["datasets"]):
-            rel = None
-        else:
-            rel = relate(builder.catalog, new, {"datasets": e["datasets"], "where": e["where"], "keys": e["keys"]})
+        rel = relate(builder.catalog, new, {"datasets": e["datasets"], "where": e["where"], "keys": e["keys"]})
+        if rel is None and not set(e["datasets"]) <= set(lp.datasets):
+            raise PlanError(Diagnostic(
+                "IQ408", f"the differencing guard cannot relate this query to the earlier release of "
+                f"{', '.join(o['query'] or '?' for o in e['from'])}, which read datasets this query does not",
+                None, ["group and filter by columns whose values the catalog enumerates (categories, years, bands), "
+                       "or ask the owners to review the two releases together"]))
         e["mode"] = "cells" if rel is not None else "rows"
         if rel is None:
             e["scope"] = "cell" if digest(e["keys"]) == digest(keys_ir) else "all"
@@ -196,8 +205,8 @@ class CellChecks:
         rows, persons = {}, {}
         for d in e["datasets"]:
             owner = b.catalog.datasets[d].owner
-            load = loads[d]
-            if any(b.g.nodes[load]["attrs"]["columns"].get(c) != t for c, t in read.items()):
+            load = loads.get(d)
+            if load is None or any(b.g.nodes[load]["attrs"]["columns"].get(c) != t for c, t in read.items()):
                 # the earlier query saw a column with another type (a UNION ALL widens category
                 # domains, so codes differ): read it again as the earlier query did
                 load = b.add("load", f"local:{owner}", [], [-1], dataset=d, columns=dict(sorted(read.items())))

@@ -73,6 +73,9 @@ def make_plan(*, cq, policy, builder, source_text: str, source_name: str) -> dic
     cat = cq.catalog
     g = builder.g
     datasets = {d: {"owner": cat.datasets[d].owner} for d in builder.lp.datasets}
+    for e in getattr(builder, "guard", None) or []:  # read only to count an earlier release's cells
+        for d in e["datasets"]:
+            datasets.setdefault(d, {"owner": cat.datasets[d].owner, "guard_only": True})
     parties = cat.party_names()
     plan = {
         "format": PLAN_FORMAT,

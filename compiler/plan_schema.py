@@ -163,7 +163,10 @@ PLAN_SCHEMA: dict = {
         "query": _obj({"name": STR, "description": STR, "purpose": {"type": ["string", "null"]}, "source": STR,
                        "source_name": STR, "source_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}),
         "parties": {"type": "array", "items": STR, "minItems": 1, "uniqueItems": True},
-        "datasets": {"type": "object", "additionalProperties": _obj({"owner": STR})},
+        "datasets": {"type": "object", "additionalProperties": _obj(
+            {"owner": STR, "guard_only": {"const": True, "description": "read only by the differencing guard, to "
+                                                                      "count an earlier release's cells"}},
+            required=["owner"])},
         "receivers": {"type": "array", "items": STR, "minItems": 1, "uniqueItems": True},
         "policy": _ref("policy"),
         "cells": POS,

@@ -257,3 +257,18 @@ def test_select_merges_releases_with_the_same_rows():
     new = signature_of_plan(plan_of(BY_REGION.format(where="WHERE NOT prs_Age = 77")))
     entries = select(new, [signature_of_plan(p1), signature_of_plan(p1b)])
     assert len(entries) == 1 and len(entries[0]["from"]) == 2
+
+
+def test_earlier_release_over_more_datasets_is_compared(data):
+    """Police and NGO by region earlier, police alone now: the earlier cell minus the new one is the
+    NGO's part. The NGO's dataset is read for the guard only (`guard_only`)."""
+    union = HEAD + "SELECT exp_Region, COUNT(*) AS n FROM police_victims UNION ALL ngo_clients GROUP BY exp_Region;"
+    p1 = plan_of(union)
+    p2 = plan_of(BY_REGION.format(where=""), earlier=[signature_of_plan(p1)])
+    assert p2["datasets"]["ngo_clients"] == {"owner": "ngo", "guard_only": True}
+    assert signature_of_plan(p2)["datasets"] == ["police_victims"]
+    after = run(p2, data)[0]
+    assert suppressed(after[("North",)])  # 33 earlier, 30 now: the NGO's 3
+    assert suppressed(after[("East",)])  # 30 and 30: would show the NGO has none there (zero rule)
+
+
