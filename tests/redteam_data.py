@@ -1,0 +1,102 @@
+"""Small hand-built worlds for the red-team suite (tests/test_redteam.py, tests/test_residuals.py).
+
+A world is a list of blocks, each `block(dataset, n, col=value, ...)`: n rows of one dataset.
+A value is a literal (str, int, float, bool), None for NULL, a list or range (cycled over the n
+rows), or a function of the row's index in the block. Columns a block leaves out get a fixed
+ordinary value (the first category, the minimum, false, the first date); a key column a fresh
+person per row, unless given (`person_id=7`: every row of the block is person 7).
+
+`write_world(folder, catalog, blocks)` writes one CSV per dataset of the catalog (datasets with
+no block get a header only) and returns {dataset: path}, as `conftest.load_tables` wants it.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Block:
+    dataset: str
+    n: int
+    values: dict = field(default_factory=dict)
+
+
+def block(dataset: str, n: int, **values) -> Block:
+    return Block(dataset, n, values)
+
+
+def _text(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    return str(v)
+
+
+def _default(col, fresh) -> str:
+    t = col.type
+    if t == "category":
+        return col.domain[0]
+    if t == "boolean":
+        return "false"
+    if t == "key":
+        return str(next(fresh))
+    if t == "date":
+        return col.min.isoformat()
+    if t == "integer":
+        return str(col.min)
+    if t == "decimal":
+        return f"{col.min:.{col.scale}f}"
+    raise ValueError(f"no default for column type {t}")
+
+
+def world_rows(catalog, blocks: list[Block]) -> dict[str, list[dict]]:
+    """{dataset: rows as CSV strings} for every dataset of the catalog."""
+    fresh = itertools.count(100_001)
+    rows: dict[str, list[dict]] = {d: [] for d in catalog.datasets}
+    for b in blocks:
+        ds = catalog.datasets[b.dataset]
+        unknown = set(b.values) - set(ds.columns)
+        if unknown:
+            raise KeyError(f"{b.dataset} has no column(s) {sorted(unknown)}")
+        for i in range(b.n):
+            row = {}
+            for name, col in ds.columns.items():
+                if name not in b.values:
+                    row[name] = _default(col, fresh)
+                    continue
+                v = b.values[name]
+                if callable(v):
+                    v = v(i)
+                elif isinstance(v, (list, tuple, range)):
+                    v = v[i % len(v)]
+                row[name] = _text(v)
+            rows[b.dataset].append(row)
+    return rows
+
+
+def write_world(folder: Path, catalog, blocks: list[Block], prefix: str = "") -> dict[str, str]:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for d, rows in world_rows(catalog, blocks).items():
+        path = folder / f"{prefix}{d}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(catalog.datasets[d].columns))
+            w.writeheader()
+            w.writerows(rows)
+        paths[d] = str(path)
+    return paths
+
+
+def count_rows(catalog, blocks: list[Block], dataset: str, **where) -> int:
+    """Rows of `dataset` in the world whose columns equal the given values (as CSV text): what the
+    owner knows of its own rows, and what a test uses to state the truth it must not leak."""
+    return sum(1 for r in world_rows(catalog, blocks)[dataset]
+               if all(r[c] == _text(v) for c, v in where.items()))
