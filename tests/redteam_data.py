@@ -8,6 +8,9 @@ person per row, unless given (`person_id=7`: every row of the block is person 7)
 
 `write_world(folder, catalog, blocks)` writes one CSV per dataset of the catalog (datasets with
 no block get a header only) and returns {dataset: path}, as `conftest.load_tables` wants it.
+`releases(...)` compiles a sequence of queries, each against the releases before it (the ledger,
+as `iq compile --ledger` does), and runs each on the plaintext oracle; `cells` and `view` are
+what a receiver can compute with and everything it sees.
 """
 from __future__ import annotations
 
@@ -16,6 +19,15 @@ import datetime as dt
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from insightql.compiler.guard import signature_of_plan
+from insightql.compiler.oracle import run_plan_plaintext
+from insightql.compiler.pipeline import compile_source
+from insightql.compiler.results import Suppressed
+
+from conftest import load_tables
+
+HEAD = "@purpose research\n"
 
 
 @dataclass(frozen=True)
@@ -100,3 +112,53 @@ def count_rows(catalog, blocks: list[Block], dataset: str, **where) -> int:
     owner knows of its own rows, and what a test uses to state the truth it must not leak."""
     return sum(1 for r in world_rows(catalog, blocks)[dataset]
                if all(r[c] == _text(v) for c, v in where.items()))
+
+
+# -- releases on the plaintext oracle -----------------------------------------------------------------
+def q(text: str) -> str:
+    return HEAD + text
+
+
+def compile_seq(queries: list[str], cat, guard: bool = True) -> list:
+    """Compile each query against the releases before it (res.plan None where it is rejected)."""
+    plans, sigs = [], []
+    for i, text in enumerate(queries):
+        res = compile_source(q(text), f"q{i}", cat, earlier=list(sigs) if guard else None)
+        plans.append(res)
+        if res.plan is not None:
+            sigs.append(signature_of_plan(res.plan))
+    return plans
+
+
+def releases(queries: list[str], world: list[Block], cat, folder: Path, guard: bool = True) -> list:
+    """[(plan, loaded tables, result table)] of each query of the sequence, on this world."""
+    data = write_world(folder, cat, world)
+    out = []
+    for i, res in enumerate(compile_seq(queries, cat, guard)):
+        assert res.plan is not None, f"query {i} does not compile:\n" + "\n".join(d.render() for d in res.diagnostics)
+        loaded = load_tables(res.plan, cat, data)
+        out.append((res.plan, loaded, run_plan_plaintext(res.plan, loaded)))
+    return out
+
+
+def key_columns(plan: dict) -> list[int]:
+    table = next(n for n in plan["nodes"] if n["op"] == "table")
+    return [i for i, o in enumerate(table["attrs"]["outputs"]) if o["kind"] == "key"]
+
+
+def cells(plan: dict, table) -> dict:
+    """{key tuple: {column: value or None}}: what the observer can compute with (None: suppressed or
+    withheld). Every cell of the public domain is shown, never dropped (except by the analyst's HAVING)."""
+    keys = key_columns(plan)
+    out = {}
+    for r in table.rows:
+        key = tuple(r[i] for i in keys)
+        out[key] = {c: (None if isinstance(v, Suppressed) else v) for i, (c, v) in enumerate(zip(table.columns, r))
+                    if i not in keys}
+    return out
+
+
+def view(table) -> tuple:
+    """Everything a receiver sees: columns, rows in order, values, suppression marks and reasons, notes."""
+    rows = tuple(tuple(("suppressed", v.reason) if isinstance(v, Suppressed) else v for v in r) for r in table.rows)
+    return tuple(table.columns), rows, tuple(table.notes)

@@ -39,14 +39,12 @@ from insightql.compiler.guard import coverage, signature_of_plan
 from insightql.compiler.linkage_local import link_rows
 from insightql.compiler.oracle import run_plan_plaintext
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.results import Suppressed
 from insightql.runtime.ledger import Ledger
 
 from conftest import CATALOG, Parties, assert_same_result, load_tables, printed_lines, run_mpc
-from redteam_data import Block, block, count_rows, write_world
+from redteam_data import Block, block, cells, count_rows, q, releases, view, write_world
 
 CORPUS = CATALOG.parent
-HEAD = "@purpose research\n"
 P, N, HL = "police_victims", "ngo_clients", "helpline_reports"
 SH, PS, BK = "shelter_stays", "police_stays", "bank_victims"
 REGIONS = ["North", "East", "South", "West"]
@@ -81,44 +79,6 @@ CATALOGS = {name: load_catalog(path) for name, path in CATALOG_PATHS.items()}
 
 
 # -- running a sequence of queries on the oracle ------------------------------------------------------
-def q(text: str) -> str:
-    return HEAD + text
-
-
-def compile_seq(queries: list[str], cat, guard: bool = True) -> list:
-    """Compile each query against the releases before it (None where it is rejected)."""
-    plans, sigs = [], []
-    for i, text in enumerate(queries):
-        res = compile_source(q(text), f"q{i}", cat, earlier=list(sigs) if guard else None)
-        plans.append(res)
-        if res.plan is not None:
-            sigs.append(signature_of_plan(res.plan))
-    return plans
-
-
-def key_columns(plan: dict) -> list[int]:
-    table = next(n for n in plan["nodes"] if n["op"] == "table")
-    return [i for i, o in enumerate(table["attrs"]["outputs"]) if o["kind"] == "key"]
-
-
-def cells(plan: dict, table) -> dict:
-    """{key tuple: {column: value or None}}: what the observer can compute with (None: suppressed or
-    withheld). Every cell of the public domain is shown, never dropped (except by the analyst's HAVING)."""
-    keys = key_columns(plan)
-    out = {}
-    for r in table.rows:
-        key = tuple(r[i] for i in keys)
-        out[key] = {c: (None if isinstance(v, Suppressed) else v) for i, (c, v) in enumerate(zip(table.columns, r))
-                    if i not in keys}
-    return out
-
-
-def view(table) -> tuple:
-    """Everything a receiver sees: columns, rows in order, values, suppression marks and reasons, notes."""
-    rows = tuple(tuple(("suppressed", v.reason) if isinstance(v, Suppressed) else v for v in r) for r in table.rows)
-    return tuple(table.columns), rows, tuple(table.notes)
-
-
 def vector_lengths(plan: dict, tables: dict) -> dict[str, int]:
     """The length of each owner's linked vector: what every computing party learns (linkage.sizes)."""
     out = {}
@@ -175,18 +135,12 @@ def if_released(value, size: int):
 
 def run_world(queries: list[str], world: list[Block], cat_name: str, folder: Path, guard: bool = True) -> Obs:
     cat = CATALOGS[cat_name]
-    data = write_world(folder, cat, world)
-    results = compile_seq(queries, cat, guard)
-    out_cells, tables, lengths, plans = [], [], {}, []
-    for i, res in enumerate(results):
-        assert res.plan is not None, f"query {i} does not compile:\n" + "\n".join(d.render() for d in res.diagnostics)
-        loaded = load_tables(res.plan, cat, data)
-        table = run_plan_plaintext(res.plan, loaded)
-        out_cells.append(cells(res.plan, table))
-        tables.append(table)
-        lengths.update(vector_lengths(res.plan, loaded))
-        plans.append(res.plan)
-    return Obs(out_cells, tables, world, cat, lengths, plans)
+    runs = releases(queries, world, cat, folder, guard)
+    lengths = {}
+    for plan, loaded, _ in runs:
+        lengths.update(vector_lengths(plan, loaded))
+    return Obs([cells(p, t) for p, _, t in runs], [t for _, _, t in runs], world, cat, lengths,
+               [p for p, _, _ in runs])
 
 
 def small(x, k: int) -> bool:
@@ -328,7 +282,8 @@ def padded(ngo_vn_north: int) -> list[Block]:
     East holds 15 + 15 real VN rows (released: the run's own control)."""
     return [block(P, 12, exp_Region="North", prs_Nationality="VN"),
             block(N, ngo_vn_north, exp_Region="North", prs_Nationality="VN"),
-            block(P, 15, exp_Region="East", prs_Nationality="VN"), block(N, 15, exp_Region="East", prs_Nationality="VN")]
+            block(P, 15, exp_Region="East", prs_Nationality="VN"),
+            block(N, 15, exp_Region="East", prs_Nationality="VN")]
 
 
 case(name="owner_pads_a_rare_cell", cls=2,
@@ -363,7 +318,8 @@ case(name="own_nulls_subtracted_from_left_out_rows", cls=2,
      world=[block(P, 20, exp_Region="North", hours_worked_week=[None] * 9 + [40] * 11),
             block(N, 20, exp_Region="North", hours_worked_week=[None] + [40] * 19)],
      queries=[by_region(frm=UNION_PN, cols="COUNT(*) AS n, COUNT(hours_worked_week) AS m")],
-     derive=lambda o: [minus(o(0, "North", "n"), o(0, "North", "m"), o.own(P, exp_Region="North", hours_worked_week=None))],
+     derive=lambda o: [minus(o(0, "North", "n"), o(0, "North", "m"),
+                             o.own(P, exp_Region="North", hours_worked_week=None))],
      truth=cnt(N, exp_Region="North", hours_worked_week=None),
      control_world=[block(P, 20, exp_Region="North", hours_worked_week=[None] * 10 + [40] * 10),
                     block(N, 20, exp_Region="North", hours_worked_week=[None] * 10 + [40] * 10)],
@@ -379,14 +335,15 @@ case(name="own_sum_subtracted_leaves_one_value", cls=2,
                     block(N, 12, exp_Region="North", hours_worked_week=30)],
      control_queries=[by_region(frm=UNION_PN, cols="COUNT(*) AS n, SUM(hours_worked_week) AS s")],
      control_expect={0: {("North",): {"n": 32, "s": 1160}}})
+SUPPORT_UNION = f"SELECT region, COUNT(*) AS n, SUM(support_eur) AS s FROM {SH} UNION ALL {PS} GROUP BY region;"
 case(name="dominance_on_the_complement", cls=2, catalog="strict", k=5,
      doc="the NGO subtracts its 30000: the police's 20090 is one placement of 20000 (rule (1, 60))",
      world=[block(SH, 30, region="North", support_eur=1000),
             block(PS, 1, region="North", support_eur=20000), block(PS, 9, region="North", support_eur=10)],
-     queries=[f"SELECT region, COUNT(*) AS n, SUM(support_eur) AS s FROM {SH} UNION ALL {PS} GROUP BY region;"],
+     queries=[SUPPORT_UNION],
      derive=lambda o: [if_released(o(0, "North", "s"), 1)], truth=lambda w: 1,
      control_world=[block(SH, 30, region="North", support_eur=1000), block(PS, 10, region="North", support_eur=2000)],
-     control_queries=[f"SELECT region, COUNT(*) AS n, SUM(support_eur) AS s FROM {SH} UNION ALL {PS} GROUP BY region;"],
+     control_queries=[SUPPORT_UNION],
      control_expect={0: {("North",): {"n": 40, "s": 50000.0}}})
 
 
@@ -734,6 +691,52 @@ case(name="union_release_then_one_owner_alone", cls=5,
      leak="LEAK: a single owner's release after a UNION ALL release: the guard's difference (26) passes, "
           "minus the other owner's own rows it is 1 (spec 1.2, 3.2)")
 
+WIDE_BAND = "WHERE debt_eur - hours_worked_week < {limit}"  # a wide column in arithmetic: the fallback, guard.rows
+WIDE_1 = by_region(WIDE_BAND.format(limit=800))
+WIDE_2 = ("SELECT exp_Region, minor_at_recruitment, COUNT(*) AS n FROM police_victims "
+          f"{WIDE_BAND.format(limit=700)} GROUP BY exp_Region, minor_at_recruitment;")
+
+
+def wide_band(in_band) -> list[Block]:
+    """120 rows, 30 per region, half recruited as minors; debt - hours = 750 on the rows `in_band`
+    picks (inside the first query's WHERE, outside the second's), 60 elsewhere."""
+    return [block(P, 120, exp_Region=lambda i: REGIONS[i % 4], hours_worked_week=40,
+                  debt_eur=lambda i: "790.00" if in_band(i) else "100.00",
+                  minor_at_recruitment=lambda i: (i // 4) % 2 == 1)]
+
+
+case(name="fallback_guard_counts_the_difference_in_total", cls=5,
+     doc="undecidable WHEREs (guard.rows) and other group keys: the rows in one WHERE but not the other "
+         "are counted in total (11: 1 North, 10 East) and copied to every cell; North minus its new cells = 1",
+     world=wide_band(lambda i: i == 0 or i in range(1, 40, 4)), queries=[WIDE_1, WIDE_2],
+     derive=lambda o: [minus(o(0, r, "n"), o(1, (r, True), "n"), o(1, (r, False), "n")) for r in REGIONS],
+     truth=lambda w: 1, baseline=True,
+     control_world=wide_band(lambda i: i < 40), control_queries=[WIDE_1, WIDE_2],
+     control_expect={0: ALL30, 1: {(r, m): {"n": 10} for r in REGIONS for m in (True, False)}},
+     leak="LEAK: guard.rows with different group keys tests the WHERE difference in total, copied to "
+          "every cell: a total of >= k hides a cell's difference of 1 (spec 3.3 vs 1.2)")
+JOIN_BY_REGION = f"SELECT p.exp_Region, COUNT(*) AS n FROM {JOIN} {{where}} GROUP BY p.exp_Region;"
+
+
+def join_ages(ages: list[int]) -> list[Block]:
+    """30 persons in the North known to both, aged `ages` at the police; 20 more on each side unmatched."""
+    return [block(P, 30, exp_Region="North", person_id=range(1, 31), prs_Age=ages),
+            block(P, 20, exp_Region="North", person_id=range(100, 120)),
+            block(N, 30, exp_Region="North", person_id=range(1, 31)),
+            block(N, 20, exp_Region="North", person_id=range(200, 220))]
+
+
+case(name="join_and_not_one_person", cls=5,
+     doc="a JOIN by region, then the same JOIN AND NOT p.prs_Age = 77: the guard has no entry for joins",
+     world=join_ages([77] + [30] * 29),
+     queries=[JOIN_BY_REGION.format(where=""), JOIN_BY_REGION.format(where="WHERE NOT p.prs_Age = 77")],
+     derive=per_region_diff, truth=lambda w: 1, baseline=True,
+     control_world=join_ages([30, 40]),
+     control_queries=[JOIN_BY_REGION.format(where=""), JOIN_BY_REGION.format(where="WHERE p.prs_Age < 35")],
+     control_expect={0: {("North",): {"n": 30}}, 1: {("North",): {"n": 15}}},
+     leak="LEAK: JOIN plans carry no differencing guard (compiler/linkage.py sets guard = []; guard.select "
+          "skips join releases), so two JOIN releases differ by one person (spec 3)")
+
 # ---------------------------------------------------------------- class 6: sizes revealed by linkage
 
 
@@ -942,23 +945,31 @@ def iq(*args, timeout=240) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+def iq_run_sequence(tmp_path: Path, world: list[Block], steps: dict[str, str], datasets: list[str]) -> dict[str, dict]:
+    """`iq run --ledger-dir` once per step, in order, on one ledger folder: each run compiles against the
+    releases the parties' ledgers record. {step: {region: released n, or {"suppressed": true, ...}}}."""
+    data = write_world(tmp_path / "data", CATALOGS["main"], world)
+    led = tmp_path / "ledgers"
+    got = {}
+    for name, text in steps.items():
+        src = tmp_path / f"{name}.iq"
+        src.write_text(f"@name {name}\n" + q(text), encoding="utf-8")
+        out = tmp_path / f"{name}.json"
+        proc = iq("run", src, "--catalog", CATALOG, *[x for d in datasets for x in ("--data", f"{d}={data[d]}")],
+                  "--ledger-dir", led, "--quiet", "--timeout", "120", "--out", out)
+        assert proc.returncode == 0, proc.stderr
+        got[name] = {r["exp_Region"]: r["n"] for r in json.loads(out.read_text())["rows"]}
+    return got
+
+
 @pytest.mark.mpc
 def test_differencing_through_iq_run_with_ledgers(tmp_path):
     """`iq run --ledger-dir`: the base release, then the control (other regions unchanged by
     definition: released), then the attack AND NOT prs_Age = 77 (compared with both: every region
     suppressed, the person's among them). Each run compiles against the parties' own ledgers."""
-    data = write_world(tmp_path / "data", CATALOGS["main"], guard_world())
-    led = tmp_path / "ledgers"
-    steps = {"base": "", "control": "WHERE exp_Region <> 'North'", "attack": "WHERE NOT prs_Age = 77"}
-    got = {}
-    for name, where in steps.items():
-        src = tmp_path / f"{name}.iq"
-        src.write_text(f"@name {name}\n" + q(by_region(where)), encoding="utf-8")
-        out = tmp_path / f"{name}.json"
-        proc = iq("run", src, "--catalog", CATALOG, "--data", f"police={data[P]}", "--ledger-dir", led,
-                  "--quiet", "--timeout", "120", "--out", out)
-        assert proc.returncode == 0, proc.stderr
-        got[name] = {r["exp_Region"]: r["n"] for r in json.loads(out.read_text())["rows"]}
+    steps = {"base": by_region(), "control": by_region("WHERE exp_Region <> 'North'"),
+             "attack": by_region("WHERE NOT prs_Age = 77")}
+    got = iq_run_sequence(tmp_path, guard_world(), steps, [P])
     assert got["base"] == {r: 30 for r in REGIONS}
     assert got["control"]["East"] == got["control"]["South"] == got["control"]["West"] == 30
     assert all(isinstance(v, dict) and v["suppressed"] for v in got["attack"].values()), got["attack"]
@@ -966,6 +977,21 @@ def test_differencing_through_iq_run_with_ledgers(tmp_path):
     assert len(reasons) == 1  # one reason for every cell: the guard's outcome is not told apart
     derived = [got["base"][r] - got["attack"][r] for r in REGIONS if not isinstance(got["attack"][r], dict)]
     assert not any(small(x, 10) for x in derived)
+
+
+@pytest.mark.mpc
+@pytest.mark.xfail(strict=True, reason="LEAK: JOIN plans carry no differencing guard; end to end through "
+                                       "`iq run --ledger-dir` two JOIN releases differ by one person")
+def test_join_differencing_through_iq_run_with_ledgers(tmp_path):
+    """The JOIN leak (case join_and_not_one_person) through real parties and their ledgers."""
+    join = f"SELECT p.exp_Region, COUNT(*) AS n FROM {JOIN} {{where}} GROUP BY p.exp_Region;"
+    got = iq_run_sequence(tmp_path, join_ages([77] + [30] * 29),
+                          {"base": join.format(where=""), "attack": join.format(where="WHERE NOT p.prs_Age = 77")},
+                          [P, N])
+    assert got["base"]["North"] == 30
+    derived = [got["base"][r] - got["attack"][r] for r in REGIONS
+               if not isinstance(got["base"][r], dict) and not isinstance(got["attack"][r], dict)]
+    assert not any(small(x, 10) for x in derived), (derived, got)
 
 
 # -- class 7 through `iq party` with ledgers ----------------------------------------------------------------

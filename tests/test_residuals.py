@@ -1,0 +1,163 @@
+"""What is not protected: spec/disclosure.md section 6, one test per item.
+
+Each test DEMONSTRATES the residual exactly as section 6 describes it, on the plaintext oracle: it
+asserts that the leak happens. If a change closes one, its test fails and section 6 must be
+updated (the list stays true). Worlds are built with tests/redteam_data.py; a sequence of queries
+is compiled the way `iq compile --ledger` does, each against the releases before it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from insightql.compiler.catalog import load_catalog
+from insightql.compiler.guard import signature_of_plan
+from insightql.compiler.pipeline import compile_source
+
+from conftest import CATALOG
+from redteam_data import block, cells, q, releases
+
+CAT = load_catalog(CATALOG)
+K = CAT.datasets["police_victims"].policy.min_group_size
+P, N = "police_victims", "ngo_clients"
+REGIONS = ["North", "East", "South", "West"]
+
+
+def by_region(where: str = "", cols: str = "COUNT(*) AS n", frm: str = P) -> str:
+    return f"SELECT exp_Region, {cols} FROM {frm} {where} GROUP BY exp_Region;"
+
+
+def run(queries: list[str], world, folder: Path, cat=CAT) -> list[dict]:
+    """The released cells of each query ({key: {column: value or None}}), in order."""
+    return [cells(plan, table) for plan, _, table in releases(queries, world, cat, folder)]
+
+
+def test_three_overlapping_releases_solve_a_small_group(tmp_path):
+    """residual, spec/disclosure.md 6.1: A = BG u NG, B = NG u RO, C = BG u RO are pairwise not
+    nested, so the guard compares no two of them as a difference; all three are released, and
+    (A - B + C) / 2 is the 3 BG nationals."""
+    world = [block(P, 3, exp_Region="North", prs_Nationality="BG"),
+             block(P, 30, exp_Region="North", prs_Nationality="NG"),
+             block(P, 30, exp_Region="North", prs_Nationality="RO")]
+    a, b, c = run([by_region(f"WHERE prs_Nationality IN ({x})") for x in ("'BG', 'NG'", "'NG', 'RO'", "'BG', 'RO'")],
+                  world, tmp_path)
+    a, b, c = a[("North",)]["n"], b[("North",)]["n"], c[("North",)]["n"]
+    assert (a, b, c) == (33, 60, 33)
+    assert (a - b + c) / 2 == 3 < K
+
+
+def test_withheld_value_says_a_small_subgroup_exists(tmp_path):
+    """residual, spec/disclosure.md 6.2: the two-sided own-count rule releases COUNT(hours) when no row
+    lacks a value and withholds it when 1..k-1 do, so the withheld mark tells the receiver that some
+    rows of this released cell (>= k rows) lack a value; never how many."""
+    query = [by_region(cols="COUNT(*) AS n, COUNT(hours_worked_week) AS m")]
+    none_missing = run(query, [block(P, 12, exp_Region="North", hours_worked_week=40)], tmp_path / "a")[0]
+    one_missing = run(query, [block(P, 12, exp_Region="North", hours_worked_week=[None] + [40] * 11)],
+                      tmp_path / "b")[0]
+    three_missing = run(query, [block(P, 12, exp_Region="North", hours_worked_week=[None] * 3 + [40] * 9)],
+                        tmp_path / "c")[0]
+    assert none_missing[("North",)] == {"n": 12, "m": 12}
+    assert one_missing[("North",)] == {"n": 12, "m": None}  # the cell is released, its value withheld
+    assert one_missing == three_missing  # the flag says "some", never how many
+
+
+def test_own_rows_narrow_a_rounded_total(tmp_path):
+    """residual, spec/disclosure.md 6.3: counts rounded to 5 (the NGO's policy here), k = 10. The police
+    knows its own 23 North rows. The union shows 30 (the total is 30..34); released means the NGO's
+    complement passed >= k, so the total is at least 23 + 10 = 33: the police narrows 30..34 to 33..34,
+    inside the bucket and no finer."""
+    path = tmp_path / "rounded.toml"
+    path.write_text(CATALOG.read_text(encoding="utf-8").replace("round_counts_to = 1\n", "round_counts_to = 5\n"),
+                    encoding="utf-8")
+    cat = load_catalog(path)
+    assert cat.datasets[N].policy.round_counts_to == 5
+    own = 23
+    shown = {}
+    for ngo in (8, 10, 11):
+        world = [block(P, own, exp_Region="North"), block(N, ngo, exp_Region="North")]
+        shown[ngo] = run([by_region(frm=f"{P} UNION ALL {N}")], world, tmp_path / str(ngo), cat)[0][("North",)]["n"]
+    assert shown == {8: None, 10: 30, 11: 30}
+    bucket = range(30, 35)
+    consistent = [t for t in bucket if t - own >= K]  # what the police concludes from "released, 30"
+    assert consistent == [33, 34] and own + 10 in consistent and own + 11 in consistent
+    assert len(consistent) < len(bucket) and set(consistent) <= set(bucket)
+
+
+def test_same_query_after_one_row_added(tmp_path):
+    """residual, spec/disclosure.md 6.4: the same query is not compared with its own earlier release
+    (same plan, no guard entry); after one row is added, the cell differs by that one row."""
+    text = q(by_region())
+    first = compile_source(text, "q.iq", CAT).plan
+    again = compile_source(text, "q.iq", CAT, earlier=[signature_of_plan(first)]).plan
+    assert "guard" not in again and again["hash"] == first["hash"]
+    before = run([by_region()], [block(P, 30, exp_Region="North")], tmp_path / "a")[0]
+    after = run([by_region()], [block(P, 30, exp_Region="North"), block(P, 1, exp_Region="North")], tmp_path / "b")[0]
+    assert after[("North",)]["n"] - before[("North",)]["n"] == 1
+
+
+def test_min_is_one_persons_value(tmp_path):
+    """residual, spec/disclosure.md 6.5: MIN(prs_Age) (listed by the owner) in a released cell of 12
+    persons is the youngest person's age; change that one person's age and the release changes."""
+    query = [by_region(cols="COUNT(*) AS n, MIN(prs_Age) AS youngest")]
+    for age in (16, 17):
+        world = [block(P, 1, exp_Region="North", prs_Age=age), block(P, 11, exp_Region="North", prs_Age=range(30, 41))]
+        got = run(query, world, tmp_path / str(age))[0][("North",)]
+        assert got == {"n": 12, "youngest": age}
+
+
+def test_a_correct_guess_is_not_guarded(tmp_path):
+    """residual, spec/disclosure.md 6.6: every person recruited as a minor happens to be under 30 today.
+    The definitions do not nest the two queries (prs_Age < 30 and minor_at_recruitment), so the guard
+    does not relate them; an analyst who guesses the containment subtracts: 40 - 39 = 1 person under 30
+    who was not a minor."""
+    world = [block(P, 39, exp_Region="North", prs_Age=range(15, 29), minor_at_recruitment=True),
+             block(P, 1, exp_Region="North", prs_Age=25, minor_at_recruitment=False),
+             block(P, 30, exp_Region="North", prs_Age=40)]
+    plans_and_tables = releases([by_region("WHERE prs_Age < 30"), by_region("WHERE minor_at_recruitment = true")],
+                                world, CAT, tmp_path)
+    (_, _, t1), (p2, _, t2) = plans_and_tables
+    assert [e["mode"] for e in p2["guard"]] == ["cells"]  # compared, yet not related as a difference
+    under_30, minors = cells(p2, t1)[("North",)]["n"], cells(p2, t2)[("North",)]["n"]
+    assert (under_30, minors) == (40, 39)
+    assert 1 <= under_30 - minors < K
+
+
+def test_difference_of_k_records_of_one_person(tmp_path):
+    """residual, spec/disclosure.md 6.7: the guard counts rows. Person 7 has 10 interviews of type
+    Other in the North, nobody else has one: the difference of the two releases is 10 rows (= k,
+    passes), all of them one person's records. The direct query suppresses that cell (1 person)."""
+    world = [block(P, 30, exp_Region="North"), block(P, 10, exp_Region="North", person_id=7, exp_Type="Other")]
+    before, after = run([by_region(), by_region("WHERE exp_Type <> 'Other'")], world, tmp_path / "a")
+    assert before[("North",)]["n"] - after[("North",)]["n"] == K
+    direct = run(["SELECT exp_Region, exp_Type, COUNT(*) AS n FROM police_victims GROUP BY exp_Region, exp_Type;"],
+                 world, tmp_path / "b")[0]
+    assert direct[("North", "Other")]["n"] is None  # one person: suppressed when asked for directly
+
+
+def test_withheld_value_against_a_later_margin(tmp_path):
+    """residual, spec/disclosure.md 6.8: North's COUNT(hours) is withheld (1 of 20 rows lacks a value)
+    in a released cell; the total over all regions releases COUNT(hours) (11 rows lack one: >= k), and
+    the guard, which compares cells by rows and release flags, lets it pass. The total minus the
+    released regions' counts is North's 19: 20 - 19 = 1 row without hours."""
+    world = [block(P, 20, exp_Region="North", hours_worked_week=[None] + [40] * 19),
+             block(P, 20, exp_Region="East", hours_worked_week=[None] * 10 + [40] * 10),
+             block(P, 20, exp_Region="South", hours_worked_week=40),
+             block(P, 20, exp_Region="West", hours_worked_week=40)]
+    cols = "COUNT(*) AS n, COUNT(hours_worked_week) AS m"
+    regions, total = run([by_region(cols=cols), f"SELECT {cols} FROM police_victims;"], world, tmp_path)
+    assert regions[("North",)] == {"n": 20, "m": None}
+    assert total[()] == {"n": 80, "m": 69}
+    north_m = total[()]["m"] - sum(regions[(r,)]["m"] for r in REGIONS if r != "North")
+    assert regions[("North",)]["n"] - north_m == 1
+
+
+def test_cell_where_everyone_shares_a_value(tmp_path):
+    """residual, spec/disclosure.md 6.9: all 12 persons of the North cell are 16: a mean of 16 and a
+    variance of 0 say so (attribute disclosure). Which cells are released and which values withheld
+    is revealed to the receivers: the leakage report's flags."""
+    world = [block(P, 12, exp_Region="North", prs_Age=16), block(P, 12, exp_Region="East", prs_Age=range(20, 32))]
+    text = by_region(cols="COUNT(*) AS n, AVG(prs_Age) AS mean_age, VAR(prs_Age) AS var_age")
+    (plan, _, table), = releases([text], world, CAT, tmp_path)
+    north = cells(plan, table)[("North",)]
+    assert north == {"n": 12, "mean_age": 16.0, "var_age": 0.0}  # every one of the 12 is aged 16
+    flags = [i for i in plan["leakage"] if i["item"] in ("suppression_flag", "output_flag")]
+    assert flags and all(i["to"] == plan["receivers"] for i in flags)
