@@ -43,7 +43,7 @@ HAVING COUNT(*) >= 20
 ORDER BY n DESC
 LIMIT 3;""",
     "inline_helpline_rounding": """@purpose policy
-SELECT report_channel, caller_is_victim, COUNT(*) AS reports, ROUND(AVG(victims_mentioned), 2) AS per_report
+SELECT report_channel, caller_is_victim, COUNT(*) AS reports, SUM(victims_mentioned) AS mentioned
 FROM helpline_reports
 WHERE victims_mentioned NOT BETWEEN 40 AND 50
 GROUP BY report_channel, caller_is_victim;""",

@@ -70,7 +70,7 @@ GROUP BY exp_Region
 HAVING COUNT(*) >= 15;""",
     "one_receiver_rounded": """@purpose research
 @receivers police
-SELECT report_channel, COUNT(*) AS reports, AVG(victims_mentioned) AS victims
+SELECT report_channel, COUNT(*) AS reports, SUM(victims_mentioned) AS victims
 FROM helpline_reports
 GROUP BY report_channel;""",
 }
