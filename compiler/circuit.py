@@ -221,7 +221,8 @@ class CircuitBuilder:
         if f == "sum":
             if "top" in p:
                 flag = rules.dominance(p["top"], p["abssum"], flag)
-            return {"node": c[p["sum"]], "flag": flag, "scale": scale}
+            lo, hi = self._arg_range({"arg": a.arg, "scale": scale, "clamp": a.clamp})
+            return {"node": c[p["sum"]], "flag": flag, "scale": scale, "sum_unit": max(abs(lo), abs(hi), 1)}
         lo, hi = self._arg_range({"arg": a.arg, "scale": scale, "clamp": a.clamp})
         if f == "avg":
             return {"node": self.secure("div", [c[p["sum"]], cnt], lo, hi, guard=flag), "flag": flag, "scale": scale}
@@ -278,12 +279,17 @@ class CircuitBuilder:
         return self.lp.keys[i].ast
 
     def released_form(self, v: dict) -> tuple[str, int]:
-        """A value as the receivers get it: 0 unless released, a count rounded down (and the base)."""
+        """A value as the receivers get it: 0 unless released; under rounding to b, a count rounded
+        down to a multiple of b and a SUM to a multiple of b times the largest value one row can
+        add (a WHERE can make every value the same, and the sum a count: spec/disclosure.md 2.10).
+        Returns the node and the multiple, in the value's units."""
         masked = self.secure("mask", [v["node"], v["flag"]], *self.bounds(v["node"]))
-        rnd = self.lp.policy.round_counts_to if v.get("count") else 1
-        if rnd > 1:
-            masked = self.secure("round_down", [masked], *self.bounds(masked), to=rnd)
-        return masked, rnd
+        base = self.lp.policy.round_counts_to
+        step = 1 if v.get("count") else v.get("sum_unit")
+        if base <= 1 or not step:
+            return masked, 1
+        masked = self.secure("round_down", [masked], *self.bounds(masked), to=int(base * step))
+        return masked, base * step / 10 ** v["scale"]
 
     def value_expr(self, e: A.Expr, released: bool = False) -> dict:
         """Secure node of an output or HAVING expression. `released`: aggregates enter in the form

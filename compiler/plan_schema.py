@@ -215,7 +215,7 @@ PLAN_SCHEMA: dict = {
                                                          "before round, the public stage replaces each released "
                                                          "value by its percent of the column's released total"},
                                   "round": {"anyOf": [{"type": "null"}, _obj({"round": INT})]},
-                                  "rounded_to": POS}},
+                                  "rounded_to": {"type": "number", "minimum": 0}}},
         "guard_entry": _obj({
             "datasets": {"type": "array", "items": STR}, "where": {"description": "the earlier WHERE (row IR, or "
                                                                                   "a join's sides)"},

@@ -29,8 +29,9 @@ starts with "LEAK:" (the module's LEAKS list):
   (fallback_guard_counts_the_difference_in_total);
 * JOIN plans carry no guard at all (join_and_not_one_person; end to end through `iq run`:
   test_join_differencing_through_iq_run_with_ledgers);
-* under rounding, SUM of a measure that WHERE fixes to 1 is an exact count
-  (exact_count_beside_its_rounded_release, exact_counts_through_sums_of_a_fixed_measure).
+Closed since (the cases stay, as attacks with controls): under rounding, SUM of a measure that WHERE
+fixes to 1 was an exact count (exact_count_beside_its_rounded_release,
+exact_counts_through_sums_of_a_fixed_measure): sums are now rounded to b times one row's largest value.
 """
 from __future__ import annotations
 
@@ -495,10 +496,10 @@ case(name="mean_under_rounding", cls=4, k=5, doc="SUM / AVG = the exact count",
      world=hl(12, 11),
      queries=["SELECT exp_Type, SUM(victims_mentioned) AS s, AVG(victims_mentioned) AS a FROM helpline_reports "
               "GROUP BY exp_Type;"], rejected="IQ321",
-     control_world=[block(HL, 12, exp_Type="ForcedLabour", victims_mentioned=2)],
+     control_world=[block(HL, 62, exp_Type="ForcedLabour", victims_mentioned=2)],
      control_queries=["SELECT exp_Type, COUNT(*) AS n, SUM(victims_mentioned) AS s FROM helpline_reports "
                       "GROUP BY exp_Type;"],
-     control_expect={0: {("ForcedLabour",): {"n": 10, "s": 24}}})
+     control_expect={0: {("ForcedLabour",): {"n": 60, "s": 100}}})
 CALLER_PAIR = "SELECT exp_Type, COUNT(*) AS n, COUNT(caller_age) AS m FROM helpline_reports GROUP BY exp_Type;"
 
 
@@ -523,9 +524,7 @@ case(name="exact_counts_through_sums_of_a_fixed_measure", cls=4, k=5, catalog="c
      derive=lambda o: [minus(o(0, "ForcedLabour", "rows_exact"), o(0, "ForcedLabour", "m_exact"))],
      truth=lambda w: 4,
      control_world=callers(10, 10), control_queries=[CALLER_PAIR],
-     control_expect={0: {("ForcedLabour",): {"n": 20, "m": 10}}},
-     leak="LEAK: under rounding, SUM of a measure fixed by WHERE is an exact count; two exact counts "
-          "give the rows a two-sided rule let through on rounded counts (spec 2.10)")
+     control_expect={0: {("ForcedLabour",): {"n": 20, "m": 10}}})
 case(name="exact_count_beside_its_rounded_release", cls=4, k=5,
      doc="13 reports with victims_mentioned = 1: COUNT(*) shows 10, SUM(victims_mentioned) 13; the "
          "remainder rounding hides (3) is read off",
@@ -534,12 +533,10 @@ case(name="exact_count_beside_its_rounded_release", cls=4, k=5,
      queries=["SELECT exp_Type, COUNT(*) AS n, SUM(victims_mentioned) AS s FROM helpline_reports "
               "WHERE victims_mentioned = 1 GROUP BY exp_Type;"],
      derive=lambda o: [minus(o(0, "ForcedLabour", "s"), o(0, "ForcedLabour", "n"))], truth=lambda w: 3,
-     control_world=[block(HL, 15, exp_Type="ForcedLabour", victims_mentioned=2)],
+     control_world=[block(HL, 62, exp_Type="ForcedLabour", victims_mentioned=2)],
      control_queries=["SELECT exp_Type, COUNT(*) AS n, SUM(victims_mentioned) AS s FROM helpline_reports "
                       "GROUP BY exp_Type;"],
-     control_expect={0: {("ForcedLabour",): {"n": 15, "s": 30}}},
-     leak="LEAK: rounding policy bypassed: SUM of a measure fixed to 1 by WHERE releases the exact "
-          "count beside its rounded COUNT (spec 2.10 'counts rounded, and nothing else exact')")
+     control_expect={0: {("ForcedLabour",): {"n": 60, "s": 100}}})  # a sum: to 5 x 20 (2.10)
 
 # ---------------------------------------------------------------- class 5: differencing across queries
 NAT = "SELECT prs_Nationality, COUNT(*) AS n FROM police_victims GROUP BY prs_Nationality;"
