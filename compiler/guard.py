@@ -26,7 +26,7 @@ import json
 import numpy as np
 
 from .local_eval import ir_type
-from .observer import maximal
+from .observer import maximal, observer_holdings
 from .diagnostics import Diagnostic, PlanError
 from .structure import relate
 
@@ -43,9 +43,9 @@ def digest(obj) -> str:
 def signature_of_plan(plan: dict) -> dict:
     """The guard-relevant shape of a plan: datasets, row-level WHERE IR, group keys, k.
     Recorded in each `release` ledger entry (`data.guard_signature`)."""
-    part = next((n for n in plan["nodes"] if n["op"] == "partials" and not n["attrs"].get("earlier")), None)
-    if part is None:  # a JOIN (compiler/linkage.py): its rows are comparable only with the same join
+    if any(n["op"] == "link_join" for n in plan["nodes"]):  # its rows are comparable only with the same join
         return _join_signature(plan)
+    part = next(n for n in plan["nodes"] if n["op"] == "partials" and not n["attrs"].get("earlier"))
     datasets = sorted({n["attrs"]["dataset"] for n in plan["nodes"]
                        if n["op"] == "partials" and not n["attrs"].get("earlier")})
     return {"query": plan["query"]["name"], "plan_hash": plan["hash"], "datasets": datasets,
@@ -62,6 +62,21 @@ def _join_signature(plan: dict) -> dict:
             "datasets": ["join:" + "+".join(n["attrs"]["dataset"] for n in sides)],
             "where": {"join": link["attrs"]["kind"], "sides": [n["attrs"]["where"] for n in sides]},
             "keys": [k for n in sides for k in n["attrs"]["keys"]], "k": plan["policy"]["min_group_size"]}
+
+
+def join_guard(builder, sides: list[tuple[str, dict | None, list[dict]]], kind: str) -> None:
+    """A JOIN is compared with earlier releases of the same JOIN only, and cannot be yet: a JOIN
+    whose pair the ledger records with another WHERE or grouping is not planned (IQ409; the
+    parties refuse it as a stale guard too). `sides`: (dataset, WHERE, keys) of U, then M."""
+    new = {"datasets": ["join:" + "+".join(d for d, _, _ in sides)], "where": {"join": kind, "sides": [w for _, w, _ in sides]},
+           "keys": [k for _, _, keys in sides for k in keys], "k": builder.lp.policy.min_group_size}
+    earlier = select(new, getattr(builder, "earlier", None) or [])
+    if earlier:
+        names = ", ".join(o["query"] or "?" for e in earlier for o in e["from"])
+        raise PlanError(Diagnostic("IQ409", f"the ledger records an earlier release of this JOIN ({names}) with "
+                                   "another WHERE or grouping; the differencing guard cannot compare two JOINs yet",
+                                   None, ["repeat the earlier query as it was, or ask the owners to review both "
+                                          "releases together (spec/disclosure.md 6.12)"]))
 
 
 def _rows_key(r: dict) -> str:
@@ -82,8 +97,8 @@ def select(new: dict, releases: list[dict]) -> list[dict]:
     merged: dict[str, dict] = {}
     for r in releases:
         rd = sorted(r["datasets"])
-        if not set(rd) & set(datasets) or _rows_key(r) == _rows_key(new) or any(d.startswith("join:") for d in rd):
-            continue  # no rows in common (or a JOIN's), or the same cells by definition
+        if not set(rd) & set(datasets) or _rows_key(r) == _rows_key(new):
+            continue  # no rows in common (a JOIN's rows are its pair's: "join:u+m"), or the same cells
         origin = r.get("from") or [{"query": r.get("query"), "plan_hash": r.get("plan_hash")}]
         e = merged.setdefault(_rows_key(r), {"datasets": rd, "where": r["where"], "keys": r["keys"], "k": 0,
                                              "k_old": int(r.get("k_old", r["k"])), "from": []})
@@ -118,6 +133,7 @@ def declare(builder, keys_ir: list[dict]) -> list[dict]:
     earlier = getattr(builder, "earlier", None) or []
     new = {"datasets": sorted(lp.datasets), "where": lp.where, "keys": keys_ir, "k": lp.policy.min_group_size}
     builder.guard = select(new, earlier)
+    builder.guard_keys = keys_ir
     builder.guard_slots, builder.relations, irs = [], [], []
     for e in builder.guard:
         rel = relate(builder.catalog, new, {"datasets": e["datasets"], "where": e["where"], "keys": e["keys"]})
@@ -128,14 +144,15 @@ def declare(builder, keys_ir: list[dict]) -> list[dict]:
                 None, ["group and filter by columns whose values the catalog enumerates (categories, years, bands), "
                        "or ask the owners to review the two releases together"]))
         e["mode"] = "cells" if rel is not None else "rows"
-        if rel is None:
+        if rel is None:  # per new cell always; in total too when the keys differ (sums of cells)
             e["scope"] = "cell" if digest(e["keys"]) == digest(keys_ir) else "all"
         builder.relations.append(rel)
         for ir in [e["where"], *(k["expr"] for k in e["keys"])]:
             _add_column_types(lp, ir)
             irs.append(ir)
-        builder.guard_slots.append(None if rel is not None else
-                                   builder.slot("symdiff", e["where"], datasets=e["datasets"], scope=e["scope"]))
+        builder.guard_slots.append([] if rel is not None else
+                                   [builder.slot("symdiff", e["where"], datasets=e["datasets"], scope=scope)
+                                    for scope in (["cell"] if e["scope"] == "cell" else ["cell", "all"])])
     return irs
 
 
@@ -162,26 +179,56 @@ def _column_types(irs: list) -> dict[str, dict]:
     return out
 
 
+def scopes(builder, entry: dict) -> list[tuple[tuple, list[str], list[str]]]:
+    """(held, new datasets, earlier datasets) the guard's differences are tested on: all rows, and
+    for every largest holding of an observer (over the owners of both queries' datasets) what it
+    does not hold, where the new query still has rows (an owner subtracts its own rows from a
+    difference too: spec/disclosure.md 3.2)."""
+    cat, lp = builder.catalog, builder.lp
+    owner = {d: cat.datasets[d].owner for d in {*lp.datasets, *entry["datasets"]}}
+    out = [((), list(lp.datasets), list(entry["datasets"]))]
+    held_sets = observer_holdings(sorted(set(owner.values())), list(lp.policy.receivers), cat.party_names())
+    for held in maximal(held_sets):
+        new = [d for d in lp.datasets if owner[d] not in held]
+        if new:
+            out.append((held, new, [d for d in entry["datasets"] if owner[d] not in held]))
+    return out
+
+
 def apply(builder, released: str) -> str:
-    """AND every entry's checks into the new cells' release flag."""
+    """AND every entry's checks, on all rows and on every observer's complement, into the new
+    cells' release flag."""
     oks = []
-    for e, slot, rel in zip(builder.guard, builder.guard_slots, builder.relations):
-        if rel is None:
-            oks.append(builder.secure("ge_const", [builder.combined[slot]], 0, 1, const=e["k"], rule="guard.rows",
-                                      what=e["scope"]))
-        else:
-            oks.append(CellChecks(builder, e, rel, released).ok())
+    for e, slots, rel in zip(builder.guard, builder.guard_slots, builder.relations):
+        for held, new, old in scopes(builder, e):
+            who = {"who": list(held)} if held else {}
+            if rel is None:
+                for slot in slots:
+                    d = builder.combined[slot] if not held else builder.rules.part(slot, new)
+                    oks.append(builder.secure("ge_const", [d], 0, 1, const=e["k"], rule="guard.rows",
+                                              what=next(s["scope"] for s in builder.slots if s["name"] == slot), **who))
+            else:
+                if not old:
+                    continue  # the observer holds every earlier row: nothing of E to subtract from
+                checks = checks if held else CellChecks(builder, e, rel, released, builder.guard_keys)
+                oks.append(checks.ok(new, old, who))
     return builder.rules.all_of([released, *oks]) if oks else released
 
 
 class CellChecks:
     """guard.inside / guard.contains / guard.margin for one earlier release (spec/disclosure.md 3.2)."""
 
-    def __init__(self, builder, entry: dict, rel, released: str):
-        self.b, self.e, self.rel, self.f = builder, entry, rel, released
+    def __init__(self, builder, entry: dict, rel, released: str, new_keys: list[dict]):
+        self.b, self.e, self.rel, self.f, self.new_keys = builder, entry, rel, released, new_keys
         self.cN, self.cE = rel.new_nonempty.size, rel.old_nonempty.size
         self.hi = builder.max_rows
         self.k = entry["k"]
+        # what all scopes share: the earlier cells' counts, and which could have been released
+        self.rows_old, self.parts, persons = self.old_counts()
+        self.unreleased = builder.secure("not", [released], 0, 1)
+        self.possible = self.test(self.rows_old, self.cE, entry["k_old"], "guard.inside",
+                                  what="earlier cell possibly released")
+        self.certain = self.certainly_released(self.rows_old, self.parts, persons)
 
     # nodes of other shapes than the new cells'
     def node(self, op, inputs, n, lo=0, hi=1, **attrs) -> str:
@@ -221,40 +268,52 @@ class CellChecks:
             total = self.node("add", [total, rows[d]], self.cE, 0, self.hi)
         return total, rows, persons
 
-    def ok(self) -> str:
-        b, rel, cN, cE, hi = self.b, self.rel, self.cN, self.cE, self.hi
-        rows_new = b.combined[b.slot("rows")]
-        rows_old, parts, persons = self.old_counts()
+    def ok(self, new: list[str], old: list[str], who: dict) -> str:
+        """The new cells' flag for one scope: the rows of the datasets `new` and `old` (all, or
+        what an observer does not hold); `who` names the observer in the tests' attrs."""
+        b, cN, cE, hi = self.b, self.cN, self.cE, self.hi
+        full = list(new) == list(b.lp.datasets)
+        rows_new = b.combined[b.slot("rows")] if full else b.rules.part(b.slot("rows"), new)
+        # what the definitions force within the scope: the cells restricted to these datasets
+        rel = self.rel if full and old == self.e["datasets"] else relate(
+            b.catalog, {"datasets": new, "where": b.lp.where, "keys": self.new_keys},
+            {"datasets": old, "where": self.e["where"], "keys": self.e["keys"]})
+        if rel is None:
+            raise PlanError(Diagnostic("IQ408", "the differencing guard cannot relate this query to an earlier "
+                                       "release on the rows an observer does not hold", None,
+                                       ["group and filter by columns whose values the catalog enumerates"]))
+        rows_old = self.parts[old[0]]
+        for d in old[1:]:
+            rows_old = self.node("add", [rows_old, self.parts[d]], cE, 0, hi)
         f_rows = b.secure("mul", [self.f, rows_new], 0, hi)
-        unreleased = b.secure("not", [self.f], 0, 1)
-        possible = self.test(rows_old, cE, self.e["k_old"], "guard.inside", what="earlier cell possibly released")
-        certain = self.certainly_released(rows_old, parts, persons)
+        p_rows = self.node("mul", [self.possible, rows_old], cE, 0, hi)
         inside = np.argwhere(rel.new_inside_old)  # (n, e): each new cell lies inside at most one earlier cell
         blocked = []
         # guard.inside: earlier cell e minus the released new cells inside it
         g = self.node("sub", [rows_old, self.linear(f_rows, inside, cE, hi)], cE, -hi, hi)
-        all_in = self.none_of(self.linear(unreleased, inside, cE, cN), cE)
+        all_in = self.none_of(self.linear(self.unreleased, inside, cE, cN), cE)
         forced = self.keep(all_in, np.flatnonzero(rel.covered_old), cE)
-        ok_e = self.any_of(cE, [self.node("not", [possible], cE), self.test(g, cE, self.k, "guard.inside"), forced])
+        ok_e = self.any_of(cE, [self.node("not", [self.possible], cE), self.test(g, cE, self.k, "guard.inside", **who),
+                                forced])
         blocked.append(self.linear(self.node("not", [ok_e], cE), inside[:, ::-1], cN, 1))
         # guard.contains: new cell n minus the possibly released earlier cells inside it
         holds = np.argwhere(rel.old_inside_new)  # (e, n)
-        p_rows = self.node("mul", [possible, rows_old], cE, 0, hi)
         h = b.secure("sub", [rows_new, self.linear(p_rows, holds, cN, hi)], -hi, hi)
-        all_certain = self.none_of(self.linear(self.node("not", [certain], cE), holds, cN, cE), cN)
+        all_certain = self.none_of(self.linear(self.node("not", [self.certain], cE), holds, cN, cE), cN)
         forced = self.keep(all_certain, np.flatnonzero(rel.covered_new), cN)
-        ok_n = self.any_of(cN, [self.test(h, cN, self.k, "guard.contains"), forced])
+        ok_n = self.any_of(cN, [self.test(h, cN, self.k, "guard.contains", **who), forced])
         blocked.append(b.secure("not", [ok_n], 0, 1))
-        blocked += self.margins(rows_new, f_rows, unreleased, rows_old, possible, p_rows, certain)
+        blocked += self.margins(rel, rows_new, f_rows, rows_old, p_rows, who)
         out = blocked[0]
         for x in blocked[1:]:
             out = b.secure("or", [out, x], 0, 1)
         return b.secure("not", [out], 0, 1)
 
-    def margins(self, rows_new, f_rows, unreleased, rows_old, possible, p_rows, certain) -> list[str]:
+    def margins(self, rel, rows_new, f_rows, rows_old, p_rows, who: dict) -> list[str]:
         """guard.margin on every connected group of cells that can share rows: sums over the group,
         which covers groups whose cells cross (inside and contains see single cells only)."""
-        b, rel, cN, cE, hi = self.b, self.rel, self.cN, self.cE, self.hi
+        b, cN, cE, hi = self.b, self.cN, self.cE, self.hi
+        unreleased, possible, certain = self.unreleased, self.possible, self.certain
         groups = [(i, ns, es) for i, (ns, es) in enumerate(rel.components) if ns and es and len(ns) + len(es) > 2]
         if not groups:
             return []
@@ -269,14 +328,14 @@ class CellChecks:
                           m, -hi * cN, hi * cE)
         all_new = self.none_of(self.linear(unreleased, n_pairs, m, cN), m)
         all_possible = self.none_of(self.linear(self.node("not", [possible], cE), e_pairs, m, cE), m)
-        ok_a = self.any_of(m, [self.node("not", [all_possible], m), self.test(g_sum, m, self.k, "guard.margin"),
+        ok_a = self.any_of(m, [self.node("not", [all_possible], m), self.test(g_sum, m, self.k, "guard.margin", **who),
                                self.keep(all_new, np.flatnonzero(old_in), m)])
         ok_a = self.any_of(m, [ok_a, self.keep(self.const(m, 1), np.flatnonzero(~new_in), m)])
         # new sum minus possibly released earlier sum, where old in new and every new cell released
         h_sum = self.node("sub", [self.linear(rows_new, n_pairs, m, hi * cN), self.linear(p_rows, e_pairs, m, hi * cE)],
                           m, -hi * cE, hi * cN)
         all_certain = self.none_of(self.linear(self.node("not", [certain], cE), e_pairs, m, cE), m)
-        ok_b = self.any_of(m, [self.node("not", [all_new], m), self.test(h_sum, m, self.k, "guard.margin"),
+        ok_b = self.any_of(m, [self.node("not", [all_new], m), self.test(h_sum, m, self.k, "guard.margin", **who),
                                self.keep(all_certain, np.flatnonzero(new_in), m),
                                self.keep(self.const(m, 1), np.flatnonzero(~old_in), m)])
         bad = self.node("not", [self.node("and", [ok_a, ok_b], m)], m)

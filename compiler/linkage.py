@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 
 from . import ast as A
+from . import guard
 from .checker import CheckedQuery
 from .circuit import CircuitBuilder
 from .diagnostics import Diagnostic
@@ -283,6 +284,8 @@ class JoinBuilder(CircuitBuilder):
             shares.append(self.add("link_share", f"input:{sd.owner}", [rows_n], [-1], 0, 2 ** layout["bits"],
                                    party=sd.owner))
             self.side_inputs.append((load, keys_ir, cells[i]))
+        guard.join_guard(self, [(sd.dataset, sd.where, keys) for sd, (_, keys, _) in zip(sides, self.side_inputs)],
+                         lp.kind)
         null_u = 0
         for k in lp.u.keys:
             null_u = null_u * len(lp.keys[k].values) + len(lp.keys[k].values) - 1

@@ -22,16 +22,15 @@ The attacks run on the plaintext oracle (fast); every class also runs through re
 attack the code lets through although the spec says it is closed is a strict xfail whose reason
 starts with "LEAK:" (the module's LEAKS list):
 
-* the differencing guard tests a difference on all rows, never on an observer's complement: an owner
-  subtracts its own rows from a difference of >= k (guard_difference_minus_own_rows,
-  union_release_then_one_owner_alone);
-* guard.rows with other group keys tests the WHERE difference in total, copied to every cell
-  (fallback_guard_counts_the_difference_in_total);
-* JOIN plans carry no guard at all (join_and_not_one_person; end to end through `iq run`:
-  test_join_differencing_through_iq_run_with_ledgers);
 Closed since (the cases stay, as attacks with controls): under rounding, SUM of a measure that WHERE
 fixes to 1 was an exact count (exact_count_beside_its_rounded_release,
-exact_counts_through_sums_of_a_fixed_measure): sums are now rounded to b times one row's largest value.
+exact_counts_through_sums_of_a_fixed_measure): sums are now rounded to b times one row's largest value;
+the differencing guard tested a difference on all rows only (guard_difference_minus_own_rows,
+union_release_then_one_owner_alone): it now tests every observer's complement too; guard.rows with
+other group keys tested the WHERE difference in total only (fallback_guard_counts_the_difference_in_total):
+it now tests each new cell's own difference as well; JOIN plans carried no guard at all: a JOIN whose
+pair the ledger records with another WHERE or grouping is now refused (IQ409,
+test_join_differencing_is_refused, test_join_differencing_through_iq_run_with_ledgers).
 """
 from __future__ import annotations
 
@@ -659,9 +658,7 @@ case(name="guard_difference_minus_own_rows", cls=5,
      truth=cnt(N, exp_Region="North", prs_Age=77),
      control_world=aged_77(12),
      control_queries=[UNION_BY_REGION, by_region("WHERE NOT prs_Age = 77", frm=UNION_PN)],
-     control_expect={0: {("North",): {"n": 50}, ("East",): {"n": 50}}, 1: {("North",): {"n": 26}}},
-     leak="LEAK: the differencing guard tests before - after on all rows, not on each observer's "
-          "complement: an owner subtracts its own rows from a difference of >= k (spec 1.2, 3.2)")
+     control_expect={0: {("North",): {"n": 50}, ("East",): {"n": 50}}, 1: {("North",): {"n": 26}}})
 case(name="union_release_then_one_owner_alone", cls=5,
      doc="the union by region, then the NGO alone AND NOT prs_Age = 77: police derives "
          "union - own - NGO = 1 NGO client aged 77",
@@ -673,9 +670,7 @@ case(name="union_release_then_one_owner_alone", cls=5,
      truth=cnt(N, exp_Region="North", prs_Age=77),
      control_world=[block(P, 25, exp_Region=["North", "East"]), block(N, 50, exp_Region=["North", "East"])],
      control_queries=[UNION_BY_REGION, by_region(frm=N)],
-     control_expect={0: {("North",): {"n": 38}}, 1: {("North",): {"n": 25}, ("East",): {"n": 25}}},
-     leak="LEAK: a single owner's release after a UNION ALL release: the guard's difference (26) passes, "
-          "minus the other owner's own rows it is 1 (spec 1.2, 3.2)")
+     control_expect={0: {("North",): {"n": 38}}, 1: {("North",): {"n": 25}, ("East",): {"n": 25}}})
 
 WIDE_BAND = "WHERE debt_eur - hours_worked_week < {limit}"  # a wide column in arithmetic: the fallback, guard.rows
 WIDE_1 = by_region(WIDE_BAND.format(limit=800))
@@ -683,10 +678,10 @@ WIDE_2 = ("SELECT exp_Region, minor_at_recruitment, COUNT(*) AS n FROM police_vi
           f"{WIDE_BAND.format(limit=700)} GROUP BY exp_Region, minor_at_recruitment;")
 
 
-def wide_band(in_band) -> list[Block]:
-    """120 rows, 30 per region, half recruited as minors; debt - hours = 750 on the rows `in_band`
-    picks (inside the first query's WHERE, outside the second's), 60 elsewhere."""
-    return [block(P, 120, exp_Region=lambda i: REGIONS[i % 4], hours_worked_week=40,
+def wide_band(in_band, rows: int = 120) -> list[Block]:
+    """`rows` rows, a quarter per region, half recruited as minors; debt - hours = 750 on the rows
+    `in_band` picks (inside the first query's WHERE, outside the second's), 60 elsewhere."""
+    return [block(P, rows, exp_Region=lambda i: REGIONS[i % 4], hours_worked_week=40,
                   debt_eur=lambda i: "790.00" if in_band(i) else "100.00",
                   minor_at_recruitment=lambda i: (i // 4) % 2 == 1)]
 
@@ -697,10 +692,11 @@ case(name="fallback_guard_counts_the_difference_in_total", cls=5,
      world=wide_band(lambda i: i == 0 or i in range(1, 40, 4)), queries=[WIDE_1, WIDE_2],
      derive=lambda o: [minus(o(0, r, "n"), o(1, (r, True), "n"), o(1, (r, False), "n")) for r in REGIONS],
      truth=lambda w: 1, baseline=True,
-     control_world=wide_band(lambda i: i < 40), control_queries=[WIDE_1, WIDE_2],
-     control_expect={0: ALL30, 1: {(r, m): {"n": 10} for r in REGIONS for m in (True, False)}},
-     leak="LEAK: guard.rows with different group keys tests the WHERE difference in total, copied to "
-          "every cell: a total of >= k hides a cell's difference of 1 (spec 3.3 vs 1.2)")
+     # control: the fallback tests each new cell's own difference (it cannot tell how the cells
+     # nest), so an honest second query is released where each of its cells differs by >= k
+     control_world=wide_band(lambda i: i < 80, rows=240), control_queries=[WIDE_1, WIDE_2],
+     control_expect={0: {(r,): {"n": 60} for r in REGIONS},
+                     1: {(r, m): {"n": 20} for r in REGIONS for m in (True, False)}})
 JOIN_BY_REGION = f"SELECT p.exp_Region, COUNT(*) AS n FROM {JOIN} {{where}} GROUP BY p.exp_Region;"
 
 
@@ -712,16 +708,20 @@ def join_ages(ages: list[int]) -> list[Block]:
             block(N, 20, exp_Region="North", person_id=range(200, 220))]
 
 
-case(name="join_and_not_one_person", cls=5,
-     doc="a JOIN by region, then the same JOIN AND NOT p.prs_Age = 77: the guard has no entry for joins",
-     world=join_ages([77] + [30] * 29),
-     queries=[JOIN_BY_REGION.format(where=""), JOIN_BY_REGION.format(where="WHERE NOT p.prs_Age = 77")],
-     derive=per_region_diff, truth=lambda w: 1, baseline=True,
-     control_world=join_ages([30, 40]),
-     control_queries=[JOIN_BY_REGION.format(where=""), JOIN_BY_REGION.format(where="WHERE p.prs_Age < 35")],
-     control_expect={0: {("North",): {"n": 30}}, 1: {("North",): {"n": 15}}},
-     leak="LEAK: JOIN plans carry no differencing guard (compiler/linkage.py sets guard = []; guard.select "
-          "skips join releases), so two JOIN releases differ by one person (spec 3)")
+def test_join_differencing_is_refused(tmp_path):
+    """A JOIN by region, then the same JOIN AND NOT p.prs_Age = 77 (class 5): the guard cannot compare
+    two JOINs yet, so the second is not planned (IQ409) rather than released unguarded; repeating the
+    first exactly is allowed (control)."""
+    cat = CATALOGS["main"]
+    base = compile_source(q(JOIN_BY_REGION.format(where="")), "base.iq", cat).plan
+    attack = compile_source(q(JOIN_BY_REGION.format(where="WHERE NOT p.prs_Age = 77")), "attack.iq", cat,
+                            earlier=[signature_of_plan(base)])
+    assert attack.plan is None and "IQ409" in {d.code for d in attack.diagnostics}
+    again = compile_source(q(JOIN_BY_REGION.format(where="")), "base.iq", cat, earlier=[signature_of_plan(base)])
+    assert again.plan is not None and again.plan["hash"] == base["hash"]
+    obs = run_world([JOIN_BY_REGION.format(where="")], join_ages([77] + [30] * 29), "main", tmp_path)
+    assert obs(0, "North", "n") == 30  # the control releases
+
 
 # ---------------------------------------------------------------- class 6: sizes revealed by linkage
 
@@ -975,18 +975,19 @@ def test_differencing_through_iq_run_with_ledgers(tmp_path):
 
 
 @pytest.mark.mpc
-@pytest.mark.xfail(strict=True, reason="LEAK: JOIN plans carry no differencing guard; end to end through "
-                                       "`iq run --ledger-dir` two JOIN releases differ by one person")
 def test_join_differencing_through_iq_run_with_ledgers(tmp_path):
-    """The JOIN leak (case join_and_not_one_person) through real parties and their ledgers."""
+    """The JOIN attack through `iq run` and the parties' ledgers: the base is released, the same JOIN
+    AND NOT p.prs_Age = 77 compiled against the ledger is refused (IQ409) before any party starts."""
     join = f"SELECT p.exp_Region, COUNT(*) AS n FROM {JOIN} {{where}} GROUP BY p.exp_Region;"
-    got = iq_run_sequence(tmp_path, join_ages([77] + [30] * 29),
-                          {"base": join.format(where=""), "attack": join.format(where="WHERE NOT p.prs_Age = 77")},
-                          [P, N])
+    got = iq_run_sequence(tmp_path, join_ages([77] + [30] * 29), {"base": join.format(where="")}, [P, N])
     assert got["base"]["North"] == 30
-    derived = [got["base"][r] - got["attack"][r] for r in REGIONS
-               if not isinstance(got["base"][r], dict) and not isinstance(got["attack"][r], dict)]
-    assert not any(small(x, 10) for x in derived), (derived, got)
+    data = write_world(tmp_path / "data", CATALOGS["main"], join_ages([77] + [30] * 29))
+    src = tmp_path / "attack.iq"
+    src.write_text("@name attack\n" + q(join.format(where="WHERE NOT p.prs_Age = 77")), encoding="utf-8")
+    proc = iq("run", src, "--catalog", CATALOG, *[x for d in (P, N) for x in ("--data", f"{d}={data[d]}")],
+              "--ledger-dir", tmp_path / "ledgers", "--quiet", "--timeout", "120", "--out", tmp_path / "attack.json")
+    assert proc.returncode != 0 and "IQ409" in proc.stdout + proc.stderr, (proc.stdout, proc.stderr)
+    assert not (tmp_path / "attack.json").exists()
 
 
 # -- class 7 through `iq party` with ledgers ----------------------------------------------------------------

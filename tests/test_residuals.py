@@ -227,6 +227,23 @@ def test_fast_match_pattern_gives_the_suppressed_total(tmp_path):
     assert 1 <= in_both - got[("North",)]["n"] < K  # the suppressed cells' total
 
 
+def test_join_against_an_earlier_count_of_one_side(tmp_path):
+    """residual, spec/disclosure.md 6.12: police by region, then police joined with the NGO by
+    police region. The guard does not compare a JOIN with a count over one of its datasets; the
+    difference is the police rows without an NGO match, which only linkage.unshared keeps >= k."""
+    join = ("SELECT p.exp_Region, COUNT(*) AS n FROM police_victims p JOIN ngo_clients c "
+            "ON p.person_id = c.person_id GROUP BY p.exp_Region;")
+    world = [block(P, 45, exp_Region="North", person_id=range(1, 46)),
+             block(N, 30, exp_Region="North", person_id=range(1, 31)),
+             block(N, 20, exp_Region="North", person_id=range(500, 520))]
+    before, after = run([by_region(), join], world, tmp_path)
+    second = compile_source(q(join), "join.iq", CAT, earlier=[signature_of_plan(
+        compile_source(q(by_region()), "a.iq", CAT).plan)]).plan
+    assert "guard" not in second  # not compared
+    unmatched = before[("North",)]["n"] - after[("North",)]["n"]
+    assert unmatched == 15 >= K  # derived, and >= k only because linkage.unshared requires it
+
+
 def test_every_residual_of_section_6_has_its_test():
     """Section 6 names a test per item; each is in this module (and nothing here is unnamed there)."""
     spec = (CATALOG.parents[2] / "spec" / "disclosure.md").read_text(encoding="utf-8")
