@@ -91,6 +91,7 @@ class CircuitBuilder:
         rows = self.slot("rows")
         persons = self.slot("persons", column=lp.person_key) if lp.person_key else None
         agg_plans = [self.plan_aggregate(a) for a in lp.aggregates]
+        self.person_slots = self.value_person_slots(agg_plans) if lp.person_key else {}
         keys_ir = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
         earlier_irs = guard.declare(self, keys_ir)  # differencing guard: earlier releases (compiler/guard.py)
         used = set()
@@ -154,7 +155,7 @@ class CircuitBuilder:
 
     def slot_bounds(self, s: dict) -> tuple[float, float]:
         n = self.max_rows
-        if s["kind"] in ("rows", "persons", "count", "distinct", "hist", "symdiff"):
+        if s["kind"] in ("rows", "persons", "persons_where", "repeaters", "count", "distinct", "hist", "symdiff"):
             return 0, n
         lo, hi = self._arg_range(s)
         if s["kind"] == "sum":
@@ -169,6 +170,27 @@ class CircuitBuilder:
         lo, hi = s.get("clamp") or (t["lo"], t["hi"])
         f = 10 ** s.get("scale", 0)
         return math.floor(lo * f), math.ceil(hi * f)
+
+    def value_person_slots(self, agg_plans: list[dict]) -> dict:
+        """values.persons (spec/disclosure.md 2.4-2.5): for each nullable column aggregated, the
+        persons among the rows with and without a value; for every two, among the rows with exactly
+        one; with a distinct count, the persons with repeat records. Each dataset counts its own."""
+        pk, out, cols = self.lp.person_key, {}, {}
+        for a, p in zip(self.lp.aggregates, agg_plans):
+            if "count" in p and a.arg_type is not None and a.arg_type.nullable:
+                cols[p["count"]] = a.arg
+        for s, arg in cols.items():
+            out[s] = {"nn": self.slot("persons_where", _not(_is_null(arg)), column=pk),
+                      "null": self.slot("persons_where", _is_null(arg), column=pk)}
+        names = sorted(cols)
+        for i, sx in enumerate(names):
+            for sy in names[i + 1:]:
+                x, y = _is_null(cols[sx]), _is_null(cols[sy])
+                out[(sx, sy)] = self.slot("persons_where", _bool("or", _bool("and", x, _not(y)),
+                                                                 _bool("and", _not(x), y)), column=pk)
+        if any(a.func == "count_distinct" for a in self.lp.aggregates):
+            out["repeaters"] = self.slot("repeaters", column=pk)
+        return out
 
     def per_person(self) -> dict:
         """Order statistics and dominance count persons, not records (spec/disclosure.md 2.7):
@@ -354,6 +376,18 @@ class CircuitBuilder:
             return self.secure("compare", [diff], 0, 1, relation=e.op)
         raise PlanError(Diagnostic("IQ404", "HAVING may only compare aggregates", e.span,
                                    ["filter on grouping columns with WHERE"]))
+
+
+def _bool(op: str, *args: dict) -> dict:
+    return {"op": op, "args": list(args), "type": {"kind": "bool", "nullable": False}}
+
+
+def _is_null(arg: dict) -> dict:
+    return _bool("is_null", arg)
+
+
+def _not(arg: dict) -> dict:
+    return _bool("not", arg)
 
 
 def _column_text(e: A.Expr) -> str:

@@ -98,13 +98,13 @@ def secure_inputs(node: dict) -> list[str]:
 
 
 def run_plan_plaintext(plan: dict, tables: dict[str, tuple[Table, int]]) -> ResultTable:
-    """Execute a plan on plaintext tables {dataset: (columns, row count)}."""
+    """Execute a plan on plaintext tables {dataset or load node id: (columns, row count)}."""
     nodes = {n["id"]: n for n in plan["nodes"]}
     values: dict[str, object] = {}
     for n in plan["nodes"]:
         op = n["op"]
-        if op == "load":
-            values[n["id"]] = tables[n["attrs"]["dataset"]]
+        if op == "load":  # by node: a dataset may be read twice with other column types (the guard)
+            values[n["id"]] = tables.get(n["id"]) or tables[n["attrs"]["dataset"]]
         elif op == "partials":
             table, count = values[n["inputs"][0]]
             values[n["id"]] = compute_partials(n["attrs"], table, count)

@@ -71,6 +71,14 @@ def _distinct_per_cell(cells: np.ndarray, keys: np.ndarray, ncells: int) -> np.n
     return np.bincount(code[first] // np.int64(span), minlength=ncells).astype(np.int64)
 
 
+def _repeaters_per_cell(cells: np.ndarray, keys: np.ndarray, ncells: int) -> np.ndarray:
+    """Number of keys with at least two rows, per cell."""
+    if cells.size == 0:
+        return np.zeros(ncells, dtype=np.int64)
+    pairs, counts = np.unique(np.stack([cells.astype(np.int64), keys.astype(np.int64)]), axis=1, return_counts=True)
+    return np.bincount(pairs[0][counts >= 2], minlength=ncells).astype(np.int64)
+
+
 def _top_n(cells: np.ndarray, values: np.ndarray, ncells: int, n: int) -> np.ndarray:
     """The n largest contributions per cell (zeros where a cell has fewer), shape (n, cells)."""
     out = np.zeros((n, ncells), dtype=np.int64)
@@ -102,10 +110,18 @@ def compute_partials(step: dict, table: Table, n: int) -> np.ndarray:
         if kind == "symdiff":
             blocks.append(symdiff_row(slot, step, table, n, mask, cells_all)[None, :])
             continue
-        if kind == "persons":
+        if kind in ("persons", "persons_where"):
             key = sub[slot["column"]]
             ok = ~key.null
+            if kind == "persons_where":  # the persons of the rows where a predicate holds
+                pred = evaluate(slot["arg"], sub, m)
+                ok &= pred.values.astype(bool) & ~pred.null
             blocks.append(_distinct_per_cell(cells[ok], key.values[ok], ncells)[None, :])
+            continue
+        if kind == "repeaters":  # persons with two or more rows in the cell
+            key = sub[slot["column"]]
+            ok = ~key.null
+            blocks.append(_repeaters_per_cell(cells[ok], key.values[ok], ncells)[None, :])
             continue
         v = evaluate(slot["arg"], sub, m)
         if kind == "distinct":

@@ -37,7 +37,7 @@ RULE = {"type": "string", "pattern": "^[a-z_]+\\.[a-z_]+$",
         "description": "the release rule this node tests (compiler/rules.py, spec/disclosure.md)"}
 WHO = {"type": "array", "items": STR, "description": "the organisations whose rows an observer holds and removes"}
 WHAT = {"anyOf": [STR, {"type": "array", "items": STR}], "description": "the counted column(s) of the rule"}
-RULE_ATTRS = {"rule": RULE, "who": WHO, "what": WHAT, "dataset": STR,
+RULE_ATTRS = {"rule": RULE, "who": WHO, "what": WHAT, "dataset": STR, "strict": {"const": True},
               "count": {"enum": ["linked", "join_keys"], "description": "how cell.persons counts"}}
 L = {"type": "integer", "minimum": 1, "description": "bit length of the compared value (passes/bitwidth.py)"}
 BOOL = {"type": "boolean"}
@@ -198,7 +198,8 @@ PLAN_SCHEMA: dict = {
         "group_key": _obj({"expr": _ref("expr"), "type": _ref("type"), "size": POS}),
         "slot": {"type": "object", "required": ["name", "kind"], "additionalProperties": False, "properties": {
             "name": {"type": "string", "pattern": "^s[0-9]+$"},
-            "kind": {"enum": ["rows", "persons", "count", "distinct", "sum", "sumsq", "abssum", "top", "max", "min",
+            "kind": {"enum": ["rows", "persons", "persons_where", "repeaters", "count", "distinct", "sum", "sumsq",
+                              "abssum", "top", "max", "min",
                               "hist", "symdiff"]},
             "datasets": {"type": "array", "items": STR}, "scope": {"enum": ["cell", "all"]},
             "arg": _ref("expr"), "column": STR, "scale": NAT, "clamp": {"type": "array", "items": NUM, "minItems": 2,

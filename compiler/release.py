@@ -99,20 +99,41 @@ class ReleaseRules:
     # -- values ---------------------------------------------------------------------------------
     def value_flag(self, cell: str, rows: str, count: str, column: str, nullable: bool) -> str:
         """Own-count rule on the cell and on every observer's complement (two-sided there: the
-        complement's rows already passed observer.rows)."""
+        complement's rows already passed observer.rows), and values.persons: the rows with and
+        without a value hold >= k persons, not only rows (one person's k records are one value)."""
         b = self.b
         if not nullable:
             return cell
         m = b.combined[count]
+        persons = getattr(b, "person_slots", {}).get(count)
+        with_value, without = f"rows with a value of {column}", f"rows without a value of {column}"
+        everyone = list(b.lp.datasets)
         flags = [cell, self.at_least("values.rows", m, what=column),
                  self.zero_or_many("values.left_out", self.gap(b.combined[rows], m), rounded=True, what=column)]
+        if persons:
+            flags += [self.persons_ok(persons["nn"], everyone, strict=True, what=with_value),
+                      self.persons_ok(persons["null"], everyone, what=without)]
         for held in self.holdings:
             rest = self.not_held(held)
             m_rest = self.part(count, rest)
             flags.append(self.zero_or_many("values.rows", m_rest, what=column, who=list(held)))
             flags.append(self.zero_or_many("values.left_out", self.gap(self.part(rows, rest), m_rest), rounded=True,
                                            what=column, who=list(held)))
+            if persons:
+                flags += [self.persons_ok(persons["nn"], rest, what=with_value, who=list(held)),
+                          self.persons_ok(persons["null"], rest, what=without, who=list(held))]
         return self.all_of(flags)
+
+    def persons_ok(self, slot: str, datasets: list[str], strict: bool = False, **attrs) -> str:
+        """values.persons: the distinct persons of a group of rows, counted by each dataset on its
+        own rows, are >= k' (some dataset alone has k') or, unless strict, 0 (no dataset has any).
+        The union's count lies between the largest and the sum of the datasets' counts."""
+        tests = [self.at_least("values.persons", self.part(slot, [d]), dataset=d, **attrs) for d in datasets]
+        if not strict:
+            some = self.at_least("values.persons", self.part(slot, datasets), 1, **attrs)
+            tests.append(self.b.secure("not", [some], 0, 1))
+        return self.any_of(tests, rule="values.persons", const=self.kk, **({"strict": True} if strict else {}),
+                           **attrs)
 
     def gap(self, rows: str, m: str) -> str:
         """rows - m, each rounded first under rounding: the gap the released counts show."""
@@ -127,12 +148,20 @@ class ReleaseRules:
         for (sx, x), (sy, y) in combinations(sorted(counts.items(), key=lambda i: (i[1], i[0])), 2):
             scopes = [((), b.combined[sx], b.combined[sy])]
             scopes += [(h, self.part(sx, self.not_held(h)), self.part(sy, self.not_held(h))) for h in self.holdings]
+            both = getattr(b, "person_slots", {}).get(tuple(sorted((sx, sy))))
             for held, mx, my in scopes:
-                f = self.differ(mx, my, what=[f"COUNT({x})", f"COUNT({y})"], **({"who": list(held)} if held else {}))
+                who = {"who": list(held)} if held else {}
+                f = self.differ(mx, my, what=[f"COUNT({x})", f"COUNT({y})"], **who)
+                if both:  # and the rows with exactly one of the two values hold 0 or >= k persons
+                    f = self.all_of([f, self.persons_ok(both, self.not_held(held) if held else list(b.lp.datasets),
+                                                        what=f"rows with a value of exactly one of {x}, {y}", **who)])
                 out.setdefault(sx, []).append(f)
                 out.setdefault(sy, []).append(f)
+        repeaters = getattr(b, "person_slots", {}).get("repeaters")
         for d in distinct:
             f = self.differ(b.combined[rows], d, what=["COUNT(*)", "COUNT(DISTINCT)"])
+            if repeaters:  # repeat records: the persons who have them are 0 or >= k
+                f = self.all_of([f, self.persons_ok(repeaters, list(b.lp.datasets), what="persons with repeat records")])
             out.setdefault(d, []).append(f)
         return {c: self.all_of(fs) for c, fs in out.items()}
 

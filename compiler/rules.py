@@ -63,6 +63,11 @@ RULES: dict[str, Rule] = {r.id: r for r in [
     Rule("values.left_out", "2.4", "own-count rule: rows left out",
          lambda a: f"rows without a value of {a.get('what', 'the column')}"
                    + (f" not held by {_who(a)}" if a.get("who") else "") + f" are {_range(a)}", False),
+    Rule("values.persons", "2.4", "persons behind a value",
+         lambda a: f"the {a.get('what', 'rows')}" + (f" not held by {_who(a)}" if a.get("who") else "")
+                   + (f" hold >= {_k(a)} distinct persons" if a.get("strict") else
+                      f" hold 0 or >= {_k(a)} distinct persons") + " (some dataset alone has them, or none has any)",
+         False),
     Rule("counts.pair", "2.5", "two counts of one cell",
          lambda a: f"{' and '.join(a.get('what', ['two counts']))}"
                    + (f" in the rows not held by {_who(a)}" if a.get("who") else "")

@@ -75,11 +75,14 @@ def compile_plan(text: str, catalog: Catalog, name: str = "q.iq") -> dict:
 
 
 def load_tables(plan: dict, catalog: Catalog, data: dict[str, str]) -> dict:
+    """{load node id: (table, rows)} and {dataset: the first of its loads}: the guard may read a
+    dataset a second time with an earlier query's column types."""
     tables = {}
     for n in plan["nodes"]:
         if n["op"] == "load":
             d = n["attrs"]["dataset"]
-            tables[d] = load_dataset(data[d], d, catalog.datasets[d], n["attrs"]["columns"])
+            tables[n["id"]] = load_dataset(data[d], d, catalog.datasets[d], n["attrs"]["columns"])
+            tables.setdefault(d, tables[n["id"]])
     return tables
 
 

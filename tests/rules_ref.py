@@ -60,6 +60,12 @@ class Cell:
     persons: dict[str, int] | None = None
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     linked_persons: int | None = None  # distinct persons across datasets, when the query counts them
+    # with a person key, per dataset: the persons among the rows with / without a value of a column,
+    # among the rows with exactly one of two columns' values, and the persons with repeat records
+    with_value: dict[str, dict[str, int]] = field(default_factory=dict)
+    without_value: dict[str, dict[str, int]] = field(default_factory=dict)
+    one_of: dict[tuple, dict[str, int]] = field(default_factory=dict)
+    repeaters: dict[str, int] | None = None
 
     def rest(self, held: frozenset) -> list[str]:
         return [d for d in self.rows if self.owner[d] not in held]
@@ -90,6 +96,13 @@ class Rules:
                 return False
         return True
 
+    def persons_ok(self, per: dict[str, int] | None, datasets: list[str], strict: bool = False) -> bool:
+        """values.persons: some dataset alone has k' persons, or (unless strict) none has any."""
+        if per is None:
+            return True
+        kk = kprime(self.k, self.base)
+        return any(per[d] >= kk for d in datasets) or (not strict and all(per[d] == 0 for d in datasets))
+
     def value(self, c: Cell, column: str | None, others: list[str] = ()) -> bool:
         """2.4 and 2.5 for an aggregate of a nullable `column` (None: not nullable); `others`:
         the other nullable columns the query aggregates."""
@@ -102,16 +115,25 @@ class Rules:
         rows = sum(c.rows.values())
         if sum(m.values()) < kprime(k, b) or not differ_ok(rows, sum(m.values()), k, b):
             return False
+        everyone = list(c.rows)
+        wv, wo = c.with_value.get(column), c.without_value.get(column)
+        if not (self.persons_ok(wv, everyone, strict=True) and self.persons_ok(wo, everyone)):
+            return False
         for held in self.holds:
             rest = c.rest(held)
             m_rest, r_rest = sum(m[d] for d in rest), sum(c.rows[d] for d in rest)
             if not (zero_or_many(m_rest, k, b) and differ_ok(r_rest, m_rest, k, b)):
+                return False
+            if not (self.persons_ok(wv, rest) and self.persons_ok(wo, rest)):
                 return False
         for y in others:
             if y == column:
                 continue
             scopes = [list(c.rows)] + [c.rest(h) for h in self.holds]
             if not all(differ_ok(sum(m[d] for d in ds), sum(c.counts[y][d] for d in ds), k, b) for ds in scopes):
+                return False
+            one = c.one_of.get(tuple(sorted((column, y))))
+            if not all(self.persons_ok(one, ds) for ds in scopes):
                 return False
         return True
 
@@ -120,6 +142,8 @@ class Rules:
         k, b = self.k, self.base
         kk = kprime(k, b)
         if not self.cell(c) or d_count < kk or not differ_ok(sum(c.rows.values()), d_count, k, b):
+            return False
+        if not self.persons_ok(c.repeaters, list(c.rows)):
             return False
         for held in (self.holds if per_dataset is not None else []):
             mine = [d for d in c.rows if c.owner[d] in held]

@@ -224,9 +224,14 @@ def expected_table(q: Query, paths: dict[str, str], receivers: list[str], n_part
     person = any(CAT.datasets[d].person_key for d in q.datasets)
     nullable = sorted({a.column for a in q.aggs if a.column and cols[a.column].nullable})
     per: dict[tuple, dict[str, dict]] = {}  # cell -> dataset -> its own rows, persons, counts
+    pairs = [(x, y) for i, x in enumerate(nullable) for y in nullable[i + 1:]]
     for d in q.datasets:
         pk = CAT.datasets[d].person_key
         parts = ["COUNT(*)", f"COUNT(DISTINCT {pk})" if pk else "0"] + [f"COUNT({c})" for c in nullable]
+        if pk:  # the persons behind each value group (values.persons)
+            parts += [f"COUNT(DISTINCT CASE WHEN {c} IS NOT NULL THEN {pk} END)" for c in nullable]
+            parts += [f"COUNT(DISTINCT CASE WHEN {c} IS NULL THEN {pk} END)" for c in nullable]
+            parts += [f"COUNT(DISTINCT CASE WHEN ({x} IS NULL) <> ({y} IS NULL) THEN {pk} END)" for x, y in pairs]
         for r in con.execute(f'SELECT {keys_sql}{", ".join(parts)} FROM "{d}"{where}{group}'):
             per.setdefault(tuple(r[:len(q.keys)]), {})[d] = r[len(q.keys):]
     owners = {d: CAT.datasets[d].owner for d in q.datasets}
@@ -238,10 +243,18 @@ def expected_table(q: Query, paths: dict[str, str], receivers: list[str], n_part
         n_aggs = len(q.aggs)
         if vals is None:  # an empty cell: sqlite has no row, the plan lists it
             vals = [0 if a.func in ("count_rows", "count") else None for a in aggs]
-        parts = {d: per.get(combo, {}).get(d, [0] * (2 + len(nullable))) for d in q.datasets}
+        width = 2 + 3 * len(nullable) + len(pairs)
+        parts = {d: list(per.get(combo, {}).get(d, [0] * width)) + [0] * width for d in q.datasets}
+        n_null = len(nullable)
         cell = Cell({d: parts[d][0] for d in q.datasets}, owners,
                     {d: parts[d][1] for d in q.datasets} if person else None,
                     {c: {d: parts[d][2 + i] for d in q.datasets} for i, c in enumerate(nullable)})
+        if person:
+            cell.with_value = {c: {d: parts[d][2 + n_null + i] for d in q.datasets} for i, c in enumerate(nullable)}
+            cell.without_value = {c: {d: parts[d][2 + 2 * n_null + i] for d in q.datasets}
+                                  for i, c in enumerate(nullable)}
+            cell.one_of = {(x, y): {d: parts[d][2 + 3 * n_null + i] for d in q.datasets}
+                           for i, (x, y) in enumerate(pairs)}
         released = rules.cell(cell)
         row = []
         for a, v in zip(q.aggs, vals):

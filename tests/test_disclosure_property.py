@@ -94,7 +94,7 @@ def reference(data: dict[str, list[tuple]], keys: list[str], types: list[str] | 
     """Per cell and dataset, computed directly from the rows (not from the plan)."""
     def new():
         return {"rows": defaultdict(int), "persons": defaultdict(set), "nonnull": defaultdict(int), "hours": 0,
-                "ages": []}
+                "ages": [], "with": defaultdict(set), "without": defaultdict(set), "records": defaultdict(int)}
     cells = defaultdict(new)
     for org, rows in data.items():
         for r in rows:
@@ -103,7 +103,9 @@ def reference(data: dict[str, list[tuple]], keys: list[str], types: list[str] | 
             c = cells[tuple(r[KEYS[k]] for k in keys)]
             c["rows"][org] += 1
             c["persons"][org].add(r[4])
+            c["records"][(org, r[4])] += 1
             c["ages"].append(r[6])
+            (c["with"] if r[5] is not None else c["without"])[org].add(r[4])
             if r[5] is not None:
                 c["nonnull"][org] += 1
                 c["hours"] += r[5]
@@ -112,7 +114,10 @@ def reference(data: dict[str, list[tuple]], keys: list[str], types: list[str] | 
 
 def as_cell(c, datasets: list[str]) -> Cell:
     return Cell({d: c["rows"][d] for d in datasets}, {d: CATALOG.datasets[d].owner for d in datasets},
-                {d: len(c["persons"][d]) for d in datasets}, {"hours": {d: c["nonnull"][d] for d in datasets}})
+                {d: len(c["persons"][d]) for d in datasets}, {"hours": {d: c["nonnull"][d] for d in datasets}},
+                with_value={"hours": {d: len(c["with"][d]) for d in datasets}},
+                without_value={"hours": {d: len(c["without"][d]) for d in datasets}},
+                repeaters={d: sum(1 for (o, _), n in c["records"].items() if o == d and n >= 2) for d in datasets})
 
 
 def rules_for(datasets: list[str]) -> Rules:

@@ -42,11 +42,11 @@ KEYS = ["exp_Region", "prs_Gender", "minor_at_recruitment", "exp_Type", ("bucket
         ("bucket", "prs_Age", (18,)), ("bucket", "hours_worked_week", (40,)), ("bucket", "hours_worked_week", (20, 60))]
 STATS = {"cells": 0, "released": 0, "cases": 0, "queries": 0, "rejected": 0, "crashed": 0}
 # Kinds of derivation left out of the main property, each a leak with a minimal strict xfail test
-# at the end: distinct persons of the parts of a released cell (rows with or without a value,
-# repeat records: test_leak_value_of_one_person_with_k_records), counts and sums of a column across
+# at the end (closed since: distinct persons of the parts of a released cell, rows with or without a
+# value, repeat records: test_value_of_one_person_with_k_records), counts and sums of a column across
 # releases (test_leak_value_across_releases), several cells that are only part of a connected group
 # of cells that cross (test_leak_part_of_a_group_of_crossing_cells). Every other derivation is checked.
-MAIN = {"persons_parts": False, "across_values": False, "subgroups": False}
+MAIN = {"persons_parts": True, "across_values": False, "subgroups": False}
 
 
 class Pick:
@@ -295,11 +295,8 @@ def assert_no_leak(rows: list[dict], queries: list[Query], **switch) -> None:
     assert not lines, "\n".join(lines) + describe(ran)
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: the rules on the parts of a released cell (2.4 values.rows / "
-                                       "left_out, 2.5) count rows, not persons: AVG/SUM/COUNT(x) can be one "
-                                       "person's value, held in k records")
-def test_leak_value_of_one_person_with_k_records():
-    """police: 10 persons with one interview each and no hours, and person 99 with 10 interviews of
+def test_value_of_one_person_with_k_records():
+    """Found by this model, closed by values.persons (spec/disclosure.md 2.4). police: 10 persons with one interview each and no hours, and person 99 with 10 interviews of
     60 hours. The cell holds 20 rows of 11 persons (released); the rows with a value are 10 (>= k)
     and those without 10 (>= k), so COUNT(hours) and AVG(hours) are released: 60 is person 99's."""
     rows = [row("police_victims", p) for p in range(10)] + [row("police_victims", 99, hours=60) for _ in range(10)]
@@ -349,11 +346,9 @@ def test_leak_part_of_a_group_of_crossing_cells():
     assert_no_leak(rows, [by_region, by_type], subgroups=True)
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="BUG: common-subexpression elimination (compiler/passes/cse.py) merges secure nodes "
-                          "of different shapes; two guard entries of different cell counts share one node")
-def test_bug_guard_against_two_earlier_releases_of_different_sizes():
-    """No rows needed: a total of the North, then the North by gender, then everything by gender and
+def test_guard_against_two_earlier_releases_of_different_sizes():
+    """Found by this model: CSE merged secure nodes of different shapes (fixed: the shape is in its key).
+    No rows needed: a total of the North, then the North by gender, then everything by gender and
     minor_at_recruitment, each of ngo_clients. The third plan, guarded against both, fails in the
     oracle (a `linear` node's input has 1 cell where its pairs name 6)."""
     ngo, north = ("ngo_clients",), ((Atom("exp_Region", "=", ("North",)),),)

@@ -13,7 +13,7 @@ PURE = {"secure"}
 
 
 def _key(d: dict) -> str:
-    return json.dumps([d["op"], d["placement"], d["inputs"], d["attrs"]], sort_keys=True, default=str)
+    return json.dumps([d["op"], d["placement"], d["inputs"], d["shape"], d["attrs"]], sort_keys=True, default=str)
 
 
 def eliminate_common_subexpressions(g: nx.DiGraph) -> nx.DiGraph:
