@@ -91,6 +91,8 @@ class CircuitBuilder:
         rows = self.slot("rows")
         persons = self.slot("persons", column=lp.person_key) if lp.person_key else None
         agg_plans = [self.plan_aggregate(a) for a in lp.aggregates]
+        self.value_columns = {p["count"]: a.arg for a, p in zip(lp.aggregates, agg_plans)
+                              if "count" in p and a.arg_type is not None and a.arg_type.nullable}
         self.person_slots = self.value_person_slots(agg_plans) if lp.person_key else {}
         keys_ir = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
         earlier_irs = guard.declare(self, keys_ir)  # differencing guard: earlier releases (compiler/guard.py)
@@ -138,6 +140,8 @@ class CircuitBuilder:
                 extra.append(self.rules.membership(v["node"], p["distinct"]))
             if any(extra):
                 v["flag"] = self.rules.all_of([v["flag"], *extra])
+            if p.get("count") in getattr(self, "value_columns", {}):  # the guard on the rows with a value
+                v["flag"] = guard.apply_values(self, p["count"], v["flag"])
 
     def linked(self, node: str) -> bool:
         """Whether a node counts across owners by record linkage (compiler/linkage.py)."""

@@ -272,3 +272,20 @@ def test_earlier_release_over_more_datasets_is_compared(data):
     assert suppressed(after[("East",)])  # 30 and 30: would show the NGO has none there (zero rule)
 
 
+def test_withheld_value_against_a_later_margin(tmp_path):
+    """Was residual 6.8: North's COUNT(hours) is withheld (1 of 20 rows lacks a value) in a released
+    cell; a later total releases COUNT(hours) over all regions. The total minus the other regions'
+    released counts would be North's 19 (20 - 19 = 1 row without hours); the guard's tests on the
+    rows with a value treat North's earlier value as not surely released, so the total's is withheld."""
+    from redteam_data import block, cells, releases
+    P = "police_victims"
+    world = [block(P, 20, exp_Region="North", hours_worked_week=[None] + [40] * 19),
+             block(P, 20, exp_Region="East", hours_worked_week=[None] * 10 + [40] * 10),
+             block(P, 20, exp_Region="South", hours_worked_week=40),
+             block(P, 20, exp_Region="West", hours_worked_week=40)]
+    cols = "COUNT(*) AS n, COUNT(hours_worked_week) AS m"
+    queries = [f"SELECT exp_Region, {cols} FROM police_victims GROUP BY exp_Region;",
+               f"SELECT {cols} FROM police_victims;"]
+    regions, total = [cells(p, t) for p, _, t in releases(queries, world, CAT, tmp_path)]
+    assert regions[("North",)] == {"n": 20, "m": None} and regions[("East",)]["m"] == 10
+    assert total[()] == {"n": 80, "m": None}

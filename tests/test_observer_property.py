@@ -41,12 +41,12 @@ TYPES = ["SexualExploitation", "ForcedLabour", "Other"]
 KEYS = ["exp_Region", "prs_Gender", "minor_at_recruitment", "exp_Type", ("bucket", "prs_Age", (18, 30)),
         ("bucket", "prs_Age", (18,)), ("bucket", "hours_worked_week", (40,)), ("bucket", "hours_worked_week", (20, 60))]
 STATS = {"cells": 0, "released": 0, "cases": 0, "queries": 0, "rejected": 0, "crashed": 0}
-# Kinds of derivation left out of the main property, each a leak with a minimal strict xfail test
-# at the end (closed since: distinct persons of the parts of a released cell, rows with or without a
-# value, repeat records: test_value_of_one_person_with_k_records), counts and sums of a column across
-# releases (test_leak_value_across_releases), several cells that are only part of a connected group
-# of cells that cross (test_leak_part_of_a_group_of_crossing_cells). Every other derivation is checked.
-MAIN = {"persons_parts": True, "across_values": False, "subgroups": False}
+# Kinds of derivation this model found leaking, each closed since and kept as a minimal test at the
+# end: distinct persons of the parts of a released cell (rows with or without a value, repeat records:
+# test_value_of_one_person_with_k_records), counts and sums of a column across releases
+# (test_value_across_releases), several cells that are only part of a connected group of cells that
+# cross (test_part_of_a_group_of_crossing_cells). MAIN turns each kind on in the main property.
+MAIN = {"persons_parts": True, "across_values": True, "subgroups": True}
 
 
 class Pick:
@@ -304,10 +304,9 @@ def test_value_of_one_person_with_k_records():
     assert_no_leak(rows, [q], persons_parts=True)
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: the guard (3.2) compares rows only; COUNT(x) and SUM(x) of a "
-                                       "cross-query difference of >= k rows can be 1..k-1 rows with a value")
-def test_leak_value_across_releases():
-    """North: 10 persons with 40 hours; East: 10 without hours and one person with 80. First the North
+def test_value_across_releases():
+    """Found by this model, closed by the guard's tests on a column's rows with a value (3.2).
+    North: 10 persons with 40 hours; East: 10 without hours and one person with 80. First the North
     (n 10, hours 10, sum 400), then everything (n 21, hours 11, sum 480: the 10 rows without hours
     are >= k). The difference is 11 rows (>= k, the guard passes) of which one has a value:
     480 - 400 = 80 hours of the one East person."""
@@ -330,11 +329,8 @@ def test_own_rows_inside_a_difference_across_releases():
     assert_no_leak(rows, [north, Query(both)], across_own=True)
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: guard.margin (3.2) tests whole connected groups of crossing cells; "
-                                       "a part of one (two cells of one query holding a cell of the other by "
-                                       "definition) gives a suppressed cell")
-def test_leak_part_of_a_group_of_crossing_cells():
-    """WHERE exp_Region = 'North' OR exp_Type IN ('SexualExploitation', 'ForcedLabour'): every cell
+def test_part_of_a_group_of_crossing_cells():
+    """Found by this model, closed by guard.margin on each cell's neighbourhood (3.2). WHERE exp_Region = 'North' OR exp_Type IN ('SexualExploitation', 'ForcedLabour'): every cell
     of a region other than North lies, by definition, inside those two types. East: 15 + 15 victims of
     the two types; South: 3 of the first (suppressed). By region, East 30 is released; by type, the
     two types are 18 and 15. The two types minus East: 3, the South's suppressed cell. The cells

@@ -101,6 +101,12 @@ CASES = [
     Case("values.left_out", BY_REGION.format(outs="COUNT(*) AS n, AVG(hours_worked_week) AS h", src="police_victims"),
          "h", {"police_victims": rows("police_victims", 20, hours_worked_week=["40"] * 15 + [""] * 5)},
          {"police_victims": rows("police_victims", 25, hours_worked_week=["40"] * 15 + [""] * 10)}),
+    Case("values.persons", BY_REGION.format(outs="COUNT(*) AS n, AVG(hours_worked_week) AS h", src="police_victims"),
+         "h",  # ten rows with hours, all one person's: the mean is that person's value
+         {"police_victims": rows("police_victims", 10, first=1, hours_worked_week="")
+          + rows("police_victims", 10, first=99, persons=1, hours_worked_week="60")},
+         {"police_victims": rows("police_victims", 10, first=1, hours_worked_week="")
+          + rows("police_victims", 10, first=99, hours_worked_week="60")}),
     Case("counts.pair", BY_REGION.format(outs="COUNT(hours_worked_week) AS h, COUNT(debt_eur) AS d",
                                          src="police_victims"), "h",
          {"police_victims": rows("police_victims", 40, hours_worked_week=["40"] * 30 + [""] * 10,

@@ -165,25 +165,8 @@ def test_difference_of_k_records_of_one_person(tmp_path):
     assert direct[("North", "Other")]["n"] is None  # one person: suppressed when asked for directly
 
 
-def test_withheld_value_against_a_later_margin(tmp_path):
-    """residual, spec/disclosure.md 6.8: North's COUNT(hours) is withheld (1 of 20 rows lacks a value)
-    in a released cell; the total over all regions releases COUNT(hours) (11 rows lack one: >= k), and
-    the guard, which compares cells by rows and release flags, lets it pass. The total minus the
-    released regions' counts is North's 19: 20 - 19 = 1 row without hours."""
-    world = [block(P, 20, exp_Region="North", hours_worked_week=[None] + [40] * 19),
-             block(P, 20, exp_Region="East", hours_worked_week=[None] * 10 + [40] * 10),
-             block(P, 20, exp_Region="South", hours_worked_week=40),
-             block(P, 20, exp_Region="West", hours_worked_week=40)]
-    cols = "COUNT(*) AS n, COUNT(hours_worked_week) AS m"
-    regions, total = run([by_region(cols=cols), f"SELECT {cols} FROM police_victims;"], world, tmp_path)
-    assert regions[("North",)] == {"n": 20, "m": None}
-    assert total[()] == {"n": 80, "m": 69}
-    north_m = total[()]["m"] - sum(regions[(r,)]["m"] for r in REGIONS if r != "North")
-    assert regions[("North",)]["n"] - north_m == 1
-
-
 def test_cell_where_everyone_shares_a_value(tmp_path):
-    """residual, spec/disclosure.md 6.9: all 12 persons of the North cell are 16: a mean of 16 and a
+    """residual, spec/disclosure.md 6.8: all 12 persons of the North cell are 16: a mean of 16 and a
     variance of 0 say so (attribute disclosure). Which cells are released and which values withheld
     is revealed to the receivers: the leakage report's flags."""
     world = [block(P, 12, exp_Region="North", prs_Age=16), block(P, 12, exp_Region="East", prs_Age=range(20, 32))]
@@ -196,7 +179,7 @@ def test_cell_where_everyone_shares_a_value(tmp_path):
 
 
 def test_fast_match_pattern_gives_the_suppressed_total(tmp_path):
-    """residual, spec/disclosure.md 6.11: with `linkage = "fast"` (tests/corpus/catalog_fast.toml) the
+    """residual, spec/disclosure.md 6.10: with `linkage = "fast"` (tests/corpus/catalog_fast.toml) the
     computing parties learn the match pattern: here 23 keys occur twice, the persons known to both.
     The released North holds 20 of them; East (3 persons, suppressed) holds the other 23 - 20 = 3.
     The pattern is computed as the parties get it: the equality pattern of the keys each owner shares
@@ -228,7 +211,7 @@ def test_fast_match_pattern_gives_the_suppressed_total(tmp_path):
 
 
 def test_join_against_an_earlier_count_of_one_side(tmp_path):
-    """residual, spec/disclosure.md 6.12: police by region, then police joined with the NGO by
+    """residual, spec/disclosure.md 6.11: police by region, then police joined with the NGO by
     police region. The guard does not compare a JOIN with a count over one of its datasets; the
     difference is the police rows without an NGO match, which only linkage.unshared keeps >= k."""
     join = ("SELECT p.exp_Region, COUNT(*) AS n FROM police_victims p JOIN ngo_clients c "

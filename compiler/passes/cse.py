@@ -22,7 +22,7 @@ def eliminate_common_subexpressions(g: nx.DiGraph) -> nx.DiGraph:
         changed = False
         seen: dict[str, str] = {}
         mapping: dict[str, str] = {}
-        for nid in sorted(g.nodes):
+        for nid in sorted(g.nodes, key=lambda n: int(n[1:])):  # build order (ids may have 4 digits)
             d = g.nodes[nid]
             if d["placement"] not in PURE:
                 continue
