@@ -249,6 +249,14 @@ class Parties:
                 p.kill()
                 p.wait()
 
+    def run_to_end(self, timeout: float) -> dict[str, int | None]:
+        """Start every party, wait for all (up to `timeout`), stop what is left; the exit codes."""
+        self.start()
+        try:
+            return self.wait(timeout=timeout)
+        finally:
+            self.stop_all()
+
 
 MPYC_LOG_LINE = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ "
 

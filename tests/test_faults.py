@@ -107,11 +107,8 @@ def test_parties_with_different_plans_stop_before_sharing(tmp_path, corpus_data)
     plan = compile_plan(LIGHT, CAT)
     other = compile_plan(LIGHT.replace("exp_Region", "exp_Type"), CAT)
     assert other["hash"] != plan["hash"]
-    parties = Parties(plan, corpus_data, tmp_path, plans={"ngo": other}).start()
-    try:
-        codes = parties.wait(timeout=60)
-    finally:
-        parties.stop_all()
+    parties = Parties(plan, corpus_data, tmp_path, plans={"ngo": other})
+    codes = parties.run_to_end(timeout=60)
     for name in plan["parties"]:
         err = parties.stderr(name)
         assert codes[name] == 4, err

@@ -1008,11 +1008,8 @@ def record_release(ledgers: Path, plan: dict) -> None:
 
 
 def refused_by_all(plan: dict, data: dict, workdir: Path, ledgers: Path | None, reason: str) -> None:
-    parties = LedgerParties(plan, data, workdir, ledgers=ledgers).start()
-    try:
-        codes = parties.wait(timeout=90)
-    finally:
-        parties.stop_all()
+    parties = LedgerParties(plan, data, workdir, ledgers=ledgers)
+    codes = parties.run_to_end(timeout=90)
     for name in plan["parties"]:
         err = parties.stderr(name)
         assert codes[name] in (4, 7), (name, codes, err)
