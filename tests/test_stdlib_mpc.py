@@ -24,7 +24,8 @@ from test_stdlib_functions import MPC_QUERIES, QUERIES
 @pytest.mark.mpc
 @settings(max_examples=2, deadline=None, phases=[Phase.explicit, Phase.generate],  # no shrinking: each step is 2 runs
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(a=row_sets(400, 300, (0.1, 0.3), (0.3, 0.6)), b=row_sets(400, 300, (0.1, 0.3), (0.3, 0.6)))  # both owners receive: each one's part of a cell needs k rows
+# both owners receive, so each one's part of a cell needs k rows (spec/disclosure.md 2.3): enough rows
+@given(a=row_sets(400, 300, (0.1, 0.3), (0.3, 0.6)), b=row_sets(400, 300, (0.1, 0.3), (0.3, 0.6)))
 def test_functions_under_mpc_equal_the_oracle(a, b, mpc_pool):
     with tempfile.TemporaryDirectory() as tmp:
         paths = {d: ref.write_rows(Path(tmp) / f"{d}.csv", rows) for d, rows in (("a", a), ("b", b))}
