@@ -154,6 +154,11 @@ def to_logical_join(cq: CheckedQuery, policy: EffectivePolicy) -> tuple[JoinLogi
         t = cq.type_of(arg)
         if side == 0 and j.kind == "left":
             t = t.with_nullable(True)
+        if t.nullable and func != "count_distinct" and not m.unique:
+            return _err("IQ406", f"{a.name.upper()} of a column that may be NULL over a JOIN whose side "
+                        f"`{m.binding}` repeats keys: its rows with a value cannot be counted in persons yet",
+                        a.span, "one person's several rows with a value would pass k as several (spec/disclosure.md "
+                        "6.12); aggregate a column without NULLs, or count with COUNT(*) / COUNT(DISTINCT key)")
         c = cat.datasets[(u if side == 0 else m).dataset].columns[col]
         clamp = getattr(c, "clamp", None)
         aggs.append(AggregateSpec(func, low.expr(arg), t, tuple(clamp) if clamp else None, a))

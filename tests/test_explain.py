@@ -113,7 +113,7 @@ def test_text_of_a_join_describes_link_ops_and_revealed_row_counts(design, tmp_p
             "fast": "(fast: shuffle + keyed PRF; opens match pattern)"}[design]
     join = _line(text, by_op["link_join"]["id"])
     assert f"link_join: {algo} inner join, U=ngo_clients unique key person_id, M=police_victims key person_id" in join
-    assert "per cell of 3 x 4: joined rows; distinct persons" in join and "sum(hours_worked_week)" in join
+    assert "per cell of 3 x 4: joined rows; distinct persons" in join and "sum(prs_Age)" in join
     rows = {n["attrs"]["dataset"]: _line(text, n["id"]) for n in plan["nodes"] if n["op"] == "link_rows"}
     assert "U side (unique key): key person_id (declared unique, checked here before sharing)" in rows["ngo_clients"]
     assert "WHERE (prs_Age >= 5)" in rows["police_victims"] and "vector length = its row count" in rows["police_victims"]

@@ -45,7 +45,7 @@ FIXED_POINT_REL = 2.0 ** -20
 QUERIES = {
     "inner_both_sides": dict(
         iq="""SELECT p.exp_Region, n.prs_Gender, COUNT(*) AS rows_, AVG(n.prs_Age) AS age,
-       SUM(p.hours_worked_week) AS hours, COUNT(DISTINCT p.person_id) AS persons
+       SUM(p.prs_Age) AS ages, COUNT(DISTINCT p.person_id) AS persons
 FROM police_victims p JOIN ngo_clients n ON p.person_id = n.person_id
 WHERE p.prs_Age >= 5 AND n.exp_Region <> 'North'
 GROUP BY p.exp_Region, n.prs_Gender;""",
@@ -55,7 +55,7 @@ WHERE p.prs_Age >= 5 AND n.exp_Region <> 'North'""",
         u=("n", "ngo_clients", "n.exp_Region <> 'North'", ["n.prs_Gender"]),
         m=("p", "police_victims", "p.prs_Age >= 5", ["p.exp_Region"]), distinct=["persons"],
         outs=[("rows_", "COUNT(*)", "cell"), ("age", "AVG(n.prs_Age)", "cell"),
-              ("hours", "SUM(MIN(MAX(p.hours_worked_week, 0), 100))", "COUNT(p.hours_worked_week)"),
+              ("ages", "SUM(p.prs_Age)", "cell"),
               ("persons", "COUNT(DISTINCT p.person_id)", "cell")]),
     "left_join": dict(
         iq="""SELECT n.exp_Region, s.prs_Gender, COUNT(*) AS rows_, COUNT(s.prs_Age) AS matched,

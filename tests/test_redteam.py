@@ -439,13 +439,14 @@ case(name="join_match_count_against_the_ngo_rows", cls=3,
      control_expect={0: {(): {"n": 12}}})
 LEFT_PAIR = f"SELECT COUNT(*) AS n, COUNT(n.prs_Age) AS m FROM {LEFT_JOIN};"
 case(name="left_join_unmatched_rows", cls=3,
-     doc="a LEFT JOIN keeps the one police row without an NGO match: COUNT(*) - COUNT(n.prs_Age) = 1",
+     doc="a LEFT JOIN keeps the one police row without an NGO match: COUNT(*) - COUNT(n.prs_Age) = 1; "
+         "a nullable count over a JOIN whose side repeats keys is refused (IQ406, spec 6.12)",
      world=[block(P, 20, exp_Region="North", person_id=range(1, 21)), block(P, 1, exp_Region="North"),
             block(N, 20, exp_Region="North", person_id=range(1, 21)), block(N, 20, exp_Region="East")],
-     queries=[LEFT_PAIR], derive=lambda o: [minus(o(0, (), "n"), o(0, (), "m"))], truth=lambda w: 1,
+     queries=[LEFT_PAIR], rejected="IQ406",
      control_world=[block(P, 20, exp_Region="North", person_id=range(1, 21)), block(P, 20, exp_Region="North"),
                     block(N, 20, exp_Region="North", person_id=range(1, 21)), block(N, 20, exp_Region="East")],
-     control_queries=[LEFT_PAIR], control_expect={0: {(): {"n": 40, "m": 20}}})
+     control_queries=[f"SELECT COUNT(*) AS n FROM {LEFT_JOIN};"], control_expect={0: {(): {"n": 40}}})
 TWO_Q_WORLD = [block(P, 30, exp_Region="North", person_id=[1] + list(range(1, 30)),
                      hours_worked_week=[None] + [40] * 29), block(P, 30, exp_Region="East")]
 case(name="rows_and_distinct_persons_in_two_queries", cls=3,

@@ -227,6 +227,24 @@ def test_join_against_an_earlier_count_of_one_side(tmp_path):
     assert unmatched == 15 >= K  # derived, and >= k only because linkage.unshared requires it
 
 
+def test_value_of_one_persons_records_over_a_join(tmp_path):
+    """residual, spec/disclosure.md 6.12: an aggregate of a nullable column over a JOIN whose other side
+    repeats keys is refused (IQ406: its rows with a value cannot be counted in persons); a unique
+    side's column over an inner JOIN is a mean weighted by each row's matches, over >= k persons."""
+    join = ("SELECT p.exp_Region, COUNT(*) AS n, AVG({col}) AS h FROM police_victims p "
+            "JOIN ngo_clients c ON p.person_id = c.person_id GROUP BY p.exp_Region;")
+    res = compile_source(q(join.format(col="p.hours_worked_week")), "j.iq", CAT)
+    assert res.plan is None and "IQ406" in {d.code for d in res.diagnostics}
+    world = [block(P, 10, exp_Region="North", person_id=[99] * 10),
+             block(P, 10, exp_Region="North", person_id=range(1, 11)),
+             block(N, 1, exp_Region="North", person_id=[99], prs_Age=70),
+             block(N, 10, exp_Region="North", person_id=range(1, 11), prs_Age=20),
+             block(P, 15, exp_Region="North", person_id=range(200, 215)),  # unmatched (linkage.unshared)
+             block(N, 15, exp_Region="North", person_id=range(300, 315))]
+    (cells_,) = run([join.format(col="c.prs_Age")], world, tmp_path)
+    assert cells_[("North",)] == {"n": 20, "h": 45}  # person 99's 70 weighs ten times: (700 + 200) / 20
+
+
 def test_every_residual_of_section_6_has_its_test():
     """Section 6 names a test per item; each is in this module (and nothing here is unnamed there)."""
     spec = (CATALOG.parents[2] / "spec" / "disclosure.md").read_text(encoding="utf-8")
