@@ -5,8 +5,9 @@ shared per-dataset partials into flags, one rule of compiler/rules.py per test n
 
 * the cell flag: `cell.rows`, `cell.persons`, and for every observer holding (compiler/observer.py)
   `observer.rows` / `observer.persons` on the rows it does not hold;
-* a value's flag (aggregates over a column): `values.rows` / `values.left_out` on the whole cell and
-  on every observer's complement, `counts.pair` between the counts a query reveals, `sum.dominance`
+* a value's flag (aggregates over a column): `values.rows` / `values.left_out` / `values.persons` on
+  the whole cell and on every observer's complement, `counts.pair` between the counts a query
+  reveals, `linkage.shared` / `linkage.unshared` for distinct counts across owners, `sum.dominance`
   per person on the whole cell and on every complement, `variance.rows`, `distinct.keys`.
 
 Tests compare exact counts with k' = k rounded up to the policy's rounding base b, so a strict
@@ -34,7 +35,6 @@ class ReleaseRules:
         # per_dataset False: the parts of a cell are not per owner (a JOIN: every joined row has both)
         self.holdings = observer_holdings(owners, list(pol.receivers), builder.catalog.party_names()) \
             if per_dataset and len(owners) > 1 else []
-        self.pairs: dict[str, str] = {}  # column -> flag of its count pairs
 
     # -- nodes ----------------------------------------------------------------------------------
     def at_least(self, rule: str, x: str, k: int | None = None, **attrs) -> str:
