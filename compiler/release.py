@@ -129,8 +129,8 @@ class ReleaseRules:
         own rows, are >= k' (some dataset alone has k') or, unless strict, 0 (no dataset has any).
         The union's count lies between the largest and the sum of the datasets' counts."""
         tests = [self.at_least("values.persons", self.part(slot, [d]), dataset=d, **attrs) for d in datasets]
-        if not strict:
-            some = self.at_least("values.persons", self.part(slot, datasets), 1, **attrs)
+        if not strict:  # none: fewer than b (the rounding base) in the sum, as rounded counts would show
+            some = self.at_least("values.persons", self.part(slot, datasets), self.base, **attrs)
             tests.append(self.b.secure("not", [some], 0, 1))
         return self.any_of(tests, rule="values.persons", const=self.kk, **({"strict": True} if strict else {}),
                            **attrs)
