@@ -147,7 +147,7 @@ def declare(builder, keys_ir: list[dict]) -> list[dict]:
             e["scope"] = "cell" if digest(e["keys"]) == digest(keys_ir) else "all"
         builder.relations.append(rel)
         for ir in [e["where"], *(k["expr"] for k in e["keys"])]:
-            _addcolumn_types(lp, ir)
+            _add_column_types(lp, ir)
             irs.append(ir)
         builder.guard_slots.append([] if rel is not None else
                                    [builder.slot("symdiff", e["where"], datasets=e["datasets"], scope=scope)
@@ -155,7 +155,7 @@ def declare(builder, keys_ir: list[dict]) -> list[dict]:
     return irs
 
 
-def _addcolumn_types(lp, ir) -> None:
+def _add_column_types(lp, ir) -> None:
     for c, t in column_types([ir]).items():
         lp.columns.setdefault(c, ir_type(t))
 

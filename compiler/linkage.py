@@ -245,7 +245,7 @@ class JoinBuilder(CircuitBuilder):
     def build(self):
         lp, cat = self.lp, self.catalog
         self.max_rows = cat.datasets[lp.m.dataset].max_rows
-        self.guard, self.guard_slots, self.guard_blocked = [], [], None
+        self.guard, self.guard_slots = [], []
         self.link_datasets = [lp.u.dataset, lp.m.dataset]
         rows = self.slot("rows")
         # distinct join keys, always: a row of the unique side enters once per matching row (source.once)
