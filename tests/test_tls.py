@@ -132,6 +132,7 @@ def run_with_retry(tmp_path, make_config, **kw):
 
 
 @needs_aliases
+@pytest.mark.mpc
 def test_three_parties_over_tls_on_distinct_loopback_addresses(tmp_path):
     make_test_pki(tmp_path / "certs", NAMES, dict(zip(NAMES, HOSTS)))
     results = run_with_retry(
@@ -141,12 +142,14 @@ def test_three_parties_over_tls_on_distinct_loopback_addresses(tmp_path):
         assert out.strip() == f"SUM {sum(VALUES)}"
 
 
+@pytest.mark.mpc
 def test_three_parties_without_tls(tmp_path):
     results = run_with_retry(tmp_path, lambda: free_loopback_config(NAMES))
     assert [out.strip() for _, out, _ in results] == [f"SUM {sum(VALUES)}"] * 3
 
 
 @needs_aliases
+@pytest.mark.mpc
 def test_party_with_certificate_from_another_ca_is_refused(tmp_path):
     make_test_pki(tmp_path / "certs", NAMES, dict(zip(NAMES, HOSTS)))
     # The intruder runs its own CA: its certificate is correctly named "MPyC party 2" and
