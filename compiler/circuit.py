@@ -17,11 +17,11 @@ from . import ast as A
 from . import guard
 from .diagnostics import Diagnostic, PlanError
 from .logical import AggregateSpec, LogicalPlan
+from .ops import FRAC_BITS, OPS
 from .lower_expr import columns_used
 from .release import ReleaseRules
 
 COUNT_FUNCS = ("count", "count_rows", "count_distinct")
-FRAC_BITS = 24  # fractional bits of averages, variances and other quotients
 
 
 class CircuitBuilder:
@@ -36,6 +36,8 @@ class CircuitBuilder:
 
     # -- graph helpers --------------------------------------------------------------------
     def add(self, op: str, placement: str, inputs: list[str], shape: list[int], lo=0, hi=0, **attrs) -> str:
+        if op not in OPS:
+            raise ValueError(f"compiler bug: {op!r} is not a declared plan op (compiler/ops.py)")
         nid = f"n{len(self.g) + 1:03d}"
         self.g.add_node(nid, op=op, placement=placement, inputs=list(inputs), shape=list(shape),
                         bounds=[_num(lo), _num(hi)], frac=self.frac_of(op, inputs), attrs=attrs)
@@ -45,17 +47,8 @@ class CircuitBuilder:
 
     def frac_of(self, op: str, inputs: list[str]) -> int:
         """Binary fractional bits of a secure value: a node holds round(value * 2**frac) as a
-        secret integer. Divisions produce FRAC_BITS; sums and products carry them along."""
-        fr = [self.g.nodes[i]["frac"] for i in inputs if i in self.g]
-        if op in ("div", "variance"):
-            return FRAC_BITS
-        if op == "mul":
-            return min(sum(fr), FRAC_BITS)
-        if op in ("add", "sub"):
-            return max(fr)
-        if op in ("neg", "mask", "mul_const", "round_down"):
-            return fr[0]
-        return 0
+        secret integer. Each op's rule is declared with it (compiler/ops.py)."""
+        return OPS[op].frac([self.g.nodes[i]["frac"] for i in inputs if i in self.g])
 
     def bounds(self, nid: str) -> tuple[float, float]:
         lo, hi = self.g.nodes[nid]["bounds"]

@@ -24,11 +24,12 @@ import math
 import pickle
 from collections import defaultdict
 
+from .ops import COST, RECIPROCAL_NEWTON_STEPS, raw_range, register, sign_bits as bits
+
 FRAME = 12                  # MPyC message frame: program counter (8) + length (4)
 PICKLE_HEADER = 145         # pickled 1-D numpy object array without shape and elements
 SHUTDOWN_PAYLOAD = 5        # mpc.shutdown(): every party transfers its pid to every other
 FIELD_EXTRA_BITS = 32       # MPyC SecInt(l) works in a prime field of l + 32 bits (k = 30)
-NEWTON_STEPS = 5            # runtime reciprocal: Newton iterations
 
 
 # -- primitive costs ---------------------------------------------------------------------
@@ -91,11 +92,6 @@ class Tally:
         return sum(self.reshare) + sum(self.scalar_reshare) + round(extra)
 
 
-def bits(lo: float, hi: float) -> int:
-    """The runtime's `l` for a sign test of an integer in [lo, hi] (SecureOps.bits)."""
-    return math.ceil(math.log2(max(abs(lo), abs(hi), 1) + 1)) + 2
-
-
 def element_bytes(field_bits: int) -> float:
     """Expected pickled size of a uniform element of a prime field just below 2**field_bits."""
     return 2 + sum(2.0 ** -j * (((field_bits - j + 1) >> 3) + 1) for j in range(1, 64))
@@ -113,7 +109,6 @@ class _Model:
     def __init__(self, plan: dict):
         self.plan = plan
         self.nodes = {n["id"]: n for n in plan["nodes"]}
-        self.cells = plan["cells"]
         st = plan["secure_type"]
         self.P = st.get("recip_bits", 0)
         self.Q = st.get("frac_bits", 0)
@@ -128,10 +123,7 @@ class _Model:
         return node["attrs"].get("l") or bits(lo - k, hi - k)
 
     def raw_range(self, nid: str) -> tuple[int, int]:
-        n = self.nodes[nid]
-        lo, hi = n["bounds"]
-        s = 2 ** n.get("frac", 0)
-        return math.floor(lo * s), math.ceil(hi * s)
+        return raw_range(self.nodes[nid])
 
     def maximum(self, t: Tally, n: int, lo: float, hi: float):
         t.lt0(n, bits(lo - hi, hi - lo))
@@ -141,83 +133,21 @@ class _Model:
         L = max(1, math.ceil(math.log2(b_hi + 1)))
         if L > 1:
             t.lt0((L - 1) * n, bits(-(2 ** L), 2 ** L))
-        for _ in range(NEWTON_STEPS):
+        for _ in range(RECIPROCAL_NEWTON_STEPS):
             t.mul(n)
             t.mul(n)
             t.trunc(n, self.P)
 
     def tally(self, node: dict) -> Tally:
+        part = COST.get(node["op"])
+        if part is None:
+            raise AssertionError(f"the cost model has no entry for op {node['op']!r} (compiler/ops.py COST)")
         t = Tally()
-        op, a, ins, c = node["op"], node["attrs"], node["inputs"], self.cells
-        fr = [self.nodes[i].get("frac", 0) for i in ins if i in self.nodes]
-        if op == "share":
-            t.inputs.append((a["party"], math.prod(node["shape"])))
-            t.rounds = 1
-        elif op == "reveal":
-            t.reveal.append((list(a["to"]), math.prod(node["shape"])))
-            t.rounds = 1
-        elif op == "combine":
-            lo, hi = node["bounds"]
-            if a["how"] in ("max", "min"):
-                for _ in ins[1:]:
-                    self.maximum(t, c, lo, hi)
-        elif op in ("ge_const", "outside_range") and "batch" in a:
-            if a["batch"] == node["id"]:  # the batch's first member runs every member's test
-                members = self.batches.get(node["id"], [node])
-                rows = sum(1 if m["op"] == "ge_const" else 2 for m in members)
-                t.lt0(c * rows, max(m["attrs"]["l"] for m in members))
-        elif op == "ge_const":
-            t.lt0(c, self.ge_bits(node))
-        elif op == "outside_range":
-            lo, hi = self.raw_range(ins[0])
-            t.lt0(c, a.get("l") or bits(lo - a["low"], hi - a["low"]))
-            t.lt0(c, a.get("l") or bits(a["high"] - hi, a["high"] - lo))
-            t.rounds //= 2  # the two tests run side by side
-        elif op == "and":
-            for _ in ins[1:]:
-                t.mul(c)
-        elif op in ("or", "mask"):
-            t.mul(c)
-        elif op == "mul":
-            t.mul(c)
-            t.trunc(c, sum(fr) - node.get("frac", 0))
-        elif op == "nonzero":
-            t.eq0(c, bits(*self.raw_range(ins[0])))
-        elif op == "compare":
-            lo, hi = self.raw_range(ins[0])
-            (t.eq0 if a["relation"] in ("=", "<>") else t.lt0)(c, bits(lo, hi))
-        elif op == "dominance":
-            k = int(round(a["k"] * 100))
-            t_hi = self.raw_range(ins[1])[1]
-            t.lt0(c, bits(-10000 * t_hi, k * t_hi))
-        elif op == "median":
-            size = self.nodes[ins[0]]["shape"][0]
-            total = self.raw_range(ins[1])[1]
-            t.lt0(size * c, bits(-total, 2 * total))
-        elif op == "div":
-            lo, hi = self.raw_range(ins[1])
-            t.mul(c)  # denominator * guard
-            if lo < 0:
-                t.lt0(c, bits(lo, hi))
-                t.mul(c)
-            self.reciprocal(t, c, max(abs(lo), abs(hi), 1))
-            t.mul(c)
-            t.trunc(c, self.P + fr[0] - fr[1] - node.get("frac", 0))
-            if lo < 0:
-                t.mul(c)
-        elif op == "variance":
-            n_hi = max(self.raw_range(ins[2])[1], 2)
-            t.mul(c)  # n * guard
-            self.reciprocal(t, c, n_hi)
-            t.mul(c)
-            t.trunc(c, self.P - self.Q)
-            t.mul(c)  # s * mean
-            self.reciprocal(t, c, n_hi)
-            t.mul(c)
-            t.trunc(c, self.P)
-        elif op == "round_down":
-            self.round_down(t, node, fr[0])
+        part(self, t, node)
         return t
+
+    def fracs(self, node: dict) -> list[int]:
+        return [self.nodes[i].get("frac", 0) for i in node["inputs"] if i in self.nodes]
 
     def round_down(self, t: Tally, node: dict, frac: int):
         """Per cell, MPyC's scalar `mod` by a public step (a la GMS10): k random bits by
@@ -226,18 +156,152 @@ class _Model:
         step = node["attrs"]["to"] * 2 ** frac
         draw = _randbelow_cost(step)
         k = (step - 1).bit_length()
-        c = self.cells
+        c = _elements(node)
         t.expected.append(("scalar_open_2t", c * draw["bit_calls"], c * draw["bit_elems"]))
         t.expected.append(("scalar_reshare", c * draw["mults"], c * draw["mults"]))
         t.expected.append(("scalar_open_t", c * draw["checks"], c * draw["checks"]))
-        t.scalar_open_t += [1] * self.cells      # a + r, opened
-        t.scalar_open_2t += [1] * self.cells     # signed random bit
+        t.scalar_open_t += [1] * c      # a + r, opened
+        t.scalar_open_2t += [1] * c     # signed random bit
         rows = k + 1
-        while rows > 1:                          # mpc.prod of k+1 elements
-            t.scalar_reshare += [rows // 2] * self.cells
+        while rows > 1:                 # mpc.prod of k+1 elements
+            t.scalar_reshare += [rows // 2] * c
             rows -= rows // 2
-        t.scalar_open_2t += [1] * self.cells     # public zero test
+        t.scalar_open_2t += [1] * c     # public zero test
         t.rounds += 2 * k + 6 + math.ceil(math.log2(k + 1))
+
+
+# -- per-op tallies, registered by op name (mirror of runtime/secure_ops.py) ------------------------
+def _elements(node: dict) -> int:
+    """Elements of a node's vector (or matrix): the cells of its own grouping, not the plan's."""
+    return math.prod(node["shape"])
+
+
+@register(COST, "load", "partials", "link_rows", "table")
+def _local(m: _Model, t: Tally, node: dict) -> None:
+    """Runs at one owner on its own rows, or on revealed values: no communication."""
+
+
+@register(COST, "add", "sub", "neg", "not", "mul_const", "const", "linear", "link_slot")
+def _free(m: _Model, t: Tally, node: dict) -> None:
+    """Linear in the shares: every party computes it on its own shares."""
+
+
+@register(COST, "link_share", "link_join", "link_distinct")
+def _run_time_sized(m: _Model, t: Tally, node: dict) -> None:
+    """Vector lengths are known only at run time: explain_link.link_cost states the cost in words."""
+
+
+@register(COST, "share")
+def _share(m: _Model, t: Tally, node: dict) -> None:
+    t.inputs.append((node["attrs"]["party"], _elements(node)))
+    t.rounds = 1
+
+
+@register(COST, "reveal")
+def _reveal(m: _Model, t: Tally, node: dict) -> None:
+    t.reveal.append((list(node["attrs"]["to"]), _elements(node)))
+    t.rounds = 1
+
+
+@register(COST, "combine")
+def _combine(m: _Model, t: Tally, node: dict) -> None:
+    lo, hi = node["bounds"]
+    if node["attrs"]["how"] in ("max", "min"):
+        for _ in node["inputs"][1:]:
+            m.maximum(t, _elements(node), lo, hi)
+
+
+@register(COST, "ge_const", "outside_range")
+def _threshold(m: _Model, t: Tally, node: dict) -> None:
+    a, c = node["attrs"], _elements(node)
+    if "batch" in a:
+        if a["batch"] == node["id"]:  # the batch's first member runs every member's test
+            members = m.batches.get(node["id"], [node])
+            rows = sum(1 if x["op"] == "ge_const" else 2 for x in members)
+            t.lt0(c * rows, max(x["attrs"]["l"] for x in members))
+    elif node["op"] == "ge_const":
+        t.lt0(c, m.ge_bits(node))
+    else:
+        lo, hi = m.raw_range(node["inputs"][0])
+        t.lt0(c, a.get("l") or bits(lo - a["low"], hi - a["low"]))
+        t.lt0(c, a.get("l") or bits(a["high"] - hi, a["high"] - lo))
+        t.rounds //= 2  # the two tests run side by side
+
+
+@register(COST, "and")
+def _and(m: _Model, t: Tally, node: dict) -> None:
+    for _ in node["inputs"][1:]:
+        t.mul(_elements(node))
+
+
+@register(COST, "or", "mask")
+def _product(m: _Model, t: Tally, node: dict) -> None:
+    t.mul(_elements(node))
+
+
+@register(COST, "mul")
+def _mul(m: _Model, t: Tally, node: dict) -> None:
+    t.mul(_elements(node))
+    t.trunc(_elements(node), sum(m.fracs(node)) - node.get("frac", 0))
+
+
+@register(COST, "nonzero")
+def _nonzero(m: _Model, t: Tally, node: dict) -> None:
+    t.eq0(_elements(node), bits(*m.raw_range(node["inputs"][0])))
+
+
+@register(COST, "compare")
+def _compare(m: _Model, t: Tally, node: dict) -> None:
+    lo, hi = m.raw_range(node["inputs"][0])
+    (t.eq0 if node["attrs"]["relation"] in ("=", "<>") else t.lt0)(_elements(node), bits(lo, hi))
+
+
+@register(COST, "dominance")
+def _dominance(m: _Model, t: Tally, node: dict) -> None:
+    k = int(round(node["attrs"]["k"] * 100))
+    t_hi = m.raw_range(node["inputs"][1])[1]
+    t.lt0(_elements(node), bits(-10000 * t_hi, k * t_hi))
+
+
+@register(COST, "median")
+def _median(m: _Model, t: Tally, node: dict) -> None:
+    size = m.nodes[node["inputs"][0]]["shape"][0]
+    total = m.raw_range(node["inputs"][1])[1]
+    t.lt0(size * _elements(node), bits(-total, 2 * total))
+
+
+@register(COST, "div")
+def _div(m: _Model, t: Tally, node: dict) -> None:
+    c, fr = _elements(node), m.fracs(node)
+    lo, hi = m.raw_range(node["inputs"][1])
+    t.mul(c)  # denominator * guard
+    if lo < 0:
+        t.lt0(c, bits(lo, hi))
+        t.mul(c)
+    m.reciprocal(t, c, max(abs(lo), abs(hi), 1))
+    t.mul(c)
+    t.trunc(c, m.P + fr[0] - fr[1] - node.get("frac", 0))
+    if lo < 0:
+        t.mul(c)
+
+
+@register(COST, "variance")
+def _variance(m: _Model, t: Tally, node: dict) -> None:
+    c = _elements(node)
+    n_hi = max(m.raw_range(node["inputs"][2])[1], 2)
+    t.mul(c)  # n * guard
+    m.reciprocal(t, c, n_hi)
+    t.mul(c)
+    t.trunc(c, m.P - m.Q)
+    t.mul(c)  # s * mean
+    m.reciprocal(t, c, n_hi)
+    t.mul(c)
+    t.trunc(c, m.P)
+
+
+@register(COST, "round_down")
+def _round_down(m: _Model, t: Tally, node: dict) -> None:
+    m.round_down(t, node, m.fracs(node)[0])
 
 
 def _randbelow_cost(n: int) -> dict:
@@ -334,7 +398,7 @@ def estimate(plan: dict) -> dict:
     per_party = defaultdict(float, {p: float(b) for p, b in fixed_bytes(plan).items()})
     reshare_part = defaultdict(float)
     for n in plan["nodes"]:
-        t = model.tally(n) if n["placement"] in ("secure", "reveal") or n["op"] == "share" else Tally()
+        t = model.tally(n)
         by_party, resh = party_bytes(t, parties, field_bits)
         start = max((depth[i] for i in n["inputs"] if i in depth), default=1)  # 1: status exchange
         depth[n["id"]] = start + t.rounds

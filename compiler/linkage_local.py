@@ -1,4 +1,4 @@
-"""Record linkage, the data owner's local step and the plaintext meaning of the secure link ops.
+"""Record linkage, the data owner's local step: its rows packed into one integer each.
 
 A data owner turns its rows into ONE integer per row (spec/linkage.md, "row packing"):
 
@@ -13,8 +13,8 @@ drops duplicate (cell, key) pairs. The vector is then padded with dummy rows to 
 depends only on the dataset's row count (exact when the policy allows row counts, else the next
 power of two), so it reveals nothing about the filter or the keys.
 
-Shared by the runtime (at each owner) and the test oracle; `distinct_plain` and `join_plain` are
-the meaning of the secure ops `link_distinct` and `link_join` (runtime/linkage_ops.py).
+Shared by the runtime (at each owner) and the test oracle (compiler/oracle.py gives the plaintext
+meaning of the secure ops `link_distinct` and `link_join`; runtime/linkage_ops.py the secure one).
 """
 from __future__ import annotations
 
@@ -115,59 +115,3 @@ def decode(layout: dict, v: int) -> tuple[int, int, dict]:
     payload = v & ((1 << W) - 1)
     fields = {f["name"]: (payload >> f["offset"]) & ((1 << f["bits"]) - 1) for f in layout["sides"][side]}
     return key, side, fields
-
-
-def distinct_plain(attrs: dict, vectors: list[list[int]]) -> np.ndarray:
-    """link_distinct: per cell, the number of distinct keys over every owner's present rows."""
-    lay = attrs["layout"]
-    pairs = set()
-    for vec in vectors:
-        for v in vec:
-            key, _, f = decode(lay, int(v))
-            if f["present"]:
-                pairs.add((key, f["cell"]))
-    out = np.zeros(attrs["cells"], dtype=object)
-    for _, c in pairs:
-        out[c] += 1
-    return out
-
-
-def join_plain(attrs: dict, u_vec: list[int], m_vec: list[int]) -> np.ndarray:
-    """link_join: per weight row and cell, the sums over the joined rows (spec/linkage.md)."""
-    lay = attrs["layout"]
-    u_rows = {}
-    for v in u_vec:
-        key, side, f = decode(lay, int(v))
-        if f["present"] and f["keyed"]:
-            u_rows[key] = f
-    cm_n = attrs["cells_m"]
-    cells = attrs["cells_u"] * cm_n
-    raw = np.zeros((len(attrs["weights"]), cells), dtype=object)
-    persons: dict[int, set] = {}
-    for v in m_vec:
-        key, side, f = decode(lay, int(v))
-        if not f["present"]:
-            continue
-        u = u_rows.get(key) if f["keyed"] else None
-        if u is None and attrs["kind"] == "inner":
-            continue
-        cu = u["cell"] if u is not None else attrs["null_cell_u"]
-        c = cu * cm_n + f["cell"]
-        for r, w in enumerate(attrs["weights"]):
-            src = f if w.get("side") == 1 else u
-            if w["kind"] == "rows":
-                raw[r, c] += 1
-            elif w["kind"] == "persons":
-                if f["keyed"]:
-                    persons.setdefault(c, set()).add(key)
-            elif src is None:
-                continue
-            elif w["kind"] == "count":
-                raw[r, c] += src[w["field"] + ".nn"]
-            else:  # sum
-                raw[r, c] += src[w["field"] + ".val"] + w["lo"] * src[w["field"] + ".nn"]
-    for r, w in enumerate(attrs["weights"]):
-        if w["kind"] == "persons":
-            for c, ks in persons.items():
-                raw[r, c] = len(ks)
-    return raw[:, attrs["cell_perm"]]

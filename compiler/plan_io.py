@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .ops import FRAC_BITS
 
 if TYPE_CHECKING:  # a party only hashes and reads plans: networkx (~0.1 s to import) is loaded on use
     import networkx as nx
@@ -37,8 +38,6 @@ def secure_type(g: nx.DiGraph, max_rows: int) -> dict:
     Every secure value is an integer: counts, sums of scaled decimals, flags, and quotients
     held as round(value * 2**frac). Division multiplies by a secret reciprocal scaled by
     2**recip_bits, so the largest product is a numerator times that reciprocal."""
-    from .circuit import FRAC_BITS
-
     value_bits, den_bits = 1, max_rows.bit_length()
     for _, d in g.nodes(data=True):
         if d["placement"] == "secure" or d["placement"].startswith("input:"):

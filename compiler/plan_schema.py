@@ -1,7 +1,8 @@
 """JSON Schema of the plan file (`iq schema plan`), and a small validator for it.
 
 The schema is the contract between the compiler, the runtime, auditors' tools and the golden
-plans: every field of `plan_io.make_plan`, every node op with its attributes. A test validates
+plans: every field of `plan_io.make_plan`, and every node op with its attributes as declared
+once in compiler/ops.py. A test validates
 every corpus plan against it and checks that `spec/plan.schema.json` is this dict, so a change
 of the plan format shows up as a schema diff (and a new `PLAN_FORMAT` when it is incompatible).
 
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 import re
 
+from .ops import ID, INT, NAT, NUM, OPS, POS, RULE, SIDE, STR, _ref
+
 SHA256 = "^sha256:[0-9a-f]{64}$"
-NODE_ID = "^n[0-9]{3,}$"
 PLACEMENT = "^(local:[A-Za-z_][A-Za-z0-9_]*|input:[A-Za-z_][A-Za-z0-9_]*|secure|reveal|public)$"
 
 
@@ -23,115 +25,17 @@ def _obj(props: dict, required: list[str] | None = None, extra=False, **kw) -> d
             "additionalProperties": extra, **kw}
 
 
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/$defs/{name}"}
-
-
-STR = {"type": "string"}
-INT = {"type": "integer"}
-NUM = {"type": "number"}
-POS = {"type": "integer", "minimum": 1}
-NAT = {"type": "integer", "minimum": 0}
-ID = {"type": "string", "pattern": NODE_ID}
-RULE = {"type": "string", "pattern": "^[a-z_]+\\.[a-z_]+$",
-        "description": "the release rule this node tests (compiler/rules.py, spec/disclosure.md)"}
-WHO = {"type": "array", "items": STR, "description": "the organisations whose rows an observer holds and removes"}
-WHAT = {"anyOf": [STR, {"type": "array", "items": STR}], "description": "the counted column(s) of the rule"}
-RULE_ATTRS = {"rule": RULE, "who": WHO, "what": WHAT, "dataset": STR, "strict": {"const": True},
-              "count": {"enum": ["linked", "join_keys"], "description": "how cell.persons counts"}}
-L = {"type": "integer", "minimum": 1, "description": "bit length of the compared value (passes/bitwidth.py)"}
-BOOL = {"type": "boolean"}
-SIDE = {"enum": [0, 1], "description": "0: the unique side U of a join (sorts first within a key), 1: the other side M"}
-SIZE_RULE = {"enum": ["pow2"], "description": "public vector length: the row count rounded up to a power of two, "
-                                             "at least min_size (linkage.sizes)"}
-ALGORITHM = {"enum": ["oblivious", "fast"],
-             "description": "oblivious: shuffle + quicksort, opens comparison outcomes that depend only on the random "
-                            "order (leakage item sort_comparisons); fast: shuffle + keyed PRF tags opened (leakage "
-                            "item match_pattern), only when every linked dataset's policy sets linkage = \"fast\""}
 LEAKAGE_ITEMS = ["group_domain", "suppression_flag", "output", "output_flag", "having_outcome", "input_sizes",
                  "guard_outcome", "sort_comparisons", "match_pattern"]
-
-# Attributes of every node op: (description, attrs properties, required attrs).
-OPS: dict[str, tuple[str, dict, list[str] | None]] = {
-    "load": ("data owner reads and validates its dataset; only these columns leave the file reader",
-             {"dataset": STR, "columns": {"type": "object", "additionalProperties": _ref("type")}}, None),
-    "partials": ("owner filters its rows, finds each row's cell and pre-aggregates per slot and cell; earlier: "
-                 "the cells of an earlier release (differencing guard)",
-                 {"dataset": STR, "where": _ref("expr_or_null"), "cells": POS, "earlier": BOOL,
-                  "keys": {"type": "array", "items": _ref("group_key")},
-                  "slots": {"type": "array", "items": _ref("slot"), "minItems": 1}},
-                 ["cells", "dataset", "keys", "slots", "where"]),
-    "share": ("owner secret-shares its partials matrix (fixed shape: slot rows x cells)", {"party": STR}, None),
-    "combine": ("per slot, combine the parties' partial aggregates",
-                {"slot": STR, "how": {"enum": ["sum", "total", "max", "min"]}}, ["how", "slot"]),
-    "ge_const": ("1 where the input is at least const; batch: first member of a group of tests run as one call",
-                 {"const": NUM, **RULE_ATTRS, "l": L, "batch": ID}, ["const", "rule"]),
-    "outside_range": ("1 where the input is below low or above high",
-                      {"low": NUM, "high": NUM, **RULE_ATTRS, "l": L, "batch": ID}, ["high", "low", "rule"]),
-    "compare": ("1 where (input relation 0) holds",
-                {"relation": {"enum": ["=", "<>", "<", "<=", ">", ">="]}, "l": L}, ["relation"]),
-    "nonzero": ("1 where the input is not 0", {"l": L, **RULE_ATTRS}, []),
-    "and": ("product of 0/1 flags; with a rule: a flag that stands for that rule (const: its k)",
-            {**RULE_ATTRS, "const": NUM}, []),
-    "or": ("a + b - ab of two flags", {}, None),
-    "not": ("1 - flag", {}, None),
-    "add": ("sum (fractional bits aligned)", {}, None),
-    "sub": ("difference (fractional bits aligned)", {}, None),
-    "neg": ("negation", {}, None),
-    "mul": ("product of two secret values, truncated to the node's frac", {}, None),
-    "mul_const": ("product with a public integer", {"const": NUM}, None),
-    "const": ("a public constant in every cell", {"value": NUM}, None),
-    "div": ("quotient with frac bits; guard: the flag that makes the divisor safe",
-            {"guard": {"anyOf": [ID, {"type": "null"}]}}, []),
-    "variance": ("sample variance from sum, sum of squares and count", {"guard": {"anyOf": [ID, {"type": "null"}]}}, []),
-    "median": ("lower median from a secret histogram (rows lo_value, lo_value+1, ...)",
-               {"lo_value": INT, "l": L}, ["lo_value"]),
-    "dominance": ("1 where the n largest contributions are at most k% of the total",
-                  {"k": NUM, "n": POS, **RULE_ATTRS, "l": L}, ["k", "n", "rule"]),
-    "mask": ("value times its release flag: 0 in suppressed cells", {}, None),
-    "linear": ("public 0/1 linear map, local: out[j] = sum of x[i] over the pairs (i, j); sums cells into "
-               "parts, copies parts to cells, or keeps some entries", {"pairs": {"type": "array", "items": {
-                   "type": "array", "items": NAT, "minItems": 2, "maxItems": 2}}, "size": POS}, ["pairs", "size"]),
-    "round_down": ("round released counts down to a multiple of `to`", {"to": POS}, None),
-    "reveal": ("the only exit from MPC: opens its inputs (one row each) to the receivers",
-               {"to": {"type": "array", "items": STR, "minItems": 1, "uniqueItems": True}}, None),
-    # record linkage (compiler/linkage.py, spec/linkage.md): per-row vectors, length known at run time
-    "link_rows": ("owner filters its rows, finds each row's cell over its own GROUP BY keys and packs one "
-                  "integer per row (key, side, payload fields of `layout`), padded to a length set by size_rule",
-                  {"dataset": STR, "side": SIDE, "layout": _ref("link_layout"), "where": _ref("expr_or_null"),
-                   "keys": {"type": "array", "items": _ref("group_key")}, "key_column": STR,
-                   "measures": {"type": "array", "items": _ref("link_measure")}, "unique": BOOL,
-                   "keep_unkeyed": BOOL, "size_rule": SIZE_RULE, "min_size": POS}, None),
-    "link_share": ("owner secret-shares its packed rows (one value per row: the length is learnt by every party)",
-                   {"party": STR}, None),
-    "link_join": ("JOIN on a unique key: per-cell sums of `weights` over the joined rows (one row per weight, "
-                  "columns in plan cell order via cell_perm)",
-                  {"algorithm": ALGORITHM, "kind": {"enum": ["inner", "left"]}, "layout": _ref("link_layout"),
-                   "cells_u": POS, "cells_m": POS, "null_cell_u": NAT,
-                   "weights": {"type": "array", "items": _ref("link_weight"), "minItems": 1},
-                   "cell_perm": {"type": "array", "items": NAT, "minItems": 1}}, None),
-    "link_distinct": ("COUNT(DISTINCT column) across every owner's rows, per cell",
-                      {"algorithm": ALGORITHM, "layout": _ref("link_layout"), "cells": POS, "column": STR}, None),
-    "link_slot": ("one row of a link_join result: the slot's per-cell sums, as if combined",
-                  {"slot": {"type": "string", "pattern": "^s[0-9]+$"}, "row": NAT}, None),
-    "table": ("public post-processing: assemble the result table, mark suppressed cells, ORDER BY / LIMIT",
-              {"outputs": {"type": "array", "items": _ref("output")},
-               "keep": {"anyOf": [ID, {"type": "null"}]}, "released": ID,
-               "keys": {"type": "array", "items": _ref("result_key")},
-               "order_by": {"type": "array", "items": {"type": "array"}},
-               "limit": {"anyOf": [NAT, {"type": "null"}]}},
-              ["keep", "keys", "limit", "order_by", "outputs", "released"]),
-}
-
-PLACEMENT_OF = {"load": "^local:", "partials": "^local:", "share": "^input:", "reveal": "^reveal$",
-                "table": "^public$", "link_rows": "^local:", "link_share": "^input:"}
+PLACEMENT_OF = {"local": "^local:", "input": "^input:", "secure": "^secure$", "reveal": "^reveal$",
+                "public": "^public$"}
 
 
 def _node_schema() -> dict:
     rules = []
-    for op, (desc, props, req) in OPS.items():
-        then = {"properties": {"attrs": _obj(props, req, description=desc)}}
-        then["properties"]["placement"] = {"type": "string", "pattern": PLACEMENT_OF.get(op, "^secure$")}
+    for op, spec in OPS.items():
+        then = {"properties": {"attrs": _obj(spec.attrs, spec.required, description=spec.doc)}}
+        then["properties"]["placement"] = {"type": "string", "pattern": PLACEMENT_OF[spec.placement]}
         rules.append({"if": {"properties": {"op": {"const": op}}}, "then": then})
     return {
         **_obj({

@@ -13,19 +13,19 @@ the tie-break; the small per-cell results are converted to the plan's type.
 
 Opened here (through runtime/reveal.py only): the comparison outcomes of the sort, which depend
 on nothing but the shuffle's random order. The per-cell vectors feed the plan's threshold/mask/
-reveal nodes like `combine` outputs. The plaintext meaning of every op is in
-compiler/linkage_local.py.
+reveal nodes like `combine` outputs. The plaintext meaning of every op is in compiler/oracle.py.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from insightql.compiler.linkage_local import LinkageDataError, field_of, link_rows
+from insightql.compiler.ops import register
 
 from . import linkage_fast
 from .quicksort import sorted_positions, tiebreak_bits
 
-LINK_OPS = ("link_rows", "link_share", "link_distinct", "link_join", "link_slot")
+LINK: dict = {}  # link op name -> its implementation at a party (registered at the end of this module)
 
 
 def local_vectors(plan: dict, me: str, loaded: dict) -> dict[str, list[int]]:
@@ -61,36 +61,10 @@ class LinkOps:
         return self._types[bits]
 
     def run(self, node: dict, values: dict, me: str, names: list[str], local: dict):
-        op, a = node["op"], node["attrs"]
-        if op == "link_rows":
-            return local.get(node["id"])
-        if op == "link_share":
-            src = node["inputs"][0]
-            if self.consumer(node)["attrs"].get("algorithm") == "fast":
-                return self.share_columns(node, me, names, local)
-            st = self.stype(self.nodes[src]["attrs"]["layout"]["bits"] + tiebreak_bits(self.total_rows(node)))
-            size = int(self.sizes[src])
-            mine = a["party"] == me
-            plain = np.array(local[src] if mine else [0] * size, dtype=object)
-            link = self.consumer(node)
-            if mine and self.sort_keys_distinct(link):
-                plain = spread_padding(plain, link["attrs"]["layout"], link["inputs"].index(node["id"]))
-            assert plain.shape == (size,)
-            return self.mpc.input(st.array(plain), senders=names.index(a["party"]))
-        if op == "link_distinct":
-            vecs = [values[i] for i in node["inputs"]]
-            if a.get("algorithm") == "fast":
-                return self.finish(linkage_fast.distinct(self.mpc, node, a, self.concat(vecs)))
-            return self.finish(self.distinct(node, a, vecs))
-        if op == "link_join":
-            u, m = (values[i] for i in node["inputs"])
-            m_unique = self.m_unique(node)
-            if a.get("algorithm") == "fast":
-                return self.finish(linkage_fast.join(self.mpc, node, a, self.concat([u, m]), m_unique))
-            return self.finish(self.join(node, a, u, m, m_unique))
-        if op == "link_slot":
-            return values[node["inputs"][0]][a["row"]]
-        raise AssertionError(op)
+        part = LINK.get(node["op"])
+        if part is None:
+            raise AssertionError(f"no secure implementation of link op {node['op']!r} (runtime/linkage_ops.py LINK)")
+        return part(self, node, values, me, names, local)
 
     # -- helpers --------------------------------------------------------------------------
     async def finish(self, coro):
@@ -331,4 +305,49 @@ def spread_padding(vec: np.ndarray, layout: dict, index: int) -> np.ndarray:
     return out
 
 
-__all__ = ["LINK_OPS", "LinkOps", "LinkageDataError", "local_vectors", "sizes_from_statuses"]
+
+# -- the link ops, registered by op name (their plaintext meaning: compiler/oracle.py) -----------
+@register(LINK, "link_rows")
+def _link_rows(lo: LinkOps, node: dict, values: dict, me: str, names: list[str], local: dict):
+    return local.get(node["id"])  # packed by the owner before the status exchange (local_vectors)
+
+
+@register(LINK, "link_share")
+def _link_share(lo: LinkOps, node: dict, values: dict, me: str, names: list[str], local: dict):
+    src, a = node["inputs"][0], node["attrs"]
+    if lo.consumer(node)["attrs"].get("algorithm") == "fast":
+        return lo.share_columns(node, me, names, local)
+    st = lo.stype(lo.nodes[src]["attrs"]["layout"]["bits"] + tiebreak_bits(lo.total_rows(node)))
+    size = int(lo.sizes[src])
+    mine = a["party"] == me
+    plain = np.array(local[src] if mine else [0] * size, dtype=object)
+    link = lo.consumer(node)
+    if mine and lo.sort_keys_distinct(link):
+        plain = spread_padding(plain, link["attrs"]["layout"], link["inputs"].index(node["id"]))
+    assert plain.shape == (size,)
+    return lo.mpc.input(st.array(plain), senders=names.index(a["party"]))
+
+
+@register(LINK, "link_distinct")
+def _link_distinct(lo: LinkOps, node: dict, values: dict, me: str, names: list[str], local: dict):
+    vecs = [values[i] for i in node["inputs"]]
+    if node["attrs"].get("algorithm") == "fast":
+        return lo.finish(linkage_fast.distinct(lo.mpc, node, node["attrs"], lo.concat(vecs)))
+    return lo.finish(lo.distinct(node, node["attrs"], vecs))
+
+
+@register(LINK, "link_join")
+def _link_join(lo: LinkOps, node: dict, values: dict, me: str, names: list[str], local: dict):
+    u, m = (values[i] for i in node["inputs"])
+    m_unique = lo.m_unique(node)
+    if node["attrs"].get("algorithm") == "fast":
+        return lo.finish(linkage_fast.join(lo.mpc, node, node["attrs"], lo.concat([u, m]), m_unique))
+    return lo.finish(lo.join(node, node["attrs"], u, m, m_unique))
+
+
+@register(LINK, "link_slot")
+def _link_slot(lo: LinkOps, node: dict, values: dict, me: str, names: list[str], local: dict):
+    return values[node["inputs"][0]][node["attrs"]["row"]]
+
+
+__all__ = ["LINK", "LinkOps", "LinkageDataError", "local_vectors", "sizes_from_statuses"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from insightql.compiler.catalog import Catalog
+from insightql.compiler.ops import operands
 from insightql.compiler.partials import compute_partials
 from insightql.compiler.results import ResultTable, assemble
 
@@ -245,8 +246,7 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
             if n["id"] not in values:  # the batch's first member computes every member
                 values.update(ops.run_batch(batches[n["attrs"]["batch"]], values))
         else:
-            from insightql.compiler.oracle import secure_inputs
-            values[n["id"]] = ops.run(n, [values[i] for i in secure_inputs(n)], values)
+            values[n["id"]] = ops.run(n, [values[i] for i in operands(n)], values)
             if PROFILE:
                 t0 = time.perf_counter()
                 await mpc.barrier()

@@ -3,8 +3,9 @@ vectorised call over all cells; nothing here awaits, so independent ops overlap 
 
 Values are secret integers: counts, sums of scaled decimals, 0/1 flags, and quotients held as
 round(value * 2**frac) (the plan gives each node's `frac`). Comparisons get the bit length the
-plan's bounds allow (`l=`), which is what makes them cheap. The plaintext meaning of every op
-is `insightql.compiler.oracle.secure_op_plain`; differential tests hold the two together.
+plan's bounds allow (`l=`), which is what makes them cheap. Each op's implementation is
+registered in `SECURE` under its name; its plaintext meaning is registered in
+compiler/oracle.py, and differential tests hold the two together. Link ops: runtime/linkage_ops.py.
 """
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import math
 
 import numpy as np
 
+from insightql.compiler.ops import RECIPROCAL_NEWTON_STEPS, raw_range, register, sign_bits
 from insightql.compiler.partials import linear_matrix, slot_rows
+
+SECURE: dict = {}  # op name -> its secure implementation (compiler/ops.py declares the ops)
 
 
 class SecureOps:
@@ -27,22 +31,14 @@ class SecureOps:
 
     # -- helpers --------------------------------------------------------------------------
     def raw_range(self, nid: str) -> tuple[int, int]:
-        n = self.nodes[nid]
-        lo, hi = n["bounds"]
-        s = 2 ** n.get("frac", 0)
-        return math.floor(lo * s), math.ceil(hi * s)
-
-    @staticmethod
-    def bits(lo: float, hi: float) -> int:
-        """`l` for a sign test of an integer in [lo, hi]."""
-        return math.ceil(math.log2(max(abs(lo), abs(hi), 1) + 1)) + 2
+        return raw_range(self.nodes[nid])
 
     def lt0(self, x, lo, hi, l: int | None = None):
         """1 where x < 0, else 0 (l: the plan's bit length for this test, if annotated)."""
-        return self.mpc.np_sgn(x, l=l or self.bits(lo, hi), LT=True)
+        return self.mpc.np_sgn(x, l=l or sign_bits(lo, hi), LT=True)
 
     def eq0(self, x, lo, hi, l: int | None = None):
-        return self.mpc.np_sgn(x, l=l or self.bits(lo, hi), EQ=True)
+        return self.mpc.np_sgn(x, l=l or sign_bits(lo, hi), EQ=True)
 
     def run_batch(self, members: list[dict], values: dict) -> dict:
         """Threshold tests of one batch (compiler/passes/batching.py) in one vectorised sign test:
@@ -92,80 +88,13 @@ class SecureOps:
 
     # -- ops ------------------------------------------------------------------------------
     def run(self, node: dict, args: list, values: dict):
-        op, a = node["op"], node["attrs"]
-        ins = node["inputs"]
-        fr = [self.nodes[i].get("frac", 0) for i in ins]
-        if op == "combine":
-            return self.combine(node, values)
-        if op == "ge_const":
-            lo, hi = self.raw_range(ins[0])
-            c = a["const"] * 2 ** fr[0]
-            return 1 - self.lt0(args[0] - c, lo - c, hi - c, a.get("l"))
-        if op == "outside_range":
-            lo, hi = self.raw_range(ins[0])
-            below = self.lt0(args[0] - a["low"], lo - a["low"], hi - a["low"], a.get("l"))
-            above = self.lt0(a["high"] - args[0], a["high"] - hi, a["high"] - lo, a.get("l"))
-            return below + above
-        if op == "and":
-            out = args[0]
-            for x in args[1:]:
-                out = out * x
-            return out
-        if op == "or":
-            return args[0] + args[1] - args[0] * args[1]
-        if op == "not":
-            return 1 - args[0]
-        if op in ("add", "sub"):
-            f = max(fr)
-            x, y = self.align(args[0], fr[0], f), self.align(args[1], fr[1], f)
-            return x + y if op == "add" else x - y
-        if op == "neg":
-            return -args[0]
-        if op == "mul":
-            return self.trunc(args[0] * args[1], sum(fr) - node["frac"])
-        if op == "mask":
-            return args[0] * args[1]
-        if op == "linear":  # a public 0/1 linear map: local, no communication
-            return args[0] @ linear_matrix(a, self.nodes[ins[0]]["shape"][0])
-        if op == "mul_const":
-            return args[0] * a["const"]
-        if op == "const":
-            return self.const(a["value"], node["shape"][0])
-        if op == "nonzero":
-            lo, hi = self.raw_range(ins[0])
-            return 1 - self.eq0(args[0], lo, hi)
-        if op == "div":
-            return self.divide(node, args, fr)
-        if op == "variance":
-            return self.variance(node, args)
-        if op == "median":
-            hist, cnt = args
-            cum = self.mpc.np_cumsum(hist, axis=0)
-            total = self.raw_range(ins[1])[1]
-            below = self.lt0(2 * cum - cnt.reshape(1, -1), -total, 2 * total)
-            return a["lo_value"] + self.mpc.np_sum(below, axis=0)
-        if op == "dominance":
-            top, total = args
-            k = int(round(a["k"] * 100))
-            t_hi = self.raw_range(ins[1])[1]
-            return 1 - self.lt0(k * total - 10000 * top, -10000 * t_hi, k * t_hi)
-        if op == "round_down":
-            mpc = self.mpc
-            step = a["to"] * 2 ** fr[0]
-            kept = [v - mpc.mod(v, self.si(step)) for v in args[0]]  # mod wants a secure-typed public divisor
-            return mpc.np_fromlist(kept)
-        if op == "compare":
-            lo, hi = self.raw_range(ins[0])
-            d, rel = args[0], a["relation"]
-            if rel in ("=", "<>"):
-                eq = self.eq0(d, lo, hi)
-                return eq if rel == "=" else 1 - eq
-            if rel in ("<", ">="):
-                lt = self.lt0(d, lo, hi)
-                return lt if rel == "<" else 1 - lt
-            gt = self.lt0(-d, -hi, -lo)
-            return gt if rel == ">" else 1 - gt
-        raise AssertionError(f"unknown secure op {op}")
+        part = SECURE.get(node["op"])
+        if part is None:
+            raise AssertionError(f"no secure implementation of op {node['op']!r} (runtime/secure_ops.py SECURE)")
+        return part(self, node, args, values)
+
+    def fracs(self, node: dict) -> list[int]:
+        return [self.nodes[i].get("frac", 0) for i in node["inputs"]]
 
     def combine(self, node: dict, values: dict):
         """A slot's rows summed over the given shares ("sum"), also over the slot's rows ("total":
@@ -192,7 +121,7 @@ class SecureOps:
 
         One vectorised comparison finds b's bit length e, giving x0 = 2**(P-e) with b*x0 in
         [2**(P-1), 2**P); each Newton step x <- x(2**(P+1) - bx) / 2**P doubles the correct
-        bits, so five steps reach the 32 bits of precision beyond b's size."""
+        bits, so RECIPROCAL_NEWTON_STEPS = 5 steps reach the 32 bits of precision beyond b's size."""
         mpc, P = self.mpc, self.P
         L = max(1, math.ceil(math.log2(b_hi + 1)))
         x = self.const(2 ** (P - 1), b.shape[0])
@@ -203,7 +132,7 @@ class SecureOps:
             at_least = 1 - self.lt0(diff, -(2 ** L), 2 ** L)  # row j-1: b >= 2^j
             for j in range(1, L):
                 x = x - at_least[j - 1] * (2 ** (P - j - 1))
-        for _ in range(5):
+        for _ in range(RECIPROCAL_NEWTON_STEPS):
             x = self.trunc(x * (2 ** (P + 1) - b * x), P)
         return x
 
@@ -231,3 +160,135 @@ class SecureOps:
         mean = self.trunc(s * self.reciprocal(n_safe, n_hi), self.P - self.Q)  # frac Q
         num = sq * (2 ** self.Q) - s * mean  # frac Q
         return self.trunc(num * self.reciprocal(n_safe - 1, n_hi), self.P)
+
+
+# -- secure ops, registered by op name ------------------------------------------------------------
+@register(SECURE, "combine")
+def _combine(s: SecureOps, node: dict, args: list, values: dict):
+    return s.combine(node, values)
+
+
+@register(SECURE, "ge_const")
+def _ge_const(s: SecureOps, node: dict, args: list, values: dict):
+    lo, hi = s.raw_range(node["inputs"][0])
+    c = node["attrs"]["const"] * 2 ** s.fracs(node)[0]
+    return 1 - s.lt0(args[0] - c, lo - c, hi - c, node["attrs"].get("l"))
+
+
+@register(SECURE, "outside_range")
+def _outside_range(s: SecureOps, node: dict, args: list, values: dict):
+    a = node["attrs"]
+    lo, hi = s.raw_range(node["inputs"][0])
+    below = s.lt0(args[0] - a["low"], lo - a["low"], hi - a["low"], a.get("l"))
+    above = s.lt0(a["high"] - args[0], a["high"] - hi, a["high"] - lo, a.get("l"))
+    return below + above
+
+
+@register(SECURE, "and")
+def _and(s: SecureOps, node: dict, args: list, values: dict):
+    out = args[0]
+    for x in args[1:]:
+        out = out * x
+    return out
+
+
+@register(SECURE, "or")
+def _or(s: SecureOps, node: dict, args: list, values: dict):
+    return args[0] + args[1] - args[0] * args[1]
+
+
+@register(SECURE, "not")
+def _not(s: SecureOps, node: dict, args: list, values: dict):
+    return 1 - args[0]
+
+
+@register(SECURE, "add", "sub")
+def _add_sub(s: SecureOps, node: dict, args: list, values: dict):
+    fr = s.fracs(node)
+    f = max(fr)
+    x, y = s.align(args[0], fr[0], f), s.align(args[1], fr[1], f)
+    return x + y if node["op"] == "add" else x - y
+
+
+@register(SECURE, "neg")
+def _neg(s: SecureOps, node: dict, args: list, values: dict):
+    return -args[0]
+
+
+@register(SECURE, "mul")
+def _mul(s: SecureOps, node: dict, args: list, values: dict):
+    return s.trunc(args[0] * args[1], sum(s.fracs(node)) - node["frac"])
+
+
+@register(SECURE, "mask")
+def _mask(s: SecureOps, node: dict, args: list, values: dict):
+    return args[0] * args[1]
+
+
+@register(SECURE, "linear")
+def _linear(s: SecureOps, node: dict, args: list, values: dict):  # public 0/1 map: local, no communication
+    return args[0] @ linear_matrix(node["attrs"], s.nodes[node["inputs"][0]]["shape"][0])
+
+
+@register(SECURE, "mul_const")
+def _mul_const(s: SecureOps, node: dict, args: list, values: dict):
+    return args[0] * node["attrs"]["const"]
+
+
+@register(SECURE, "const")
+def _const(s: SecureOps, node: dict, args: list, values: dict):
+    return s.const(node["attrs"]["value"], node["shape"][0])
+
+
+@register(SECURE, "nonzero")
+def _nonzero(s: SecureOps, node: dict, args: list, values: dict):
+    lo, hi = s.raw_range(node["inputs"][0])
+    return 1 - s.eq0(args[0], lo, hi)
+
+
+@register(SECURE, "div")
+def _div(s: SecureOps, node: dict, args: list, values: dict):
+    return s.divide(node, args, s.fracs(node))
+
+
+@register(SECURE, "variance")
+def _variance(s: SecureOps, node: dict, args: list, values: dict):
+    return s.variance(node, args)
+
+
+@register(SECURE, "median")
+def _median(s: SecureOps, node: dict, args: list, values: dict):
+    hist, cnt = args
+    cum = s.mpc.np_cumsum(hist, axis=0)
+    total = s.raw_range(node["inputs"][1])[1]
+    below = s.lt0(2 * cum - cnt.reshape(1, -1), -total, 2 * total)
+    return node["attrs"]["lo_value"] + s.mpc.np_sum(below, axis=0)
+
+
+@register(SECURE, "dominance")
+def _dominance(s: SecureOps, node: dict, args: list, values: dict):
+    top, total = args
+    k = int(round(node["attrs"]["k"] * 100))
+    t_hi = s.raw_range(node["inputs"][1])[1]
+    return 1 - s.lt0(k * total - 10000 * top, -10000 * t_hi, k * t_hi)
+
+
+@register(SECURE, "round_down")
+def _round_down(s: SecureOps, node: dict, args: list, values: dict):
+    step = node["attrs"]["to"] * 2 ** s.fracs(node)[0]
+    kept = [v - s.mpc.mod(v, s.si(step)) for v in args[0]]  # mod wants a secure-typed public divisor
+    return s.mpc.np_fromlist(kept)
+
+
+@register(SECURE, "compare")
+def _compare(s: SecureOps, node: dict, args: list, values: dict):
+    lo, hi = s.raw_range(node["inputs"][0])
+    d, rel = args[0], node["attrs"]["relation"]
+    if rel in ("=", "<>"):
+        eq = s.eq0(d, lo, hi)
+        return eq if rel == "=" else 1 - eq
+    if rel in ("<", ">="):
+        lt = s.lt0(d, lo, hi)
+        return lt if rel == "<" else 1 - lt
+    gt = s.lt0(-d, -hi, -lo)
+    return gt if rel == ">" else 1 - gt
