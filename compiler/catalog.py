@@ -14,11 +14,12 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from insightql.stdlib.aggregates import AGGREGATES, DEFAULT_MEASURE_AGGREGATES
+
 from .diagnostics import Diagnostic, DiagnosticError, Source
 
 Role = Literal["dimension", "measure", "key", "hidden"]
-Aggregate = Literal["count", "sum", "avg", "min", "max", "var", "stddev", "median"]
-DEFAULT_MEASURE_AGGREGATES: tuple[str, ...] = ("count", "sum", "avg", "var", "stddev", "median")
+Aggregate = Literal[tuple(AGGREGATES)]  # stdlib/aggregates.py declares them
 
 
 class _Strict(BaseModel):

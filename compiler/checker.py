@@ -8,7 +8,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from insightql.stdlib.functions import AGGREGATES, FUNCTIONS, FunctionError
+from insightql.stdlib.aggregates import AGGREGATES
+from insightql.stdlib.functions import FUNCTIONS, FunctionError
 from insightql.stdlib.types import BOOL, NULL, IQType, date_to_days, join_types
 
 from . import ast as A
@@ -356,34 +357,41 @@ class Checker:
                 self.error("IQ233", f"`{e.name.upper()}(*)` is not an aggregate; only COUNT(*) is", e.span)
                 return ERROR
             return IQType("int", 0, self.max_rows())
-        if len(e.args) != 1:
-            self.error("IQ231", f"`{e.name.upper()}` takes exactly one argument", e.span)
+        spec = AGGREGATES[e.name]
+        if len(e.args) != 1 + len(spec.consts):
+            self.error("IQ231", f"`{e.name.upper()}` takes {_arguments(spec)}", e.span,
+                       [f"write {spec.signature}"] if spec.consts else [])
             return ERROR
         t = self.expr(e.args[0], agg_ok, True)
         if t is ERROR:
             return ERROR
+        consts = self.aggregate_consts(e, spec)
+        if consts is None:
+            return ERROR
         if e.distinct and (e.name != "count"):
             self.error("IQ234", f"DISTINCT is only supported in COUNT(DISTINCT key)", e.span)
             return ERROR
-        if e.name == "count":
-            return IQType("int", 0, self.max_rows())
+        if "any" in spec.takes:
+            return spec.infer(t, self.max_rows(), consts)
         if t.kind == "key":
             self.error("IQ235", f"`{e.name.upper()}` of a key makes no sense", e.span,
                        ["keys support COUNT(DISTINCT key) and JOIN only"])
             return ERROR
-        if not t.numeric and not (e.name in ("min", "max", "median") and t.kind == "date"):
+        if not (t.numeric and "number" in spec.takes) and not (t.kind == "date" and "date" in spec.takes):
             self.error("IQ232", f"`{e.name.upper()}` needs a number, not {t.describe()}", e.args[0].span)
             return ERROR
-        n = self.max_rows()
-        if e.name == "sum":
-            lo, hi = min(0, t.lo * n), max(0, t.hi * n)
-            return IQType(t.kind, lo, hi, t.scale, nullable=True)
-        if e.name == "avg":
-            return IQType("decimal", t.lo, t.hi, max(t.scale, 2), nullable=True)
-        if e.name in ("var", "stddev"):
-            spread = float(t.hi - t.lo)
-            return IQType("decimal", 0, spread * spread / 4 if e.name == "var" else spread / 2, 2, nullable=True)
-        return t.with_nullable(True)  # min, max, median
+        return spec.infer(t, self.max_rows(), consts)
+
+    def aggregate_consts(self, e: A.FuncCall, spec) -> tuple | None:
+        """The literal arguments after the column (PERCENTILE's percent), checked against their range."""
+        out = []
+        for c, x in zip(spec.consts, e.args[1:]):
+            if not (isinstance(x, A.Literal) and x.kind == "int" and c.lo <= x.value <= c.hi):
+                self.error("IQ232", f"`{e.name.upper()}`'s {c.name} must be a whole number from {c.lo} to {c.hi}",
+                           x.span, [f"write {spec.signature}, e.g. {e.name.upper()}(x, 90)"])
+                return None
+            out.append(int(x.value))
+        return tuple(out)
 
     def max_rows(self) -> int:
         return sum(self.catalog.datasets[d].max_rows for d in self.cq.datasets()) or 1
@@ -614,3 +622,10 @@ def check(catalog: Catalog, query: A.Query, source: Source | None = None) -> tup
     ordered = sorted(unique.values(), key=lambda d: (d.span is None, d.span.start if d.span else 0,
                                                       d.span.end if d.span else 0))
     return cq, ordered
+
+
+def _arguments(spec) -> str:
+    """`exactly one argument`, or the column and its literal arguments."""
+    if not spec.consts:
+        return "exactly one argument"
+    return "a column and " + " and ".join(f"{c.name} (a whole number from {c.lo} to {c.hi})" for c in spec.consts)

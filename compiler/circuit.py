@@ -15,13 +15,13 @@ from insightql.stdlib.functions import FUNCTIONS
 
 from . import ast as A
 from . import guard
+from .aggregates import LOWERING, column_text
 from .diagnostics import Diagnostic, PlanError
 from .logical import AggregateSpec, LogicalPlan
 from .ops import FRAC_BITS, OPS
 from .lower_expr import columns_used
 from .release import ReleaseRules
 
-COUNT_FUNCS = ("count", "count_rows", "count_distinct")
 
 
 class CircuitBuilder:
@@ -122,7 +122,7 @@ class CircuitBuilder:
         reveals (counts.pair), ANDed into the flags of the values it concerns."""
         lp = self.lp
         self.agg_list = [self.finish_aggregate(a, p) for a, p in zip(lp.aggregates, agg_plans)]
-        counts = {p["count"]: _column_text(a.ast.args[0]) for a, p in zip(lp.aggregates, agg_plans)
+        counts = {p["count"]: column_text(a.ast.args[0]) for a, p in zip(lp.aggregates, agg_plans)
                   if "count" in p and a.arg_type is not None and a.arg_type.nullable}  # count slot -> column
         distinct = [v["node"] for a, v in zip(lp.aggregates, self.agg_list) if a.func == "count_distinct"]
         pairs = self.rules.count_pairs(counts, self.slot("rows"), distinct)
@@ -195,66 +195,12 @@ class CircuitBuilder:
         return {"person": self.lp.person_key} if self.lp.person_key else {}
 
     def plan_aggregate(self, a: AggregateSpec) -> dict:
-        """Declare the slots an aggregate needs; returns their names."""
-        f = a.func
-        if f == "count_rows":
-            return {}
-        if f == "count_distinct":
-            return {"distinct": self.slot("distinct", a.arg)}
-        ex = self.value_slots(a)
-        p = {"count": self.slot("count", a.arg)}
-        if f in ("sum", "avg", "var", "stddev"):
-            p["sum"] = self.slot("sum", a.arg, **ex)
-        if f in ("var", "stddev"):
-            p["sumsq"] = self.slot("sumsq", a.arg, **ex)
-        if f == "sum" and self.lp.policy.dominance_n:
-            p["top"] = self.slot("top", a.arg, n=self.lp.policy.dominance_n, **ex, **self.per_person())
-            p["abssum"] = self.slot("abssum", a.arg, **ex)
-        if f in ("min", "max"):
-            lo, hi = self._arg_range({"arg": a.arg, **ex})
-            p["ext"] = self.slot(f, a.arg, empty=int(hi + 1 if f == "min" else lo - 1), **ex)
-        if f == "median":
-            lo, hi = self._arg_range({"arg": a.arg, **ex})
-            if hi - lo + 1 > 2048:
-                raise PlanError(Diagnostic("IQ403", "MEDIAN needs a value range of at most 2048 steps",
-                                           a.ast.span, ["median is computed from a secret histogram; "
-                                                        "use a column with a small range, or AVG"]))
-            p["hist"] = self.slot("hist", a.arg, lo=int(lo), size=int(hi - lo + 1), **ex, **self.per_person())
-        return p
+        """Declare the slots an aggregate needs (compiler/aggregates.py); returns their names."""
+        return LOWERING[a.func].plan(self, a)
 
     def finish_aggregate(self, a: AggregateSpec, p: dict) -> dict:
-        """Secure nodes computing one aggregate; returns {node, flag, scale, post}."""
-        f, c, rules = a.func, self.combined, self.rules
-        rows = self.slot("rows")
-        if f == "count_rows":
-            return {"node": c[rows], "flag": self.released, "scale": 0, "count": True}
-        if f == "count_distinct":
-            d = c[p["distinct"]]
-            ok = rules.at_least("distinct.keys", d)
-            return {"node": d, "flag": rules.all_of([self.released, ok]), "scale": 0, "count": True}
-        cnt = c[p["count"]]
-        flag = rules.value_flag(self.released, rows, p["count"], _column_text(a.ast.args[0]), a.arg_type.nullable)
-        scale = a.arg_type.scale if a.arg_type.kind == "decimal" else 0
-        if f == "count":
-            return {"node": cnt, "flag": flag, "scale": 0, "count": True}
-        if f == "sum":
-            if "top" in p:
-                flag = rules.dominance(p["top"], p["abssum"], flag)
-            lo, hi = self._arg_range({"arg": a.arg, "scale": scale, "clamp": a.clamp})
-            return {"node": c[p["sum"]], "flag": flag, "scale": scale, "sum_unit": max(abs(lo), abs(hi), 1)}
-        lo, hi = self._arg_range({"arg": a.arg, "scale": scale, "clamp": a.clamp})
-        if f == "avg":
-            return {"node": self.secure("div", [c[p["sum"]], cnt], lo, hi, guard=flag), "flag": flag, "scale": scale}
-        if f in ("var", "stddev"):
-            flag = rules.all_of([flag, rules.at_least("variance.rows", cnt, 2)])
-            spread = (hi - lo) ** 2 / 4 + 1
-            node = self.secure("variance", [c[p["sum"]], c[p["sumsq"]], cnt], 0, spread, guard=flag)
-            return {"node": node, "flag": flag, "scale": 2 * scale, "post": "sqrt" if f == "stddev" else None}
-        if f in ("min", "max"):
-            return {"node": c[p["ext"]], "flag": flag, "scale": scale}
-        counted = self.rules.part(p["hist"], self.lp.datasets, "total")  # values (one per person) in the histogram
-        node = self.secure("median", [c[p["hist"]], counted], lo, hi, lo_value=int(lo))
-        return {"node": node, "flag": flag, "scale": scale}
+        """Secure nodes computing one aggregate (compiler/aggregates.py); {node, flag, scale, post}."""
+        return LOWERING[a.func].finish(self, a, p)
 
     # -- outputs, HAVING, reveal ------------------------------------------------------------
     def build_outputs(self):
@@ -385,12 +331,6 @@ def _is_null(arg: dict) -> dict:
 
 def _not(arg: dict) -> dict:
     return _bool("not", arg)
-
-
-def _column_text(e: A.Expr) -> str:
-    if isinstance(e, A.ColumnRef):
-        return f"{e.qualifier}.{e.name}" if e.qualifier else e.name
-    return "the argument"
 
 
 def _num(x):

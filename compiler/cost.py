@@ -24,7 +24,7 @@ import math
 import pickle
 from collections import defaultdict
 
-from .ops import COST, RECIPROCAL_NEWTON_STEPS, raw_range, register, sign_bits as bits
+from .ops import COST, RECIPROCAL_NEWTON_STEPS, rank_weights, raw_range, register, sign_bits as bits
 
 FRAME = 12                  # MPyC message frame: program counter (8) + length (4)
 PICKLE_HEADER = 145         # pickled 1-D numpy object array without shape and elements
@@ -263,11 +263,12 @@ def _dominance(m: _Model, t: Tally, node: dict) -> None:
     t.lt0(_elements(node), bits(-10000 * t_hi, k * t_hi))
 
 
-@register(COST, "median")
-def _median(m: _Model, t: Tally, node: dict) -> None:
+@register(COST, "median", "percentile")
+def _rank(m: _Model, t: Tally, node: dict) -> None:
     size = m.nodes[node["inputs"][0]]["shape"][0]
+    a, b = rank_weights(node)
     total = m.raw_range(node["inputs"][1])[1]
-    t.lt0(size * _elements(node), bits(-total, 2 * total))
+    t.lt0(size * _elements(node), node["attrs"].get("l") or bits(-b * total, a * total))
 
 
 @register(COST, "div")

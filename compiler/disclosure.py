@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from insightql.stdlib.functions import AGGREGATES
+from insightql.stdlib.aggregates import AGGREGATES
 
 from . import ast as A
 from .checker import CheckedQuery
 from .diagnostics import Diagnostic
 
-NEEDS_CLAMP = ("sum", "avg", "var", "stddev")
-UNDOMINATED = ("avg", "var", "stddev")  # reveal a sum's size, but the (n,k) rule is enforced on SUM only
 COMPARISONS = ("=", "<>", "<", "<=", ">", ">=")
 NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "=": "<>", "<>": "="}
 FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "<>": "<>"}
@@ -212,10 +210,10 @@ class DisclosureChecker:
                            f"`{ref.name}`", agg.span,
                            ["the owners must declare the same `clamp = [lo, hi]`; the plan would apply one of them "
                             "to every party's rows"])
-            elif agg.name in NEEDS_CLAMP and col.clamp is None:
+            elif AGGREGATES[agg.name].needs_clamp and col.clamp is None:
                 self.error("IQ305", f"{agg.name.upper()} of `{ref.name}` needs clamp bounds in the catalog", agg.span,
                            ["the data owner must declare `clamp = [lo, hi]` to bound each person's contribution"])
-            if agg.name in UNDOMINATED and self.pol is not None and self.pol.dominance_n is not None:
+            if AGGREGATES[agg.name].hides_count and self.pol is not None and self.pol.dominance_n is not None:
                 name = ref.name
                 self.error("IQ318", f"{agg.name.upper()} is not covered by the dominance rule of these datasets",
                            agg.span, [f"AVG, VAR and STDDEV reveal the size of a sum that may be dominated by one "
@@ -281,8 +279,11 @@ class DisclosureChecker:
             return "own-count rule for a nullable column"
         if agg.name == "sum" and self.pol is not None and self.pol.dominance_n is not None:
             return "dominance rule"
-        if agg.name in ("var", "stddev") and self.pol is not None and self.pol.min_group_size < 2:
-            return "needs 2 rows"
+        spec = AGGREGATES[agg.name]
+        if spec.min_values and self.pol is not None:
+            need = spec.min_values(tuple(int(x.value) for x in agg.args[1:]), self.pol.round_counts_to)
+            if self.pol.min_group_size < need:
+                return f"needs {need} values"
         return None
 
     # -- rounding, unions, row counts ------------------------------------------------------
@@ -305,7 +306,7 @@ class DisclosureChecker:
                     (sums if x.name == "sum" else avgs)[x.args[0].name] = x
         for o in self.cq.outputs:
             for x in _aggregates_in(o.expr):
-                if x.name in UNDOMINATED:
+                if AGGREGATES[x.name].hides_count:
                     self.error("IQ321", f"{x.name.upper()} reveals its exact count through its denominator, but "
                                f"counts are rounded to multiples of {base}", x.span,
                                ["a mean of integers with enough digits has one denominator that fits; release "

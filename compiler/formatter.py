@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from insightql.stdlib.functions import AGGREGATES
+from insightql.stdlib.aggregates import AGGREGATES
 
 from . import ast as A
 from .syntax import KEYWORDS

@@ -103,9 +103,16 @@ def _dominance(node: dict, inputs: list[dict]) -> tuple[int, int]:
     return -10000 * t_hi, 10000 * t_hi
 
 
-def _median(node: dict, inputs: list[dict]) -> tuple[int, int]:
+def rank_weights(node: dict) -> tuple[int, int]:
+    """(a, b) of a rank op: the answer is the first histogram row whose running count c has
+    a*c >= b*n (n values in all). MEDIAN: 2c >= n; PERCENTILE p: 100c >= p*n."""
+    return (2, 1) if node["op"] == "median" else (100, node["attrs"]["percent"])
+
+
+def _rank(node: dict, inputs: list[dict]) -> tuple[int, int]:
+    a, b = rank_weights(node)
     total = raw_range(inputs[1])[1]
-    return -total, 2 * total
+    return -b * total, a * total
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,11 @@ OPS: dict[str, OpSpec] = {o.name: o for o in [
            frac=_quotient),
     OpSpec("variance", "secure", "sample variance from sum, sum of squares and count", GUARD, [], frac=_quotient),
     OpSpec("median", "secure", "lower median from a secret histogram (rows lo_value, lo_value+1, ...)",
-           {"lo_value": INT, "l": L}, ["lo_value"], compared=_median),
+           {"lo_value": INT, "l": L}, ["lo_value"], compared=_rank),
+    OpSpec("percentile", "secure", "the smallest value with at least percent% of the histogram's values at or "
+           "below it (rows lo_value, lo_value+1, ...)",
+           {"lo_value": INT, "percent": {"type": "integer", "minimum": 1, "maximum": 99}, "l": L},
+           ["lo_value", "percent"], compared=_rank),
     OpSpec("dominance", "secure", "1 where the n largest contributions are at most k% of the total",
            {"k": NUM, "n": POS, **RULE_ATTRS, "l": L}, ["k", "n", "rule"], compared=_dominance),
     OpSpec("mask", "secure", "value times its release flag: 0 in suppressed cells", {}, frac=_first),

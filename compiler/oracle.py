@@ -15,7 +15,7 @@ import numpy as np
 
 from .linkage_local import decode, link_rows
 from .local_eval import Table
-from .ops import PLAIN, operands, register
+from .ops import PLAIN, operands, rank_weights, register
 from .partials import compute_partials, linear_matrix, slot_rows
 from .results import ResultTable, assemble
 
@@ -162,11 +162,12 @@ def _variance(node, args, run):
     return (sq - s * (s / n)) / (n - 1)
 
 
-@register(PLAIN, "median")
-def _median(node, args, run):
+@register(PLAIN, "median", "percentile")
+def _rank(node, args, run):
     hist, cnt = args
+    a, b = rank_weights(node)
     cum = np.cumsum(np.asarray(hist, dtype=np.int64), axis=0)
-    idx = (2 * cum < np.asarray(cnt, dtype=np.int64)[None, :]).sum(axis=0)
+    idx = (a * cum < b * np.asarray(cnt, dtype=np.int64)[None, :]).sum(axis=0)
     return node["attrs"]["lo_value"] + idx
 
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from insightql.compiler.ops import RECIPROCAL_NEWTON_STEPS, raw_range, register, sign_bits
+from insightql.compiler.ops import RECIPROCAL_NEWTON_STEPS, rank_weights, raw_range, register, sign_bits
 from insightql.compiler.partials import linear_matrix, slot_rows
 
 SECURE: dict = {}  # op name -> its secure implementation (compiler/ops.py declares the ops)
@@ -256,12 +256,13 @@ def _variance(s: SecureOps, node: dict, args: list, values: dict):
     return s.variance(node, args)
 
 
-@register(SECURE, "median")
-def _median(s: SecureOps, node: dict, args: list, values: dict):
+@register(SECURE, "median", "percentile")
+def _rank(s: SecureOps, node: dict, args: list, values: dict):
     hist, cnt = args
+    a, b = rank_weights(node)
     cum = s.mpc.np_cumsum(hist, axis=0)
     total = s.raw_range(node["inputs"][1])[1]
-    below = s.lt0(2 * cum - cnt.reshape(1, -1), -total, 2 * total)
+    below = s.lt0(a * cum - b * cnt.reshape(1, -1), -b * total, a * total, node["attrs"].get("l"))
     return node["attrs"]["lo_value"] + s.mpc.np_sum(below, axis=0)
 
 

@@ -270,5 +270,3 @@ FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in [
 ]}
 POST_FUNCTIONS = tuple(f.name for f in FUNCTIONS.values() if f.cost == "public")
 """Functions of released values only, computed after MPC by the public stage (compiler/results.py)."""
-
-AGGREGATES = ("count", "sum", "avg", "min", "max", "var", "stddev", "median")

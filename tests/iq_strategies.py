@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from insightql.compiler import ast as A
 from insightql.compiler.syntax import KEYWORDS
-from insightql.stdlib.functions import AGGREGATES, FUNCTIONS
+from insightql.stdlib.aggregates import AGGREGATES
+from insightql.stdlib.functions import FUNCTIONS
 
 NO_NEWLINE = st.characters(blacklist_categories=("Cs",), blacklist_characters="\n")
 
@@ -104,7 +105,7 @@ def catalog_queries(catalog):
                               for v in getattr(c, "domain", [])})
     leaves = st.one_of(column_refs, column_refs, literals,
                        st.sampled_from(category_values).map(lambda v: A.Literal(v, "string")))
-    funcs = st.one_of(st.sampled_from(AGGREGATES), st.sampled_from(sorted(FUNCTIONS)), lower_names)
+    funcs = st.one_of(st.sampled_from(sorted(AGGREGATES)), st.sampled_from(sorted(FUNCTIONS)), lower_names)
     exprs = expressions(leaves, funcs, max_leaves=6)
     tables = st.builds(A.TableRef, st.one_of(st.sampled_from(datasets), st.sampled_from(datasets), names),
                        st.none() | st.sampled_from(aliases))

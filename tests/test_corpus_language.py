@@ -7,7 +7,8 @@ where its span starts), before any other line:
     -- expect: IQ203 at 5:8
 
 Only the front end's codes (IQ1xx syntax, IQ2xx names and types) belong here; the disclosure
-corpus (IQ3xx) is tests/corpus/attacks/. All queries use tests/corpus/catalog.toml.
+corpus (IQ3xx) is tests/corpus/attacks/. Queries use tests/corpus/catalog.toml, or the catalog a
+`-- catalog: NAME.toml` header line names (tests/make_golden.py `catalog_of`).
 """
 from __future__ import annotations
 
@@ -23,8 +24,18 @@ from insightql.compiler.codes import CODES
 from insightql.compiler.diagnostics import DiagnosticError, Source
 from insightql.compiler.syntax import parse
 
+from make_golden import catalog_of
+
 CORPUS = Path(__file__).resolve().parent / "corpus"
 CATALOG = load_catalog(CORPUS / "catalog.toml")
+_CATALOGS: dict[Path, object] = {}
+
+
+def catalog_for(text: str):
+    path = catalog_of(text)
+    if path not in _CATALOGS:
+        _CATALOGS[path] = load_catalog(path)
+    return _CATALOGS[path]
 VALID = sorted((CORPUS / "valid").glob("*.iq"))
 INVALID = sorted((CORPUS / "invalid").glob("*.iq"))
 EXPECT = re.compile(r"-- expect: (IQ\d{3}) at (\d+):(\d+)")
@@ -37,7 +48,7 @@ def diagnose(path: Path):
         q = parse(text, path.name)
     except DiagnosticError as e:
         return None, e.diagnostics
-    _, diags = check(CATALOG, q, Source(path.name, text))
+    _, diags = check(catalog_for(text), q, Source(path.name, text))
     return q, diags
 
 
@@ -73,7 +84,8 @@ def test_valid_query_checks_clean(path):
 def test_valid_query_passes_the_disclosure_check(path):
     """Valid queries are also acceptable to the rest of `iq check` (disclosure rules)."""
     pipeline = pytest.importorskip("insightql.compiler.pipeline")
-    res = pipeline.check_source(path.read_text(encoding="utf-8"), path.name, CATALOG)
+    text = path.read_text(encoding="utf-8")
+    res = pipeline.check_source(text, path.name, catalog_for(text))
     assert [d.render() for d in res.diagnostics] == []
 
 

@@ -21,7 +21,8 @@ from insightql.compiler.catalog import load_catalog
 from insightql.compiler.syntax import parse
 from insightql.compiler.templates import load_templates
 from insightql.runtime.data_loader import load_dataset
-from insightql.stdlib.functions import AGGREGATES, FUNCTIONS
+from insightql.stdlib.aggregates import AGGREGATES
+from insightql.stdlib.functions import FUNCTIONS
 
 from conftest import compile_plan, oracle_result
 

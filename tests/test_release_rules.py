@@ -161,6 +161,19 @@ def test_source_once_counts_distinct_rows_of_the_unique_side(tmp_path):
     assert "source.once" in rules_of(plan, None)
 
 
+def test_percentile_rank_is_neither_first_nor_last():
+    """PERCENTILE(x, 5) of 20 values has rank 1: the cell's smallest value, a MIN the owners did not
+    allow. It is withheld until 21 values put its rank at 2 (percentile.rank); the cell is released."""
+    cat = load_catalog(ROOT / "tests" / "corpus" / "catalog_percentile.toml")
+    q = BY_REGION.format(outs="COUNT(*) AS n, PERCENTILE(prs_Age, 5) AS p5", src="police_victims")
+    ages = list(range(20, 41))
+    attacked, plan = run(q, {"police_victims": rows("police_victims", 20, cat, prs_Age=ages[1:])}, cat)
+    control, _ = run(q, {"police_victims": rows("police_victims", 21, cat, prs_Age=ages)}, cat)
+    assert north(attacked, "n") == 20 and isinstance(north(attacked, "p5"), Suppressed)
+    assert north(control, "p5") == 21  # rank ceil(5 * 21 / 100) = 2: the second smallest
+    assert "percentile.rank" in rules_of(plan, "p5")
+
+
 def test_distinct_keys_and_repeat_records():
     """COUNT(DISTINCT) beside COUNT(*): 20 records of 15 persons differ by 5 (counts.pair)."""
     q = BY_REGION.format(outs="COUNT(*) AS n, COUNT(DISTINCT person_id) AS p", src="police_victims")
@@ -282,6 +295,7 @@ OWNED_ELSEWHERE = {
     "distinct.keys": "test_distinct_keys_and_repeat_records (above)",
     "source.once": "test_source_once_counts_distinct_rows_of_the_unique_side (above)",
     "variance.rows": "test_variance_needs_two_rows (above)",
+    "percentile.rank": "test_percentile_rank_is_neither_first_nor_last (above)",
     "having.released": "test_having_reads_released_values (above)",
     "guard.margin": "test_guard_margin_on_groups_that_cross (above)",
 }
