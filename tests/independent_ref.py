@@ -14,7 +14,9 @@ not cover, written here from spec/disclosure.md:
   contributions being persons (each person's values in the cell added up per dataset, the top n
   bounded above by the sum over datasets of each dataset's n largest);
 * 2.8 MEDIAN: one value per (person, dataset), each person's values in the cell reduced to their
-  lower median first; then the lower median of those values;
+  lower median first; then the lower median of those values; PERCENTILE(x, p) of the same values:
+  the value at rank r = ceil(p n / 100) of the n sorted values, withheld (`percentile.rank`) unless
+  2 <= r <= n - 1 (under rounding to b: unless n reaches the least such count rounded up to b);
 * 2.10 HAVING on the values as released (0 unless released, counts rounded);
 * 2.11 ORDER BY released values only, suppressed (or withheld) sort values last in domain order;
   HAVING removes released cells only; LIMIT keeps the first n rows of the ordered table.
@@ -52,7 +54,7 @@ from rules_ref import Cell, Rules, down, holdings
 # aggregate -> its .iq spelling
 AGG_IQ = {"count_rows": "COUNT(*)", "count": "COUNT({})", "sum": "SUM({})", "avg": "AVG({})", "var": "VAR({})",
           "stddev": "STDDEV({})", "median": "MEDIAN({})", "min": "MIN({})", "max": "MAX({})",
-          "count_distinct": "COUNT(DISTINCT {})"}
+          "count_distinct": "COUNT(DISTINCT {})", "percentile": "PERCENTILE({}, {})"}
 COUNTS = ("count_rows", "count", "count_distinct")
 QUOTIENTS = ("avg", "var", "stddev")  # computed in fixed point by MPC: compared approximately
 
@@ -62,9 +64,10 @@ QUOTIENTS = ("avg", "var", "stddev")  # computed in fixed point by MPC: compared
 class Agg:
     func: str  # a key of AGG_IQ
     column: str | None = None
+    p: int | None = None  # PERCENTILE's percent
 
     def iq(self) -> str:
-        return AGG_IQ[self.func].format(self.column)
+        return AGG_IQ[self.func].format(self.column, self.p)
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,8 @@ class Reference:
                 if not released:
                     row.append(Withheld("cell"))
                     continue
-                ok = self._value_ok(a, i, cell, rules, pol, nullable, vals, tops.get((sql_key, i)), owners)
+                ok = self._value_ok(a, i, cell, rules, pol, nullable, vals, tops.get((sql_key, i)), owners,
+                                    medians.get((sql_key, i)))
                 if not ok:
                     row.append(Withheld("value"))
                     continue
@@ -357,12 +361,13 @@ class Reference:
         return out
 
     def _medians(self, con, qs, cols, keys_sql, nk) -> dict[tuple, int]:
-        """2.8: per cell, the lower median of one value per (person, dataset), each the lower median of
-        that person's values in the cell; rows without a person key are one value each."""
+        """2.8: per cell, the lower median (or PERCENTILE: (value, number of values)) of one value per
+        (person, dataset), each the lower median of that person's values in the cell; rows without a
+        person key are one value each."""
         out = {}
         lead = f"{keys_sql}, " if nk else ""
         for i, a in enumerate(qs.aggs):
-            if a.func != "median":
+            if a.func not in ("median", "percentile"):
                 continue
             v = q("v_" + a.column)
             groups: dict[tuple, dict[tuple, list[int]]] = {}
@@ -372,7 +377,10 @@ class Reference:
                 groups.setdefault(key, {}).setdefault(who, []).append(x)
             for key, persons in groups.items():
                 values = sorted(lower_median(xs) for xs in persons.values())
-                out[(key, i)] = lower_median(values)
+                if a.func == "median":
+                    out[(key, i)] = lower_median(values)
+                else:
+                    out[(key, i)] = (values[math.ceil(a.p * len(values) / 100) - 1], len(values))
         return out
 
     def _tops(self, con, qs, pol, keys_sql, nk) -> dict[tuple, dict[str, tuple[int, int]]]:
@@ -413,7 +421,8 @@ class Reference:
         return cell
 
     @staticmethod
-    def _value_ok(a: Agg, i: int, cell: Cell, rules: Rules, pol: Policy, nullable, vals, tops, owners) -> bool:
+    def _value_ok(a: Agg, i: int, cell: Cell, rules: Rules, pol: Policy, nullable, vals, tops, owners,
+                  rank=None) -> bool:
         if a.func == "count_rows":
             return True
         if a.func == "count_distinct":
@@ -426,6 +435,8 @@ class Reference:
             return False
         if a.func == "sum" and pol.dominance is not None:
             return dominance_ok(tops or {}, cell, rules, pol.dominance)
+        if a.func == "percentile":  # percentile.rank
+            return rank is not None and interior(a.p, rank[1], pol.base)
         return True
 
     @staticmethod
@@ -447,10 +458,20 @@ class Reference:
         if a.func in ("var", "stddev"):
             var = vals[("var", i)] / (f * f)
             return var if a.func == "var" else math.sqrt(var)
-        if a.func == "median":
-            return median / f if f > 1 else median
+        if a.func in ("median", "percentile"):
+            x = median if a.func == "median" else median[0]
+            return x / f if f > 1 else x
         x = lo if a.func == "min" else hi
         return x / f if f > 1 else x
+
+
+def interior(p: int, n: int, base: int) -> bool:
+    """percentile.rank: the rank ceil(p n / 100) is neither the first nor the last of n values; under
+    rounding to b, n reaches the least count from which that holds, rounded up to a multiple of b."""
+    if base <= 1:
+        return 2 <= math.ceil(p * n / 100) <= n - 1
+    least = next(m for m in range(1, 100_000) if all(2 <= math.ceil(p * j / 100) <= j - 1 for j in range(m, m + 200)))
+    return n >= math.ceil(least / base) * base
 
 
 def lower_median(xs: list[int]) -> int:

@@ -3,8 +3,9 @@
 The reference (tests/independent_ref.py) shares nothing with the compiler or the runtime: SQLite on
 the pooled CSV rows, the release rules of spec/disclosure.md applied by tests/rules_ref.py and by
 the few rules written there. Every aggregate kind is compared with it: COUNT(*), COUNT(x), SUM,
-AVG, VAR, STDDEV, MEDIAN, MIN, MAX, COUNT(DISTINCT person_id), with HAVING, ORDER BY, LIMIT and the
-dominance rule.
+AVG, VAR, STDDEV, MEDIAN, MIN, MAX, PERCENTILE, COUNT(DISTINCT person_id), with HAVING, ORDER BY,
+LIMIT and the dominance rule. The corpus catalog is tests/corpus/catalog_percentile.toml: the
+corpus catalog where prs_Age also allows the opt-in PERCENTILE.
 
 1. the plaintext oracle (compiler/oracle.py) on many seeded random cases (fast, no parties);
 2. real parties (`run_mpc`) on a fixed handful of small cases, compared with the reference directly;
@@ -35,8 +36,9 @@ from independent_ref import QUOTIENTS, Agg, Expected, QuerySpec, Reference, With
 from randdata import random_rows, write_csv
 
 STRICT = CATALOG.parent / "catalog_strict.toml"
-CAT, CAT_STRICT = load_catalog(CATALOG), load_catalog(STRICT)
-REF, REF_STRICT = Reference(CATALOG), Reference(STRICT)
+CORPUS = CATALOG.parent / "catalog_percentile.toml"  # the corpus catalog, PERCENTILE allowed on prs_Age
+CAT, CAT_STRICT = load_catalog(CORPUS), load_catalog(STRICT)
+REF, REF_STRICT = Reference(CORPUS), Reference(STRICT)
 POLICE, NGO, SHELTER = "police_victims", "ngo_clients", "shelter_stays"
 N_CASES = 320  # oracle cases; about 0.03 s each
 ORACLE_REL = 1e-9  # the oracle divides in floating point, like the reference
@@ -90,6 +92,7 @@ SOURCES = [(POLICE,), (NGO,), (POLICE, NGO), (POLICE, NGO)]
 KEYS = {"exp_Region": 4, "exp_Type": 5, "minor_at_recruitment": 2, "prs_Gender": 6, "prs_Nationality": 10}
 AGGS = ([Agg("count_rows"), Agg("count_distinct", "person_id")]
         + [Agg(f, "prs_Age") for f in ("count", "sum", "avg", "var", "stddev", "median", "min", "max")]
+        + [Agg("percentile", "prs_Age", p) for p in (10, 50, 90)]
         + [Agg(f, "hours_worked_week") for f in ("count", "sum", "avg", "var", "stddev", "median")]
         + [Agg(f, "debt_eur") for f in ("count", "sum", "avg", "var", "stddev")])
 COLS = CAT.datasets[POLICE].columns  # ngo_clients declares the same columns
@@ -106,7 +109,7 @@ STRICT_COLS = CAT_STRICT.datasets[SHELTER].columns
 def exact_order(a: Agg, mpc: bool) -> bool:
     """Outputs an ORDER BY may use in a case: exact values (near-ties of fixed-point quotients may
     swap under MPC); the oracle and the reference divide alike, so AVG of an integer column too."""
-    if a.func in ("count_rows", "count", "count_distinct", "median", "min", "max", "sum"):
+    if a.func in ("count_rows", "count", "count_distinct", "median", "percentile", "min", "max", "sum"):
         return True
     return a.func == "avg" and not mpc and COLS[a.column].type == "integer"
 
@@ -241,7 +244,7 @@ def case(seed: int) -> tuple[QuerySpec, dict[str, list[dict]], bool]:
 
 def catalogs(strict: bool):
     """(compiler's catalog, reference, catalog path, the columns of the first dataset)."""
-    return (CAT_STRICT, REF_STRICT, STRICT, STRICT_COLS) if strict else (CAT, REF, CATALOG, COLS)
+    return (CAT_STRICT, REF_STRICT, STRICT, STRICT_COLS) if strict else (CAT, REF, CORPUS, COLS)
 
 
 def write(folder: Path, rows: dict[str, list[dict]], cat=CAT) -> dict[str, str]:
@@ -359,8 +362,8 @@ def shelter_rows() -> list[dict]:
 
 
 # -- 2. real parties against the reference ---------------------------------------------------------
-def a(func, col=None):
-    return Agg(func, col)
+def a(func, col=None, p=None):
+    return Agg(func, col, p)
 
 
 MPC_CASES = {
@@ -409,6 +412,15 @@ MPC_CASES = {
                   "debt_eur IS NOT NULL OR prs_Age < 30", "debt_eur IS NOT NULL OR prs_Age < 30", order_by=(4, False)),
         lambda: {NGO: planted(NGO, "exp_Type", {"SexualExploitation": 36, "ForcedLabour": 25, "ForcedCriminality": 12,
                                                 "DomesticServitude": 9, "Other": 18}, 16, null_rate=0.1)}),
+    # PERCENTILE beside MEDIAN, persons with several rows: p5 needs 21 values (percentile.rank), so
+    # North (40 rows of 30 persons) releases it, East (20 persons) and South (12) withhold it, West (6
+    # rows) is suppressed; p90 needs 10 values: released in every released cell
+    "police_percentiles": (
+        QuerySpec((POLICE,), (a("count_rows"), a("percentile", "prs_Age", 5), a("median", "prs_Age"),
+                              a("percentile", "prs_Age", 90)), ("exp_Region",)),
+        lambda: {POLICE: planted(POLICE, "exp_Region", {"North": 40, "East": 20, "South": 12, "West": 6}, 18,
+                                 persons={"North": [1 + i % 30 for i in range(40)], "East": ids(101, 20),
+                                          "South": ids(201, 12), "West": ids(301, 6)})}),
     # the dominance rule per person (catalog_strict.toml): see shelter_rows
     "shelter_dominance": (
         QuerySpec((SHELTER,), (a("count_rows"), a("sum", "stay_days"), a("sum", "support_eur"),
@@ -448,6 +460,11 @@ def test_mpc_cases_match_reference_in_the_oracle(name, tmp_path):
         assert by["West"][0] == Withheld("cell")
     if name == "police_having":
         assert len(want.rows) < want.cells, "HAVING removes a released cell"
+    if name == "police_percentiles":
+        by = {r[0]: r[1:] for r in want.rows}
+        assert not isinstance(by["North"][1], Withheld)  # 30 persons: rank ceil(5 * 30 / 100) = 2
+        assert by["East"][1] == Withheld("value") and by["South"][1] == Withheld("value")
+        assert not isinstance(by["East"][3], Withheld) and by["West"][0] == Withheld("cell")
 
 
 @pytest.mark.mpc
