@@ -75,20 +75,23 @@ def _plan_sums(b, a) -> dict:
     return p
 
 
+def _counted_in_range(b, a) -> tuple[dict, dict, float, float]:
+    """(the value slots' attributes, {count}, the scaled, clamped value range) of an order statistic."""
+    ex = b.value_slots(a)
+    lo, hi = b._arg_range({"arg": a.arg, **ex})
+    return ex, {"count": b.slot("count", a.arg)}, lo, hi
+
+
 @lowers("plan", "min", "max")
 def _plan_extreme(b, a) -> dict:
-    ex = b.value_slots(a)
-    p = {"count": b.slot("count", a.arg)}
-    lo, hi = b._arg_range({"arg": a.arg, **ex})
+    ex, p, lo, hi = _counted_in_range(b, a)
     p["ext"] = b.slot(a.func, a.arg, empty=int(hi + 1 if a.func == "min" else lo - 1), **ex)
     return p
 
 
 @lowers("plan", "median", "percentile")
 def _plan_histogram(b, a) -> dict:
-    ex = b.value_slots(a)
-    p = {"count": b.slot("count", a.arg)}
-    lo, hi = b._arg_range({"arg": a.arg, **ex})
+    ex, p, lo, hi = _counted_in_range(b, a)
     if hi - lo + 1 > MAX_HISTOGRAM:
         raise PlanError(Diagnostic("IQ403", f"{a.func.upper()} needs a value range of at most {MAX_HISTOGRAM} "
                                    "steps", a.ast.span, [f"{a.func} is computed from a secret histogram; use a "
