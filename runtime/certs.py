@@ -153,7 +153,7 @@ def add_certs_command(subparsers) -> argparse.ArgumentParser:
                         "else certs/ next to the parties file)")
     p.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
-    p.set_defaults(fn=run_certs_command, handler=run_certs_command)
+    p.set_defaults(fn=run_certs_command)
     return p
 
 

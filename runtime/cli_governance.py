@@ -44,7 +44,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--identity", required=True, help="party name of the owner, e.g. police")
     p.add_argument("--out", required=True, type=Path, help="directory for NAME.key and NAME.pub.json")
     p.add_argument("--force", action="store_true", help="overwrite an existing key pair")
-    p.set_defaults(func=cmd_keygen)
+    p.set_defaults(fn=cmd_keygen)
 
     p = subparsers.add_parser("approve", help="sign an approval of a compiled plan")
     p.add_argument("plan", type=Path, help="compiled plan (JSON)")
@@ -52,7 +52,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--expires", type=_date, help="last day the approval is valid (YYYY-MM-DD)")
     p.add_argument("--runs", type=_positive_int, help="number of runs allowed per party")
     p.add_argument("-o", "--output", type=Path, help="default: PLAN.approval.<identity>.json next to the plan")
-    p.set_defaults(func=cmd_approve)
+    p.set_defaults(fn=cmd_approve)
 
     p = subparsers.add_parser("verify", help="check a plan's hash and its owners' approvals")
     p.add_argument("plan", type=Path, help="compiled plan (JSON)")
@@ -62,18 +62,18 @@ def add_commands(subparsers) -> None:
     p.add_argument("--require", type=_csv, help="comma-separated approvers (default: owners of the plan's datasets)")
     p.add_argument("--ledger", type=Path, help="this party's ledger, to enforce run limits")
     p.add_argument("--today", type=_date, help="evaluate expiry on this date (default: today, UTC)")
-    p.set_defaults(func=cmd_verify)
+    p.set_defaults(fn=cmd_verify)
 
     audit = subparsers.add_parser("audit", help="inspect a party's ledger")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="{verify,show}", required=True)
     p = audit_sub.add_parser("verify", help="check the hash chain of a ledger")
     p.add_argument("ledger", type=Path)
     p.add_argument("--head", help="published head: '<seq>:sha256:<hex>', its JSON, or a file holding it")
-    p.set_defaults(func=cmd_audit_verify)
+    p.set_defaults(fn=cmd_audit_verify)
     p = audit_sub.add_parser("show", help="table of what was released and to whom")
     p.add_argument("ledger", type=Path)
     p.add_argument("--json", action="store_true", help="print the releases as JSON")
-    p.set_defaults(func=cmd_audit_show)
+    p.set_defaults(fn=cmd_audit_show)
 
 
 def _fail(message: str) -> int:

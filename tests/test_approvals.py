@@ -199,7 +199,7 @@ def iq(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="iq")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args([str(a) for a in argv])
-    return args.func(args)
+    return args.fn(args)
 
 
 def test_cli_keygen_approve_verify(tmp_path, capsys):

@@ -142,7 +142,7 @@ def iq(*argv) -> int:
     parser = argparse.ArgumentParser(prog="iq")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args([str(a) for a in argv])
-    return args.func(args)
+    return args.fn(args)
 
 
 def test_cli_audit_verify(path, capsys, tmp_path):
