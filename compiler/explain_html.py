@@ -8,7 +8,7 @@ import html
 import networkx as nx
 
 from .cost import _kb, estimate
-from .explain import COLOURS, STAGES, STROKES, describe, node_cost, node_facts, policy_rules, stage
+from .explain_nodes import COLOURS, STAGES, STROKES, describe, node_cost, node_facts, policy_rules, stage
 
 BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 150, 44, 24, 56, 20
 

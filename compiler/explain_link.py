@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .explain import expr_text
+from .explain_expr import expr_text
 
 ALGORITHMS = {"oblivious": "oblivious: shuffle + quicksort; opens only comparisons of a random order",
               "fast": "fast: shuffle + keyed PRF; opens match pattern"}
@@ -29,7 +29,7 @@ def _weight_text(w: dict, sides: list[dict]) -> str:
 
 
 def describe_link(node: dict, plan: dict) -> str:
-    """What a link op does, in words (the `describe` of compiler/explain.py for link_*)."""
+    """What a link op does, in words (the `describe` of compiler/explain_nodes.py for link_*)."""
     op, a = node["op"], node["attrs"]
     if op == "link_rows":
         lay = a["layout"]

@@ -7,7 +7,8 @@ import json
 import re
 
 from .cost import _kb, estimate
-from .explain import describe, leakage_lines, slot_text
+from .explain_expr import slot_text
+from .explain_nodes import describe, leakage_lines
 
 
 def _ref_stripper(plan: dict):
