@@ -29,9 +29,6 @@ class ColumnRef:
     name: str
     span: Span | None = _span()
 
-    def dotted(self) -> str:
-        return f"{self.qualifier}.{self.name}" if self.qualifier else self.name
-
 
 @dataclass(frozen=True)
 class FuncCall:

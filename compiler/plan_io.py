@@ -55,17 +55,6 @@ def graph_to_nodes(g: nx.DiGraph) -> list[dict]:
     return [{"id": n, **g.nodes[n]} for n in sorted(g.nodes)]
 
 
-def nodes_to_graph(nodes: list[dict]) -> nx.DiGraph:
-    import networkx as nx
-
-    g = nx.DiGraph()
-    for n in nodes:
-        g.add_node(n["id"], **{k: v for k, v in n.items() if k != "id"})
-        for i in n["inputs"]:
-            g.add_edge(i, n["id"])
-    return g
-
-
 def make_plan(*, cq, policy, builder, source_text: str, source_name: str) -> dict:
     from .leakage import leakage_report
 

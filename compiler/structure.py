@@ -75,13 +75,6 @@ class Relation:
         return (not self.new_outside[list(ns)].any() if ns else True,
                 not self.old_outside[list(es)].any() if es else True)
 
-    def component_index(self) -> tuple[np.ndarray, np.ndarray]:
-        """Component number of every new cell and of every old cell (-1: an empty cell)."""
-        cn, ce = np.full(self.new_nonempty.size, -1), np.full(self.old_nonempty.size, -1)
-        for i, (ns, es) in enumerate(self.components):
-            cn[list(ns)], ce[list(es)] = i, i
-        return cn, ce
-
 
 # -- which values of each column must be represented ---------------------------------------------
 PC, _IDENT = ("pc",), (lambda L: {L})

@@ -64,7 +64,7 @@ def _expand_columns(name: str, ds: dict, template_name, exclude) -> None:
 
 
 def _expand_policy(name: str, ds: dict, preset_name) -> None:
-    from insightql.stdlib.presets import load_presets
+    from insightql.stdlib.presets import load_presets, preset_policy
 
     presets = load_presets()
     if not isinstance(preset_name, str) or preset_name not in presets:
@@ -72,7 +72,7 @@ def _expand_policy(name: str, ds: dict, preset_name) -> None:
     own = ds.get("policy", {})
     if not isinstance(own, dict):
         raise ValueError(f"dataset {name!r}: policy must be a table")
-    ds["policy"] = {**copy.deepcopy(presets[preset_name].policy), **own}
+    ds["policy"] = {**preset_policy(preset_name), **own}
 
 
 def expand_templates(raw: dict) -> dict:

@@ -13,14 +13,6 @@ from collections import Counter
 
 import numpy as np
 
-_AUDIT_HOOK = None  # tests install a callable to record every value a party receives
-
-
-def set_audit_hook(hook) -> None:
-    global _AUDIT_HOOK
-    _AUDIT_HOOK = hook
-
-
 def _audit_to_file(pid: int, node: dict, received) -> None:
     path = os.environ.get("IQ_AUDIT_FILE")
     if not path:
@@ -42,8 +34,6 @@ async def open_match_tags(mpc, node: dict, tags) -> list[int]:
     sizes = Counter(Counter(values).values())
     _audit_to_file(mpc.pid, node, {"item": "match_pattern", "tags": len(values),
                                    "run_sizes": {str(s): c for s, c in sorted(sizes.items())}})
-    if _AUDIT_HOOK is not None:
-        _AUDIT_HOOK(node, {"match_tags": values})
     return values
 
 
@@ -95,6 +85,4 @@ async def reveal_to_receivers(mpc, node: dict, values: dict, receivers: list[int
     opened = np.asarray(opened, dtype=object).reshape(len(ids), -1)
     result = {i: [int(v) / 2 ** frac[i] for v in row] for i, row in zip(ids, opened)}
     _audit_to_file(mpc.pid, node, result)
-    if _AUDIT_HOOK is not None:
-        _AUDIT_HOOK(node, result)
     return result
