@@ -4,11 +4,10 @@ the disclosure rules the plan enforces, the leakage report. Record-linkage nodes
 """
 from __future__ import annotations
 
-import json
-
 from .cost import cost_line
 from .explain_expr import expr_text, slot_text
 from .explain_link import describe_link, hidden_inputs, link_cost
+from .ops import DESCRIBE, register
 from .rules import RULES, condition
 
 STAGES = [("local", "local steps: plaintext, each data owner on its own rows"),
@@ -32,51 +31,117 @@ def _slots(plan: dict) -> dict:
 
 
 def describe(node: dict, plan: dict) -> str:
-    """What one node does, in a few words."""
-    op, a = node["op"], node["attrs"]
-    if op.startswith("link_"):
-        return describe_link(node, plan)
-    if op == "load":
-        return f"reads {a['dataset']}: columns {', '.join(a['columns'])}"
-    if op == "partials":
-        return (f"{a['dataset']} WHERE {expr_text(a['where'])}; per cell of "
-                f"{' x '.join(str(k['size']) for k in a['keys']) or '1'}: "
-                + "; ".join(slot_text(s) for s in a["slots"]))
-    if op == "share":
-        return f"{a['party']} secret-shares its partials (slots x cells)"
-    if op == "combine":
-        s = _slots(plan).get(a["slot"])
-        return f"{a['how']} over parties of {slot_text(s) if s else a['slot']}"
-    if op == "ge_const":
-        return f"x >= {a['const']}  ({condition(node)})"
-    if op == "outside_range":
-        return f"x < {a['low']} or x > {a['high']}  ({condition(node)})"
-    if op == "compare":
-        return f"x {a['relation']} 0"
-    if op == "dominance":
-        return f"top {a['n']} contributions <= {a['k']}% of the total  ({condition(node)})"
-    if op in ("div", "variance"):
-        return f"{'quotient' if op == 'div' else 'sample variance'}, divisor made safe by flag {a.get('guard')}"
-    if op == "median":
-        return f"lower median from the histogram, values from {a['lo_value']}"
-    if op == "round_down":
-        return f"round down to a multiple of {a['to']}"
-    if op == "reveal":
-        return f"opens {len(node['inputs'])} vector(s) to {', '.join(a['to'])}"
-    if op == "table":
-        outs = ", ".join(o["name"] for o in a["outputs"])
-        tail = f"; HAVING flag {a['keep']}" if a.get("keep") else ""
-        tail += f"; ORDER BY {a['order_by']}" if a.get("order_by") else ""
-        tail += f"; LIMIT {a['limit']}" if a.get("limit") is not None else ""
-        return f"result columns {outs}; cells without flag {a['released']} marked suppressed{tail}"
-    if op == "mask":
-        return "value x release flag (0 where suppressed)"
-    if op == "linear":
-        return f"public linear map: {len(a['pairs'])} term(s) into {a['size']} value(s)"
-    if op in ("const", "mul_const"):
-        return f"{'constant' if op == 'const' else 'x *'} {a.get('value', a.get('const'))}"
-    return {"and": "all flags", "or": "either flag", "not": "1 - flag", "nonzero": "x <> 0", "add": "a + b",
-            "sub": "a - b", "neg": "-x", "mul": "a * b"}.get(op, json.dumps(a, sort_keys=True))
+    """What one node does, in a few words (each op's part is registered below: ops.DESCRIBE)."""
+    part = DESCRIBE.get(node["op"])
+    if part is None:
+        raise AssertionError(f"`iq explain` has no words for op {node['op']!r} (compiler/explain_nodes.py)")
+    return part(node, plan)
+
+
+register(DESCRIBE, "link_rows", "link_share", "link_join", "link_distinct", "link_slot")(describe_link)
+
+
+@register(DESCRIBE, "load")
+def _load(node: dict, plan: dict) -> str:
+    return f"reads {node['attrs']['dataset']}: columns {', '.join(node['attrs']['columns'])}"
+
+
+@register(DESCRIBE, "partials")
+def _partials(node: dict, plan: dict) -> str:
+    a = node["attrs"]
+    return (f"{a['dataset']} WHERE {expr_text(a['where'])}; per cell of "
+            f"{' x '.join(str(k['size']) for k in a['keys']) or '1'}: " + "; ".join(slot_text(s) for s in a["slots"]))
+
+
+@register(DESCRIBE, "share")
+def _share(node: dict, plan: dict) -> str:
+    return f"{node['attrs']['party']} secret-shares its partials (slots x cells)"
+
+
+@register(DESCRIBE, "combine")
+def _combine(node: dict, plan: dict) -> str:
+    a = node["attrs"]
+    s = _slots(plan).get(a["slot"])
+    return f"{a['how']} over parties of {slot_text(s) if s else a['slot']}"
+
+
+@register(DESCRIBE, "ge_const")
+def _ge_const(node: dict, plan: dict) -> str:
+    return f"x >= {node['attrs']['const']}  ({condition(node)})"
+
+
+@register(DESCRIBE, "outside_range")
+def _outside_range(node: dict, plan: dict) -> str:
+    return f"x < {node['attrs']['low']} or x > {node['attrs']['high']}  ({condition(node)})"
+
+
+@register(DESCRIBE, "compare")
+def _compare(node: dict, plan: dict) -> str:
+    return f"x {node['attrs']['relation']} 0"
+
+
+@register(DESCRIBE, "dominance")
+def _dominance(node: dict, plan: dict) -> str:
+    return f"top {node['attrs']['n']} contributions <= {node['attrs']['k']}% of the total  ({condition(node)})"
+
+
+@register(DESCRIBE, "div", "variance")
+def _quotient(node: dict, plan: dict) -> str:
+    what = "quotient" if node["op"] == "div" else "sample variance"
+    return f"{what}, divisor made safe by flag {node['attrs'].get('guard')}"
+
+
+@register(DESCRIBE, "median")
+def _median(node: dict, plan: dict) -> str:
+    return f"lower median from the histogram, values from {node['attrs']['lo_value']}"
+
+
+@register(DESCRIBE, "percentile")
+def _percentile(node: dict, plan: dict) -> str:
+    a = node["attrs"]
+    return f"{a['percent']}th percentile from the histogram (the smallest value with {a['percent']}% of the " \
+           f"values at or below it), values from {a['lo_value']}"
+
+
+@register(DESCRIBE, "round_down")
+def _round_down(node: dict, plan: dict) -> str:
+    return f"round down to a multiple of {node['attrs']['to']}"
+
+
+@register(DESCRIBE, "reveal")
+def _reveal(node: dict, plan: dict) -> str:
+    return f"opens {len(node['inputs'])} vector(s) to {', '.join(node['attrs']['to'])}"
+
+
+@register(DESCRIBE, "table")
+def _table(node: dict, plan: dict) -> str:
+    a = node["attrs"]
+    outs = ", ".join(o["name"] for o in a["outputs"])
+    tail = f"; HAVING flag {a['keep']}" if a.get("keep") else ""
+    tail += f"; ORDER BY {a['order_by']}" if a.get("order_by") else ""
+    tail += f"; LIMIT {a['limit']}" if a.get("limit") is not None else ""
+    return f"result columns {outs}; cells without flag {a['released']} marked suppressed{tail}"
+
+
+@register(DESCRIBE, "mask")
+def _mask(node: dict, plan: dict) -> str:
+    return "value x release flag (0 where suppressed)"
+
+
+@register(DESCRIBE, "linear")
+def _linear(node: dict, plan: dict) -> str:
+    return f"public linear map: {len(node['attrs']['pairs'])} term(s) into {node['attrs']['size']} value(s)"
+
+
+@register(DESCRIBE, "const", "mul_const")
+def _constant(node: dict, plan: dict) -> str:
+    a = node["attrs"]
+    return f"{'constant' if node['op'] == 'const' else 'x *'} {a.get('value', a.get('const'))}"
+
+
+_WORDS = {"and": "all flags", "or": "either flag", "not": "1 - flag", "nonzero": "x <> 0", "add": "a + b",
+          "sub": "a - b", "neg": "-x", "mul": "a * b"}
+register(DESCRIBE, *_WORDS)(lambda node, plan: _WORDS[node["op"]])
 
 
 def node_cost(node: dict, cost: dict) -> str:

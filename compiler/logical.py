@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from insightql.stdlib.aggregates import AGGREGATES
 from insightql.stdlib.types import IQType
 
 from . import ast as A
@@ -103,7 +104,6 @@ def to_logical(cq: CheckedQuery, policy: EffectivePolicy) -> tuple[LogicalPlan |
 
 
 # -- JOIN (record linkage, spec/linkage.md) ---------------------------------------------------
-JOIN_AGGREGATES = ("count_rows", "count", "sum", "avg", "count_distinct")
 
 
 @dataclass
@@ -211,9 +211,10 @@ def to_logical_join(cq: CheckedQuery, policy: EffectivePolicy) -> tuple[JoinLogi
             continue
         func = "count_distinct" if a.distinct else a.name
         arg = a.args[0]
-        if func not in JOIN_AGGREGATES or not isinstance(arg, A.ColumnRef):
+        if not (a.distinct or AGGREGATES[func].join) or not isinstance(arg, A.ColumnRef):
+            usable = ", ".join(f"{f.name.upper()}(col)" for f in AGGREGATES.values() if f.join)
             return _err("IQ406", f"{a.name.upper()} over a JOIN is not executable", a.span,
-                        "over joined rows use COUNT(*), COUNT(col), SUM(col), AVG(col) or COUNT(DISTINCT key)")
+                        f"over joined rows use COUNT(*), {usable} or COUNT(DISTINCT key)")
         b, col = cq.columns[id(arg)]
         side = side_of[b]
         if func == "count_distinct" and col != (u if side == 0 else m).key_column:

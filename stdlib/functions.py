@@ -268,5 +268,3 @@ FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in [
     FunctionSpec("pct", 1, 1, "pct(aggregate)", "Percent of the total of the released cells of a SELECT column.",
                  "public", _pct_infer, _pct_kernel),
 ]}
-POST_FUNCTIONS = tuple(f.name for f in FUNCTIONS.values() if f.cost == "public")
-"""Functions of released values only, computed after MPC by the public stage (compiler/results.py)."""

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from insightql.compiler import cost, oracle  # noqa: F401  (registers their parts)
+from insightql.compiler import cost, explain_nodes, oracle  # noqa: F401  (registers their parts)
 from insightql.compiler.circuit import CircuitBuilder
-from insightql.compiler.ops import COST, OPS, PLAIN, SIGN_TESTS, register
+from insightql.compiler.ops import COST, DESCRIBE, OPS, PLAIN, SIGN_TESTS, register
 from insightql.compiler.plan_schema import PLAN_SCHEMA
 from insightql.runtime.linkage_ops import LINK
 from insightql.runtime.secure_ops import SECURE
@@ -18,9 +18,10 @@ from insightql.runtime.secure_ops import SECURE
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def test_every_op_has_its_plaintext_meaning_and_cost():
+def test_every_op_has_its_plaintext_meaning_cost_and_words():
     assert set(PLAIN) == set(OPS), "ops without a plaintext meaning (compiler/oracle.py)"
     assert set(COST) == set(OPS), "ops the cost model does not know (compiler/cost.py)"
+    assert set(DESCRIBE) == set(OPS), "ops `iq explain` cannot describe (compiler/explain_nodes.py)"
 
 
 def test_every_secure_op_has_a_secure_implementation():
