@@ -36,9 +36,9 @@ CHILD = r"""
 import json, re, sys, time
 from pathlib import Path
 root = Path(sys.argv[1])
-from insightql.compiler.catalog import load_catalog
+from insightql.compiler.check.catalog import load_catalog
 from insightql.compiler.pipeline import compile_source
-from insightql.runtime.launcher import launch_local
+from insightql.runtime.launch.launcher import launch_local
 cat_path = root / "examples/catalog.toml"
 text = (root / sys.argv[2]).read_text()
 plan = compile_source(text, "q.iq", load_catalog(cat_path)).plan

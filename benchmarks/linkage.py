@@ -75,9 +75,9 @@ def catalog_for(design: str, folder: Path) -> Path:
 
 
 def run_query(text: str, n: int, design: str = "oblivious") -> float:
-    from insightql.compiler.catalog import load_catalog
+    from insightql.compiler.check.catalog import load_catalog
     from insightql.compiler.pipeline import compile_source
-    from insightql.runtime.launcher import launch_local
+    from insightql.runtime.launch.launcher import launch_local
 
     with tempfile.TemporaryDirectory() as tmp:
         cat_path = catalog_for(design, Path(tmp))
@@ -250,7 +250,7 @@ NOTES = [
     "from 200 x 200, as it would need about 31 h and far more memory than the machine has).",
     "* Levers left for the oblivious design: a radix sort after the shuffle (ORQ) instead of the quicksort; "
     "pivots from samples (median of 3 saves about 15% of the comparisons).",
-    "* MPyC's Shamir sharing of arrays drew one `secrets.randbelow` per coefficient; runtime/fast_random.py "
+    "* MPyC's Shamir sharing of arrays drew one `secrets.randbelow` per coefficient; runtime/secure/fast_random.py "
     "draws them in bulk (CPU for splitting 100,000 values: 0.22 s -> 0.13 s).",
 ]
 

@@ -92,7 +92,7 @@ def _label(args: list[str]) -> str | None:
 
 # ------------------------------------------------------------------ one run of each system
 def run_insightql(plan: dict, data: dict[str, str]) -> dict:
-    from insightql.runtime.launcher import launch_local
+    from insightql.runtime.launch.launcher import launch_local
 
     err = io.StringIO()
     with PeakMemory() as mem, contextlib.redirect_stderr(err):
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [s for s in sc.SCENARIOS if s.key in args.scenarios.split(",")]
     sc.check_catalog()
     args.out.mkdir(parents=True, exist_ok=True)
-    from insightql.compiler.catalog import load_catalog
+    from insightql.compiler.check.catalog import load_catalog
     from insightql.compiler.pipeline import compile_source
 
     catalog = load_catalog(sc.CATALOG)

@@ -137,7 +137,7 @@ def render_github(diagnostics: list[Diagnostic]) -> str:
 
 def render_sarif(diagnostics: list[Diagnostic], version: str) -> str:
     """SARIF 2.1.0, the format code-scanning dashboards read."""
-    from .codes import CODES
+    from insightql.compiler.codes import CODES
 
     used = sorted({d.code for d in diagnostics})
     rules = [{"id": c, "shortDescription": {"text": CODES.get(c, c)}} for c in used]

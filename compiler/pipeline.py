@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .catalog import Catalog
-from .checker import CheckedQuery, check
-from .circuit import CircuitBuilder, PlanError
-from .diagnostics import Diagnostic, DiagnosticError, Source, has_errors
-from .disclosure import EffectivePolicy, check_disclosure
-from .linkage import builder_class
-from .logical import to_logical
-from .passes import optimise
-from .plan_io import make_plan
-from .syntax import parse
+from insightql.compiler.check.catalog import Catalog
+from insightql.compiler.check.checker import CheckedQuery, check
+from insightql.compiler.plan.circuit import CircuitBuilder, PlanError
+from insightql.compiler.diagnostics import Diagnostic, DiagnosticError, Source, has_errors
+from insightql.compiler.check.disclosure import EffectivePolicy, check_disclosure
+from insightql.compiler.plan.linkage import builder_class
+from insightql.compiler.plan.logical import to_logical
+from insightql.compiler.plan.passes import optimise
+from insightql.compiler.plan.plan_io import make_plan
+from insightql.compiler.syntax.parser import parse
 
 
 @dataclass
@@ -58,7 +58,7 @@ def check_source(text: str, name: str, catalog: Catalog) -> CompileResult:
 
 def compile_source(text: str, name: str, catalog: Catalog, earlier: list[dict] | None = None) -> CompileResult:
     """check_source, then lower to a plan when the query is clean. `earlier`: releases from a
-    ledger (or a received plan's `guard`) for the differencing guard (compiler/guard.py)."""
+    ledger (or a received plan's `guard`) for the differencing guard (compiler/plan/guard.py)."""
     res = check_source(text, name, catalog)
     if not res.ok or res.checked is None or res.policy is None:
         return res
@@ -66,7 +66,7 @@ def compile_source(text: str, name: str, catalog: Catalog, earlier: list[dict] |
     if lp is None:
         res.diagnostics += _attach(diags, res.source)
         return res
-    builder = builder_class(lp)(lp, catalog)  # compiler/linkage.py: joins, distinct across owners
+    builder = builder_class(lp)(lp, catalog)  # compiler/plan/linkage.py: joins, distinct across owners
     builder.earlier = earlier or []
     try:
         builder.build()

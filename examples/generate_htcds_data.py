@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import generate_data as base
-from insightql.compiler.catalog import load_catalog
+from insightql.compiler.check.catalog import load_catalog
 
 HERE = Path(__file__).resolve().parent
 CATALOG = HERE / "htcds" / "catalog.toml"

@@ -3,7 +3,7 @@ whether a measure column allows it by default, the disclosure traits the checker
 its meaning on one cell's values (the plaintext reference the registry tests compare with).
 
 The compiler lowers each aggregate (what owners pre-aggregate, which secure nodes finish it)
-under the same name in compiler/aggregates.py; tests/test_aggregate_registry.py fails when an
+under the same name in compiler/plan/aggregates.py; tests/test_aggregate_registry.py fails when an
 aggregate lacks a part or its row in spec/language.md. To add an aggregate: declare it here,
 lower it there, and give it a test; the catalog, the checker and the disclosure rules read the
 traits below.
@@ -41,7 +41,7 @@ class AggregateFunction:
     #                            gives the exact count away under rounding (IQ321)
     min_values: Callable[[tuple, int], int] | None = None  # fewest values (persons) its value needs
     one_value_per_person: bool = False  # an order statistic: owners reduce a person's rows to one value
-    join: bool = False  # executable over a JOIN (compiler/linkage.py)
+    join: bool = False  # executable over a JOIN (compiler/plan/linkage.py)
     consts: tuple[ConstArg, ...] = ()
 
 
@@ -126,6 +126,6 @@ AGGREGATES: dict[str, AggregateFunction] = {f.name: f for f in [
                       min_values=interior_rank, consts=(ConstArg("p", 1, 99),)),
 ]}
 """Every aggregate. COUNT(*) and COUNT(DISTINCT key) are forms of COUNT (the checker tells them
-apart; compiler/aggregates.py lowers them as `count_rows` and `count_distinct`)."""
+apart; compiler/plan/aggregates.py lowers them as `count_rows` and `count_distinct`)."""
 
 DEFAULT_MEASURE_AGGREGATES = tuple(n for n, f in AGGREGATES.items() if f.default)

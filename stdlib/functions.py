@@ -238,7 +238,7 @@ def _pct_infer(ts, consts):
 
 
 def _pct_kernel(args, ts, rt, consts):
-    raise AssertionError("pct() has no row kernel: the public stage computes it (compiler/results.py)")
+    raise AssertionError("pct() has no row kernel: the public stage computes it (compiler/plaintext/results.py)")
 
 
 _year, _year_k = _date_part("year")

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insightql.compiler.catalog import Catalog, load_catalog
-from insightql.compiler.oracle import run_plan_plaintext
+from insightql.compiler.check.catalog import Catalog, load_catalog
+from insightql.compiler.plaintext.oracle import run_plan_plaintext
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.results import ResultTable, Suppressed
-from insightql.runtime.data_loader import load_dataset
+from insightql.compiler.plaintext.results import ResultTable, Suppressed
+from insightql.runtime.data.loader import load_dataset
 
 from randdata import random_rows, write_csv
 
@@ -93,7 +93,7 @@ def oracle_result(plan: dict, catalog: Catalog, data: dict[str, str]) -> ResultT
 def run_mpc(plan: dict, data: dict[str, str], catalog_path: Path = CATALOG, **kw) -> ResultTable:
     """One real run of every party (one OS process each); retried once if a port was taken
     between choosing it and listening on it (another test's run)."""
-    from insightql.runtime.launcher import LaunchError, launch_local
+    from insightql.runtime.launch.launcher import LaunchError, launch_local
 
     kw.setdefault("timeout", MPC_TIMEOUT)
     with _MPC_SLOTS:
@@ -167,8 +167,8 @@ class Parties:
 
     def __init__(self, plan: dict, data: dict[str, str], workdir: Path, *, catalog_path: Path = CATALOG,
                  plans: dict[str, dict] | None = None, extra: list[str] = (), env: dict | None = None):
-        from insightql.compiler.plan_io import dump_plan
-        from insightql.runtime.parties import free_loopback_config
+        from insightql.compiler.plan.plan_io import dump_plan
+        from insightql.runtime.launch.parties import free_loopback_config
 
         self.plan, self.workdir = plan, Path(workdir)
         self.config = free_loopback_config(plan["parties"])

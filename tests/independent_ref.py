@@ -1,6 +1,6 @@
 """An independent reference for InsightQL results: SQLite on the pooled rows + the release rules.
 
-Issue 15, item 7. compiler/oracle.py runs the compiled plan on plaintext and shares the owners'
+Issue 15, item 7. compiler/plaintext/oracle.py runs the compiled plan on plaintext and shares the owners'
 pre-aggregation (`partials.py`), the result assembly (`results.py`) and the data loader with the
 runtime, so a wrong threshold or a missing flag in a plan matches on both sides. This module shares
 NOTHING with the compiler or the runtime (it imports neither): it reads the catalog TOML with

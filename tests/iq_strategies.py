@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from hypothesis import strategies as st
 
-from insightql.compiler import ast as A
-from insightql.compiler.syntax import KEYWORDS
+from insightql.compiler.syntax import ast as A
+from insightql.compiler.syntax.parser import KEYWORDS
 from insightql.stdlib.aggregates import AGGREGATES
 from insightql.stdlib.functions import FUNCTIONS
 

@@ -15,9 +15,9 @@ import re
 import sys
 from pathlib import Path
 
-from insightql.compiler.catalog import load_catalog
+from insightql.compiler.check.catalog import load_catalog
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.plan_io import dump_plan
+from insightql.compiler.plan.plan_io import dump_plan
 
 TESTS = Path(__file__).resolve().parent
 CORPUS = TESTS / "corpus" / "valid"

@@ -1,6 +1,6 @@
 """Regenerate spec/plan.schema.json and spec/catalog.schema.json (what `iq schema` prints).
 
-Run after changing compiler/plan_schema.py or the catalog models:
+Run after changing compiler/plan/plan_schema.py or the catalog models:
     .venv/bin/python tests/make_schemas.py
 tests/test_plan_golden.py fails while the files are out of date. Never edit them by hand.
 """
@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from insightql.compiler.catalog import catalog_json_schema
-from insightql.compiler.plan_schema import PLAN_SCHEMA
+from insightql.compiler.check.catalog import catalog_json_schema
+from insightql.compiler.plan.plan_schema import PLAN_SCHEMA
 
 SPEC = Path(__file__).resolve().parent.parent / "spec"
 

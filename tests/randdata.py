@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from insightql.compiler.catalog import Dataset
+from insightql.compiler.check.catalog import Dataset
 
 
 def random_rows(ds: Dataset, n: int, rng: np.random.Generator, null_rate: float = 0.1,

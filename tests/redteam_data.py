@@ -20,10 +20,10 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from insightql.compiler.guard import signature_of_plan
-from insightql.compiler.oracle import run_plan_plaintext
+from insightql.compiler.plan.guard import signature_of_plan
+from insightql.compiler.plaintext.oracle import run_plan_plaintext
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.results import Suppressed
+from insightql.compiler.plaintext.results import Suppressed
 
 from conftest import load_tables
 

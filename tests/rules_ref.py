@@ -1,6 +1,6 @@
 """The release rules of spec/disclosure.md section 2, written again from the spec for the tests.
 
-Shares nothing with compiler/release.py or compiler/observer.py: the tests compute every
+Shares nothing with compiler/plan/release.py or compiler/check/observer.py: the tests compute every
 quantity themselves (sqlite3 or plain Python on the rows) and ask this module whether a cell or
 a value is released. Per cell, everything is given per dataset, so the rules on every observer's
 complement can be evaluated.

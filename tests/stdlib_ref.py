@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from hypothesis import strategies as st
 
-from insightql.compiler import ast as A
-from insightql.compiler.catalog import load_catalog
+from insightql.compiler.syntax import ast as A
+from insightql.compiler.check.catalog import load_catalog
 
 TESTS = Path(__file__).resolve().parent
 CATALOG_PATH = TESTS / "stdlib_catalog.toml"

@@ -1,5 +1,5 @@
 """Every aggregate is declared once (stdlib/aggregates.py) and has every part: its lowering (slots
-and secure nodes, compiler/aggregates.py), its row in spec/language.md, its place in the catalog
+and secure nodes, compiler/plan/aggregates.py), its row in spec/language.md, its place in the catalog
 schema; and compiled and run, it means what its plaintext reference says, on random data."""
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insightql.compiler.aggregates import FORMS, LOWERING, lowers
-from insightql.compiler.catalog import Aggregate, load_catalog
+from insightql.compiler.plan.aggregates import FORMS, LOWERING, lowers
+from insightql.compiler.check.catalog import Aggregate, load_catalog
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.results import Suppressed
+from insightql.compiler.plaintext.results import Suppressed
 from insightql.stdlib.aggregates import AGGREGATES, DEFAULT_MEASURE_AGGREGATES, interior_rank, percentile_of
 
 from conftest import oracle_result

@@ -9,11 +9,11 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from insightql.runtime.approvals import (ApprovalError, approve, compare_recompiled, default_approval_path,
+from insightql.runtime.governance.approvals import (ApprovalError, approve, compare_recompiled, default_approval_path,
                                          generate_key, load_trusted_keys, plan_hash, read_approval,
                                          verify_approvals, write_approval)
-from insightql.runtime.cli_governance import add_commands
-from insightql.runtime.ledger import Ledger
+from insightql.runtime.cli.governance import add_commands
+from insightql.runtime.governance.ledger import Ledger
 
 OWNERS = ("police", "ngo", "helpline")
 TODAY = date(2024, 3, 1)

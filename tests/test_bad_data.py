@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.runtime.data_loader import MAX_REPORTED, DataError, load_dataset
+from insightql.compiler.check.catalog import load_catalog
+from insightql.runtime.data.loader import MAX_REPORTED, DataError, load_dataset
 
 from conftest import CATALOG, Parties, compile_plan, printed_lines
 from randdata import random_rows, write_csv

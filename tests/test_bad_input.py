@@ -1,5 +1,5 @@
 """Pathological data files give an IQ501 data diagnostic (DataError with file, row, column, reason),
-never another exception, on both loader paths (runtime/data_loader.py, runtime/data_checks.py).
+never another exception, on both loader paths (runtime/data/loader.py, runtime/data/checks.py).
 
 Every unit test runs once with the numpy fast path allowed and once with the csv-module path
 forced (`loader_path`). A hypothesis test feeds random bytes and random edits of a valid CSV to
@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from insightql.compiler.catalog import load_catalog
-from insightql.runtime import data_checks, data_loader as dl
+from insightql.compiler.check.catalog import load_catalog
+from insightql.runtime.data import checks as data_checks, loader as dl
 
 from conftest import CATALOG, printed_lines
 from randdata import random_rows, write_csv
@@ -280,7 +280,7 @@ def test_fuzz_random_bytes_after_the_header(data):
 
 # -- 5. messages across parties: every party names the one that failed ----------------------------
 def test_lost_peer_message_names_the_party_that_left_first():
-    from insightql.runtime.party import lost_peer_message
+    from insightql.runtime.launch.party import lost_peer_message
     names = ["police", "ngo", "helpline", "helper"]
     # helpline loses ngo, which said before it stopped that it had lost helper
     msg = lost_peer_message(names, peer=1, phase="handshake", cause="lost:3")
@@ -300,7 +300,7 @@ def test_lost_peer_message_names_the_party_that_left_first():
 
 
 def test_headline_names_the_party_with_bad_data_not_the_first_to_stop():
-    from insightql.runtime.launcher import _headline
+    from insightql.runtime.launch.launcher import _headline
     codes = {"ngo": 4, "police": 3, "helper": 4, "helpline": 4}  # the order they stopped in
     assert _headline(codes, list(codes)).startswith("the run stopped because of party police (invalid data); "
                                                     "every party stopped at the handshake, no data was shared")
@@ -321,7 +321,7 @@ def _waited(text: str) -> float:
 
 
 def test_launcher_says_how_long_it_waited_not_the_configured_timeout(monkeypatch):
-    from insightql.runtime import launcher
+    from insightql.runtime.launch import launcher
     monkeypatch.setattr(launcher, "GRACE", 0.5)
     t0 = time.monotonic()
     out = launcher._wait_all({"bad": _proc("import sys; sys.exit(3)"), "slow": _proc("import time; time.sleep(60)")},
@@ -338,7 +338,7 @@ def test_launcher_says_how_long_it_waited_not_the_configured_timeout(monkeypatch
 
 
 def test_watchdog_says_how_long_it_waited():
-    code = ("import time; from insightql.runtime.party import _watchdog; _watchdog(0.4, 'ngo'); time.sleep(30)")
+    code = ("import time; from insightql.runtime.launch.party import _watchdog; _watchdog(0.4, 'ngo'); time.sleep(30)")
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     elapsed = time.monotonic() - t0
@@ -432,8 +432,8 @@ def test_party_that_dies_before_connecting_is_named_by_the_others(tmp_path, corp
 
 
 def test_connect_timeout_names_only_the_peer_it_could_not_dial():
-    from insightql.runtime.mpyc_setup import missing_peers
-    from insightql.runtime.parties import free_loopback_config
+    from insightql.runtime.launch.mpyc_setup import missing_peers
+    from insightql.runtime.launch.parties import free_loopback_config
     config = free_loopback_config(["police", "ngo", "helpline", "helper"])
     blamed, text = missing_peers(config, 0, [2, 3])  # police is stuck dialling helpline: helper was not tried
     assert blamed == [2] and text.startswith("helpline at 127.0.0.1:") and text.endswith("not dialled yet: helper")

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from insightql.compiler import ast as A
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.checker import check
+from insightql.compiler.syntax import ast as A
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.check.checker import check
 from insightql.compiler.codes import CODES
 from insightql.compiler.diagnostics import DiagnosticError, Source
-from insightql.compiler.syntax import parse
+from insightql.compiler.syntax.parser import parse
 
 from make_golden import catalog_of
 

@@ -1,4 +1,4 @@
-"""The cost model (compiler/cost.py) against its own formulas and against real MPyC runs.
+"""The cost model (compiler/review/cost.py) against its own formulas and against real MPyC runs.
 
 Unit tests check the model's arithmetic on compiled plans (no MPC). The `mpc` tests run three
 representative queries with real parties (COUNT only; COUNT + AVG; MEDIAN) and compare the
@@ -21,8 +21,8 @@ import secrets
 
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.cost import element_bytes, estimate, message_bytes
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.review.cost import element_bytes, estimate, message_bytes
 
 from conftest import CATALOG, _MPC_SLOTS, compile_plan
 
@@ -126,7 +126,7 @@ def _bytes_sent(stderr: str) -> int:
 
 @pytest.fixture(scope="module")
 def runs(mpc_pool, corpus_data, catalog):
-    from insightql.runtime.launcher import launch_local
+    from insightql.runtime.launch.launcher import launch_local
 
     def run(plan):
         with _MPC_SLOTS:

@@ -24,9 +24,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from insightql.compiler.catalog import load_catalog
+from insightql.compiler.check.catalog import load_catalog
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.results import Suppressed
+from insightql.compiler.plaintext.results import Suppressed
 
 from conftest import CATALOG, assert_same_result, compile_plan, oracle_result, run_mpc
 from randdata import random_rows, write_csv

@@ -23,16 +23,16 @@ from pathlib import Path
 
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.checker import check
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.check.checker import check
 from insightql.compiler.codes import CODES
 from insightql.compiler.diagnostics import Source
-from insightql.compiler.disclosure import check_disclosure
-from insightql.compiler.oracle import run_plan_plaintext
+from insightql.compiler.check.disclosure import check_disclosure
+from insightql.compiler.plaintext.oracle import run_plan_plaintext
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.results import Suppressed
-from insightql.compiler.syntax import parse
-from insightql.runtime.data_loader import load_dataset
+from insightql.compiler.plaintext.results import Suppressed
+from insightql.compiler.syntax.parser import parse
+from insightql.runtime.data.loader import load_dataset
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 ATTACKS = sorted((CORPUS / "attacks").glob("*.iq"))

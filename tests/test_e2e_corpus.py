@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from insightql.compiler.catalog import load_catalog
+from insightql.compiler.check.catalog import load_catalog
 from insightql.compiler.pipeline import compile_source
 
 from conftest import CATALOG5, TESTS, assert_same_result, compile_plan, oracle_result, submit_mpc

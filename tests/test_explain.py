@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.explain import diff_plans, explain_dot, explain_html, explain_text
-from insightql.compiler.explain_html import layout
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.review.explain import diff_plans, explain_dot, explain_html, explain_text
+from insightql.compiler.review.explain_html import layout
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.plan_io import dump_plan
+from insightql.compiler.plan.plan_io import dump_plan
 
 from conftest import CATALOG
 
@@ -91,7 +91,7 @@ def test_text_of_a_plan_without_linkage_says_row_counts_are_hidden(plan):
     assert "row counts and which cells an owner has rows in are not revealed" in hidden
 
 
-# -- record linkage (compiler/linkage.py): link ops in words, row counts revealed ---------------------
+# -- record linkage (compiler/plan/linkage.py): link ops in words, row counts revealed ---------------------
 def _link_plan(name: str, design: str, tmp_path) -> dict:
     from test_linkage import LCAT_PATH, QUERIES
     from test_linkage_fast import catalog_with_fast

@@ -1,9 +1,9 @@
-"""runtime/fast_random.py: the bulk Shamir randomness is a correct sharing and looks uniform."""
+"""runtime/secure/fast_random.py: the bulk Shamir randomness is a correct sharing and looks uniform."""
 from __future__ import annotations
 
 import numpy as np
 
-from insightql.runtime.fast_random import np_random_split, random_below
+from insightql.runtime.secure.fast_random import np_random_split, random_below
 
 
 def test_random_below_is_in_range_and_spread():

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from insightql.compiler.catalog import load_catalog
+from insightql.compiler.check.catalog import load_catalog
 
 from conftest import CATALOG, Parties, compile_plan, printed_lines
 

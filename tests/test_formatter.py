@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from insightql.compiler import ast as A
+from insightql.compiler.syntax import ast as A
 from insightql.compiler.diagnostics import DiagnosticError
-from insightql.compiler.formatter import format_query, ident
-from insightql.compiler.syntax import parse
+from insightql.compiler.syntax.formatter import format_query, ident
+from insightql.compiler.syntax.parser import parse
 
 from iq_strategies import expressions, queries
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.guard import signature_of_plan
-from insightql.compiler.plan_io import plan_hash
-from insightql.runtime.approvals import approve, generate_key, write_approval
-from insightql.runtime.ledger import Ledger
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.plan.guard import signature_of_plan
+from insightql.compiler.plan.plan_io import plan_hash
+from insightql.runtime.governance.approvals import approve, generate_key, write_approval
+from insightql.runtime.governance.ledger import Ledger
 
 from conftest import CATALOG, Parties, compile_plan, printed_lines
 from randdata import random_rows, write_csv

@@ -1,4 +1,4 @@
-"""Differencing guard (compiler/guard.py) on the plaintext oracle: fast, no parties.
+"""Differencing guard (compiler/plan/guard.py) on the plaintext oracle: fast, no parties.
 
 A receiver who gets `count(A)` and then `count(A AND NOT <one person>)` learns that person's
 cell by subtracting. With the earlier release in the ledger, the second plan carries a guard and
@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.guard import coverage, select, signature_of_plan
-from insightql.compiler.oracle import run_plan_plaintext
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.plan.guard import coverage, select, signature_of_plan
+from insightql.compiler.plaintext.oracle import run_plan_plaintext
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.plan_schema import validate
-from insightql.compiler.results import Suppressed
+from insightql.compiler.plan.plan_schema import validate
+from insightql.compiler.plaintext.results import Suppressed
 
 from conftest import CATALOG, load_tables
 from randdata import random_rows, write_csv

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from insightql.compiler import ast as A
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.syntax import parse
-from insightql.compiler.templates import load_templates
-from insightql.runtime.data_loader import load_dataset
+from insightql.compiler.syntax import ast as A
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.syntax.parser import parse
+from insightql.compiler.check.templates import load_templates
+from insightql.runtime.data.loader import load_dataset
 from insightql.stdlib.aggregates import AGGREGATES
 from insightql.stdlib.functions import FUNCTIONS
 

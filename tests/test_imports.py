@@ -143,10 +143,10 @@ def test_graph_sees_known_edges():
     """The checker itself: module-level, function-level and relative imports are all edges."""
     g = import_graph()
     assert len(g) > 40
-    assert "insightql.compiler.syntax" in g["insightql.compiler.pipeline"]
-    assert "insightql.compiler.passes.refs" in g["insightql.compiler.passes.cse"]
-    # a function-level import (runtime/party.py imports secure_ops inside run code)
-    assert "insightql.runtime.secure_ops" in g["insightql.runtime.party"]
+    assert "insightql.compiler.syntax.parser" in g["insightql.compiler.pipeline"]
+    assert "insightql.compiler.plan.passes.refs" in g["insightql.compiler.plan.passes.cse"]
+    # a function-level import (runtime/launch/party.py imports secure_ops inside run code)
+    assert "insightql.runtime.secure.secure_ops" in g["insightql.runtime.launch.party"]
 
 
 def test_cycle_finder_finds_a_cycle():
@@ -203,7 +203,7 @@ def test_only_runtime_imports_mpyc():
 
 
 def test_compile_only_commands_never_import_mpyc():
-    """`iq check|fmt|compile|explain|diff|catalog|schema` (runtime/cli_query.py) stay fast for CI:
+    """`iq check|fmt|compile|explain|diff|catalog|schema` (runtime/cli/query.py) stay fast for CI:
     neither the CLI modules nor these commands load MPyC."""
     code = """
 import contextlib, io, sys

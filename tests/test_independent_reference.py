@@ -7,7 +7,7 @@ AVG, VAR, STDDEV, MEDIAN, MIN, MAX, PERCENTILE, COUNT(DISTINCT person_id), with 
 LIMIT and the dominance rule. The corpus catalog is tests/corpus/catalog_percentile.toml: the
 corpus catalog where prs_Age also allows the opt-in PERCENTILE.
 
-1. the plaintext oracle (compiler/oracle.py) on many seeded random cases (fast, no parties);
+1. the plaintext oracle (compiler/plaintext/oracle.py) on many seeded random cases (fast, no parties);
 2. real parties (`run_mpc`) on a fixed handful of small cases, compared with the reference directly;
 3. mutations: a plan broken the way a compiler bug would break it (a threshold one too low, a
    dropped test of a value flag), its hash recomputed so it looks valid: the reference catches the
@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insightql.compiler.catalog import load_catalog
+from insightql.compiler.check.catalog import load_catalog
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.plan_io import plan_hash
-from insightql.compiler.results import ResultTable, Suppressed
+from insightql.compiler.plan.plan_io import plan_hash
+from insightql.compiler.plaintext.results import ResultTable, Suppressed
 
 from conftest import AVG_REL, CATALOG, compile_plan, oracle_result, run_mpc
 from independent_ref import QUOTIENTS, Agg, Expected, QuerySpec, Reference, Withheld
@@ -606,8 +606,8 @@ def test_mutated_plan_through_real_parties(tmp_path):
     """Real parties recompile the plan's source with their own catalog: a plan broken after compilation
     (hash recomputed) is refused by every party before any share is sent. That refusal is one outcome;
     if the parties ever ran it, the reference must catch the result."""
-    from insightql.runtime.launcher import LaunchError
-    from insightql.runtime.party import EXIT_REFUSED
+    from insightql.runtime.launch.launcher import LaunchError
+    from insightql.runtime.launch.party import EXIT_REFUSED
 
     cat_path = no_person_key_catalog(tmp_path)
     cat, ref = load_catalog(cat_path), Reference(cat_path)

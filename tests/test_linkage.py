@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.linkage_local import LinkageDataError, link_rows, padded_size
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.plaintext.linkage_local import LinkageDataError, link_rows, padded_size
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.results import Suppressed
+from insightql.compiler.plaintext.results import Suppressed
 
 from conftest import _MPC_SLOTS, assert_same_result, compile_plan, load_tables, oracle_result, run_mpc
 from rules_ref import Cell, Rules, holdings
@@ -391,7 +391,7 @@ def test_mpc_matches_oracle_and_sqlite(name, scenario, datasets):
 @pytest.mark.mpc
 def test_join_reveal_audit(tmp_path, datasets):
     """Every value a party receives during a join is exactly what the leakage report lists."""
-    from insightql.runtime.launcher import launch_local
+    from insightql.runtime.launch.launcher import launch_local
     from test_reveal_audit import leakage_of
 
     plan = plan_of("inner_both_sides")
@@ -434,8 +434,8 @@ def test_join_reveal_audit(tmp_path, datasets):
 def test_joins_of_unique_keys_sort_without_a_tiebreak():
     """Only where both sides' keys are unique: their (key', side) sort keys are distinct once padding
     and keyless rows carry distinct keys above every real key."""
-    from insightql.compiler.linkage_local import decode, dummy
-    from insightql.runtime.linkage_ops import LinkOps, spread_padding
+    from insightql.compiler.plaintext.linkage_local import decode, dummy
+    from insightql.runtime.secure.linkage_ops import LinkOps, spread_padding
 
     def join_of(name):
         plan = plan_of(name)

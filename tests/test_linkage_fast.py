@@ -1,4 +1,4 @@
-"""The fast record-linkage design (issue 6, spec/linkage.md section 6, runtime/linkage_fast.py).
+"""The fast record-linkage design (issue 6, spec/linkage.md section 6, runtime/secure/linkage_fast.py).
 
 1. The policy decides: `linkage = "fast"` on every linked dataset gives plans whose link ops say
    algorithm "fast" and whose leakage report lists `match_pattern`; one dataset without the opt-in
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.linkage_local import decode
-from insightql.runtime.linkage_fast import Runs, columns, key_width, mimc_params, owner_columns
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.plaintext.linkage_local import decode
+from insightql.runtime.secure.linkage_fast import Runs, columns, key_width, mimc_params, owner_columns
 
 from conftest import _MPC_SLOTS, assert_same_result, compile_plan, load_tables, oracle_result, run_mpc
 from test_linkage import FIXED_POINT_REL, LCAT_PATH, QUERIES, make_data
@@ -110,7 +110,7 @@ def test_owner_columns(fast_cat, tmp_path):
         tables = load_tables(plan, cat, data)
         nodes = {n["id"]: n for n in plan["nodes"]}
         keys, cols = [], columns(a)
-        from insightql.compiler.linkage_local import link_rows
+        from insightql.compiler.plaintext.linkage_local import link_rows
         for v, share in enumerate(link["inputs"]):
             rows_node = nodes[nodes[share]["inputs"][0]]
             tbl, count = tables[rows_node["attrs"]["dataset"]]
@@ -136,7 +136,7 @@ SHUFFLE_PROGRAM = """
 import sys
 import numpy as np
 from mpyc.runtime import mpc
-from insightql.runtime.linkage_fast import shuffle
+from insightql.runtime.secure.linkage_fast import shuffle
 
 async def main():
     await mpc.start()
@@ -181,7 +181,7 @@ def test_fast_mpc_matches_oracle(name, scenario, fast_cat, tmp_path):
 # -- 5. the audit ------------------------------------------------------------------------------------
 def expected_pattern(plan: dict, cat, data: dict) -> dict[str, int]:
     """Run sizes of the plaintext keys: every real key's multiplicity, padding rows alone."""
-    from insightql.compiler.linkage_local import link_rows
+    from insightql.compiler.plaintext.linkage_local import link_rows
 
     tables = load_tables(plan, cat, data)
     nodes = {n["id"]: n for n in plan["nodes"]}
@@ -204,7 +204,7 @@ def expected_pattern(plan: dict, cat, data: dict) -> dict[str, int]:
 @pytest.mark.mpc
 @pytest.mark.parametrize("name", ["inner_both_sides", "distinct_three"])
 def test_fast_audit_is_the_reveal_plus_the_match_pattern(name, fast_cat, tmp_path):
-    from insightql.runtime.launcher import launch_local
+    from insightql.runtime.launch.launcher import launch_local
 
     cat = load_catalog(fast_cat)
     plan = plan_for(name, fast_cat)

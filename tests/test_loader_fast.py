@@ -1,5 +1,5 @@
 """The loader's numpy fast path gives exactly what the csv-module path gives: same values for good
-files, same issues for bad ones (runtime/data_loader.py)."""
+files, same issues for bad ones (runtime/data/loader.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.runtime import data_loader as dl
+from insightql.compiler.check.catalog import load_catalog
+from insightql.runtime.data import loader as dl
 
 ROOT = Path(__file__).resolve().parents[1]
 CAT = load_catalog(ROOT / "examples" / "catalog.toml")

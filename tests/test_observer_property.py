@@ -21,12 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.guard import signature_of_plan
-from insightql.compiler.oracle import run_plan_plaintext
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.plan.guard import signature_of_plan
+from insightql.compiler.plaintext.oracle import run_plan_plaintext
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.results import Suppressed
-from insightql.runtime.data_loader import load_dataset
+from insightql.compiler.plaintext.results import Suppressed
+from insightql.runtime.data.loader import load_dataset
 
 from conftest import CATALOG, assert_same_result, run_mpc
 from observer_model import CATEGORIES, K, ORG, Atom, Model, Query

@@ -1,4 +1,4 @@
-"""Every plan op is declared once (compiler/ops.py) and has every stage's part: its plaintext
+"""Every plan op is declared once (compiler/plan/ops.py) and has every stage's part: its plaintext
 meaning (the oracle), its secure implementation (the runtime), its cost, its explain line. A
 new op that lacks a part fails here; an op that is not declared cannot be built or registered."""
 from __future__ import annotations
@@ -8,20 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from insightql.compiler import cost, explain_nodes, oracle  # noqa: F401  (registers their parts)
-from insightql.compiler.circuit import CircuitBuilder
-from insightql.compiler.ops import COST, DESCRIBE, OPS, PLAIN, SIGN_TESTS, register
-from insightql.compiler.plan_schema import PLAN_SCHEMA
-from insightql.runtime.linkage_ops import LINK
-from insightql.runtime.secure_ops import SECURE
+from insightql.compiler.plaintext import oracle  # noqa: F401  (each module registers its parts)
+from insightql.compiler.review import cost, explain_nodes  # noqa: F401
+from insightql.compiler.plan.circuit import CircuitBuilder
+from insightql.compiler.plan.ops import COST, DESCRIBE, OPS, PLAIN, SIGN_TESTS, register
+from insightql.compiler.plan.plan_schema import PLAN_SCHEMA
+from insightql.runtime.secure.linkage_ops import LINK
+from insightql.runtime.secure.secure_ops import SECURE
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
 def test_every_op_has_its_plaintext_meaning_cost_and_words():
-    assert set(PLAIN) == set(OPS), "ops without a plaintext meaning (compiler/oracle.py)"
-    assert set(COST) == set(OPS), "ops the cost model does not know (compiler/cost.py)"
-    assert set(DESCRIBE) == set(OPS), "ops `iq explain` cannot describe (compiler/explain_nodes.py)"
+    assert set(PLAIN) == set(OPS), "ops without a plaintext meaning (compiler/plaintext/oracle.py)"
+    assert set(COST) == set(OPS), "ops the cost model does not know (compiler/review/cost.py)"
+    assert set(DESCRIBE) == set(OPS), "ops `iq explain` cannot describe (compiler/review/explain_nodes.py)"
 
 
 def test_every_secure_op_has_a_secure_implementation():

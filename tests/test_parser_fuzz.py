@@ -4,12 +4,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.checker import check
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.check.checker import check
 from insightql.compiler.codes import CODES
 from insightql.compiler.diagnostics import DiagnosticError, Source
-from insightql.compiler.formatter import format_query
-from insightql.compiler.syntax import parse
+from insightql.compiler.syntax.formatter import format_query
+from insightql.compiler.syntax.parser import parse
 
 from iq_strategies import catalog_queries, queries, token_soup
 

@@ -1,10 +1,10 @@
-"""The owner's local pre-aggregation helpers (compiler/partials.py) against direct references."""
+"""The owner's local pre-aggregation helpers (compiler/plaintext/partials.py) against direct references."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from insightql.compiler.partials import _distinct_per_cell
+from insightql.compiler.plaintext.partials import _distinct_per_cell
 
 
 def reference(cells, keys, ncells):

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from insightql.runtime.mpyc_setup import PortInUseError, check_port_free, mpyc_argv
-from insightql.runtime.parties import PartiesError, free_loopback_config, load_parties
+from insightql.runtime.launch.mpyc_setup import PortInUseError, check_port_free, mpyc_argv
+from insightql.runtime.launch.parties import PartiesError, free_loopback_config, load_parties
 
 THREE = """
 [[party]]

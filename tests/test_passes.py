@@ -7,17 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.circuit import CircuitBuilder
-from insightql.compiler.logical import to_logical
-from insightql.compiler.oracle import run_plan_plaintext
-from insightql.compiler.passes import optimise
-from insightql.compiler.passes.batching import batch_comparisons
-from insightql.compiler.passes.bitwidth import annotate_bit_lengths, compared_range
-from insightql.compiler.passes.cse import eliminate_common_subexpressions
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.plan.circuit import CircuitBuilder
+from insightql.compiler.plan.logical import to_logical
+from insightql.compiler.plaintext.oracle import run_plan_plaintext
+from insightql.compiler.plan.passes import optimise
+from insightql.compiler.plan.passes.batching import batch_comparisons
+from insightql.compiler.plan.passes.bitwidth import annotate_bit_lengths, compared_range
+from insightql.compiler.plan.passes.cse import eliminate_common_subexpressions
 from insightql.compiler.pipeline import check_source
-from insightql.compiler.plan_io import make_plan
-from insightql.runtime.data_loader import load_dataset
+from insightql.compiler.plan.plan_io import make_plan
+from insightql.runtime.data.loader import load_dataset
 
 from randdata import random_rows, write_csv
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from insightql.compiler.catalog import load_catalog
+from insightql.compiler.check.catalog import load_catalog
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.plan_io import dump_plan, load_plan, plan_hash
-from insightql.compiler.plan_schema import PLAN_SCHEMA, validate
+from insightql.compiler.plan.plan_io import dump_plan, load_plan, plan_hash
+from insightql.compiler.plan.plan_schema import PLAN_SCHEMA, validate
 
 from make_golden import CATALOG, CORPUS, GOLDEN, compile_corpus, golden_path
 from make_schemas import schema_files
@@ -89,7 +89,7 @@ def test_schema_rejects_malformed_plans(plan):
 
 @pytest.mark.parametrize("design", ["oblivious", "fast"])
 def test_linkage_plans_validate_against_schema(design, tmp_path):
-    """Every record-linkage query of tests/test_linkage.py, with both designs (compiler/linkage.py)."""
+    """Every record-linkage query of tests/test_linkage.py, with both designs (compiler/plan/linkage.py)."""
     from test_linkage import LCAT_PATH, QUERIES
     from test_linkage_fast import catalog_with_fast
 
@@ -142,9 +142,9 @@ import hashlib, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from make_golden import compile_corpus
-from insightql.compiler.catalog import load_catalog
+from insightql.compiler.check.catalog import load_catalog
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.plan_io import dump_plan
+from insightql.compiler.plan.plan_io import dump_plan
 plans, _ = compile_corpus()
 texts = [plans[p] for p in sorted(plans)]
 texts.append(dump_plan(compile_source({query!r}, "probe.iq", load_catalog({catalog!r})).plan))
@@ -222,7 +222,7 @@ def test_hash_changes_with_the_catalog(plan):
 
 
 def test_policy_fields_added_later_count_only_when_set():
-    """An unchanged catalog keeps its digest across compiler versions (compiler/catalog.py)."""
+    """An unchanged catalog keeps its digest across compiler versions (compiler/check/catalog.py)."""
     text = CATALOG.read_text(encoding="utf-8")
     base = load_catalog(CATALOG).digest()
     policy = "[datasets.ngo_clients.policy]\n"

@@ -1,4 +1,4 @@
-"""The oblivious sort's building blocks on real MPyC parties (runtime/quicksort.py).
+"""The oblivious sort's building blocks on real MPyC parties (runtime/secure/quicksort.py).
 
 * less_than_zero (MPyC's LT protocol with randomness from t + 1 parties' inputs) equals a < 0 at
   the edges of its range and on random values, for 3 and 5 parties (t = 1 and t = 2);
@@ -19,7 +19,7 @@ PROGRAM = """
 import json, sys
 import numpy as np
 from mpyc.runtime import mpc
-from insightql.runtime.quicksort import less_than_zero, sorted_positions
+from insightql.runtime.secure.quicksort import less_than_zero, sorted_positions
 
 L = 40
 diffs, values = json.loads(sys.argv[-1])

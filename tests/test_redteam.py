@@ -44,12 +44,12 @@ from typing import Callable
 
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.guard import coverage, signature_of_plan
-from insightql.compiler.linkage_local import link_rows
-from insightql.compiler.oracle import run_plan_plaintext
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.plan.guard import coverage, signature_of_plan
+from insightql.compiler.plaintext.linkage_local import link_rows
+from insightql.compiler.plaintext.oracle import run_plan_plaintext
 from insightql.compiler.pipeline import compile_source
-from insightql.runtime.ledger import Ledger
+from insightql.runtime.governance.ledger import Ledger
 
 from conftest import CATALOG, Parties, assert_same_result, load_tables, printed_lines, run_mpc
 from redteam_data import Block, block, cells, count_rows, q, releases, view, write_world

@@ -1,4 +1,4 @@
-"""One test per release rule (compiler/rules.py, spec/disclosure.md sections 2-3), on the oracle.
+"""One test per release rule (compiler/check/rules.py, spec/disclosure.md sections 2-3), on the oracle.
 
 Each case is data where one rule, and only the rules named, decides: the value it guards is
 suppressed (or withheld) while a control with one more row or person is released; the plan's
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.guard import signature_of_plan
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.plan.guard import signature_of_plan
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.results import Suppressed
-from insightql.compiler.rules import RULES
+from insightql.compiler.plaintext.results import Suppressed
+from insightql.compiler.check.rules import RULES
 
 from conftest import CATALOG, load_tables, oracle_result
 from randdata import write_csv

@@ -11,8 +11,8 @@ import re
 import sys
 from pathlib import Path
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.guard import signature_of_plan
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.plan.guard import signature_of_plan
 from insightql.compiler.pipeline import compile_source
 
 from conftest import CATALOG
@@ -183,9 +183,9 @@ def test_fast_match_pattern_gives_the_suppressed_total(tmp_path):
     computing parties learn the match pattern: here 23 keys occur twice, the persons known to both.
     The released North holds 20 of them; East (3 persons, suppressed) holds the other 23 - 20 = 3.
     The pattern is computed as the parties get it: the equality pattern of the keys each owner shares
-    (runtime/linkage_fast.py `owner_columns`, `Runs`), tags being a permutation of keys."""
-    from insightql.compiler.linkage_local import link_rows
-    from insightql.runtime.linkage_fast import Runs, owner_columns
+    (runtime/secure/linkage_fast.py `owner_columns`, `Runs`), tags being a permutation of keys."""
+    from insightql.compiler.plaintext.linkage_local import link_rows
+    from insightql.runtime.secure.linkage_fast import Runs, owner_columns
 
     cat = load_catalog(CATALOG.parent / "catalog_fast.toml")
     world = [block(P, 20, exp_Region="North", person_id=range(1, 21)),

@@ -1,9 +1,9 @@
-"""Values leave MPC only in runtime/reveal.py, only to the plan's receivers, and only as listed
+"""Values leave MPC only in runtime/secure/reveal.py, only to the plan's receivers, and only as listed
 in the plan's leakage report.
 
-(a) static: no runtime module other than runtime/reveal.py calls `.output(` or `.transfer(`
+(a) static: no runtime module other than runtime/secure/reveal.py calls `.output(` or `.transfer(`
     (MPyC's two ways to send plaintext to other parties), found by walking the AST;
-(b) dynamic: real parties run with IQ_AUDIT_FILE set, so runtime/reveal.py appends what each
+(b) dynamic: real parties run with IQ_AUDIT_FILE set, so runtime/secure/reveal.py appends what each
     party received; receivers got exactly the reveal node's vectors, non-receivers nothing, each
     vector is explained by a leakage item addressed to exactly those receivers, and values of
     withheld cells were zeroed inside MPC before the reveal.
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import insightql.runtime as runtime_pkg
-from insightql.compiler.catalog import load_catalog
-from insightql.runtime.launcher import launch_local
+from insightql.compiler.check.catalog import load_catalog
+from insightql.runtime.launch.launcher import launch_local
 
 from conftest import CATALOG, _MPC_SLOTS, assert_same_result, compile_plan, oracle_result
 
@@ -44,11 +44,12 @@ def _sending_calls(path: Path) -> list[tuple[int, str]]:
 
 
 def test_only_reveal_module_sends_plaintext():
-    modules = sorted(RUNTIME.glob("*.py"))
-    assert RUNTIME / "reveal.py" in modules and len(modules) > 5
-    offenders = {p.name: calls for p in modules if p.name != "reveal.py" and (calls := _sending_calls(p))}
-    assert offenders == {}, f"values may leave MPC only in runtime/reveal.py: {offenders}"
-    calls = [c for _, c in _sending_calls(RUNTIME / "reveal.py")]
+    modules = sorted(RUNTIME.rglob("*.py"))
+    reveal = RUNTIME / "secure" / "reveal.py"
+    assert reveal in modules and len(modules) > 5
+    offenders = {str(p.relative_to(RUNTIME)): calls for p in modules if p != reveal and (calls := _sending_calls(p))}
+    assert offenders == {}, f"values may leave MPC only in runtime/secure/reveal.py: {offenders}"
+    calls = [c for _, c in _sending_calls(RUNTIME / "secure" / "reveal.py")]
     # the reveal, the fast linkage's match tags, the oblivious sort's comparison outcomes and the
     # masked differences inside its comparisons (as MPyC's own comparison opens them)
     assert calls.count("output") == 4

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from insightql.compiler.catalog import Catalog, load_catalog
+from insightql.compiler.check.catalog import Catalog, load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.checker import check
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.check.checker import check
 from insightql.compiler.codes import CODES
-from insightql.compiler.disclosure import check_disclosure
+from insightql.compiler.check.disclosure import check_disclosure
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.syntax import parse
+from insightql.compiler.syntax.parser import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "spec" / "disclosure.md"

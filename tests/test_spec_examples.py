@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.checker import check
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.check.checker import check
 from insightql.compiler.codes import CODES
 from insightql.compiler.diagnostics import DiagnosticError, Source
-from insightql.compiler.syntax import parse
+from insightql.compiler.syntax.parser import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -75,7 +75,7 @@ def codes_of(query: str, cat) -> set[str]:
 
 def later_stage_codes(query: str, cat) -> set[str]:
     """Every code the whole compiler reports, and what the disclosure stage says on its own."""
-    from insightql.compiler.disclosure import check_disclosure
+    from insightql.compiler.check.disclosure import check_disclosure
     from insightql.compiler.pipeline import compile_source
 
     found = {d.code for d in compile_source(query, "example.iq", cat).diagnostics}
@@ -129,18 +129,18 @@ def test_documented_codes_exist():
 
 
 def test_language_page_quotes_the_grammar():
-    grammar = (ROOT / "compiler" / "grammar.lark").read_text(encoding="utf-8")
+    grammar = (ROOT / "compiler" / "syntax" / "grammar.lark").read_text(encoding="utf-8")
     assert "```lark\n" + grammar + "```" in LANGUAGE.read_text(encoding="utf-8"), \
-        "spec/language.md section 2 must hold compiler/grammar.lark verbatim"
+        "spec/language.md section 2 must hold compiler/syntax/grammar.lark verbatim"
 
 
 def test_language_page_lists_the_keywords():
-    from insightql.compiler.syntax import KEYWORDS
+    from insightql.compiler.syntax.parser import KEYWORDS
 
     text = LANGUAGE.read_text(encoding="utf-8")
     listed = re.search(r"reserved everywhere:\n(.*?)\.\n", text, re.S)[1]
     assert set(re.findall(r"[A-Z]+", listed)) == {k.upper() for k in KEYWORDS}
-    grammar = (ROOT / "compiler" / "grammar.lark").read_text(encoding="utf-8")
+    grammar = (ROOT / "compiler" / "syntax" / "grammar.lark").read_text(encoding="utf-8")
     assert set(re.findall(r"^([A-Z]+)\.2: /(\w+)\\b/i$", grammar, re.M)) == {(k.upper(), k) for k in KEYWORDS}
 
 

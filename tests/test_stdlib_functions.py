@@ -1,6 +1,6 @@
 """Stdlib functions against an independent reference (tests/stdlib_ref.py), without MPC.
 
-1. Row by row: every function's lowered expression, evaluated by compiler/local_eval.py on a CSV
+1. Row by row: every function's lowered expression, evaluated by compiler/plaintext/local_eval.py on a CSV
    the runtime's loader reads, equals the reference on random rows with nulls, bounds, rounding
    ties and calendar edges; every value lies within the inferred type (bounds, category domain).
 2. Whole queries: the plaintext oracle's released table (functions in WHERE and GROUP BY, pct)
@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from insightql.compiler.catalog import load_catalog
-from insightql.compiler.checker import check, column_type
-from insightql.compiler.lower_expr import Lowering
-from insightql.compiler.local_eval import evaluate
-from insightql.compiler.results import Suppressed
-from insightql.compiler.syntax import parse
-from insightql.runtime.data_loader import load_dataset
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.check.checker import check, column_type
+from insightql.compiler.plan.lower_expr import Lowering
+from insightql.compiler.plaintext.local_eval import evaluate
+from insightql.compiler.plaintext.results import Suppressed
+from insightql.compiler.syntax.parser import parse
+from insightql.runtime.data.loader import load_dataset
 from insightql.stdlib.types import days_to_date
 
 import stdlib_ref as ref

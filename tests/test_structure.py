@@ -1,4 +1,4 @@
-"""Structural relation between the cells of two queries (compiler/structure.py): fast, no parties.
+"""Structural relation between the cells of two queries (compiler/plan/structure.py): fast, no parties.
 
 Hand-checked relations on the corpus catalog, then a randomized check against brute force over
 EVERY domain value (the proof that the critical-value reduction is exact): random small queries
@@ -17,13 +17,13 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from insightql.compiler.catalog import Catalog, load_catalog
-from insightql.compiler.guard import signature_of_plan
-from insightql.compiler.local_eval import predicate_mask
-from insightql.compiler.partials import cell_index
+from insightql.compiler.check.catalog import Catalog, load_catalog
+from insightql.compiler.plan.guard import signature_of_plan
+from insightql.compiler.plaintext.local_eval import predicate_mask
+from insightql.compiler.plaintext.partials import cell_index
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.structure import relate
-from insightql.runtime.data_loader import load_dataset
+from insightql.compiler.plan.structure import relate
+from insightql.runtime.data.loader import load_dataset
 
 from conftest import CATALOG
 
@@ -206,7 +206,7 @@ def test_undecidable_returns_none():
     assert relate(CAT, wide, total()) is None and relate(CAT, total(), wide) is None
     assert relate(CAT, by_region("WHERE prs_Age >= 18"), by_region(), cap=10) is None
     join = {"datasets": ["join:police_victims+ngo_clients"], "where": {"join": "inner", "sides": [None, None]},
-            "keys": []}  # a JOIN release's guard signature (compiler/guard.py)
+            "keys": []}  # a JOIN release's guard signature (compiler/plan/guard.py)
     assert relate(CAT, total(), join) is None
     small = total("WHERE prs_Age * 2 > hours_worked_week")  # both small: enumerated whole
     r = relate(CAT, small, total())

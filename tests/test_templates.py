@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from insightql.compiler.catalog import Catalog, Policy, load_catalog
+from insightql.compiler.check.catalog import Catalog, Policy, load_catalog
 from insightql.compiler.diagnostics import DiagnosticError
-from insightql.compiler.templates import expand_templates, load_templates
+from insightql.compiler.check.templates import expand_templates, load_templates
 from insightql.stdlib import make_templates
 from insightql.stdlib.functions import FUNCTIONS
 from insightql.stdlib.presets import PRESET_POLICY_FIELDS, load_presets, preset_policy

@@ -17,9 +17,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from insightql.runtime.certs import add_certs_command, make_test_pki
-from insightql.runtime.mpyc_setup import prepare_tls_dir
-from insightql.runtime.parties import PartiesError, free_loopback_config, load_parties
+from insightql.runtime.launch.certs import add_certs_command, make_test_pki
+from insightql.runtime.launch.mpyc_setup import prepare_tls_dir
+from insightql.runtime.launch.parties import PartiesError, free_loopback_config, load_parties
 
 NAMES = ["police", "ngo", "helper"]
 HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
@@ -28,8 +28,8 @@ WAIT = 30  # seconds per run, whatever happens
 
 PARTY = """
 import os, sys
-from insightql.runtime.parties import load_parties
-from insightql.runtime.mpyc_setup import start_runtime
+from insightql.runtime.launch.parties import load_parties
+from insightql.runtime.launch.mpyc_setup import start_runtime
 
 path, me, value, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 config = load_parties(path, me=me)

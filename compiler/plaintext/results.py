@@ -1,0 +1,208 @@
+"""Public stage: turn revealed vectors into the result table a receiver sees.
+
+Suppressed cells stay in the table, marked with the reason; they are never silently dropped.
+ORDER BY and LIMIT act on revealed values only; suppressed rows sort last.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+from dataclasses import dataclass, field, replace
+
+from insightql.stdlib.types import days_to_date
+
+from insightql.compiler.syntax import ast as A
+
+
+@dataclass
+class Suppressed:
+    reason: str
+
+    def __str__(self) -> str:
+        return "suppressed"
+
+
+@dataclass
+class ResultTable:
+    columns: list[str]
+    rows: list[list] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_records(self) -> list[dict]:
+        return [{c: _json_value(v) for c, v in zip(self.columns, r)} for r in self.rows]
+
+    def to_json(self) -> str:
+        return json.dumps({"columns": self.columns, "rows": self.to_records(), "notes": self.notes}, indent=2)
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(self.columns)
+        for r in self.rows:
+            w.writerow(["[suppressed]" if isinstance(v, Suppressed) else "" if v is None else _fmt(v) for v in r])
+        return buf.getvalue()
+
+    def render(self) -> str:
+        cells = [[_fmt(v) for v in r] for r in self.rows]
+        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(self.columns)]
+        line = "  ".join(c.ljust(w) for c, w in zip(self.columns, widths))
+        out = [line, "  ".join("-" * w for w in widths)]
+        out += ["  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+        out += self.notes
+        return "\n".join(out)
+
+
+def _numeric(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _fmt(v) -> str:
+    if isinstance(v, Suppressed):
+        return "[suppressed]"
+    if v is None:
+        return "NULL"
+    if isinstance(v, float):
+        return f"{v:.4f}".rstrip("0").rstrip(".")
+    return str(v)
+
+
+def _json_value(v):
+    if isinstance(v, Suppressed):
+        return {"suppressed": True, "reason": v.reason}
+    return v
+
+
+# -- pct(): public post-processing of released values --------------------------------------------
+def split_post(e: A.Expr) -> tuple[A.Expr, A.FuncCall | None]:
+    """(what MPC computes and reveals for a SELECT item, the pct() call around it or None).
+
+    `pct(v)` reveals v and `round(pct(v), d)` reveals v with a round(v, d) post step; the share is
+    computed here, on the released table, so it can never involve a suppressed value. A negative
+    digits literal (`-1`, parsed as a negation) is folded into one literal for the plan."""
+    rnd = e if isinstance(e, A.FuncCall) and e.name == "round" and e.args else None
+    inner = rnd.args[0] if rnd else e
+    pct = inner if isinstance(inner, A.FuncCall) and inner.name == "pct" and len(inner.args) == 1 else None
+    value = pct.args[0] if pct else inner
+    if rnd is None:
+        return value, pct
+    digits = tuple(_fold(d) for d in rnd.args[1:])
+    if value is rnd.args[0] and all(x is y for x, y in zip(digits, rnd.args[1:])):
+        return e, pct  # nothing to strip or fold: the item itself
+    return replace(rnd, args=(value, *digits)), pct
+
+
+def _fold(e: A.Expr) -> A.Expr:
+    if isinstance(e, A.UnaryOp) and e.op == "neg" and isinstance(e.operand, A.Literal) and e.operand.kind == "int":
+        return A.Literal(-e.operand.value, "int", span=e.span)
+    return e
+
+
+def _apply_pct(rows: list[list], outputs: list[dict], pcts: set[int]) -> list[str]:
+    """Replace each pct column's released values by their percent of the column's released total.
+
+    The columns are the outputs the compiler marked `pct: true` (the item was `pct(v)` or
+    `round(pct(v), d)`); the plan reveals v itself, and its `round` applies to the percent."""
+    notes = []
+    for i in sorted(pcts):
+        vals = [r[i] for r in rows if not isinstance(r[i], Suppressed) and r[i] is not None]
+        total = sum(vals)
+        rnd = outputs[i].get("round")
+        for r in rows:
+            if isinstance(r[i], Suppressed) or r[i] is None:
+                continue
+            share = 100.0 * r[i] / total if total > 0 else None
+            r[i] = round(share, rnd["round"]) if share is not None and rnd is not None else share
+            if r[i] is not None and outputs[i]["type"]["kind"] == "int":  # round(pct(v)) or digits < 0
+                r[i] = int(r[i])
+        left_out = sum(1 for r in rows if isinstance(r[i], Suppressed))
+        notes.append(f"{outputs[i]['name']}: percent of the total of the {len(vals)} released value(s) in this column"
+                     + (f"; the {left_out} suppressed are not in the total." if left_out else "."))
+    return notes
+
+
+def key_label(value, type_json: dict):
+    if value is None:
+        return None
+    if type_json["kind"] == "date":
+        return days_to_date(value).isoformat()
+    return value
+
+
+def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
+    """Build the result table from the reveal node's values (node id -> per-cell list)."""
+    node = next(n for n in plan["nodes"] if n["op"] == "table")
+    a = node["attrs"]
+    k = plan["policy"]["min_group_size"]
+    released = [round(x) == 1 for x in revealed[a["released"]]]
+    keep = [round(x) == 1 for x in revealed[a["keep"]]] if a["keep"] else None
+    combos = list(itertools.product(*[kk["values"] for kk in a["keys"]])) if a["keys"] else [()]
+    earlier = sorted({o["query"] or "?" for e in plan.get("guard", []) for o in e["from"]})
+    reason = (f"fewer than k={k} rows or persons, in the cell or in what an observer does not hold"
+              + (", or it would difference with an earlier release" if earlier else ""))
+    pcts = {j for j, o in enumerate(a["outputs"]) if o.get("pct")}  # the compiler's marker (circuit.build_outputs)
+    rows = []
+    for cell, combo in enumerate(combos):
+        if keep is not None and released[cell] and not keep[cell]:
+            continue  # HAVING is false: the analyst's own filter, applied to released cells only
+        row = []
+        for j, o in enumerate(a["outputs"]):
+            if o["kind"] == "key":
+                row.append(key_label(combo[o["key"]], a["keys"][o["key"]]["type"]))
+                continue
+            if not released[cell]:
+                row.append(Suppressed(reason))
+                continue
+            if round(revealed[o["flag"]][cell]) != 1:
+                row.append(Suppressed("value withheld: too few contributing rows, two counts too close, a "
+                                      "dominant contributor, or a zero denominator"))
+                continue
+            row.append(_finish(revealed[o["value"]][cell], {**o, "round": None} if j in pcts else o))
+        rows.append(row)
+    pct_notes = _apply_pct(rows, a["outputs"], pcts)
+    order = a["order_by"]
+    if order:
+        for idx, desc in reversed(order):
+            present = [r for r in rows if not isinstance(r[idx], Suppressed) and r[idx] is not None]
+            absent = [r for r in rows if isinstance(r[idx], Suppressed) or r[idx] is None]
+            present.sort(key=lambda r: r[idx], reverse=desc)
+            rows = present + absent
+    if a["limit"] is not None:
+        rows = rows[: a["limit"]]
+    notes = []
+    cell_sup = sum(1 for r in rows if any(isinstance(v, Suppressed) and v.reason == reason for v in r))
+    value_sup = sum(1 for r in rows if any(isinstance(v, Suppressed) for v in r)
+                    and not any(isinstance(v, Suppressed) and v.reason == reason for v in r))
+    if cell_sup:
+        notes.append(f"{cell_sup} row(s) suppressed: {reason} (policy of the data owners"
+                     + (f"; compared with earlier release(s) {', '.join(earlier)}" if earlier else "") + ").")
+    if value_sup:
+        notes.append(f"{value_sup} row(s) with single values withheld: too few rows contribute to that value (in "
+                     "the cell or in what an observer does not hold), two counts differ by fewer than k, one "
+                     "contributor dominates a sum, or a denominator is zero.")
+    return ResultTable([o["name"] for o in a["outputs"]], rows, notes + pct_notes)
+
+
+def _finish(raw: float, o: dict):
+    value = float(raw) / 10 ** o["scale"] if o["scale"] > 0 else float(raw) * 10 ** (-o["scale"])
+    if o.get("post") == "sqrt":
+        value = math.sqrt(max(value, 0.0))
+    if o.get("round") is not None:
+        value = round(value, o["round"]["round"])
+    if o["type"]["kind"] == "int":
+        return int(round(value))
+    return value
+
+
+def table_from_json(text: str) -> ResultTable:
+    doc = json.loads(text)
+    cols = doc["columns"]
+    rows = [[Suppressed(v["reason"]) if isinstance(v, dict) and v.get("suppressed") else v for v in
+             (rec[c] for c in cols)] for rec in doc["rows"]]
+    return ResultTable(cols, rows, doc.get("notes", []))

@@ -1,0 +1,220 @@
+"""Differencing guard across queries (spec/disclosure.md section 3; ledger: spec/governance.md 3).
+
+A receiver remembers earlier releases; where the cells of two releases nest it subtracts them.
+The guard compares a new query N with every earlier release E of the same datasets recorded in a
+ledger:
+
+* at compile time, in plaintext: `select` picks the earlier releases to compare (their datasets a
+  subset of N's, not the same WHERE, keys and datasets), `compiler/plan/structure.py` relates their
+  cells over the public domain (inside, covered, connected groups), and the plan carries one
+  `guard` entry per earlier release (covered by the plan hash);
+* at each owner: a second `partials` step counts its rows in each earlier cell, on today's rows;
+* in MPC: `guard.inside` (an earlier cell minus the released new cells inside it), `guard.contains`
+  (a new cell minus the possibly released earlier cells inside it) and `guard.margin` (the same on
+  connected groups of cells that cross) must each hold >= k rows, or be forced empty by the
+  definitions with nothing in it hidden (strict, the zero rule). Where the public domain cannot be
+  enumerated, the fallback `guard.rows` requires the rows that satisfy exactly one of the two
+  WHERE clauses to be >= k.
+
+Each party rebuilds the guard from its own ledger at run time (runtime/governance/party_checks.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from insightql.compiler.plaintext.local_eval import ir_type
+from insightql.compiler.check.observer import maximal, observer_holdings
+from insightql.compiler.diagnostics import Diagnostic, PlanError
+from insightql.compiler.plan.guard_cells import CellChecks, column_types
+from insightql.compiler.plan.structure import relate
+
+
+def _canon(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(obj) -> str:
+    return "sha256:" + hashlib.sha256(_canon(obj).encode()).hexdigest()
+
+
+# -- what a release is, for the guard ------------------------------------------------------------
+def signature_of_plan(plan: dict) -> dict:
+    """The guard-relevant shape of a plan: datasets, row-level WHERE IR, group keys, k.
+    Recorded in each `release` ledger entry (`data.guard_signature`)."""
+    if any(n["op"] == "link_join" for n in plan["nodes"]):  # its rows are comparable only with the same join
+        return _join_signature(plan)
+    part = next(n for n in plan["nodes"] if n["op"] == "partials" and not n["attrs"].get("earlier"))
+    datasets = sorted({n["attrs"]["dataset"] for n in plan["nodes"]
+                       if n["op"] == "partials" and not n["attrs"].get("earlier")})
+    return {"query": plan["query"]["name"], "plan_hash": plan["hash"], "datasets": datasets,
+            "where": part["attrs"]["where"], "keys": part["attrs"]["keys"],
+            "k": plan["policy"]["min_group_size"]}
+
+
+def _join_signature(plan: dict) -> dict:
+    """Guard signature of a JOIN: one pseudo dataset naming the joined pair, so no UNION/single-
+    dataset query is ever compared with it; the WHERE of both sides and the join kind together."""
+    link = next(n for n in plan["nodes"] if n["op"] == "link_join")
+    sides = [n for n in plan["nodes"] if n["op"] == "link_rows"]
+    return {"query": plan["query"]["name"], "plan_hash": plan["hash"],
+            "datasets": ["join:" + "+".join(n["attrs"]["dataset"] for n in sides)],
+            "where": {"join": link["attrs"]["kind"], "sides": [n["attrs"]["where"] for n in sides]},
+            "keys": [k for n in sides for k in n["attrs"]["keys"]], "k": plan["policy"]["min_group_size"]}
+
+
+def join_guard(builder, sides: list[tuple[str, dict | None, list[dict]]], kind: str) -> None:
+    """A JOIN is compared with earlier releases of the same JOIN only, and cannot be yet: a JOIN
+    whose pair the ledger records with another WHERE or grouping is not planned (IQ409; the
+    parties refuse it as a stale guard too). `sides`: (dataset, WHERE, keys) of U, then M."""
+    new = {"datasets": ["join:" + "+".join(d for d, _, _ in sides)], "where": {"join": kind, "sides": [w for _, w, _ in sides]},
+           "keys": [k for _, _, keys in sides for k in keys], "k": builder.lp.policy.min_group_size}
+    earlier = select(new, getattr(builder, "earlier", None) or [])
+    if earlier:
+        names = ", ".join(o["query"] or "?" for e in earlier for o in e["from"])
+        raise PlanError(Diagnostic("IQ409", f"the ledger records an earlier release of this JOIN ({names}) with "
+                                   "another WHERE or grouping; the differencing guard cannot compare two JOINs yet",
+                                   None, ["repeat the earlier query as it was, or ask the owners to review both "
+                                          "releases together (spec/disclosure.md 6.11)"]))
+
+
+def _rows_key(r: dict) -> str:
+    return _canon([sorted(r["datasets"]), r["where"], r["keys"]])
+
+
+def select(new: dict, releases: list[dict]) -> list[dict]:
+    """Guard entries of a new query `new` = {datasets, where, keys, k} against earlier releases.
+
+    `releases` are release signatures or guard entries of an earlier plan (with `from`);
+    selecting from a plan's own guard gives that guard again, which is how a party recompiles a
+    plan it received. An earlier release is compared when it read at least one of the new
+    query's datasets (its other datasets are then counted too: an earlier total over police and
+    NGO minus a new police-only cell is the NGO's part). Sorted, one entry per earlier (datasets,
+    WHERE, keys); `k` is the larger of the two queries' k, `k_old` the smallest k the earlier
+    releases had."""
+    datasets = sorted(new["datasets"])
+    merged: dict[str, dict] = {}
+    for r in releases:
+        rd = sorted(r["datasets"])
+        if not set(rd) & set(datasets) or _rows_key(r) == _rows_key(new):
+            continue  # no rows in common (a JOIN's rows are its pair's: "join:u+m"), or the same cells
+        origin = r.get("from") or [{"query": r.get("query"), "plan_hash": r.get("plan_hash")}]
+        e = merged.setdefault(_rows_key(r), {"datasets": rd, "where": r["where"], "keys": r["keys"], "k": 0,
+                                             "k_old": int(r.get("k_old", r["k"])), "from": []})
+        e["k"] = max(e["k"], int(r["k"]), int(new["k"]))
+        e["k_old"] = min(e["k_old"], int(r.get("k_old", r["k"])))
+        e["from"] = sorted({_canon(o): o for o in e["from"] + origin}.values(), key=_canon)
+    return [merged[k] for k in sorted(merged) if merged[k]["k"] > 1]  # k = 1: nothing to protect
+
+
+def coverage(guard: list[dict], new: dict, releases: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(missing, unknown) for a plan's guard against a party's own ledger releases:
+    `missing` are comparable releases the guard does not cover (a stale guard); `unknown` are
+    guard entries naming a release (plan hash) this ledger does not record with those rows."""
+    required = select(new, releases)
+    have = {_rows_key(g): g for g in guard}
+    missing = []
+    for r in required:
+        g = have.get(_rows_key(r))
+        known = {o["plan_hash"] for o in (g["from"] if g else [])}
+        missing += [o for o in r["from"] if o["plan_hash"] not in known]
+    recorded = {(rel["plan_hash"], _rows_key(rel)) for rel in releases}
+    unknown = [o for g in guard for o in g["from"] if (o["plan_hash"], _rows_key(g)) not in recorded]
+    return missing, unknown
+
+
+# -- circuit hooks (called from compiler/plan/circuit.py) ---------------------------------------------
+def declare(builder, keys_ir: list[dict]) -> list[dict]:
+    """Select the guard entries; relate each to the new query over the public domain (entry
+    `mode` "cells"), or fall back to a `symdiff` slot (mode "rows"). Returns the row IR the owners
+    must be able to evaluate (earlier WHERE and keys), so their columns are loaded."""
+    lp = builder.lp
+    earlier = getattr(builder, "earlier", None) or []
+    new = {"datasets": sorted(lp.datasets), "where": lp.where, "keys": keys_ir, "k": lp.policy.min_group_size}
+    builder.guard = select(new, earlier)
+    builder.guard_keys = keys_ir
+    builder.guard_slots, builder.relations, irs = [], [], []
+    for e in builder.guard:
+        rel = relate(builder.catalog, new, {"datasets": e["datasets"], "where": e["where"], "keys": e["keys"]})
+        if rel is None and not set(e["datasets"]) <= set(lp.datasets):
+            raise PlanError(Diagnostic(
+                "IQ408", f"the differencing guard cannot relate this query to the earlier release of "
+                f"{', '.join(o['query'] or '?' for o in e['from'])}, which read datasets this query does not",
+                None, ["group and filter by columns whose values the catalog enumerates (categories, years, bands), "
+                       "or ask the owners to review the two releases together"]))
+        e["mode"] = "cells" if rel is not None else "rows"
+        if rel is None:  # per new cell always; in total too when the keys differ (sums of cells)
+            e["scope"] = "cell" if digest(e["keys"]) == digest(keys_ir) else "all"
+        builder.relations.append(rel)
+        for ir in [e["where"], *(k["expr"] for k in e["keys"])]:
+            _add_column_types(lp, ir)
+            irs.append(ir)
+        builder.guard_slots.append([] if rel is not None else
+                                   [builder.slot("symdiff", e["where"], datasets=e["datasets"], scope=scope)
+                                    for scope in (["cell"] if e["scope"] == "cell" else ["cell", "all"])])
+    return irs
+
+
+def _add_column_types(lp, ir) -> None:
+    for c, t in column_types([ir]).items():
+        lp.columns.setdefault(c, ir_type(t))
+
+
+def scopes(builder, entry: dict) -> list[tuple[tuple, list[str], list[str]]]:
+    """(held, new datasets, earlier datasets) the guard's differences are tested on: all rows, and
+    for every largest holding of an observer (over the owners of both queries' datasets) what it
+    does not hold, where the new query still has rows (an owner subtracts its own rows from a
+    difference too: spec/disclosure.md 3.2)."""
+    cat, lp = builder.catalog, builder.lp
+    owner = {d: cat.datasets[d].owner for d in {*lp.datasets, *entry["datasets"]}}
+    out = [((), list(lp.datasets), list(entry["datasets"]))]
+    held_sets = observer_holdings(sorted(set(owner.values())), list(lp.policy.receivers), cat.party_names())
+    for held in maximal(held_sets):
+        new = [d for d in lp.datasets if owner[d] not in held]
+        if new:
+            out.append((held, new, [d for d in entry["datasets"] if owner[d] not in held]))
+    return out
+
+
+def apply(builder, released: str) -> str:
+    """AND every entry's checks on rows, on all rows and on every observer's complement, into the
+    new cells' release flag (the checks on values follow in `apply_values`)."""
+    oks = []
+    builder.guard_checks = []
+    for e, slots, rel in zip(builder.guard, builder.guard_slots, builder.relations):
+        checks = None
+        if rel is not None:
+            checks = CellChecks(builder, e, rel, builder.guard_keys, getattr(builder, "value_columns", {}))
+            builder.guard_checks.append((e, checks))
+        for held, new, old in scopes(builder, e):
+            who = {"who": list(held)} if held else {}
+            if rel is None:
+                for slot in slots:
+                    d = builder.combined[slot] if not held else builder.rules.part(slot, new)
+                    oks.append(builder.secure("ge_const", [d], 0, 1, const=e["k"], rule="guard.rows",
+                                              what=next(s["scope"] for s in builder.slots if s["name"] == slot), **who))
+            elif old:  # (an observer holding every earlier row has nothing of it to subtract from)
+                oks.append(checks.ok("rows", released, new, old, who))
+    return builder.rules.all_of([released, *oks]) if oks else released
+
+
+def apply_values(builder, count_slot: str, flag: str) -> str:
+    """A value's flag after the guard on its column's rows with a value (spec/disclosure.md 3.2):
+    a SUM over a difference of >= k rows of which 1..k-1 have a value is a value of that group."""
+    oks = []
+    for e, checks in getattr(builder, "guard_checks", []):
+        if count_slot not in checks.parts:
+            continue
+        for held, new, old in scopes(builder, e):
+            if old:
+                oks.append(checks.ok(count_slot, flag, new, old, {"who": list(held)} if held else {}))
+    return builder.rules.all_of([flag, *oks]) if oks else flag
+
+
+def leakage_item(plan_guard: list[dict], to: list[str], cells: int) -> dict:
+    names = sorted({o["query"] or "?" for e in plan_guard for o in e["from"]})
+    rules = sorted({r for e in plan_guard for r in (["guard.rows"] if e["mode"] == "rows" else
+                                                     ["guard.inside", "guard.contains", "guard.margin"])})
+    return {"item": "guard_outcome", "to": [], "cells": cells, "rules": rules, "public": False,
+            "detail": "not revealed on its own: the differencing guard against earlier release(s) "
+                      + ", ".join(names) + " is part of each cell's suppression flag (spec/disclosure.md section 3)"}

@@ -1,0 +1,242 @@
+"""The differencing guard's secure tests against one earlier release (spec/disclosure.md 3.2).
+
+`compiler/plan/guard.py` selects the earlier releases and relates their cells to the new ones over the
+public domain (`compiler/plan/structure.py`); this module builds, for one earlier release, the tests
+on groups of cells a receiver can subtract: one group of new cells whose rows lie inside a group
+of earlier cells by definition (or the reverse). The groups:
+
+* an earlier cell and the new cells inside it (`guard.inside`);
+* a new cell and the earlier cells inside it (`guard.contains`);
+* every connected group of cells that can share rows, and each cell with every cell of the other
+  release it can share rows with (`guard.margin`: cells that cross).
+
+For a group whose new rows lie inside its earlier rows, the earlier sum minus the released new sum
+must hold >= k rows, unless every earlier cell was surely not released, or the definitions make
+the two sums equal and every new cell is released (then nothing is hidden); the mirror for a group
+whose earlier rows lie inside its new rows. Otherwise every new cell of the group is suppressed.
+The same tests run on a nullable column's rows with a value (a SUM over a difference of k rows of
+which one has a value is that one value), with the value's flag in place of the cell's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from insightql.compiler.diagnostics import Diagnostic, PlanError
+from insightql.compiler.check.observer import maximal
+from insightql.compiler.plan.structure import Relation, relate
+
+
+def column_types(irs: list) -> dict[str, dict]:
+    """{column: type} of the column references in row IR, as the query that wrote it saw them."""
+    out: dict[str, dict] = {}
+
+    def walk(x):
+        if isinstance(x, dict):
+            if "col" in x:
+                out.setdefault(x["col"], x["type"])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    for ir in irs:
+        walk(ir)
+    return out
+
+
+def groups_of(rel: Relation) -> list[tuple[str, list[tuple[int, ...]], list[tuple[int, ...]], np.ndarray, np.ndarray]]:
+    """(rule, new cells per group, earlier cells per group, new inside earlier, earlier inside new)
+    for every group the guard tests, each group once (spec/disclosure.md 3.2)."""
+    seen, out = set(), []
+    cN, cE = rel.new_nonempty.size, rel.old_nonempty.size
+
+    def add(rule, groups):
+        ns_l, es_l, ni, oi = [], [], [], []
+        for ns, es, new_in, old_in in groups:
+            ns, es = [int(x) for x in ns], [int(x) for x in es]
+            key = (frozenset(ns), frozenset(es))
+            if not ns or not es or key in seen:
+                continue
+            seen.add(key)
+            ns_l.append(tuple(ns))
+            es_l.append(tuple(es))
+            ni.append(new_in)
+            oi.append(old_in)
+        if ns_l:
+            out.append((rule, ns_l, es_l, np.array(ni, dtype=bool), np.array(oi, dtype=bool)))
+
+    inside, holds = rel.new_inside_old, rel.old_inside_new
+    add("guard.inside", [(np.flatnonzero(inside[:, e]), [e], True, bool(rel.covered_old[e])) for e in range(cE)])
+    add("guard.contains", [([n], np.flatnonzero(holds[:, n]), bool(rel.covered_new[n]), True) for n in range(cN)])
+    margins = []
+    for i, (ns, es) in enumerate(rel.components):
+        new_in, old_in = rel.component_closed(i)
+        margins.append((list(ns), list(es), new_in, old_in))
+    for e in range(cE):  # an earlier cell and every new cell it can share rows with
+        ns = np.flatnonzero(rel.possible[:, e])
+        margins.append((ns, [e], bool(inside[ns, e].all()), not rel.old_outside[e]))
+    for n in range(cN):  # a new cell and every earlier cell it can share rows with
+        es = np.flatnonzero(rel.possible[n, :])
+        margins.append(([n], es, not rel.new_outside[n], bool(holds[es, n].all())))
+    add("guard.margin", margins)
+    return out
+
+
+class CellChecks:
+    """The guard's tests for one earlier release (entry), on rows and on nullable columns' rows with
+    a value, on all rows and on every observer's complement."""
+
+    def __init__(self, builder, entry: dict, rel: Relation, new_keys: list[dict], columns: dict[str, dict]):
+        self.b, self.e, self.rel, self.new_keys = builder, entry, rel, new_keys
+        self.cN, self.cE = rel.new_nonempty.size, rel.old_nonempty.size
+        self.hi = builder.max_rows
+        self.k = entry["k"]
+        self.columns = columns  # new count slot -> the column's IR (nullable columns aggregated)
+        self.parts, persons = self.old_counts()
+        every = list(entry["datasets"])
+        totals = {q: self.total(parts, every) for q, parts in self.parts.items()}
+        certain = self.certainly_released(totals["rows"], self.parts["rows"], persons)
+        self.possible = {q: self.test(t, self.cE, entry["k_old"], "guard.inside", what="earlier cell possibly released")
+                         for q, t in totals.items()}
+        self.certain = {q: certain if q == "rows" else self.node("and", [
+            certain, self.test(t, self.cE, self.k, "guard.contains", what="earlier values released"),
+            self.node("outside_range", [self.node("sub", [totals["rows"], t], self.cE, 0, self.hi)], self.cE,
+                      low=1, high=self.k - 1, rule="guard.contains", what="earlier rows without a value")], self.cE)
+            for q, t in totals.items()}
+
+    # -- nodes of other shapes than the new cells' ------------------------------------------------
+    def node(self, op, inputs, n, lo=0, hi=1, **attrs) -> str:
+        return self.b.add(op, "secure", inputs, [n], lo, hi, **attrs)
+
+    def linear(self, x: str, pairs, n: int, hi: float) -> str:
+        return self.node("linear", [x], n, 0, hi, pairs=[[int(i), int(j)] for i, j in pairs], size=n)
+
+    def test(self, x: str, size: int, k: int, rule: str, **attrs) -> str:
+        return self.node("ge_const", [x], size, const=k, rule=rule, **attrs)
+
+    def total(self, parts: dict[str, str], datasets: list[str]) -> str:
+        out = parts[datasets[0]]
+        for d in datasets[1:]:
+            out = self.node("add", [out, parts[d]], self.cE, 0, self.hi)
+        return out
+
+    def none_of(self, count: str, size: int) -> str:
+        """1 where a count of 0/1 flags is 0."""
+        return self.node("not", [self.node("ge_const", [count], size, const=1, rule="guard.inside",
+                                           what="some cell not released")], size)
+
+    def keep(self, flag: str, where: np.ndarray, size: int) -> str:
+        """The flag where a public condition holds, 0 elsewhere."""
+        return self.linear(flag, [(i, i) for i in where], size, 1)
+
+    def const(self, size: int, value: int) -> str:
+        return self.node("const", [], size, value, value, value=value)
+
+    def any_of(self, size: int, flags: list[str]) -> str:
+        out = flags[0]
+        for x in flags[1:]:
+            out = self.node("or", [out, x], size)
+        return out
+
+    # -- the earlier release's cells, recounted by their owners -----------------------------------------
+    def old_counts(self) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """Each owner's rows (and persons, and rows with a value of each column) in every earlier
+        cell, today: shared like any partials. ({"rows" or count slot: {dataset: node}}, persons)."""
+        b, e = self.b, self.e
+        slots = [{"name": "s0", "kind": "rows"}]
+        if b.lp.person_key:
+            slots.append({"name": "s1", "kind": "persons", "column": b.lp.person_key})
+        named = {}
+        for i, (count, arg) in enumerate(sorted(self.columns.items())):
+            named[count] = f"s{len(slots)}"
+            slots.append({"name": named[count], "kind": "count", "arg": arg})
+        loads = {n["attrs"]["dataset"]: nid for nid, n in b.g.nodes(data=True) if n["op"] == "load"}
+        read = column_types([e["where"], *(k["expr"] for k in e["keys"]), *self.columns.values()])
+        if b.lp.person_key:
+            read.setdefault(b.lp.person_key, b.lp.columns[b.lp.person_key].to_json())
+        parts: dict[str, dict[str, str]] = {"rows": {}, **{c: {} for c in named}}
+        persons = {}
+        for d in e["datasets"]:
+            owner = b.catalog.datasets[d].owner
+            load = loads.get(d)
+            if load is None or any(b.g.nodes[load]["attrs"]["columns"].get(c) != t for c, t in read.items()):
+                # the earlier query saw a column with another type (a UNION ALL widens category
+                # domains, so codes differ): read it again as the earlier query did
+                load = b.add("load", f"local:{owner}", [], [-1], dataset=d, columns=dict(sorted(read.items())))
+            part = b.add("partials", f"local:{owner}", [load], [len(slots), self.cE], dataset=d, where=e["where"],
+                         keys=e["keys"], slots=slots, cells=self.cE, earlier=True)
+            share = b.add("share", f"input:{owner}", [part], [len(slots), self.cE], 0, self.hi, party=owner)
+            parts["rows"][d] = self.node("combine", [share], self.cE, 0, self.hi, slot="s0", how="sum")
+            if b.lp.person_key:
+                persons[d] = self.node("combine", [share], self.cE, 0, self.hi, slot="s1", how="sum")
+            for count, name in named.items():
+                parts[count][d] = self.node("combine", [share], self.cE, 0, self.hi, slot=name, how="sum")
+        return parts, persons
+
+    def certainly_released(self, rows_old, parts, persons) -> str:
+        """An earlier cell that passes the cell rule and every owner's complement rule with this k
+        (the strictest reading of what the earlier plan required)."""
+        cE, k = self.cE, self.k
+        flags = [self.test(rows_old, cE, k, "guard.contains", what="earlier cell released")]
+        if persons:
+            flags.append(self.any_of(cE, [self.test(p, cE, k, "guard.contains", what="earlier cell persons")
+                                          for p in persons.values()]))
+        owners = {d: self.b.catalog.datasets[d].owner for d in parts}
+        if len(set(owners.values())) > 1:
+            for held in maximal([(o,) for o in sorted(set(owners.values()))]):
+                rest = [d for d in parts if owners[d] not in held]
+                flags.append(self.test(self.total(parts, rest), cE, k, "guard.contains", what="earlier complement",
+                                       who=list(held)))
+        return flags[0] if len(flags) == 1 else self.node("and", flags, cE)
+
+    # -- the tests ---------------------------------------------------------------------------------
+    def ok(self, quantity: str, flag: str, new: list[str], old: list[str], who: dict) -> str:
+        """The flag (over the new cells) that the guard allows, for one quantity ("rows", or a
+        column's count slot: its rows with a value) and one scope: the rows of the datasets `new`
+        and `old` (all, or what an observer does not hold). `flag`: the quantity's release flag
+        before the guard."""
+        b, cN, cE, hi = self.b, self.cN, self.cE, self.hi
+        full = list(new) == list(b.lp.datasets)
+        slot = b.slot("rows") if quantity == "rows" else quantity
+        q_new = b.combined[slot] if full else b.rules.part(slot, new)
+        rel = self.rel if full and old == list(self.e["datasets"]) else relate(
+            b.catalog, {"datasets": new, "where": b.lp.where, "keys": self.new_keys},
+            {"datasets": old, "where": self.e["where"], "keys": self.e["keys"]})
+        if rel is None:
+            raise PlanError(Diagnostic("IQ408", "the differencing guard cannot relate this query to an earlier "
+                                       "release on the rows an observer does not hold", None,
+                                       ["group and filter by columns whose values the catalog enumerates"]))
+        q_old = self.total(self.parts[quantity], old)
+        possible, certain = self.possible[quantity], self.certain[quantity]
+        f_q = b.secure("mul", [flag, q_new], 0, hi)
+        p_q = self.node("mul", [possible, q_old], cE, 0, hi)
+        unreleased = b.secure("not", [flag], 0, 1)
+        bad = []
+        for rule, ns, es, new_in, old_in in groups_of(rel):
+            m = len(ns)
+            n_pairs = [(n, g) for g, cells in enumerate(ns) for n in cells]
+            e_pairs = [(e, g) for g, cells in enumerate(es) for e in cells]
+            all_new = self.none_of(self.linear(unreleased, n_pairs, m, cN), m)
+            all_possible = self.none_of(self.linear(self.node("not", [possible], cE), e_pairs, m, cE), m)
+            all_certain = self.none_of(self.linear(self.node("not", [certain], cE), e_pairs, m, cE), m)
+            # the earlier sum minus the released new sum (the group's new rows lie in its earlier ones)
+            g = self.node("sub", [self.linear(q_old, e_pairs, m, hi * cE), self.linear(f_q, n_pairs, m, hi * cN)],
+                          m, -hi * cN, hi * cE)
+            ok_a = self.any_of(m, [self.node("not", [all_possible], m), self.test(g, m, self.k, rule, **who),
+                                   self.keep(all_new, np.flatnonzero(old_in), m),
+                                   self.keep(self.const(m, 1), np.flatnonzero(~new_in), m)])
+            # the new sum minus the possibly released earlier sum (the mirror)
+            h = self.node("sub", [self.linear(q_new, n_pairs, m, hi * cN), self.linear(p_q, e_pairs, m, hi * cE)],
+                          m, -hi * cE, hi * cN)
+            ok_b = self.any_of(m, [self.node("not", [all_new], m), self.test(h, m, self.k, rule, **who),
+                                   self.keep(all_certain, np.flatnonzero(new_in), m),
+                                   self.keep(self.const(m, 1), np.flatnonzero(~old_in), m)])
+            group_bad = self.node("not", [self.node("and", [ok_a, ok_b], m)], m)
+            bad.append(self.linear(group_bad, [(gi, n) for n, gi in n_pairs], cN, m))
+        if not bad:
+            return flag
+        count = bad[0]
+        for x in bad[1:]:
+            count = b.secure("add", [count, x], 0, 4 * (cN + cE))
+        blocked = b.secure("ge_const", [count], 0, 1, const=1, rule="guard.margin", what="new cell in a failed group")
+        return b.secure("not", [blocked], 0, 1)

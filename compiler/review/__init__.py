@@ -1,0 +1,1 @@
+"""For auditors: `iq explain` (text, dot, HTML), `iq diff`, and the cost model."""

@@ -1,0 +1,1 @@
+"""Stage 1, syntax: .iq text -> AST (parser.py, grammar.lark), and back (formatter.py)."""

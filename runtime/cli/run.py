@@ -1,0 +1,130 @@
+"""`iq` subcommands that run a plan under MPC: run (every party as a local process) and party
+(one organisation's process). MPyC is imported only when one of them runs (runtime/launch/party.py).
+runtime/cli/__init__.py registers them with ``add_commands(subparsers)``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from insightql.compiler.check.catalog import load_catalog
+
+from insightql.runtime.cli.common import UsageError, compile_query, write_result
+
+
+def _data_map(items: list[str], plan: dict) -> dict[str, str]:
+    """--data accepts DATASET=FILE or PARTY=FILE (a party that owns one dataset in the plan)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--data {item}: write NAME=FILE (a dataset or party name)")
+        key, path = item.split("=", 1)
+        if key in plan["datasets"]:
+            out[key] = path
+            continue
+        owned = [d for d, v in plan["datasets"].items() if v["owner"] == key]
+        if len(owned) == 1:
+            out[owned[0]] = path
+        elif key in plan["parties"]:
+            print(f"iq: note: party {key} holds no dataset this query reads; {path} is not used", file=sys.stderr)
+        elif not owned:
+            raise UsageError(f"--data {key}=...: {key} is neither a dataset of this query nor a party that owns one")
+        else:
+            raise UsageError(f"--data {key}=...: party {key} owns {', '.join(owned)}; name the dataset instead")
+    return out
+
+
+def cmd_run(args) -> int:
+    from insightql.runtime.launch.launcher import LaunchError, launch_local
+
+    ledger_dir = Path(args.ledger_dir) if args.ledger_dir else None
+    ledgers = sorted(ledger_dir.glob("*.ledger.jsonl")) if ledger_dir and ledger_dir.is_dir() else []
+    res, catalog, cat_path = compile_query(Path(args.query), args.catalog, ledgers)
+    if res.plan is None:
+        return 1
+    data = _data_map(args.data, res.plan)
+    gov_args = (["--approvals", *args.approvals] if args.approvals else []) + \
+        (["--trust", *args.trust] if args.trust else [])
+    try:
+        table, _ = launch_local(res.plan, cat_path, data, quiet=args.quiet, timeout=args.timeout, tls=args.tls,
+                                extra_args=gov_args, ledger_dir=ledger_dir)
+    except LaunchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.code  # 3 when a party's data is bad, 7 when one refused the plan (spec/runtime.md)
+    print(table.render())
+    write_result(table, args.out)
+    return 0
+
+
+def cmd_party(args) -> int:
+    from insightql.runtime.governance.party_checks import GovernanceOptions, load_plan_unchecked
+    from insightql.runtime.launch.parties import load_parties
+    from insightql.runtime.launch.party import run_party
+
+    plan = load_plan_unchecked(Path(args.plan).read_text(encoding="utf-8"))  # hash: checked by governance
+    gov = GovernanceOptions(approvals=args.approvals, trust=args.trust, ledger=args.ledger, source=args.source)
+    catalog = load_catalog(args.catalog)
+    data = {}
+    for item in args.data or []:
+        key, _, path = item.rpartition("=")
+        data[key or "*"] = path
+    config = load_parties(args.parties, me=args.party)
+    try:
+        code, table, progress = run_party(plan, args.party, catalog, data, config, quiet=args.quiet,
+                                          timeout=args.timeout, connect_timeout=args.connect_timeout,
+                                          allow_fewer=args.allow_fewer_parties, governance=gov,
+                                          plan_path=args.plan)
+    except Exception as e:  # connection timeouts and the like: one clear line, no traceback
+        if type(e).__name__ in ("ConnectTimeoutError", "PortInUseError", "PartiesError"):
+            print(f"error: [{args.party}] {e}", file=sys.stderr)
+            return 1
+        raise
+    if code == 0 and not args.quiet:
+        print(f"[{args.party}] timings: {progress.summary()}", file=sys.stderr)
+    if table is not None:
+        if args.out:
+            write_result(table, args.out)
+        else:
+            print(table.render())
+    return code
+
+
+def add_commands(sub) -> None:
+    """Register run and party on the `iq` subparsers object."""
+    r = sub.add_parser("run", help="compile and run a query with every party as a local process")
+    r.add_argument("query")
+    r.add_argument("--catalog")
+    r.add_argument("--data", action="append", default=[], help="PARTY=FILE or DATASET=FILE")
+    r.add_argument("--out", help="also write the result to a .csv or .json file")
+    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--timeout", type=float, default=900)
+    r.add_argument("--tls", action="store_true", help="mutual TLS between the parties, with a throw-away test CA")
+    r.add_argument("--approvals", action="extend", nargs="+", default=[], metavar="FILE",
+                   help="approval files, passed to every party")
+    r.add_argument("--trust", action="extend", nargs="+", default=[], metavar="KEYS",
+                   help="trusted .pub.json files or folders, passed to every party")
+    r.add_argument("--ledger-dir", help="folder of the parties' ledgers (<party>.ledger.jsonl); also the "
+                   "differencing guard's history. Default: a temporary folder (no history)")
+    r.set_defaults(fn=cmd_run)
+
+    pp = sub.add_parser("party", help="run one party of a plan")
+    pp.add_argument("--plan", required=True)
+    pp.add_argument("--party", required=True)
+    pp.add_argument("--data", action="append", help="FILE, or DATASET=FILE when the party owns several")
+    pp.add_argument("--parties", required=True, help="parties file (names, host:port, TLS)")
+    pp.add_argument("--catalog", required=True)
+    pp.add_argument("--out", help="write the received result to a .csv or .json file")
+    pp.add_argument("--quiet", action="store_true")
+    pp.add_argument("--timeout", type=float, default=900)
+    pp.add_argument("--connect-timeout", type=float, default=60,
+                    help="seconds to wait for every peer to connect (default 60)")
+    pp.add_argument("--approvals", action="extend", nargs="+", default=[], metavar="FILE",
+                    help="approval files of the plan (spec/governance.md)")
+    pp.add_argument("--trust", action="extend", nargs="+", default=[], metavar="KEYS",
+                    help="trusted .pub.json files or folders of them")
+    pp.add_argument("--ledger", help="this party's ledger (default: <party>.ledger.jsonl next to its data)")
+    pp.add_argument("--source", help="the .iq source this party's owner reviewed; recompiled with its catalog "
+                    "(default: the source inside the plan)")
+    pp.add_argument("--allow-fewer-parties", action="store_true", help=argparse.SUPPRESS)
+    pp.set_defaults(fn=cmd_party)

@@ -1,0 +1,1 @@
+"""Approvals, the per-party ledger, and what a party checks and records around a run."""

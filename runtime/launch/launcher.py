@@ -1,0 +1,163 @@
+"""`iq run`: compile a query, start one OS process per party on loopback, collect the result.
+
+Each process is a real MPyC party (`iq party`) that loads only its own data file and talks
+TCP to the others; this module only starts them, waits, and shows what a receiver got.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from insightql.compiler.plan.plan_io import dump_plan
+from insightql.compiler.plaintext.results import ResultTable, table_from_json
+
+from insightql.runtime.launch.parties import free_loopback_config
+from insightql.runtime.launch.party import EXIT_ABORTED, EXIT_DATA, EXIT_PEER, EXIT_REFUSED, EXIT_TIMEOUT
+
+GRACE = 30  # seconds the other parties get to stop on their own after one has failed
+
+
+class LaunchError(Exception):
+    """A party failed; `code` is the exit code for `iq run` (EXIT_DATA when a party's data is bad)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet: bool = False,
+                 timeout: float = 900, workdir: Path | None = None, allow_fewer: bool = False,
+                 env: dict | None = None, tls: bool = False, extra_args: list[str] = (),
+                 ledger_dir: Path | None = None) -> tuple[ResultTable | None, dict[str, str]]:
+    """Run every party of `plan` as a local process. `data` maps dataset -> CSV path.
+
+    `extra_args` go to every party (approvals, trust); each party's ledger is
+    `<ledger_dir or the work folder>/<party>.ledger.jsonl`.
+    Returns the table received by the first receiver and each party's stderr text."""
+    work = Path(workdir or tempfile.mkdtemp(prefix="iq-run-"))
+    work.mkdir(parents=True, exist_ok=True)
+    plan_path = work / "plan.json"
+    plan_path.write_text(dump_plan(plan), encoding="utf-8")
+    tls_dir = None
+    if tls:  # a throw-away test CA and one certificate per party, as `iq certs` makes
+        from insightql.runtime.launch.certs import make_test_pki
+        tls_dir = work / "certs"
+        make_test_pki(tls_dir, plan["parties"])
+    config = free_loopback_config(plan["parties"], tls_dir=tls_dir)
+    parties_path = work / "parties.toml"
+    parties_path.write_text(config.to_toml(), encoding="utf-8")
+    owners = {d: v["owner"] for d, v in plan["datasets"].items()}
+    procs = {}
+    for name in plan["parties"]:
+        cmd = [sys.executable, "-m", "insightql.runtime.cli", "party", "--plan", str(plan_path), "--party", name,
+               "--parties", str(parties_path), "--catalog", str(catalog_path), "--out", str(work / f"{name}.json"),
+               "--timeout", str(timeout), "--ledger", str(Path(ledger_dir or work) / f"{name}.ledger.jsonl"),
+               *extra_args]
+        for d, owner in owners.items():
+            if owner == name:
+                if d not in data:
+                    raise LaunchError(f"no data file for dataset {d} of party {name}: add --data {owner}={d}.csv "
+                                      f"or --data {d}=FILE")
+                cmd += ["--data", f"{d}={data[d]}"]
+        if quiet:
+            cmd.append("--quiet")
+        if allow_fewer:
+            cmd.append("--allow-fewer-parties")
+        procs[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                       start_new_session=True, env={**os.environ, **(env or {})})
+    errors = _wait_all(procs, timeout + 30, quiet)
+    codes = {n: code for n, (code, _) in errors.items()}  # in the order the parties stopped
+    failed = {n: errors[n][1] for n in plan["parties"] if codes[n] != 0}
+    if failed:
+        code = EXIT_DATA if EXIT_DATA in codes.values() else EXIT_REFUSED if EXIT_REFUSED in codes.values() else 1
+        raise LaunchError(_headline(codes, [n for n in codes if codes[n] != 0]) + "\n" + _failure_report(failed),
+                          code)
+    first = plan["receivers"][0]
+    table = table_from_json((work / f"{first}.json").read_text(encoding="utf-8"))
+    return table, {n: errors[n][1] for n in plan["parties"]}
+
+
+def _headline(codes: dict[str, int], order: list[str]) -> str:
+    """Which party stopped the run: one whose data is bad or that refused the plan (the others stop
+    at the handshake because of it), else the first to stop (`order` is the order they stopped in)."""
+    why = {EXIT_DATA: "invalid data", EXIT_REFUSED: "refused the plan", EXIT_PEER: "lost a peer",
+           EXIT_TIMEOUT: "timed out", EXIT_ABORTED: "stopped at the handshake"}
+    culprits = [n for n in order if codes[n] in (EXIT_DATA, EXIT_REFUSED)] or order[:1]
+    said = [f"{n} ({why.get(codes[n], f'killed by signal {-codes[n]}' if codes[n] < 0 else f'exit code {codes[n]}')})"
+            for n in culprits]
+    at_handshake = all(c in (0, EXIT_DATA, EXIT_REFUSED, EXIT_ABORTED) for c in codes.values())
+    return (f"the run stopped because of party {', '.join(said)}"
+            + ("; every party stopped at the handshake, no data was shared" if at_handshake else ""))
+
+
+def _failure_report(failed: dict[str, str]) -> str:
+    """One block per failed party: its error lines (or its last lines if it crashed)."""
+    out = []
+    for name, err in failed.items():
+        lines = [l for l in err.splitlines() if l.startswith(("error", "iq:", "  "))]
+        if not any(l.startswith(("error", "iq:")) for l in lines):
+            lines = err.strip().splitlines()[-8:]
+        out.append(f"party {name} failed:\n" + "\n".join("  " + l for l in lines))
+    return "\n".join(out)
+
+
+def _wait_all(procs: dict, timeout: float, quiet: bool) -> dict[str, tuple[int, str]]:
+    """Wait for every party, echoing progress lines live; after a failure the others get a
+    short grace period to stop on their own, then everything left is killed."""
+    logs: dict[str, list[str]] = {n: [] for n in procs}
+    lock = threading.Lock()
+
+    def pump(name, stream):
+        for line in stream:
+            with lock:
+                logs[name].append(line)
+                if not quiet and line.startswith("[") and " timings:" not in line:
+                    sys.stderr.write(line)
+                    sys.stderr.flush()
+
+    readers = [threading.Thread(target=pump, args=(n, p.stderr), daemon=True) for n, p in procs.items()]
+    for t in readers:
+        t.start()
+    started = time.monotonic()
+    deadline, first_failure = started + timeout, None
+    out = {}
+    pending = dict(procs)
+    while pending:
+        for name, p in list(pending.items()):
+            if p.poll() is not None:
+                del pending[name]
+                out[name] = p.returncode
+                if p.returncode != 0 and first_failure is None:
+                    first_failure = (name, time.monotonic())
+                    deadline = min(deadline, first_failure[1] + GRACE)
+        now = time.monotonic()
+        if pending and now > deadline:
+            why = (f"{now - first_failure[1]:.1f} s after party {first_failure[0]} stopped" if first_failure
+                   else f"the limit is {timeout:g} s")
+            for name, p in pending.items():
+                _kill(p)
+                p.wait()
+                out[name] = p.returncode
+                logs[name].append(f"error: [{name}] still running after {now - started:.1f} s ({why}); killed\n")
+            pending = {}
+        time.sleep(0.05)
+    for t in readers:
+        t.join(timeout=5)
+    if not quiet:
+        summary = [line for n in procs for line in logs[n] if " timings:" in line]
+        if summary:
+            sys.stderr.write("timings per party:\n" + "".join("  " + line for line in summary))
+    return {n: (out[n], "".join(logs[n])) for n in out}  # in the order they stopped
+
+
+def _kill(p: subprocess.Popen):
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

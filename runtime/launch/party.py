@@ -1,0 +1,315 @@
+"""One party: load and validate its own data, run its local steps, share, compute, receive.
+
+Order of a run, and what can stop it before any share is sent:
+1. plan file (hash must match its content), catalog digest; governance (runtime/governance/party_checks.py:
+   approvals, recompiling the source, the differencing guard against the own ledger); own data
+   validated (IQ501);
+2. connect to every peer (bounded by --connect-timeout);
+3. status exchange: every party's plan hash and data status; any mismatch or failure stops
+   all parties with an error naming who failed;
+4. local steps, secret-sharing, secure steps, the reveal (runtime/secure/reveal.py), the table.
+A peer that disconnects or hangs afterwards stops the run with an error; nothing is printed.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from insightql.compiler.check.catalog import Catalog
+from insightql.compiler.plan.ops import operands
+from insightql.compiler.plaintext.partials import compute_partials
+from insightql.compiler.plaintext.results import ResultTable, assemble
+
+from insightql.runtime.data.loader import DataError, load_dataset
+from insightql.runtime.governance.party_checks import Governance, GovernanceOptions, default_ledger_path
+
+PROFILE = bool(os.environ.get("IQ_PROFILE"))
+EXIT_OK, EXIT_DATA, EXIT_ABORTED, EXIT_PEER, EXIT_TIMEOUT, EXIT_REFUSED = 0, 3, 4, 5, 6, 7
+
+
+class RunAborted(Exception):
+    """The parties agreed to stop before sharing any data."""
+
+
+@dataclass
+class Progress:
+    party: str
+    quiet: bool = False
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    _t: float = field(default_factory=time.perf_counter)
+    _step: str | None = None
+    bytes_sent: int = 0
+
+    def step(self, name: str):
+        now = time.perf_counter()
+        if self._step is not None:
+            self.timings.append((self._step, now - self._t))
+        self._step, self._t = name, now
+        if not self.quiet and name != "done":
+            print(f"[{self.party}] {name} ...", file=sys.stderr, flush=True)
+
+    def summary(self) -> str:
+        return "  ".join(f"{s} {t:.2f}s" for s, t in self.timings) + f"  bytes sent {self.bytes_sent}"
+
+
+def owned_datasets(plan: dict, me: str) -> list[str]:
+    return [n["attrs"]["dataset"] for n in plan["nodes"] if n["op"] == "load" and n["placement"] == f"local:{me}"]
+
+
+def load_own_data(plan: dict, me: str, catalog: Catalog, data: dict[str, str]) -> dict:
+    """Validate and load every dataset this party owns in the plan: {load node id: (table, n)}."""
+    out = {}
+    for n in plan["nodes"]:
+        if n["op"] != "load" or n["placement"] != f"local:{me}":
+            continue
+        d = n["attrs"]["dataset"]
+        path = data.get(d) or (data.get("*") if len(owned_datasets(plan, me)) == 1 else None)
+        if path is None:
+            raise DataError([_issue("<none>", f"no data file given for dataset {d} (use --data {d}=FILE)")])
+        out[n["id"]] = load_dataset(path, d, catalog.datasets[d], n["attrs"]["columns"])
+    return out
+
+
+def _internal_problem(me: str, doing: str, e: Exception) -> str:
+    """An unexpected error before the handshake: said at this party (the traceback with IQ_DEBUG=1),
+    and told to the others through the handshake, so all stop before any share is sent."""
+    debug = bool(os.environ.get("IQ_DEBUG"))
+    print(f"error: [{me}] internal error while {doing}: {type(e).__name__}: {e}"
+          + ("" if debug else " (IQ_DEBUG=1 prints the traceback)"), file=sys.stderr, flush=True)
+    if debug:
+        import traceback
+        traceback.print_exc()
+    return f"internal error while {doing} ({type(e).__name__}; details at {me})"
+
+
+def _issue(file, reason):
+    from insightql.runtime.data.loader import DataIssue
+    return DataIssue(file, None, None, reason)
+
+
+def lost_peer_message(names: list[str], peer: int, phase: str, cause: str = "", missing: list[str] = (),
+                      gave_up: bool = True) -> str:
+    """What a party says when the connection to `peer` is lost. `cause` is what `peer` told before
+    it stopped (runtime/launch/mpyc_setup.py tell_peers): "lost:<pid>" (it lost that party first) or
+    "wait:<pids>" (it gave up waiting for them to connect); "" when it told nothing. While
+    connecting, `gave_up` says whether the connect timeout may have passed at `peer`."""
+    kind, _, pids = cause.partition(":")
+    ids = [int(i) for i in pids.split(",") if i.isdigit() and int(i) < len(names)]
+    left = names[peer]
+    if kind == "wait" and ids:
+        return (f"error: party {left} left while the parties were connecting; not connected to "
+                f"{', '.join(names[i] for i in ids)} (is it running?) -- a party gave up waiting for it; "
+                f"stopping, no data was shared")
+    who, via = left, ""
+    if kind == "lost" and ids and ids[0] != peer:
+        who, via = names[ids[0]], f" (party {left} stopped because party {names[ids[0]]} left)"
+    if phase == "connecting":
+        if gave_up and not via:  # most likely it gave up waiting for the missing ones
+            return (f"error: party {who} left while the parties were connecting"
+                    + (f"; not connected to {', '.join(missing)} (is it running?)" if missing else "")
+                    + "; stopping, no data was shared")
+        return (f"error: party {who} left while the parties were connecting, before the connect timeout "
+                f"(it stopped or crashed){via}; stopping, no data was shared")
+    if phase == "handshake":
+        return (f"error: party {who} left before the status check (it stopped or crashed){via}; "
+                f"stopping, no data was shared")
+    return (f"error: lost the connection to party {who} during the run{via}; stopping, nothing was revealed "
+            f"by this party")
+
+
+def _install_disconnect_guard(state: dict):
+    """MPyC waits forever when a peer vanishes; turn a lost connection into a clean stop that
+    names the party that left first: before stopping, a party tells the others which peer it lost."""
+    from mpyc import asyncoro
+
+    from insightql.runtime.launch.mpyc_setup import LEFT_NOTICE, tell_peers
+
+    original = asyncoro.MessageExchanger.connection_lost
+
+    def connection_lost(self, exc):
+        if not state.get("closing") and self.peer_pid is not None:
+            rt = self.runtime
+            note = self.buffers.get(LEFT_NOTICE)
+            cause = note.decode("ascii", "replace") if isinstance(note, bytes) else ""
+            if cause.startswith("lost:") and cause[5:] == str(rt.pid):
+                cause = ""  # it says it lost us: then it is the one that left
+            tell_peers(rt, cause or f"lost:{self.peer_pid}", skip=[self.peer_pid])
+            phase = "run" if state.get("shared") else "handshake" if state.get("connected") else "connecting"
+            missing = [state["names"][p.pid] for p in rt.parties
+                       if p.pid not in (rt.pid, self.peer_pid) and p.protocol is None]
+            limit = state.get("connect_timeout")
+            gave_up = limit is None or time.monotonic() - state.get("connect_started", 0) > 0.9 * limit
+            print(lost_peer_message(state["names"], self.peer_pid, phase, cause, missing, gave_up),
+                  file=sys.stderr, flush=True)
+            os._exit(EXIT_PEER)
+        return original(self, exc)
+
+    asyncoro.MessageExchanger.connection_lost = connection_lost
+
+
+def _watchdog(seconds: float, me: str):
+    started = time.monotonic()
+
+    def fire():
+        print(f"error: [{me}] the run did not finish within {seconds:g} s (stopped after "
+              f"{time.monotonic() - started:.1f} s; a party hangs or is gone); stopping, nothing was revealed",
+              file=sys.stderr, flush=True)
+        os._exit(EXIT_TIMEOUT)
+    t = threading.Timer(seconds, fire)
+    t.daemon = True
+    t.start()
+    return t
+
+
+async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | None, problem: str | None,
+                   progress: Progress, state: dict) -> ResultTable | None:
+    from insightql.runtime.secure.reveal import exchange_status, reveal_to_receivers
+    from insightql.runtime.secure.secure_ops import SecureOps
+
+    progress.step("connecting")
+    state["connect_started"] = time.monotonic()
+    await mpc.start()
+    state["connected"] = True
+    progress.step("checking plan and data with all parties")
+    link_local, link_sizes = {}, {}
+    if problem is None and any(n["op"] == "link_rows" for n in plan["nodes"]):  # record linkage (issue 6)
+        from insightql.runtime.secure.linkage_ops import LinkageDataError, local_vectors
+        try:  # packed before any input: the vectors' lengths are exchanged in the handshake
+            link_local = local_vectors(plan, me, loaded)
+            link_sizes = {nid: len(v) for nid, v in link_local.items()}
+        except LinkageDataError as e:
+            problem = f"invalid data ({e})"
+            print(f"error: [{me}] {e}", file=sys.stderr, flush=True)
+        except Exception as e:  # noqa: BLE001
+            problem = _internal_problem(me, "packing its rows for record linkage", e)
+    statuses = await exchange_status(mpc, {"party": me, "plan_hash": plan["hash"], "ok": problem is None,
+                                           "problem": problem, **({"link_sizes": link_sizes} if link_sizes else {}),
+                                           **state["gov"].status()})
+    bad = [s for s in statuses if not s["ok"]]
+    mismatch = [s["party"] for s in statuses if s["plan_hash"] != plan["hash"]]
+    if bad or mismatch:
+        state["closing"] = True
+        await mpc.shutdown()
+        msgs = [f"party {s['party']} cannot take part: {s['problem']}" for s in bad]
+        if mismatch:
+            msgs.append(f"parties run different plans ({', '.join(mismatch)} differ from {me}'s plan hash)")
+        state["refusers"] = [s["party"] for s in bad] + mismatch
+        raise RunAborted("; ".join(msgs) + " -- no data was shared")
+    state["shared"] = True  # from here on, shares may be sent
+    state["gov"].started(statuses)  # ledger: approvals and run_started, before any input
+    ops = SecureOps(mpc, plan)
+    link_ops = None
+    if link_local is not None and any(n["op"] == "link_share" for n in plan["nodes"]):
+        from insightql.runtime.secure.linkage_ops import LinkOps, sizes_from_statuses
+        link_ops = LinkOps(mpc, plan, sizes_from_statuses(plan, statuses), ops.si)
+    batches: dict[str, list[dict]] = {}
+    for n in plan["nodes"]:
+        if "batch" in n["attrs"]:
+            batches.setdefault(n["attrs"]["batch"], []).append(n)
+    values: dict = {}
+    receivers = [names.index(r) for r in plan["receivers"]]
+    table = None
+    progress.step("local steps")
+    for n in plan["nodes"]:
+        op, place = n["op"], n["placement"]
+        if op == "load":
+            if place == f"local:{me}":
+                values[n["id"]] = loaded[n["id"]]
+        elif op == "partials":
+            if place == f"local:{me}":
+                tbl, count = values[n["inputs"][0]]
+                values[n["id"]] = compute_partials(n["attrs"], tbl, count)
+        elif op == "share":
+            if "secure" not in progress._step:
+                progress.step("secure steps")
+            owner = n["attrs"]["party"]
+            values[n["id"]] = ops.share(n, values.get(n["inputs"][0]) if owner == me else None, names.index(owner))
+        elif op.startswith("link_"):  # record linkage: runtime/secure/linkage_ops.py
+            if op == "link_share" and "secure" not in progress._step:
+                progress.step("secure steps")
+            values[n["id"]] = link_ops.run(n, values, me, names, link_local)
+            if asyncio.iscoroutine(values[n["id"]]):  # the fast design opens match tags midway
+                values[n["id"]] = await values[n["id"]]
+        elif op == "reveal":
+            progress.step("reveal")
+            frac = {i: ops.nodes[i].get("frac", 0) for i in n["inputs"]}
+            values[n["id"]] = await reveal_to_receivers(mpc, n, values, receivers, frac)
+        elif op == "table":
+            if values[n["inputs"][0]] is not None:
+                table = assemble(plan, values[n["inputs"][0]])
+        elif "batch" in n["attrs"]:
+            if n["id"] not in values:  # the batch's first member computes every member
+                values.update(ops.run_batch(batches[n["attrs"]["batch"]], values))
+        else:
+            values[n["id"]] = ops.run(n, [values[i] for i in operands(n)], values)
+            if PROFILE:
+                t0 = time.perf_counter()
+                await mpc.barrier()
+                await mpc.gather(values[n["id"]])
+                print(f"[{me}] profile {n['id']} {n['op']}: {time.perf_counter() - t0:.3f}s", file=sys.stderr)
+    progress.step("shutdown")
+    state["bytes_sent"] = sum(p.protocol.nbytes_sent for p in mpc.parties if p.pid != mpc.pid and p.protocol)
+    state["closing"] = True
+    await mpc.shutdown()
+    progress.step("done")
+    return table
+
+
+def run_party(plan: dict, me: str, catalog: Catalog, data: dict[str, str], config, *, quiet: bool = False,
+              timeout: float = 900, connect_timeout: float = 60, allow_fewer: bool = False,
+              governance: GovernanceOptions | None = None, plan_path: str | None = None
+              ) -> tuple[int, ResultTable | None, Progress]:
+    """Run one party to completion; returns (exit code, result table at receivers, timings)."""
+    from insightql.runtime.launch.mpyc_setup import start_runtime
+
+    names = list(plan["parties"])
+    progress = Progress(me, quiet)
+    progress.step("loading and validating data")
+    if me not in names:
+        raise SystemExit(f"error: party {me!r} is not in this plan (parties: {', '.join(names)})")
+    if config.names() != names:
+        raise SystemExit(f"error: the parties file lists {config.names()}, the plan needs {names} in that order")
+    if len(names) < 3 and not allow_fewer:
+        raise SystemExit("error: MPC needs at least 3 computing parties (with 2, Shamir's threshold is 0 and "
+                         "nothing stays private); add a neutral helper party to the catalog")
+    if catalog.digest() != plan["catalog_digest"]:
+        raise SystemExit("error: this party's catalog differs from the one the plan was compiled with "
+                         f"({catalog.digest()[:19]} vs {plan['catalog_digest'][:19]})")
+    opts = governance or GovernanceOptions()
+    gov = Governance(plan, me, catalog, opts, Path(opts.ledger) if opts.ledger else
+                     default_ledger_path(me, data, plan_path))
+    problem, loaded = gov.preflight(), None  # approvals, recompilation, guard: before reading data
+    if problem:
+        problem = f"refused the plan: {problem}"
+        print(f"error: [{me}] {problem}", file=sys.stderr, flush=True)
+    else:
+        try:
+            loaded = load_own_data(plan, me, catalog, data)
+        except DataError as e:
+            problem = f"invalid data ({len(e.issues)} problem(s); details at {me})"
+            print(f"error: [{me}] {e}", file=sys.stderr, flush=True)
+        except Exception as e:  # noqa: BLE001 - a bug or a resource limit: still stop every party cleanly
+            problem = _internal_problem(me, "reading its data", e)
+    state = {"names": names, "gov": gov, "connect_timeout": connect_timeout}
+    dog = _watchdog(timeout, me)
+    mpc = start_runtime(config, me, connect_timeout=connect_timeout)  # first import of mpyc: must come first
+    _install_disconnect_guard(state)
+    try:
+        table = mpc.run(_execute(mpc, plan, me, names, loaded, problem, progress, state))
+    except RunAborted as e:
+        dog.cancel()
+        gov.aborted(str(e), state.get("refusers", []))
+        print(f"error: [{me}] run stopped before any data was shared: {e}", file=sys.stderr, flush=True)
+        return (EXIT_REFUSED if gov.refused else EXIT_DATA if problem else EXIT_ABORTED), None, progress
+    except Exception as e:
+        gov.failed(f"{type(e).__name__}: {e}")
+        raise
+    dog.cancel()
+    gov.finished(table, me in plan["receivers"])
+    progress.bytes_sent = state.get("bytes_sent", 0)
+    return EXIT_OK, table, progress

@@ -1,0 +1,293 @@
+"""Record linkage, the fast design (spec/linkage.md section 6): shuffle, keyed PRF, open the tags.
+
+Chosen only when every linked dataset's policy says `linkage = "fast"`, because it opens the match
+pattern (leakage item `match_pattern`). Each owner turns its packed rows (compiler/plaintext/linkage_local.py)
+into columns locally (`owner_columns`: the key, then 0/1 one-hot cells, present/keyed flags and
+measure values; padding rows and rows without a key get a unique key of their own so that they
+never match), shares the matrix, and then
+
+1. the rows of all owners are shuffled by a permutation that no coalition of t parties knows
+   (`shuffle`, linear cost: for each set T of t parties, t+1 parties outside T turn their Shamir
+   shares into additive ones, permute them by a permutation only they know, and re-share --
+   Laur, Willemson, Zhang 2011);
+2. each row's key goes through MiMC (`mimc`) under a secret random key and the tags are opened
+   (runtime/secure/reveal.py `open_match_tags`); every party sorts the shuffled positions by tag in the
+   clear. Equal tags are equal keys: the runs of one key are contiguous and public, so what the
+   oblivious design pays a sort and log n rounds of scans for is local index arithmetic on shares
+   (gathers, segment sums). Products remain only for the joint (U cell x M cell) one-hot, the one
+   secure matrix product per join, and the OR over a run where distinct keys are counted.
+Which owner a row came from and every payload column stay secret-shared.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+MIMC_DOMAIN = b"insightql/mimc/v1"
+
+
+class Phases:
+    """IQ_PROFILE=1: wall time of each phase at this party (waits for the phase's values, so it
+    serialises what would otherwise overlap; for profiling only)."""
+
+    def __init__(self, mpc, what: str):
+        self.mpc, self.what, self.t = mpc, what, time.perf_counter()
+        self.on = bool(os.environ.get("IQ_PROFILE"))
+
+    async def done(self, name: str, *values):
+        if not self.on:
+            return
+        for v in values:
+            await self.mpc.gather(v)
+        now = time.perf_counter()
+        print(f"[{self.mpc.pid}] profile {self.what} {name}: {now - self.t:.3f}s", file=sys.stderr, flush=True)
+        self.t = now
+
+
+# -- the shuffle ------------------------------------------------------------------------------
+def _lagrange_at_zero(p: int, xs: list[int], x_i: int) -> int:
+    num = den = 1
+    for x_j in xs:
+        if x_j != x_i:
+            num = num * x_j % p
+            den = den * (x_j - x_i) % p
+    return num * pow(den, -1, p) % p
+
+
+async def shuffle(mpc, x):
+    """x (n, ...) secure array, rows permuted by pi_T1 ... pi_Tc, one permutation per set T of t
+    parties, known only to t+1 parties outside T: every coalition of t misses one of them."""
+    from insightql.runtime.secure.reveal import send_shuffle_seed
+
+    stype = type(x)
+    field = stype.sectype.field
+    p, n = field.modulus, x.shape[0]
+    m, t = len(mpc.parties), mpc.threshold
+    for T in itertools.combinations(range(m), t):
+        A = [q for q in range(m) if q not in T][:t + 1]
+        seed = await send_shuffle_seed(mpc, A[0], A)
+        if mpc.pid in A:
+            share = await mpc.gather(x)
+            lam = _lagrange_at_zero(p, [a + 1 for a in A], mpc.pid + 1)
+            perm = np.random.Generator(np.random.PCG64(seed)).permutation(n)
+            mine = field.array((share.value * lam % p)[perm], check=False)
+        else:
+            mine = field.array(np.zeros(x.shape, dtype=object), check=False)
+        parts = mpc.input(stype(mine), senders=A)
+        x = parts[0]
+        for part in parts[1:]:
+            x = x + part
+    return x
+
+
+# -- the keyed PRF ----------------------------------------------------------------------------
+def mimc_params(p: int) -> tuple[int, list[int]]:
+    """(exponent e, round constants) for MiMC over GF(p): the smallest e with gcd(e, p-1) = 1, so
+    x -> x**e is a permutation, and ceil(log_e p) rounds with constants from SHA-256 (c_0 = 0)."""
+    e = next(e for e in (3, 5, 7, 11, 13, 17, 19, 23) if math.gcd(e, p - 1) == 1)
+    rounds = math.ceil(p.bit_length() / math.log2(e))
+    consts = [0] + [int.from_bytes(hashlib.sha256(MIMC_DOMAIN + i.to_bytes(4, "big")).digest(), "big") % p
+                    for i in range(1, rounds)]
+    return e, consts
+
+
+def _power(y, e: int):
+    out, base = None, y
+    while e:
+        if e & 1:
+            out = base if out is None else out * base
+        e >>= 1
+        if e:
+            base = base * base
+    return out
+
+
+def mimc(mpc, x, key):
+    """MiMC-e/e: x -> (x + k + c_i)**e per round, then + k. Vectorised: one secure product per
+    squaring/multiplication over the whole vector per round."""
+    e, consts = mimc_params(type(x).sectype.field.modulus)
+    for c in consts:
+        x = _power(x + key + c, e)
+    return x + key
+
+
+def random_array(mpc, stype, n: int, bound: int | None = None):
+    """A secret random vector from pseudorandom secret sharing (no communication)."""
+    return stype(mpc._np_randoms(stype.sectype.field, n, bound), (n,))
+
+
+# -- the public run structure after the tags are open ------------------------------------------
+class Runs:
+    """Positions grouped by equal tag: `order` sorts the shuffled positions so that each run is
+    contiguous; run r is [starts[r], starts[r+1]) in that order."""
+
+    def __init__(self, tags: list[int]):
+        tags_arr = np.empty(len(tags), dtype=object)
+        tags_arr[:] = tags
+        self.order = np.argsort(tags_arr, kind="stable")
+        s = tags_arr[self.order]
+        n = len(tags)
+        self.n = n
+        new = np.ones(n, dtype=bool)
+        if n > 1:
+            new[1:] = s[1:] != s[:-1]
+        self.starts = np.flatnonzero(new)
+        self.sizes = np.diff(np.append(self.starts, n))
+        self.run_of = np.cumsum(new) - 1  # run number of each position (in run order)
+
+    def histogram(self) -> dict[int, int]:
+        sizes, counts = np.unique(self.sizes, return_counts=True)
+        return {int(s): int(c) for s, c in zip(sizes, counts)}
+
+    def sums(self, mpc, z):
+        """z (C, n) in run order -> (C, runs): per-run sums, local (prefix sums and gathers)."""
+        stype = type(z)
+        zero = stype(stype.sectype.field.array(np.zeros((z.shape[0], 1), dtype=object), check=False))
+        cs = mpc.np_concatenate([zero, mpc.np_cumsum(z, axis=1)], axis=1)
+        ends = np.append(self.starts[1:], self.n)
+        return cs[:, ends] - cs[:, self.starts]
+
+    def spread(self, mpc, z):
+        """z (C, n) -> (C, n): each position gets the sum over its run."""
+        return self.sums(mpc, z)[:, self.run_of]
+
+    def or_total(self, mpc, z):
+        """z (C, n) of 0/1 in run order -> (C,): the number of runs holding at least one 1 in each
+        row. Runs of one position add their bit; longer runs 1 - prod(1 - z), a product tree."""
+        C = z.shape[0]
+        total = None
+        for s in np.unique(self.sizes):
+            firsts = self.starts[self.sizes == s]
+            g = z[:, (firsts[:, None] + np.arange(s)).ravel()]
+            if s == 1:
+                part = mpc.np_sum(g, axis=1)
+            else:
+                q = (1 - g).reshape(C, firsts.size, int(s))
+                while q.shape[2] > 1:
+                    h = q.shape[2] // 2
+                    prod = q[:, :, :h] * q[:, :, h:2 * h]
+                    q = prod if q.shape[2] == 2 * h else mpc.np_concatenate([prod, q[:, :, 2 * h:]], axis=2)
+                part = firsts.size - mpc.np_sum(q.reshape(C, firsts.size), axis=1)
+            total = part if total is None else total + part
+        return total
+
+
+async def open_runs(mpc, node: dict, key, phases: "Phases") -> Runs:
+    """Tag every row's key, open the tags, return the Runs."""
+    from insightql.runtime.secure.reveal import open_match_tags
+
+    tags = mimc(mpc, key, random_array(mpc, type(key), 1))
+    await phases.done("prf", tags)
+    runs = Runs(await open_match_tags(mpc, node, tags))
+    await phases.done("open+runs")
+    return runs
+
+
+# -- the owner's columns, and the secure ops -----------------------------------------------------
+def key_width(layout: dict) -> int:
+    """Bits of the key column: real keys < 2**K, padding keys 2**K + (vector << 32) + row."""
+    return max(layout["key_bits"], 36) + 1
+
+
+def columns(a: dict) -> list[tuple[int, str]]:
+    """(side, name) of each shared column after the key, the same list for every owner."""
+    lay = a["layout"]
+    if lay["mode"] == "distinct":
+        return [(0, f"hot{c}") for c in range(a["cells"])]
+    out = [(0, "match")] + [(0, f"hot{c}") for c in range(a["cells_u"])]
+    out += [(1, "keyed")] + [(1, f"hot{c}") for c in range(a["cells_m"])]
+    for w in a["weights"]:
+        if "field" in w:
+            out += [(w["side"], w["field"] + ".nn"), (w["side"], w["field"] + ".val")]
+    return list(dict.fromkeys(out))
+
+
+def column_type(mpc, a: dict, n: int):
+    """One SecInt for keys and per-cell sums: wide enough for both (n rows in all)."""
+    val_bits = [f["bits"] for side in a["layout"]["sides"] for f in side if f["name"].endswith(".val")]
+    sums = max(val_bits, default=1) + 1 + max(n, 1).bit_length()
+    return mpc.SecInt(max(key_width(a["layout"]), sums) + 2)
+
+
+def owner_columns(a: dict, vector: int, packed: list[int]) -> np.ndarray:
+    """The owner's (rows, 1 + columns) matrix from its packed rows, computed locally before sharing.
+    Rows that are padding (or, in a join, have no key) are zero but for a unique key."""
+    from insightql.compiler.plaintext.linkage_local import decode
+
+    lay = a["layout"]
+    K = lay["key_bits"]
+    cols = columns(a)
+    out = np.zeros((len(packed), 1 + len(cols)), dtype=object)
+    for r, v in enumerate(packed):
+        key, side, f = decode(lay, int(v))
+        real = f["present"] and f.get("keyed", 1)
+        out[r, 0] = key if real else (1 << K) + (vector << 32) + r
+        if not f["present"]:
+            continue
+        for j, (s, name) in enumerate(cols, 1):
+            if s == side:
+                out[r, j] = int(real) if name == "match" else \
+                    int(f["cell"] == int(name[3:])) if name.startswith("hot") else f[name]
+    return out
+
+
+async def distinct(mpc, node: dict, a: dict, rows):
+    """Per cell, the number of runs (distinct keys) holding a row of that cell; `rows` are all
+    owners' column matrices, concatenated."""
+    phases = Phases(mpc, node["id"])
+    x = await shuffle(mpc, rows)
+    await phases.done("shuffle", x)
+    runs = await open_runs(mpc, node, x[:, 0], phases)
+    out = runs.or_total(mpc, mpc.np_transpose(x[runs.order])[1:])
+    await phases.done("aggregate", out)
+    return out
+
+
+async def join(mpc, node: dict, a: dict, rows, m_unique: bool):
+    """Per weight and cell, the sums over the joined rows (`rows`: U's column matrix, then M's).
+    U's columns reach the M rows of their key by segment sums; every weight is then a column, so
+    one joint one-hot product and one matrix product do the aggregation."""
+    phases = Phases(mpc, node["id"])
+    cols = {c: j for j, c in enumerate(columns(a), 1)}
+    x = await shuffle(mpc, rows)
+    await phases.done("shuffle", x)
+    n = x.shape[0]
+    runs = await open_runs(mpc, node, x[:, 0], phases)
+    X = mpc.np_transpose(x[runs.order])
+    u_names = [c for c in cols if c[0] == 0]
+    spread = runs.spread(mpc, X[np.array([cols[c] for c in u_names])])
+    carried = {c: spread[i] for i, c in enumerate(u_names)}
+    match = carried[(0, "match")]
+    cu, cm = a["cells_u"], a["cells_m"]
+    hot_u = mpc.np_stack([carried[(0, f"hot{c}")] for c in range(cu)])
+    if a["kind"] == "left":  # unmatched left rows go to the NULL right-side cell
+        null = np.zeros((cu, 1), dtype=object)
+        null[a["null_cell_u"], 0] = 1
+        hot_u = hot_u + (1 - match).reshape(1, n) * null
+    hot_m = X[np.array([cols[(1, f"hot{c}")] for c in range(cm)])]
+    joint = (hot_u.reshape(cu, 1, n) * hot_m.reshape(1, cm, n)).reshape(cu * cm, n)
+    st = type(x).sectype
+    weights, persons = [], None
+    for w in a["weights"]:
+        if w["kind"] == "rows" or (w["kind"] == "persons" and not m_unique):
+            weights.append(st.array(np.ones(n, dtype=object)))
+        elif w["kind"] == "persons":  # each M row is its own key
+            weights.append(X[cols[(1, "keyed")]])
+        else:
+            pick = carried.__getitem__ if w["side"] == 0 else (lambda c: X[cols[c]])
+            nn, val = pick((w["side"], w["field"] + ".nn")), pick((w["side"], w["field"] + ".val"))
+            weights.append(nn if w["kind"] == "count" else val + w["lo"] * nn)
+    out = joint @ mpc.np_transpose(mpc.np_stack(weights))  # (cells, weights): only this is communicated
+    if any(w["kind"] == "persons" for w in a["weights"]) and not m_unique:
+        persons = runs.or_total(mpc, joint * X[cols[(1, "keyed")]].reshape(1, n))
+    rows = [persons if w["kind"] == "persons" and persons is not None else out[:, r]
+            for r, w in enumerate(a["weights"])]
+    res = mpc.np_stack(rows)[:, np.array(a["cell_perm"], dtype=int)]
+    await phases.done("aggregate", res)
+    return res

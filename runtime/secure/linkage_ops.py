@@ -1,0 +1,353 @@
+"""Record linkage on MPyC secret-shared arrays (spec/linkage.md): the oblivious, sort-based design,
+and dispatch to the fast design (runtime/secure/linkage_fast.py) where the policy opts in.
+
+Each owner's vector of packed rows (compiler/plaintext/linkage_local.py) is secret-shared; the parties
+concatenate the vectors, shuffle them and quicksort them with opened comparisons of distinct
+values (runtime/secure/quicksort.py), and from then on touch every position the same way: adjacent key
+equality (one vectorised zero test, `l` = key bits + 2), the payload's bit fields (`mpc.np_to_bits`
+of the low bits only; each field is a linear combination of bits), one-hot cell encodings from bits
+by products (no comparisons), a segmented scan that copies the unique side's fields along each
+key's run (log2 n rounds of products), and per-cell sums as one secure matrix product (which
+communicates only its result). The sort works in its own SecInt sized to the packed rows plus
+the tie-break; the small per-cell results are converted to the plan's type.
+
+Opened here (through runtime/secure/reveal.py only): the comparison outcomes of the sort, which depend
+on nothing but the shuffle's random order. The per-cell vectors feed the plan's threshold/mask/
+reveal nodes like `combine` outputs. The plaintext meaning of every op is in compiler/plaintext/oracle.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from insightql.compiler.plaintext.linkage_local import LinkageDataError, field_of, link_rows
+from insightql.compiler.plan.ops import register
+
+from insightql.runtime.secure import linkage_fast
+from insightql.runtime.secure.quicksort import sorted_positions, tiebreak_bits
+
+LINK: dict = {}  # link op name -> its implementation at a party (registered at the end of this module)
+
+
+def local_vectors(plan: dict, me: str, loaded: dict) -> dict[str, list[int]]:
+    """This owner's packed vectors, {link_rows node id: vector}, computed before the handshake
+    (their lengths are exchanged there). Raises LinkageDataError on data contradicting the catalog."""
+    out = {}
+    for n in plan["nodes"]:
+        if n["op"] == "link_rows" and n["placement"] == f"local:{me}":
+            tbl, count = loaded[n["inputs"][0]]
+            out[n["id"]] = link_rows(n["attrs"], tbl, count)
+    return out
+
+
+def sizes_from_statuses(plan: dict, statuses: list[dict]) -> dict[str, int]:
+    """Every link vector's length, as its owner announced it in the status handshake."""
+    sizes = {}
+    for s in statuses:
+        sizes.update(s.get("link_sizes") or {})
+    return sizes
+
+
+class LinkOps:
+    def __init__(self, mpc, plan: dict, sizes: dict[str, int], main_type):
+        self.mpc = mpc
+        self.nodes = {n["id"]: n for n in plan["nodes"]}
+        self.sizes = sizes
+        self.main = main_type
+        self._types = {}
+
+    def stype(self, bits: int):
+        if bits not in self._types:
+            self._types[bits] = self.mpc.SecInt(bits + 2)
+        return self._types[bits]
+
+    def run(self, node: dict, values: dict, me: str, names: list[str], local: dict):
+        part = LINK.get(node["op"])
+        if part is None:
+            raise AssertionError(f"no secure implementation of link op {node['op']!r} (runtime/secure/linkage_ops.py LINK)")
+        return part(self, node, values, me, names, local)
+
+    # -- helpers --------------------------------------------------------------------------
+    async def finish(self, coro):
+        """Both designs open something midway (tags, comparison outcomes): coroutines the party awaits."""
+        return self.to_main(await coro)
+
+    def consumer(self, node: dict) -> dict:
+        return next(n for n in self.nodes.values() if node["id"] in n["inputs"])
+
+    def m_unique(self, join: dict) -> bool:
+        return bool(self.nodes[self.nodes[join["inputs"][1]]["inputs"][0]]["attrs"]["unique"])
+
+    def sort_keys_distinct(self, link: dict) -> bool:
+        """A join of keys unique on both sides sorts without a tie-break: its sort keys (key', side)
+        are distinct once padding and keyless rows carry distinct keys (`spread_padding`; keys of
+        K >= 34 bits leave room for them below 2**(K+1))."""
+        return link["op"] == "link_join" and link["attrs"].get("algorithm") != "fast" \
+            and self.m_unique(link) and link["attrs"]["layout"]["key_bits"] >= 34
+
+    def total_rows(self, share: dict) -> int:
+        """Rows of all vectors the link op consuming this share concatenates (public lengths)."""
+        return sum(int(self.sizes[self.nodes[i]["inputs"][0]]) for i in self.consumer(share)["inputs"])
+
+    def share_columns(self, node: dict, me: str, names: list[str], local: dict):
+        """Fast design: the owner shares its rows as columns (runtime/secure/linkage_fast.py)."""
+        link = self.consumer(node)
+        a, src = link["attrs"], node["inputs"][0]
+        st = linkage_fast.column_type(self.mpc, a, self.total_rows(node))
+        size, width = int(self.sizes[src]), 1 + len(linkage_fast.columns(a))
+        if node["attrs"]["party"] == me:
+            plain = linkage_fast.owner_columns(a, link["inputs"].index(node["id"]), local[src])
+        else:
+            plain = np.zeros((size, width), dtype=object)
+        assert plain.shape == (size, width)
+        return self.mpc.input(st.array(plain), senders=names.index(node["attrs"]["party"]))
+
+    def concat(self, vecs: list):
+        return vecs[0] if len(vecs) == 1 else self.mpc.np_concatenate(vecs)
+
+    def to_main(self, x):
+        """Small per-cell results into the plan's secure integer type."""
+        mpc = self.mpc
+        shape = x.shape
+        flat = mpc.np_tolist(mpc.np_flatten(x)) if len(shape) > 1 else mpc.np_tolist(x)
+        return mpc.np_fromlist(mpc.convert(flat, self.main)).reshape(shape)
+
+    async def shuffled(self, node: dict, vecs: list):
+        phases = linkage_fast.Phases(self.mpc, node["id"])
+        x = await linkage_fast.shuffle(self.mpc, self.concat(vecs))
+        await phases.done("shuffle", x)
+        return x
+
+    async def sort_order(self, node: dict, key, key_bits: int, tiebreak: bool = True) -> np.ndarray:
+        """Quicksort with opened comparisons (runtime/secure/quicksort.py) of a shuffled key vector."""
+        phases = linkage_fast.Phases(self.mpc, node["id"])
+        pos = await sorted_positions(self.mpc, node, key, key_bits, tiebreak)
+        await phases.done("quicksort")
+        return pos
+
+    async def sorted_concat(self, node: dict, vecs: list):
+        """Shuffle, then sort the whole packed rows."""
+        x = await self.shuffled(node, vecs)
+        return x[await self.sort_order(node, x, node["attrs"]["layout"]["bits"])]
+
+    def field(self, bits, f: dict):
+        """Value of a bit field from the (n, W) bit matrix: a linear combination of bits."""
+        cols = bits[:, f["offset"]:f["offset"] + f["bits"]]
+        if f["bits"] == 1:
+            return cols[:, 0]
+        return cols @ np.array([1 << j for j in range(f["bits"])], dtype=object)
+
+    def bits_value(self, bits, cols: list[int]):
+        """The number whose binary digits, most significant first, are the given bit columns."""
+        return bits[:, cols] @ np.array([1 << j for j in reversed(range(len(cols)))], dtype=object)
+
+    def one_hot(self, bit_rows: list, size: int, n: int, st):
+        """(size, n) one-hot rows of a cell number given by its bits (least significant first),
+        built by products from the most significant bit: 2**g products of n-vectors, no comparisons."""
+        mpc = self.mpc
+        t = st.array(np.ones((1, n), dtype=object))
+        for b in reversed(bit_rows):
+            hi = t * b.reshape(1, n)
+            lo = t - hi
+            t = mpc.np_stack([lo, hi], axis=1).reshape(2 * t.shape[0], n)
+        return t[:size]
+
+    def adjacent_equal(self, x, l: int, st):
+        """1 where x[i] == x[i-1] (0 at i = 0), for 0 <= x[i] - x[i-1] < 2**(l-1) after sorting."""
+        mpc = self.mpc
+        n = x.shape[0]
+        if n < 2:
+            return st.array(np.zeros(n, dtype=object))
+        eq = mpc.np_sgn(x[1:] - x[:-1], l=l, EQ=True)
+        return mpc.np_concatenate([st.array(np.zeros(1, dtype=object)), eq])
+
+    def shift(self, x, d: int, fill, st):
+        """x moved d positions along the last axis (towards higher indices), `fill` coming in."""
+        mpc = self.mpc
+        lead = st.array(np.full(x.shape[:-1] + (d,), fill, dtype=object))
+        return mpc.np_concatenate([lead, x[..., :-d]], axis=-1)
+
+    # -- COUNT(DISTINCT key) across owners ---------------------------------------------------
+    async def distinct(self, node: dict, a: dict, vecs: list):
+        lay = a["layout"]
+        st = type(vecs[0]).sectype
+        s = await self.sorted_concat(node, vecs)
+        bits = self.mpc.np_to_bits(s, l=lay["payload_bits"])
+        first = 1 - self.adjacent_equal(s, lay["bits"] + 1, st)
+        present = self.field(bits, field_of(lay, 0, "present"))
+        return self.cell_hot(bits, lay, a["cells"], st) @ (first * present)
+
+    def cell_hot(self, bits, lay: dict, cells: int, st, side: int = 0):
+        f = field_of(lay, side, "cell")
+        return self.one_hot([bits[:, f["offset"] + j] for j in range(f["bits"])], cells, bits.shape[0], st)
+
+    def high_part(self, x, bits, st):
+        """x >> (number of bit columns): exact, x minus its low bits is a multiple of 2**w."""
+        w = bits.shape[1]
+        low = bits @ np.array([1 << j for j in range(w)], dtype=object)
+        return (x - low) * pow(2, -w, st.field.modulus)
+
+    # -- JOIN with a unique key on side U (0) -------------------------------------------------
+    async def join(self, node: dict, a: dict, u, m, m_unique: bool):
+        mpc = self.mpc
+        lay = a["layout"]
+        st = type(u).sectype
+        K, W = lay["key_bits"], lay["payload_bits"]
+        x = await self.shuffled(node, [u, m])
+        n = x.shape[0]
+        bits = mpc.np_to_bits(x, l=W + 1)  # before the sort: the bits follow their rows
+        key = self.high_part(x, bits, st)  # key'
+        fm = {f["name"]: f for f in lay["sides"][1]}
+        # the side bit, then M's cell, present and keyed bits: the fields that tell one person's
+        # rows in one joint cell apart from the row before
+        person_cols = [W] + [f["offset"] + j for name in ("cell", "present", "keyed") for f in [fm[name]]
+                             for j in range(f["bits"])]
+        # The sort orders by (key', side), U first in its key's run; when M repeats keys, also by
+        # M's cell, present and keyed bits (most significant first), so the rows of one person and
+        # joint cell are adjacent. The measures never take part: the comparisons are narrower.
+        by = [W] + ([] if m_unique else sorted(person_cols[1:], reverse=True))
+        sort_key = key * (1 << len(by)) + self.bits_value(bits, by)
+        distinct = self.sort_keys_distinct(node)  # then the tie-break's bits are saved
+        pos = await self.sort_order(node, sort_key, K + 1 + len(by), tiebreak=not distinct)
+        bits, key = bits[pos], key[pos]
+        same_key = self.adjacent_equal(key, K + 2, st)
+        head = 1 - same_key
+        side = bits[:, W]
+        names, rows = self.carry_rows(a, bits)
+        x = mpc.np_stack(rows) * (head * (1 - side)).reshape(1, n)  # U sorts first in its key's run
+        z = mpc.np_concatenate([x, head.reshape(1, n)], axis=0)  # last row: "run head seen"
+        d = 1
+        while d < n:
+            seen = z[-1]
+            z = z + (1 - seen).reshape(1, n) * self.shift(z, d, 0, st)
+            d *= 2
+        first = (1 - same_key * self.bits_equal_prev(bits, person_cols, st)) * self.field(bits, fm["keyed"])
+        return self.join_cells(a, bits, side, dict(zip(names, z)), lambda joint: joint @ first)
+
+    def carry_rows(self, a: dict, bits) -> tuple[list[str], list]:
+        """The U row's fields that its key's M rows need: match, cell bits, U-side measures."""
+        fu = {f["name"]: f for f in a["layout"]["sides"][0]}
+        names = ["match"] + [f"cell{j}" for j in range(fu["cell"]["bits"])] + \
+            [x for w in a["weights"] if w.get("side") == 0 for x in (w["field"] + ".nn", w["field"] + ".val")]
+        names = list(dict.fromkeys(names))
+        rows = []
+        for c in names:
+            if c == "match":
+                rows.append(self.field(bits, fu["present"]) * self.field(bits, fu["keyed"]))
+            elif c.startswith("cell") and c[4:].isdigit():
+                rows.append(bits[:, fu["cell"]["offset"] + int(c[4:])])
+            else:
+                rows.append(self.field(bits, fu[c]))
+        return names, rows
+
+    def join_cells(self, a: dict, bits, side, carried: dict, persons):
+        """Per weight and cell, the sums over the joined rows (every M row that is present, and in an
+        inner join matched), given the U fields carried to each M row; `persons(joint)` counts the
+        distinct keys per joint cell."""
+        mpc = self.mpc
+        lay = a["layout"]
+        st = type(bits).sectype
+        n = bits.shape[0]
+        fm = {f["name"]: f for f in lay["sides"][1]}
+        fu_cell = field_of(lay, 0, "cell")
+        match = carried["match"]
+        joined = side * self.field(bits, fm["present"])
+        hot_u = self.one_hot([carried[f"cell{j}"] for j in range(fu_cell["bits"])], a["cells_u"], n, st)
+        if a["kind"] == "inner":
+            joined = joined * match
+            hot_u = hot_u * joined.reshape(1, n)
+        else:
+            nul = np.zeros((a["cells_u"], 1), dtype=object)
+            nul[a["null_cell_u"], 0] = 1
+            hot_u = (hot_u * match.reshape(1, n) + (1 - match).reshape(1, n) * st.array(nul)) * joined.reshape(1, n)
+        hot_m = self.cell_hot(bits, lay, a["cells_m"], st, side=1)
+        cu, cm = a["cells_u"], a["cells_m"]
+        joint = (hot_u.reshape(cu, 1, n) * hot_m.reshape(1, cm, n)).reshape(cu * cm, n)
+        weights = []
+        for w in a["weights"]:
+            if w["kind"] in ("rows", "persons"):
+                weights.append(st.array(np.ones(n, dtype=object)))
+            else:
+                f = w["field"]
+                nn, val = (carried[f + ".nn"], carried[f + ".val"]) if w["side"] == 0 else \
+                    (self.field(bits, fm[f + ".nn"]), self.field(bits, fm[f + ".val"]))
+                weights.append(nn if w["kind"] == "count" else val + w["lo"] * nn)
+        out = joint @ mpc.np_transpose(mpc.np_stack(weights))  # (cells, weights): only this is communicated
+        rows = [persons(joint) if w["kind"] == "persons" else out[:, r] for r, w in enumerate(a["weights"])]
+        return mpc.np_stack(rows)[:, np.array(a["cell_perm"], dtype=int)]
+
+    def bits_equal_prev(self, bits, cols: list[int], st):
+        """1 where the given bit columns of row i equal those of row i-1 (0 at i = 0): XNOR by one
+        product per bit, then a product tree."""
+        mpc = self.mpc
+        n = bits.shape[0]
+        if n < 2:
+            return st.array(np.zeros(n, dtype=object))
+        cur = mpc.np_stack([bits[1:, c] for c in cols])
+        prev = mpc.np_stack([bits[:-1, c] for c in cols])
+        e = 1 - cur - prev + 2 * cur * prev
+        while e.shape[0] > 1:
+            h = e.shape[0] // 2
+            rest = e[2 * h:]
+            e = e[:h] * e[h:2 * h]
+            if rest.shape[0]:
+                e = mpc.np_concatenate([e, rest], axis=0)
+        return mpc.np_concatenate([st.array(np.zeros(1, dtype=object)), e[0]])
+
+
+def spread_padding(vec: np.ndarray, layout: dict, index: int) -> np.ndarray:
+    """An owner's packed rows with key' = 2**K (padding; keyless rows of a LEFT JOIN) given distinct
+    keys 2**K + (index << 32) + row, still above every real key; they match nothing either way."""
+    K, shift = layout["key_bits"], layout["side_bit"] + layout["payload_bits"]
+    out = vec.copy()
+    for i, v in enumerate(vec):
+        if v >> shift == 1 << K:
+            out[i] = v + (((index << 32) + i) << shift)
+    return out
+
+
+
+# -- the link ops, registered by op name (their plaintext meaning: compiler/plaintext/oracle.py) -----------
+@register(LINK, "link_rows")
+def _link_rows(lo: LinkOps, node: dict, values: dict, me: str, names: list[str], local: dict):
+    return local.get(node["id"])  # packed by the owner before the status exchange (local_vectors)
+
+
+@register(LINK, "link_share")
+def _link_share(lo: LinkOps, node: dict, values: dict, me: str, names: list[str], local: dict):
+    src, a = node["inputs"][0], node["attrs"]
+    if lo.consumer(node)["attrs"].get("algorithm") == "fast":
+        return lo.share_columns(node, me, names, local)
+    st = lo.stype(lo.nodes[src]["attrs"]["layout"]["bits"] + tiebreak_bits(lo.total_rows(node)))
+    size = int(lo.sizes[src])
+    mine = a["party"] == me
+    plain = np.array(local[src] if mine else [0] * size, dtype=object)
+    link = lo.consumer(node)
+    if mine and lo.sort_keys_distinct(link):
+        plain = spread_padding(plain, link["attrs"]["layout"], link["inputs"].index(node["id"]))
+    assert plain.shape == (size,)
+    return lo.mpc.input(st.array(plain), senders=names.index(a["party"]))
+
+
+@register(LINK, "link_distinct")
+def _link_distinct(lo: LinkOps, node: dict, values: dict, me: str, names: list[str], local: dict):
+    vecs = [values[i] for i in node["inputs"]]
+    if node["attrs"].get("algorithm") == "fast":
+        return lo.finish(linkage_fast.distinct(lo.mpc, node, node["attrs"], lo.concat(vecs)))
+    return lo.finish(lo.distinct(node, node["attrs"], vecs))
+
+
+@register(LINK, "link_join")
+def _link_join(lo: LinkOps, node: dict, values: dict, me: str, names: list[str], local: dict):
+    u, m = (values[i] for i in node["inputs"])
+    m_unique = lo.m_unique(node)
+    if node["attrs"].get("algorithm") == "fast":
+        return lo.finish(linkage_fast.join(lo.mpc, node, node["attrs"], lo.concat([u, m]), m_unique))
+    return lo.finish(lo.join(node, node["attrs"], u, m, m_unique))
+
+
+@register(LINK, "link_slot")
+def _link_slot(lo: LinkOps, node: dict, values: dict, me: str, names: list[str], local: dict):
+    return values[node["inputs"][0]][node["attrs"]["row"]]
+
+
+__all__ = ["LINK", "LinkOps", "LinkageDataError", "local_vectors", "sizes_from_statuses"]

@@ -1,0 +1,295 @@
+"""Secure ops of the plan, on MPyC secret-shared integer arrays (SecInt). Every op is one
+vectorised call over all cells; nothing here awaits, so independent ops overlap their rounds.
+
+Values are secret integers: counts, sums of scaled decimals, 0/1 flags, and quotients held as
+round(value * 2**frac) (the plan gives each node's `frac`). Comparisons get the bit length the
+plan's bounds allow (`l=`), which is what makes them cheap. Each op's implementation is
+registered in `SECURE` under its name; its plaintext meaning is registered in
+compiler/plaintext/oracle.py, and differential tests hold the two together. Link ops: runtime/secure/linkage_ops.py.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from insightql.compiler.plan.ops import RECIPROCAL_NEWTON_STEPS, rank_weights, raw_range, register, sign_bits
+from insightql.compiler.plaintext.partials import linear_matrix, slot_rows
+
+SECURE: dict = {}  # op name -> its secure implementation (compiler/plan/ops.py declares the ops)
+
+
+class SecureOps:
+    def __init__(self, mpc, plan: dict):
+        self.mpc = mpc
+        st = plan["secure_type"]
+        self.si = mpc.SecInt(st["l"])
+        self.Q = st["frac_bits"]
+        self.P = st["recip_bits"]
+        self.cells = plan["cells"]
+        self.nodes = {n["id"]: n for n in plan["nodes"]}
+
+    # -- helpers --------------------------------------------------------------------------
+    def raw_range(self, nid: str) -> tuple[int, int]:
+        return raw_range(self.nodes[nid])
+
+    def lt0(self, x, lo, hi, l: int | None = None):
+        """1 where x < 0, else 0 (l: the plan's bit length for this test, if annotated)."""
+        return self.mpc.np_sgn(x, l=l or sign_bits(lo, hi), LT=True)
+
+    def eq0(self, x, lo, hi, l: int | None = None):
+        return self.mpc.np_sgn(x, l=l or sign_bits(lo, hi), EQ=True)
+
+    def run_batch(self, members: list[dict], values: dict) -> dict:
+        """Threshold tests of one batch (compiler/plan/passes/batching.py) in one vectorised sign test:
+        x >= c is 1 - [x - c < 0]; x outside [low, high] is [x - low < 0] + [high - x < 0]."""
+        mpc = self.mpc
+        rows, l = [], 1
+        for n in members:
+            x = values[n["inputs"][0]]
+            a = n["attrs"]
+            if n["op"] == "ge_const":
+                rows.append((x - a["const"] * 2 ** self.nodes[n["inputs"][0]].get("frac", 0)).reshape(1, -1))
+            else:
+                rows += [(x - a["low"]).reshape(1, -1), (a["high"] - x).reshape(1, -1)]
+            l = max(l, a["l"])
+        below = mpc.np_sgn(mpc.np_vstack(rows), l=l, LT=True)
+        out, r = {}, 0
+        for n in members:
+            if n["op"] == "ge_const":
+                out[n["id"]], r = 1 - below[r], r + 1
+            else:
+                out[n["id"]], r = below[r] + below[r + 1], r + 2
+        return out
+
+    def const(self, value: int, shape=None):
+        return self.si.array(np.full(shape or self.cells, int(value), dtype=object))
+
+    def trunc(self, x, shift: int):
+        """x / 2**shift rounded (MPyC's probabilistic truncation, error at most 1)."""
+        if shift <= 0:
+            return x * (2 ** -shift)
+        return self.mpc.np_trunc(x, f=shift)
+
+    def maximum(self, a, b, lo, hi):
+        lt = self.lt0(a - b, lo - hi, hi - lo)  # a < b
+        return a + lt * (b - a)
+
+    def align(self, x, frac_from: int, frac_to: int):
+        return x * (2 ** (frac_to - frac_from)) if frac_to > frac_from else x
+
+    # -- inputs ---------------------------------------------------------------------------
+    def share(self, node: dict, matrix: np.ndarray | None, sender: int):
+        """Secret-share an owner's partials matrix; other parties pass a same-shaped placeholder."""
+        shape = tuple(node["shape"])
+        plain = matrix if matrix is not None else np.zeros(shape, dtype=np.int64)
+        assert plain.shape == shape, (plain.shape, shape)
+        return self.mpc.input(self.si.array(plain.astype(object)), senders=sender)
+
+    # -- ops ------------------------------------------------------------------------------
+    def run(self, node: dict, args: list, values: dict):
+        part = SECURE.get(node["op"])
+        if part is None:
+            raise AssertionError(f"no secure implementation of op {node['op']!r} (runtime/secure/secure_ops.py SECURE)")
+        return part(self, node, args, values)
+
+    def fracs(self, node: dict) -> list[int]:
+        return [self.nodes[i].get("frac", 0) for i in node["inputs"]]
+
+    def combine(self, node: dict, values: dict):
+        """A slot's rows summed over the given shares ("sum"), also over the slot's rows ("total":
+        a histogram's count, the sum of each dataset's n largest), or their max/min."""
+        a = node["attrs"]
+        share0 = self.nodes[node["inputs"][0]]
+        r0, r1 = slot_rows(self.nodes[share0["inputs"][0]]["attrs"]["slots"])[a["slot"]]
+        blocks = [values[i][r0:r1] for i in node["inputs"]]
+        lo, hi = node["bounds"]
+        if a["how"] in ("sum", "total"):
+            out = blocks[0]
+            for b in blocks[1:]:
+                out = out + b
+            if a["how"] == "total":
+                return self.mpc.np_sum(out, axis=0) if r1 - r0 > 1 else out[0]
+            return out if r1 - r0 > 1 else out[0]
+        out = blocks[0][0]
+        for b in blocks[1:]:
+            out = self.maximum(out, b[0], lo, hi) if a["how"] == "max" else -self.maximum(-out, -b[0], -hi, -lo)
+        return out
+
+    def reciprocal(self, b, b_hi: int):
+        """round(2**P / b) for integer 1 <= b <= b_hi.
+
+        One vectorised comparison finds b's bit length e, giving x0 = 2**(P-e) with b*x0 in
+        [2**(P-1), 2**P); each Newton step x <- x(2**(P+1) - bx) / 2**P doubles the correct
+        bits, so RECIPROCAL_NEWTON_STEPS = 5 steps reach the 32 bits of precision beyond b's size."""
+        mpc, P = self.mpc, self.P
+        L = max(1, math.ceil(math.log2(b_hi + 1)))
+        x = self.const(2 ** (P - 1), b.shape[0])
+        if L > 1:
+            thresholds = np.array([[2 ** j] for j in range(1, L)], dtype=object)
+            diff = mpc.np_vstack([b.reshape(1, -1)] * (L - 1)) - self.si.array(
+                np.broadcast_to(thresholds, (L - 1, b.shape[0])).copy())
+            at_least = 1 - self.lt0(diff, -(2 ** L), 2 ** L)  # row j-1: b >= 2^j
+            for j in range(1, L):
+                x = x - at_least[j - 1] * (2 ** (P - j - 1))
+        for _ in range(RECIPROCAL_NEWTON_STEPS):
+            x = self.trunc(x * (2 ** (P + 1) - b * x), P)
+        return x
+
+    def safe_denominator(self, b, guard, lo: int, hi: int):
+        """(|b| or 1 where the guard is off, sign flag) so the reciprocal is always defined."""
+        b = b * guard + (1 - guard)
+        if lo >= 0:
+            return b, None
+        neg = self.lt0(b, lo, hi)
+        return b - 2 * neg * b, neg
+
+    def divide(self, node: dict, args: list, fr: list[int]):
+        num, den = args[0], args[1]
+        guard = args[2] if len(args) > 2 else self.const(1)
+        lo, hi = self.raw_range(node["inputs"][1])
+        b, neg = self.safe_denominator(den, guard, lo, hi)
+        r = self.reciprocal(b, max(abs(lo), abs(hi), 1))
+        q = self.trunc(num * r, self.P + fr[0] - fr[1] - node["frac"])
+        return q if neg is None else q - 2 * neg * q
+
+    def variance(self, node: dict, args: list):
+        s, sq, n, guard = args
+        n_hi = max(self.raw_range(node["inputs"][2])[1], 2)
+        n_safe = n * guard + 2 * (1 - guard)
+        mean = self.trunc(s * self.reciprocal(n_safe, n_hi), self.P - self.Q)  # frac Q
+        num = sq * (2 ** self.Q) - s * mean  # frac Q
+        return self.trunc(num * self.reciprocal(n_safe - 1, n_hi), self.P)
+
+
+# -- secure ops, registered by op name ------------------------------------------------------------
+@register(SECURE, "combine")
+def _combine(s: SecureOps, node: dict, args: list, values: dict):
+    return s.combine(node, values)
+
+
+@register(SECURE, "ge_const")
+def _ge_const(s: SecureOps, node: dict, args: list, values: dict):
+    lo, hi = s.raw_range(node["inputs"][0])
+    c = node["attrs"]["const"] * 2 ** s.fracs(node)[0]
+    return 1 - s.lt0(args[0] - c, lo - c, hi - c, node["attrs"].get("l"))
+
+
+@register(SECURE, "outside_range")
+def _outside_range(s: SecureOps, node: dict, args: list, values: dict):
+    a = node["attrs"]
+    lo, hi = s.raw_range(node["inputs"][0])
+    below = s.lt0(args[0] - a["low"], lo - a["low"], hi - a["low"], a.get("l"))
+    above = s.lt0(a["high"] - args[0], a["high"] - hi, a["high"] - lo, a.get("l"))
+    return below + above
+
+
+@register(SECURE, "and")
+def _and(s: SecureOps, node: dict, args: list, values: dict):
+    out = args[0]
+    for x in args[1:]:
+        out = out * x
+    return out
+
+
+@register(SECURE, "or")
+def _or(s: SecureOps, node: dict, args: list, values: dict):
+    return args[0] + args[1] - args[0] * args[1]
+
+
+@register(SECURE, "not")
+def _not(s: SecureOps, node: dict, args: list, values: dict):
+    return 1 - args[0]
+
+
+@register(SECURE, "add", "sub")
+def _add_sub(s: SecureOps, node: dict, args: list, values: dict):
+    fr = s.fracs(node)
+    f = max(fr)
+    x, y = s.align(args[0], fr[0], f), s.align(args[1], fr[1], f)
+    return x + y if node["op"] == "add" else x - y
+
+
+@register(SECURE, "neg")
+def _neg(s: SecureOps, node: dict, args: list, values: dict):
+    return -args[0]
+
+
+@register(SECURE, "mul")
+def _mul(s: SecureOps, node: dict, args: list, values: dict):
+    return s.trunc(args[0] * args[1], sum(s.fracs(node)) - node["frac"])
+
+
+@register(SECURE, "mask")
+def _mask(s: SecureOps, node: dict, args: list, values: dict):
+    return args[0] * args[1]
+
+
+@register(SECURE, "linear")
+def _linear(s: SecureOps, node: dict, args: list, values: dict):  # public 0/1 map: local, no communication
+    return args[0] @ linear_matrix(node["attrs"], s.nodes[node["inputs"][0]]["shape"][0])
+
+
+@register(SECURE, "mul_const")
+def _mul_const(s: SecureOps, node: dict, args: list, values: dict):
+    return args[0] * node["attrs"]["const"]
+
+
+@register(SECURE, "const")
+def _const(s: SecureOps, node: dict, args: list, values: dict):
+    return s.const(node["attrs"]["value"], node["shape"][0])
+
+
+@register(SECURE, "nonzero")
+def _nonzero(s: SecureOps, node: dict, args: list, values: dict):
+    lo, hi = s.raw_range(node["inputs"][0])
+    return 1 - s.eq0(args[0], lo, hi)
+
+
+@register(SECURE, "div")
+def _div(s: SecureOps, node: dict, args: list, values: dict):
+    return s.divide(node, args, s.fracs(node))
+
+
+@register(SECURE, "variance")
+def _variance(s: SecureOps, node: dict, args: list, values: dict):
+    return s.variance(node, args)
+
+
+@register(SECURE, "median", "percentile")
+def _rank(s: SecureOps, node: dict, args: list, values: dict):
+    hist, cnt = args
+    a, b = rank_weights(node)
+    cum = s.mpc.np_cumsum(hist, axis=0)
+    total = s.raw_range(node["inputs"][1])[1]
+    below = s.lt0(a * cum - b * cnt.reshape(1, -1), -b * total, a * total, node["attrs"].get("l"))
+    return node["attrs"]["lo_value"] + s.mpc.np_sum(below, axis=0)
+
+
+@register(SECURE, "dominance")
+def _dominance(s: SecureOps, node: dict, args: list, values: dict):
+    top, total = args
+    k = int(round(node["attrs"]["k"] * 100))
+    t_hi = s.raw_range(node["inputs"][1])[1]
+    return 1 - s.lt0(k * total - 10000 * top, -10000 * t_hi, k * t_hi)
+
+
+@register(SECURE, "round_down")
+def _round_down(s: SecureOps, node: dict, args: list, values: dict):
+    step = node["attrs"]["to"] * 2 ** s.fracs(node)[0]
+    kept = [v - s.mpc.mod(v, s.si(step)) for v in args[0]]  # mod wants a secure-typed public divisor
+    return s.mpc.np_fromlist(kept)
+
+
+@register(SECURE, "compare")
+def _compare(s: SecureOps, node: dict, args: list, values: dict):
+    lo, hi = s.raw_range(node["inputs"][0])
+    d, rel = args[0], node["attrs"]["relation"]
+    if rel in ("=", "<>"):
+        eq = s.eq0(d, lo, hi)
+        return eq if rel == "=" else 1 - eq
+    if rel in ("<", ">="):
+        lt = s.lt0(d, lo, hi)
+        return lt if rel == "<" else 1 - lt
+    gt = s.lt0(-d, -hi, -lo)
+    return gt if rel == ">" else 1 - gt
