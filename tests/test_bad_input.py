@@ -1,9 +1,7 @@
 """Pathological data files give an IQ501 data diagnostic (DataError with file, row, column, reason),
-never another exception, on both loader paths (runtime/data/loader.py, runtime/data/checks.py).
+never another exception (runtime/data/loader.py, sources.py, validate.py, checks.py).
 
-Every unit test runs once with the numpy fast path allowed and once with the csv-module path
-forced (`loader_path`). A hypothesis test feeds random bytes and random edits of a valid CSV to
-both paths. The `mpc` test gives one real party a pathological file under `iq run`.
+A hypothesis test feeds random bytes and random edits of a valid CSV to the loader. The `mpc` test gives one real party a pathological file under `iq run`.
 """
 from __future__ import annotations
 
@@ -42,11 +40,10 @@ def good_text(n: int = 8, seed: int = 3) -> bytes:
 GOOD = good_text()
 
 
-@pytest.fixture(params=["fast", "csv"])
-def loader_path(request, monkeypatch):
-    if request.param == "csv":
-        monkeypatch.setattr(dl, "_split_plain", lambda p: None)
-    return request.param
+@pytest.fixture
+def loader_path():
+    """There is one loader path (the columnar one): kept so the tests read as before."""
+    return "columnar"
 
 
 def load(path: Path):
@@ -200,12 +197,10 @@ def test_bad_values_are_quoted_short_and_escaped(tmp_path, loader_path):
     assert "(5,005 characters)" in issue.reason and len(issue.reason) < 300
 
 
-def test_fast_path_declines_a_long_field_in_a_long_file(tmp_path, loader_path):
-    """One 100 kB field among 1000 rows: the fast path would build a 1000 x 100 kB byte matrix per
-    column; it leaves the file to the csv path, which reports the value."""
+def test_a_long_field_in_a_long_file(tmp_path, loader_path):
+    """One 100 kB field among 1000 rows is reported as the value it is."""
     lines = with_field(1, "exp_Type", b"y" * 100_000).split(b"\n")
     path = write(tmp_path, b"\n".join(lines[:2] + [lines[2]] * 999) + b"\n")
-    assert dl._split_plain(path) is None
     [issue] = issues_of(path)
     assert (issue.row, issue.column) == (1, "exp_Type") and "not in the category's domain" in issue.reason
 
@@ -232,20 +227,14 @@ def edit(data: bytes, edits) -> bytes:
 
 
 def must_load_or_data_error(data: bytes) -> None:
-    for forced in (False, True):
-        with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / "f.csv"
-            path.write_bytes(data)
-            saved = dl._split_plain
-            if forced:
-                dl._split_plain = lambda p: None
-            try:
-                table, n = load(path)
-                assert set(table) == set(COLS) and all(len(v.values) == n for v in table.values())
-            except dl.DataError as e:
-                assert e.issues and str(e).startswith("IQ501")
-            finally:
-                dl._split_plain = saved
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "f.csv"
+        path.write_bytes(data)
+        try:
+            table, n = load(path)
+            assert set(table) == set(COLS) and all(len(v.values) == n for v in table.values())
+        except dl.DataError as e:
+            assert e.issues and str(e).startswith("IQ501")
 
 
 chunks = st.one_of(st.sampled_from(SPECIAL), st.binary(min_size=1, max_size=6))

@@ -1,17 +1,15 @@
 """What can be wrong with a data file before any value is looked at, said as IQ501 data issues.
 
 A party's file may be missing, a directory, unreadable, empty, not UTF-8 (Latin-1, UTF-16,
-binary), contain NUL bytes, be one line of many megabytes, have a field longer than the csv
-module reads (csv.field_size_limit), or a header that lacks the catalog's columns or lists one
-twice. Each is reported here with file, row (the line, the header being row 0) and column where
-they apply, the byte offset for bad bytes, and the reason, before anything is parsed or shared;
-no Python exception other than DataError leaves the loader (tests/test_bad_input.py fuzzes it).
+binary), contain NUL bytes, be one line of many megabytes, have a field longer than FIELD_LIMIT,
+or a header that lacks the catalog's columns or lists one twice. Each is reported here with file,
+row (the line, the header being row 0) and column where they apply, the byte offset for bad bytes,
+and the reason, before any value is judged or shared; no Python exception other than DataError
+leaves the loader (tests/test_bad_input.py fuzzes it).
 """
 from __future__ import annotations
 
 import codecs
-import csv
-import io
 import os
 import stat
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 MAX_REPORTED = 25
-FIELD_LIMIT = 131072  # bytes; csv.field_size_limit()'s default: no declared column has a longer value
+FIELD_LIMIT = 131072  # bytes (csv.field_size_limit()'s default): no declared column has a longer value
 SHOWN = 60  # characters of a bad value quoted in a message
 
 
@@ -87,8 +85,8 @@ DELIMITERS = np.zeros(256, dtype=bool)
 DELIMITERS[[10, 13, 44]] = True  # \n \r ,
 
 
-def check_bytes(data: bytes, path: Path) -> str:
-    """The text of a file read as bytes; DataError for what no CSV file in UTF-8 contains:
+def check_bytes(data: bytes, path: Path) -> None:
+    """DataError for what no CSV file in UTF-8 contains:
     another encoding's byte-order mark, NUL bytes, invalid UTF-8, a field of more than
     FIELD_LIMIT bytes. Each issue names the row (line), column where it can tell, and offset."""
     file = str(path)
@@ -108,23 +106,28 @@ def check_bytes(data: bytes, path: Path) -> str:
                                    "is NUL); save it as UTF-8")
         issues.append(_at(data, nul, file, f"NUL byte (0x00) at byte offset {nul}: a CSV text file has none "
                                            f"(a binary file, or saved in another format?)"))
-    text = None
     try:
-        text = data.decode("utf-8-sig")
+        if not data.isascii():
+            data.decode("utf-8")
     except UnicodeDecodeError as e:
         bad = data[e.start]
         hint = " (saved as Latin-1 or Windows-1252?)" if bad >= 0x80 and not issues else ""
         issues.append(_at(data, e.start, file, f"byte 0x{bad:02X} at byte offset {e.start} is not UTF-8{hint}; "
                                                f"save the file as UTF-8"))
-    long = _longest_field(data)
-    if long is not None:
-        offset, length = long
-        issues.append(_at(data, offset, file, f"a field of {length:,} bytes (from byte offset {offset}) is "
-                                              f"longer than the limit of {FIELD_LIMIT:,} bytes; no declared "
-                                              f"column has such values (a missing line break?)"))
     if issues:
         raise DataError(sorted(issues, key=lambda i: -1 if i.row is None else i.row)[:MAX_REPORTED])
-    return text
+
+
+def long_field_issue(data: bytes, path: Path) -> DataIssue | None:
+    """The issue of the longest field of a file, if it is longer than FIELD_LIMIT (a scan of every
+    byte: run when a reader has seen a long field, or could not split the file)."""
+    long = _longest_field(data)
+    if long is None:
+        return None
+    offset, length = long
+    return _at(data, offset, str(path), f"a field of {length:,} bytes (from byte offset {offset}) is longer than "
+                                        f"the limit of {FIELD_LIMIT:,} bytes; no declared column has such values "
+                                        f"(a missing line break?)")
 
 
 def _longest_field(data: bytes) -> tuple[int, int] | None:
@@ -158,21 +161,6 @@ def _at(data: bytes, offset: int, file: str, reason: str) -> DataIssue:
 def _first_line(data: bytes) -> str:
     end = min((k for k in (data.find(b"\n"), data.find(b"\r")) if k >= 0), default=len(data))
     return data[:min(end, 1 << 16)].decode("utf-8", "replace").lstrip("\ufeff")
-
-
-def parse_csv(text: str, path: Path) -> tuple[list[str] | None, list[list[str]]]:
-    """Header and rows of the text of a checked file; a csv.Error (a quoted field longer than the
-    limit: a quote that is never closed) becomes an issue at the row where it happened."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header, rows = None, []
-    try:
-        header = next(reader, None)
-        rows.extend(reader)
-    except csv.Error as e:
-        row = None if header is None else len(rows) + 1
-        raise DataError([DataIssue(str(path), row, None, f"cannot be read as CSV ({e}; a quote \" that is "
-                                                         f"not closed?)")]) from None
-    return header, rows
 
 
 def check_header(header: list[str], path: Path, name: str, ds) -> list[DataIssue]:

@@ -1,0 +1,230 @@
+"""The one validation of a party's data: every source's columns, judged column by column, vectorised.
+
+Each declared column is first made typed: text (CSV, xlsx, a Parquet string column, any other
+Parquet type once cast to text) is stripped of surrounding whitespace, empty text is null, and the
+rest is parsed by one definition per type (below, as Arrow compute kernels); a Parquet column that
+already has the declared kind (integers for an integer or key, numbers for a decimal, dates,
+booleans) is taken as it is. Then the same checks run on every column, as boolean masks: null in a
+column that is not nullable, not of the type (or not in the category's domain), outside the
+declared range (a key: its bit width), more decimal places than the scale. Only the rows those
+masks flag are visited one by one, to word their issue: the messages cannot disagree with the check.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from insightql.compiler.check.catalog import Dataset
+from insightql.compiler.plaintext.local_eval import Table
+from insightql.stdlib.functions import Vec
+from insightql.stdlib.types import date_to_days
+
+from insightql.runtime.data.checks import MAX_REPORTED, DataError, DataIssue, check_header, show
+from insightql.runtime.data.sources import Source
+
+TRUE = ["true", "1", "yes", "t", "y"]
+FALSE = ["false", "0", "no", "f", "n"]
+NUM_TEXT = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,4})?$"  # no nan, inf
+DATE_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"  # no 20240131, 2024-W05-3
+INT_DIGITS = 18  # significant digits an int64 always holds
+FIRST_DAY = date_to_days(dt.date(1, 1, 1))  # strptime takes year 0000
+NOT_A = {"integer": "an integer", "key": "an integer", "decimal": "a number", "date": "a date (YYYY-MM-DD)",
+         "boolean": "a boolean (true/false)"}
+
+
+@dataclass
+class Parsed:
+    """One column made typed: values (0 where null or unparsable), the null mask, the rows whose
+    text is not of the type, and each row's value as text (for messages only)."""
+    values: np.ndarray
+    null: np.ndarray
+    not_type: np.ndarray
+    text: Callable[[int], str]
+
+
+def validate(src: Source, name: str, ds: Dataset, wanted: dict[str, dict] | None) -> tuple[Table, int]:
+    """The declared columns of `src` as a Table, or DataError listing every problem (up to the limit)."""
+    issues = check_header(src.header, src.path, name, ds) + src.issues
+    if issues:
+        raise DataError(issues[:MAX_REPORTED])
+    if src.rows > ds.max_rows:
+        raise DataError([DataIssue(str(src.path), None, None,
+                                   f"{src.rows} rows, more than the declared max_rows {ds.max_rows}")])
+    table: Table = {}
+    for col_name, col in ds.columns.items():
+        want = (wanted or {}).get(col_name)
+        try:
+            parsed = parse_column(col, src.columns[src.header.index(col_name)], want)
+        except (pa.ArrowException, ValueError) as e:
+            issues.append(DataIssue(str(src.path), None, col_name, f"cannot be read as {col.type} ({e})"))
+            continue
+        issues += describe(check_column(col, parsed), parsed, str(src.path), col_name, MAX_REPORTED - len(issues))
+        if wanted is None or col_name in wanted:
+            table[col_name] = Vec(parsed.values, parsed.null)
+        if len(issues) >= MAX_REPORTED:
+            break
+    if issues:
+        raise DataError(issues[:MAX_REPORTED])
+    return table, src.rows
+
+
+def check_column(col, p: Parsed) -> list[tuple[np.ndarray, Callable[[str], str]]]:
+    """(mask, reason) for each check, in order: a row's issue is the first check it fails."""
+    checks = []
+    if not col.nullable:
+        checks.append((p.null, lambda s: "empty value, but the column is not nullable"))
+    if col.type == "category":
+        dom = f"{', '.join(col.domain[:8])}{', ...' if len(col.domain) > 8 else ''}"
+        checks.append((p.not_type, lambda s: f"'{show(s)}' is not in the category's domain ({dom})"))
+        return checks
+    checks.append((p.not_type, lambda s: f"'{show(s)}' is not {NOT_A[col.type]}"))
+    if col.type == "boolean":
+        return checks
+    ok = ~p.null & ~p.not_type
+    if col.type == "date":
+        lo, hi, shown = date_to_days(col.min), date_to_days(col.max), (col.min, col.max)
+    else:
+        lo, hi = (0, 2 ** col.bits - 1) if col.type == "key" else (col.min, col.max)
+        shown = (lo, hi)
+    with np.errstate(invalid="ignore"):
+        out = ok & ((p.values < lo) | (p.values > hi))
+    checks.append((out, lambda s: f"{show(s)} is outside the declared range [{shown[0]}, {shown[1]}]"))
+    if col.type == "decimal":
+        scaled = p.values * 10 ** col.scale
+        with np.errstate(invalid="ignore"):
+            off = ok & (np.abs(scaled - np.rint(scaled)) > 1e-6)
+        checks.append((off, lambda s: f"{show(s)} has more than {col.scale} decimal places"))
+    return checks
+
+
+def describe(checks, p: Parsed, file: str, column: str, limit: int) -> list[DataIssue]:
+    """An issue for each row that a check flagged (the first `limit` rows), worded by its first check."""
+    if not checks or limit <= 0:
+        return []
+    flagged = np.logical_or.reduce([mask for mask, _ in checks])
+    if not flagged.any():
+        return []
+    issues = []
+    for k in np.flatnonzero(flagged)[:limit]:
+        reason = next(why for mask, why in checks if mask[k])
+        issues.append(DataIssue(file, int(k) + 1, column, reason(p.text(int(k)))))
+    return issues
+
+
+# ------------------------------------------------------------------------------------ parsing
+def parse_column(col, arr: pa.Array | pa.ChunkedArray, want: dict | None) -> Parsed:
+    typed = _typed(col, arr)
+    if typed is not None:
+        return typed
+    arr = pc.fill_null(arr if _is_text(arr.type) else pc.cast(arr, pa.string()), "")
+    if col.type in ("key", "decimal") or len(arr) == 0:  # mostly distinct values: parse every row
+        text = pc.utf8_trim_whitespace(arr)
+        values, null, bad = _parse_text(col, text, want)
+        return Parsed(values, null, bad, lambda k: text[k].as_py())
+    # few distinct values (categories, dates, ages, flags): parse each distinct text once
+    chunks = pc.dictionary_encode(pa.chunked_array([arr]) if isinstance(arr, pa.Array) else arr)
+    chunks = chunks.unify_dictionaries().chunks
+    index = np.concatenate([_np(c.indices) for c in chunks]).astype(np.intp)
+    distinct = pc.utf8_trim_whitespace(chunks[0].dictionary)
+    values, null, bad = (a[index] for a in _parse_text(col, distinct, want))
+    return Parsed(values, null, bad, lambda k: distinct[int(index[k])].as_py())
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _parse_text(col, text: pa.Array, want) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """values, null, not of the type: THE definition of a valid value as text, for every source."""
+    null = _np(pc.equal(pc.binary_length(text), 0))
+    values, bad = PARSE[col.type](col, text, want)
+    return values, null, bad & ~null
+
+
+def _np(arr) -> np.ndarray:
+    return np.asarray(arr.to_numpy(zero_copy_only=False))
+
+
+def _match(text: pa.Array, pattern: str) -> pa.Array:
+    return pc.match_substring_regex(text, pattern)
+
+
+def _integers(col, text: pa.Array, want) -> tuple[np.ndarray, np.ndarray]:
+    """[+-]digits (ASCII); more than 18 significant digits is beyond any range an int64 holds."""
+    signed = pc.or_(pc.starts_with(text, "+"), pc.starts_with(text, "-"))
+    ok = _np(pc.ascii_is_decimal(pc.if_else(signed, pc.utf8_slice_codeunits(text, 1), text)))
+    huge = ok & _np(pc.greater(pc.binary_length(text), INT_DIGITS))
+    if huge.any():
+        digits = pc.utf8_length(pc.replace_substring_regex(text, r"^[+-]?0*", ""))
+        huge &= _np(pc.greater(digits, INT_DIGITS))
+    fits = pa.array(ok & ~huge)
+    values = _np(pc.cast(pc.utf8_ltrim(pc.if_else(fits, text, "0"), characters="+"), pa.int64()))
+    values = np.where(huge, np.where(_np(pc.starts_with(text, "-")), np.iinfo(np.int64).min,
+                                     np.iinfo(np.int64).max), values)
+    return values, ~ok
+
+
+def _decimals(col, text: pa.Array, want) -> tuple[np.ndarray, np.ndarray]:
+    ok = _match(text, NUM_TEXT)
+    values = _np(pc.cast(pc.if_else(ok, text, "0"), pa.float64()))
+    return values, ~_np(ok) | ~np.isfinite(values)
+
+
+def _dates(col, text: pa.Array, want) -> tuple[np.ndarray, np.ndarray]:
+    """YYYY-MM-DD of the calendar: parsed, then written back and compared (2021-02-30 is no date)."""
+    ok = _match(text, DATE_TEXT)
+    filled = pc.if_else(ok, text, "1970-01-01")
+    stamp = pc.strptime(filled, format="%Y-%m-%d", unit="s", error_is_null=True)
+    same = pc.fill_null(pc.equal(pc.strftime(stamp, format="%Y-%m-%d"), filled), False)
+    days = _np(pc.fill_null(pc.cast(pc.cast(stamp, pa.date32()), pa.int32()), 0)).astype(np.int64)
+    good = _np(pc.and_(ok, same)) & (days >= FIRST_DAY)
+    return np.where(good, days, 0), ~good
+
+
+def _booleans(col, text: pa.Array, want) -> tuple[np.ndarray, np.ndarray]:
+    low = pc.utf8_lower(text)
+    is_true = _np(pc.is_in(low, pa.array(TRUE)))
+    return is_true, ~(is_true | _np(pc.is_in(low, pa.array(FALSE))))
+
+
+def _categories(col, text: pa.Array, want) -> tuple[np.ndarray, np.ndarray]:
+    """Codes against the plan's domain (for a UNION ALL it may list more values than this dataset's)."""
+    domain = list(want["domain"]) if want else list(col.domain)
+    own = _np(pc.is_in(text, pa.array(list(col.domain), pa.string())))
+    codes = _np(pc.fill_null(pc.index_in(text, pa.array(domain, pa.string())), 0)).astype(np.int64)
+    return np.where(own, codes, 0), ~own
+
+
+PARSE = {"integer": _integers, "key": _integers, "decimal": _decimals, "date": _dates, "boolean": _booleans,
+         "category": _categories}
+
+
+def _typed(col, arr: pa.Array) -> Parsed | None:
+    """A column that already has the declared kind (Parquet), as it is; None: read it as text."""
+    t, kind = arr.type, col.type
+    if kind in ("integer", "key") and pa.types.is_integer(t):
+        if pa.types.is_uint64(t) and (pc.max(arr).as_py() or 0) >= 2 ** 63:
+            return None
+        values = _np(pc.fill_null(arr, 0)).astype(np.int64)
+    elif kind == "decimal" and (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t)):
+        values = _np(pc.fill_null(pc.cast(arr, pa.float64()), 0.0))
+    elif kind == "date" and (pa.types.is_date32(t) or pa.types.is_date64(t)):
+        values = _np(pc.fill_null(pc.cast(pc.cast(arr, pa.date32()), pa.int32()), 0)).astype(np.int64)
+    elif kind == "boolean" and pa.types.is_boolean(t):
+        values = _np(pc.fill_null(arr, False))
+    else:
+        return None
+    null = _np(arr.is_null())
+    not_type = ~np.isfinite(values) & ~null if values.dtype.kind == "f" else np.zeros(len(arr), dtype=bool)
+    return Parsed(values, null, not_type, lambda k: _shown(arr[k].as_py()))
+
+
+def _shown(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return v.isoformat() if hasattr(v, "isoformat") else str(v)
