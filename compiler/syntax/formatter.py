@@ -1,10 +1,11 @@
 """AST -> canonical .iq text (`format_query`), the inverse of `syntax.parse`.
 
-Canonical form: annotations first, one per line; then one clause per line; keywords and aggregate
+Canonical form: annotations first, one per line; then one clause per line, the last ending in `;`; keywords and aggregate
 names upper-case, scalar functions lower-case; the fewest parentheses that keep the tree;
 strings in single quotes with '' for a quote; names in double quotes when they are keywords or not
-plain ASCII names. Comments are not kept. For every query q that `parse` returns,
-`parse(format_query(q)) == q` and formatting is idempotent (tests/test_formatter.py).
+plain ASCII names. For every query q that `parse` returns, `parse(format_query(q)) == q` and
+formatting is idempotent (tests/test_formatter.py). `layout` gives the lines with the source construct
+each starts with; `syntax/comments.py` uses it to put the source's comments back (`format_source`).
 """
 from __future__ import annotations
 
@@ -141,30 +142,43 @@ def order_item(o: A.OrderItem) -> str:
     return expr(o.expr) + (" DESC" if o.descending else "")
 
 
-def _clause(keyword: str, items: list[str]) -> str:
+Line = tuple[tuple, str]
+"""One output line: its anchor (the construct it starts with: ("select",), ("select", 2), ("join", 0),
+("ann", 1), ...) and its text."""
+
+
+def _clause(keyword: str, key: str, items: list[str], split: bool) -> list[Line]:
     line = f"{keyword} {', '.join(items)}"
-    if len(line) <= WIDTH:
-        return line
-    return keyword + "\n" + ",\n".join("    " + i for i in items)
+    if len(line) <= WIDTH and not split:
+        return [((key,), line)]
+    last = len(items) - 1
+    return [((key,), keyword)] + [((key, k), "    " + i + ("," if k < last else "")) for k, i in enumerate(items)]
+
+
+def layout(q: A.Query, split: frozenset[str] = frozenset()) -> list[Line]:
+    """The canonical lines of q; the lists named in `split` ("select", "group", "order") go one
+    item per line even when they are short (a comment stands between their items)."""
+    lines = [(("ann", k), annotation(a)) for k, a in enumerate(q.annotations)]
+    lines += _clause("SELECT", "select", [select_item(i) for i in q.select], "select" in split)
+    lines.append((("from",), "FROM " + table(q.source)))
+    lines += [(("union", k), "UNION ALL " + table(u)) for k, u in enumerate(q.unions)]
+    for k, j in enumerate(q.joins):
+        kind = "LEFT JOIN" if j.kind == "left" else "JOIN"
+        lines.append((("join", k), f"{kind} {table(j.table)} ON {expr(j.on)}"))
+    if q.where is not None:
+        lines.append((("where",), "WHERE " + expr(q.where)))
+    if q.group_by:
+        lines += _clause("GROUP BY", "group", [expr(g) for g in q.group_by], "group" in split)
+    if q.having is not None:
+        lines.append((("having",), "HAVING " + expr(q.having)))
+    if q.order_by:
+        lines += _clause("ORDER BY", "order", [order_item(o) for o in q.order_by], "order" in split)
+    if q.limit is not None:
+        lines.append((("limit",), f"LIMIT {q.limit}"))
+    key, last = lines[-1]
+    return lines[:-1] + [(key, last + ";")]
 
 
 def format_query(q: A.Query) -> str:
     """The canonical text of q, ending in a newline."""
-    lines = [annotation(a) for a in q.annotations]
-    lines.append(_clause("SELECT", [select_item(i) for i in q.select]))
-    lines.append("FROM " + table(q.source))
-    lines.extend("UNION ALL " + table(u) for u in q.unions)
-    for j in q.joins:
-        kind = "LEFT JOIN" if j.kind == "left" else "JOIN"
-        lines.append(f"{kind} {table(j.table)} ON {expr(j.on)}")
-    if q.where is not None:
-        lines.append("WHERE " + expr(q.where))
-    if q.group_by:
-        lines.append(_clause("GROUP BY", [expr(g) for g in q.group_by]))
-    if q.having is not None:
-        lines.append("HAVING " + expr(q.having))
-    if q.order_by:
-        lines.append(_clause("ORDER BY", [order_item(o) for o in q.order_by]))
-    if q.limit is not None:
-        lines.append(f"LIMIT {q.limit}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(text for _, text in layout(q)) + "\n"

@@ -61,14 +61,13 @@ def cmd_check(args) -> int:
 
 
 def cmd_fmt(args) -> int:
-    from insightql.compiler.syntax.formatter import format_query
-    from insightql.compiler.syntax.parser import parse
+    from insightql.compiler.syntax.comments import format_source
 
     status = 0
     for f in _iq_files(args.paths):
         text = f.read_text(encoding="utf-8")
         try:
-            out = format_query(parse(text, str(f)))
+            out = format_source(text, str(f))
         except DiagnosticError as e:
             print(str(e), file=sys.stderr)
             status = 1
