@@ -23,7 +23,7 @@ from insightql.compiler.plaintext.linkage_local import LinkageDataError, field_o
 from insightql.compiler.plan.ops import register
 
 from insightql.runtime.secure import linkage_fast
-from insightql.runtime.secure.quicksort import sorted_positions, tiebreak_bits
+from insightql.runtime.secure.quicksort import shuffle_with_positions, sorted_positions, tiebreak_bits
 
 LINK: dict = {}  # link op name -> its implementation at a party (registered at the end of this module)
 
@@ -111,23 +111,33 @@ class LinkOps:
         flat = mpc.np_tolist(mpc.np_flatten(x)) if len(shape) > 1 else mpc.np_tolist(x)
         return mpc.np_fromlist(mpc.convert(flat, self.main)).reshape(shape)
 
-    async def shuffled(self, node: dict, vecs: list):
+    async def shuffled(self, node: dict, vecs: list, tiebreak: bool):
+        """The concatenated vectors shuffled, with (`tiebreak`) each row's position before the
+        shuffle, shuffled along (None without): the tie-break that makes repeated sort keys distinct."""
         phases = linkage_fast.Phases(self.mpc, node["id"])
-        x = await linkage_fast.shuffle(self.mpc, self.concat(vecs))
+        x = self.concat(vecs)
+        if tiebreak:
+            x, where = await shuffle_with_positions(self.mpc, x)
+        else:
+            x, where = await linkage_fast.shuffle(self.mpc, x), None
         await phases.done("shuffle", x)
-        return x
+        return x, where
 
-    async def sort_order(self, node: dict, key, key_bits: int, tiebreak: bool = True) -> np.ndarray:
-        """Quicksort with opened comparisons (runtime/secure/quicksort.py) of a shuffled key vector."""
+    async def sort_order(self, node: dict, key, key_bits: int, where=None) -> np.ndarray:
+        """Quicksort with opened comparisons (runtime/secure/quicksort.py) of a shuffled key vector,
+        made distinct by the pre-shuffle positions `where` unless it is distinct already (None)."""
         phases = linkage_fast.Phases(self.mpc, node["id"])
-        pos = await sorted_positions(self.mpc, node, key, key_bits, tiebreak)
+        if where is not None:
+            b = tiebreak_bits(key.shape[0])
+            key, key_bits = key * (1 << b) + where, key_bits + b
+        pos = await sorted_positions(self.mpc, node, key, key_bits)
         await phases.done("quicksort")
         return pos
 
     async def sorted_concat(self, node: dict, vecs: list):
-        """Shuffle, then sort the whole packed rows."""
-        x = await self.shuffled(node, vecs)
-        return x[await self.sort_order(node, x, node["attrs"]["layout"]["bits"])]
+        """Shuffle, then sort the whole packed rows (ties broken by pre-shuffle position)."""
+        x, where = await self.shuffled(node, vecs, tiebreak=True)
+        return x[await self.sort_order(node, x, node["attrs"]["layout"]["bits"], where)]
 
     def field(self, bits, f: dict):
         """Value of a bit field from the (n, W) bit matrix: a linear combination of bits."""
@@ -192,7 +202,8 @@ class LinkOps:
         lay = a["layout"]
         st = type(u).sectype
         K, W = lay["key_bits"], lay["payload_bits"]
-        x = await self.shuffled(node, [u, m])
+        distinct = self.sort_keys_distinct(node)  # then the tie-break's bits are saved
+        x, where = await self.shuffled(node, [u, m], tiebreak=not distinct)
         n = x.shape[0]
         bits = mpc.np_to_bits(x, l=W + 1)  # before the sort: the bits follow their rows
         key = self.high_part(x, bits, st)  # key'
@@ -206,8 +217,7 @@ class LinkOps:
         # joint cell are adjacent. The measures never take part: the comparisons are narrower.
         by = [W] + ([] if m_unique else sorted(person_cols[1:], reverse=True))
         sort_key = key * (1 << len(by)) + self.bits_value(bits, by)
-        distinct = self.sort_keys_distinct(node)  # then the tie-break's bits are saved
-        pos = await self.sort_order(node, sort_key, K + 1 + len(by), tiebreak=not distinct)
+        pos = await self.sort_order(node, sort_key, K + 1 + len(by), where)
         bits, key = bits[pos], key[pos]
         same_key = self.adjacent_equal(key, K + 2, st)
         head = 1 - same_key

@@ -3,8 +3,8 @@
 MPyC's `np_sort` is Batcher's network: (log2 n)^2 / 2 layers of n/2 comparisons, 35 minutes for the
 20,000 rows of a 10k x 10k join on this kind of machine. After a shuffle that no coalition of t
 parties can undo (runtime/secure/linkage_fast.py), the values sit in a uniformly random order; made
-distinct by appending each one's (public) position, the outcomes of a quicksort's comparisons
-depend on nothing but that random order, so they can be opened (Hamada et al. 2012; ORQ, SOSP'25):
+distinct by appending each one's (public) position BEFORE the shuffle (`shuffle_with_positions`), the
+outcomes of a quicksort's comparisons depend on nothing but that random order, so they can be opened (Hamada et al. 2012; ORQ, SOSP'25):
 every party can simulate them without the data. Cost: about 1.4 n log2 n comparisons in about
 4 ln n vectorised rounds, all partitions of one level in one batch.
 
@@ -28,15 +28,33 @@ def tiebreak_bits(n: int) -> int:
     return max(1, (max(n, 1) - 1).bit_length())
 
 
-async def sorted_positions(mpc, node: dict, x, value_bits: int, tiebreak: bool = True) -> np.ndarray:
-    """pos such that x[pos] is ascending; x must already be shuffled. Comparisons are on
-    x * 2**b + position (distinct), value_bits + b + 1 bits wide; without `tiebreak` (only for
-    values known to be distinct) on x itself, value_bits + 1 bits wide."""
+async def shuffle_with_positions(mpc, x):
+    """(x shuffled, each row's position BEFORE the shuffle, shuffled along with it): the tie-break.
+
+    Equal values must be made distinct before the shuffle, never after it. A tie-break by the
+    position after the shuffle (as this module once did) keeps every run of equal values in
+    ascending tie-break order through each stable partition, so the first-element pivot of a run is
+    always its smallest member: a run of r equal values took r levels and r^2/2 comparisons (mostly
+    padding behind a selective WHERE: 420 s instead of 70 s), and the opened outcomes then depended
+    on the multiplicities. Appended before the shuffle, the tie-breaks travel with their rows: the
+    distinct values (x, position) are in a uniformly random order whatever the repeats."""
+    from insightql.runtime.secure.linkage_fast import shuffle
+
+    n = x.shape[0]
+    st = type(x).sectype
+    both = mpc.np_stack([x, st.array(np.arange(n, dtype=object))], axis=1)
+    both = await shuffle(mpc, both)
+    return both[:, 0], both[:, 1]
+
+
+async def sorted_positions(mpc, node: dict, x, value_bits: int) -> np.ndarray:
+    """pos such that x[pos] is ascending. x must be DISTINCT values (0 <= x < 2**value_bits) in an
+    order made uniformly random by a shuffle (append the tie-break of `shuffle_with_positions`
+    where values repeat): only then do the opened outcomes depend on nothing but that order.
+    Comparisons are value_bits + 1 bits wide."""
     from insightql.runtime.secure.reveal import open_comparisons
 
     n = x.shape[0]
-    b = tiebreak_bits(n) if tiebreak else 0
-    xt = x * (1 << b) + np.arange(n, dtype=object) if tiebreak else x
     pos = np.arange(n)
     starts, ends = np.array([0]), np.array([n])
     while True:
@@ -51,7 +69,7 @@ async def sorted_positions(mpc, node: dict, x, value_bits: int, tiebreak: bool =
         others = slots != pivot_slot
         a, p = pos[slots[others]], pos[pivot_slot[others]]
         senders = [(len(starts) + i) % len(mpc.parties) for i in range(mpc.threshold + 1)]  # rotate the work
-        shares = await less_than_zero(mpc, xt[a] - xt[p], value_bits + b + 1, senders)
+        shares = await less_than_zero(mpc, x[a] - x[p], value_bits + 1, senders)
         less = await open_comparisons(mpc, node, shares)
         category = np.ones(slots.size, dtype=np.int64)  # the pivot: 1, smaller: 0, larger: 2
         category[others] = np.where(less == 1, 0, 2)
