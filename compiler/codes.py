@@ -3,6 +3,11 @@
 IQ0xx catalog, IQ1xx syntax, IQ2xx names and types, IQ3xx disclosure, IQ4xx plan,
 IQ5xx data and runtime, IQ9xx internal. spec/diagnostics.md documents each with an example.
 """
+import re
+
+DOCS_URL = "https://github.com/insightql/insightql/blob/main/"
+"""Where the repository's files are published; SARIF `helpUri`s point into its spec/ pages
+(`iq check --docs-url` or IQ_DOCS_URL set another address, e.g. an internal mirror)."""
 CODES: dict[str, str] = {
     "IQ001": "catalog is not valid TOML",
     "IQ002": "catalog does not match the catalog schema",
@@ -14,6 +19,7 @@ CODES: dict[str, str] = {
     "IQ106": "number literal out of range",
     "IQ107": "query nested too deeply",
     "IQ108": "annotation value of the wrong form",
+    "IQ109": "file is not readable UTF-8 text",
     "IQ201": "unknown dataset or alias",
     "IQ202": "ambiguous column",
     "IQ203": "unknown column",
@@ -64,3 +70,18 @@ CODES: dict[str, str] = {
     "IQ323": "row count of a dataset whose owner does not allow it",
     "IQ324": "dataset read more than once",
 }
+
+
+def doc_page(code: str) -> str:
+    """The spec page that documents `code`, relative to the repository root."""
+    return "spec/diagnostics-disclosure.md" if code.startswith("IQ3") else "spec/diagnostics.md"
+
+
+def help_uri(code: str, base: str = DOCS_URL) -> str:
+    """The address of `code`'s section: its page and the heading's anchor (GitHub's rule: lower
+    case, punctuation dropped, spaces as hyphens)."""
+    uri = base.rstrip("/") + "/" + doc_page(code)
+    if code not in CODES:
+        return uri
+    heading = f"{code} {CODES[code]}".lower()
+    return uri + "#" + re.sub(r"[^\w\- ]", "", heading).replace(" ", "-")

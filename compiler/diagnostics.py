@@ -121,36 +121,68 @@ def render_json(diagnostics: list[Diagnostic]) -> str:
     return json.dumps([d.to_dict() for d in diagnostics], indent=2)
 
 
+def _escape_data(text: str) -> str:
+    """A workflow command's message: %, CR and LF escaped (GitHub's toolkit rule)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    """A workflow command's property value (file=, title=): also : and , escaped."""
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
 def render_github(diagnostics: list[Diagnostic]) -> str:
     """GitHub Actions workflow commands, one annotation a finding."""
     lines = []
     for d in diagnostics:
         x = d.to_dict()
         kind = "error" if d.severity == Severity.ERROR else "warning"
-        loc = f"file={x['file']}"
+        loc = f"file={_escape_property(x['file'] or '<input>')}"
         if x["line"] is not None:
             loc += f",line={x['line']},col={x['column']}"
-        msg = (d.message + "".join(f" (hint: {h})" for h in d.hints)).replace("\n", "%0A")
-        lines.append(f"::{kind} {loc},title={d.code}::{msg}")
+        msg = _escape_data(d.message + "".join(f" (hint: {h})" for h in d.hints))
+        lines.append(f"::{kind} {loc},title={_escape_property(d.code)}::{msg}")
     return "\n".join(lines)
 
 
-def render_sarif(diagnostics: list[Diagnostic], version: str) -> str:
-    """SARIF 2.1.0, the format code-scanning dashboards read."""
-    from insightql.compiler.codes import CODES
+SRCROOT = "%SRCROOT%"
 
+
+def _artifact(name: str | None, root) -> dict:
+    """A SARIF artifactLocation: relative to `root` (uriBaseId %SRCROOT%) when the file is under it."""
+    from pathlib import Path
+    from urllib.parse import quote
+
+    path = Path(name or "<input>")
+    try:
+        rel = path.resolve().relative_to(root)
+    except ValueError:
+        return {"uri": path.resolve().as_uri() if path.is_absolute() else quote(path.as_posix())}
+    return {"uri": quote(rel.as_posix()), "uriBaseId": SRCROOT}
+
+
+def render_sarif(diagnostics: list[Diagnostic], version: str, docs_url: str | None = None, root=None) -> str:
+    """SARIF 2.1.0, the format code-scanning dashboards read. File URIs are relative to `root`
+    (default: the working folder), each rule has a `helpUri` to its section of the spec."""
+    from pathlib import Path
+
+    from insightql.compiler.codes import CODES, DOCS_URL, help_uri
+
+    root = Path(root or Path.cwd()).resolve()
     used = sorted({d.code for d in diagnostics})
-    rules = [{"id": c, "shortDescription": {"text": CODES.get(c, c)}} for c in used]
+    rules = [{"id": c, "shortDescription": {"text": CODES.get(c, c)}, "helpUri": help_uri(c, docs_url or DOCS_URL)}
+             for c in used]
     results = []
     for d in diagnostics:
         x = d.to_dict()
-        loc = {"physicalLocation": {"artifactLocation": {"uri": x["file"] or "<input>"}}}
+        loc = {"physicalLocation": {"artifactLocation": _artifact(x["file"], root)}}
         if x["line"] is not None:
             loc["physicalLocation"]["region"] = {
                 "startLine": x["line"], "startColumn": x["column"],
                 "endLine": x["end_line"], "endColumn": x["end_column"]}
         results.append({
             "ruleId": d.code,
+            "ruleIndex": used.index(d.code),
             "level": "error" if d.severity == Severity.ERROR else "warning",
             "message": {"text": d.message + "".join(f" Hint: {h}" for h in d.hints)},
             "locations": [loc],
@@ -159,6 +191,7 @@ def render_sarif(diagnostics: list[Diagnostic], version: str) -> str:
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{"tool": {"driver": {"name": "insightql", "version": version, "rules": rules}},
+                  "originalUriBaseIds": {SRCROOT: {"uri": root.as_uri() + "/"}},
                   "results": results}],
     }
     return json.dumps(doc, indent=2)

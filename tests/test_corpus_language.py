@@ -54,7 +54,7 @@ def diagnose(path: Path):
 
 def expected(path: Path) -> list[tuple[str, int, int]]:
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").lstrip("\ufeff").splitlines():  # IQ109: a BOM first
         if not line.startswith("--"):
             break
         if m := EXPECT.fullmatch(line.strip()):

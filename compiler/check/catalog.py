@@ -221,7 +221,7 @@ def load_catalog(path: str | Path) -> Catalog:
         for err in e.errors():
             loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
             diags.append(Diagnostic("IQ002", f"catalog field {loc}: {err['msg']}", source=src,
-                                    hints=["see spec/catalog.md for the catalog format"]))
+                                    hints=["the catalog format: spec/catalog.schema.json (`iq schema catalog`)"]))
         raise DiagnosticError(diags)
     except ValueError as e:
         raise DiagnosticError([Diagnostic("IQ002", f"catalog: {e}", source=src)])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 from decimal import Decimal
 from functools import lru_cache
@@ -270,6 +271,9 @@ def _unquote(t) -> str:
 def parse(text: str, name: str = "<input>") -> A.Query:
     """Parse one query; raise DiagnosticError with IQ1xx diagnostics on bad syntax."""
     src = Source(name, text)
+    if text.startswith("\ufeff"):
+        raise DiagnosticError([Diagnostic("IQ109", "the file starts with a byte-order mark", Span(0, 1),
+                                          ["save it as UTF-8 without a byte-order mark (BOM)"], source=src)])
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as e:
@@ -318,9 +322,9 @@ def _syntax_diagnostic(e: UnexpectedInput, src: Source) -> Diagnostic:
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
         end = len(src.text.rstrip())
         return Diagnostic("IQ102", "the query ends too early", Span(end, end),
-                          [f"expected {_expected(e.expected)}"], source=src)
+                          _misspelt(src.text, end, e.expected) + [f"expected {_expected(e.expected)}"], source=src)
     tok = e.token
-    hints = [f"expected {_expected(e.expected)}"]
+    hints = _misspelt(src.text, tok.end_pos or tok.start_pos, e.expected) + [f"expected {_expected(e.expected)}"]
     before = src.text[:tok.start_pos].rstrip()
     if tok.type == "IDENT" and "FROM" in e.expected:
         hints.insert(0, "is a comma missing between two SELECT items, or FROM?")
@@ -330,3 +334,21 @@ def _syntax_diagnostic(e: UnexpectedInput, src: Source) -> Diagnostic:
         hints.append(f"'{tok}' is a keyword; to use it as a name, write it in double quotes: \"{tok}\"")
     return Diagnostic("IQ103", f"unexpected {str(tok)!r}", Span(tok.start_pos, tok.end_pos or tok.start_pos + len(tok)),
                       hints, source=src)
+
+
+_WORD = re.compile(r"[A-Za-z_]+")
+
+
+def _misspelt(text: str, upto: int, expected) -> list[str]:
+    """`did you mean FROM?` when the word at the error, or the word before it (read as an alias),
+    is close to a keyword: the expected ones first, then any."""
+    words = list(_WORD.finditer(text, 0, upto))[-2:]
+    wanted = sorted(n.lower() for n in expected if n.lower() in KEYWORDS)
+    for m in reversed(words):
+        word = m[0].lower()
+        if word in KEYWORDS:
+            continue
+        close = difflib.get_close_matches(word, wanted, 1, 0.75) or difflib.get_close_matches(word, sorted(KEYWORDS), 1, 0.8)
+        if close:
+            return [f"did you mean {close[0].upper()} instead of '{m[0]}'?"]
+    return []

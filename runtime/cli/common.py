@@ -1,22 +1,101 @@
-"""What the `iq` subcommand groups share: the usage error (exit code 2), finding a query's
-catalog, compiling a query (with the differencing guard's ledgers) and writing a result table."""
+"""What the `iq` subcommand groups share: the usage error (exit code 2), reading a file as text
+(unreadable files become IQ109 diagnostics), finding and loading a query's catalog (its errors
+located at a line and column), compiling a query (with the differencing guard's ledgers) and
+writing a result table."""
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 from insightql.compiler.check.catalog import find_catalog, load_catalog
+from insightql.compiler.diagnostics import Diagnostic, DiagnosticError, Source, Span
 
 
 class UsageError(Exception):
     pass
 
 
-def catalog_for(path: Path, explicit: str | None):
+def os_words(e: OSError) -> str:
+    """An OSError in words, without Python's `[Errno N]`."""
+    if isinstance(e, FileNotFoundError):
+        return "no such file"
+    if isinstance(e, IsADirectoryError):
+        return "is a folder, not a file"
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    return (e.strerror or type(e).__name__).lower()
+
+
+def read_source(path: Path) -> str:
+    """The UTF-8 text of `path`; DiagnosticError IQ109 when it cannot be read, is not UTF-8 or
+    starts with a byte-order mark (the parser reports that one for queries)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DiagnosticError([Diagnostic("IQ109", f"cannot read {path}: {os_words(e)}", source=Source(str(path), ""))])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        shown = data[:e.start].decode("utf-8", errors="replace")
+        src = Source(str(path), data.decode("utf-8", errors="replace"))
+        raise DiagnosticError([Diagnostic("IQ109", f"the file is not UTF-8 text (byte 0x{data[e.start]:02x})",
+                                          Span(len(shown), len(shown) + 1),
+                                          ["save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`"], source=src)])
+    if text.startswith("\ufeff"):
+        raise DiagnosticError([Diagnostic("IQ109", "the file starts with a byte-order mark", Span(0, 1),
+                                          ["save it as UTF-8 without a byte-order mark (BOM)"],
+                                          source=Source(str(path), text))])
+    return text
+
+
+_TOML_AT = re.compile(r" \(at line (\d+), column (\d+)\)$")
+
+
+def _locate(d: Diagnostic) -> Diagnostic:
+    """Give a catalog diagnostic a span: TOML's `(at line L, column C)`, or the key a field error
+    names (found key by key along its path), else the first line."""
+    text = d.source.text if d.source else ""
+    if d.span is not None or not text:
+        return d
+    offset = 0
+    if m := _TOML_AT.search(d.message):
+        line, col = int(m[1]), int(m[2])
+        starts = [0] + [k + 1 for k, ch in enumerate(text) if ch == "\n"]
+        offset = min(starts[min(line, len(starts)) - 1] + col - 1, len(text))
+        d.message = d.message[:m.start()]
+    elif m := re.match(r"catalog field ([^:]+):", d.message):
+        for part in m[1].split("."):
+            found = re.compile(r'(?<![\w"])"?' + re.escape(part) + r'"?\s*[=.\]]').search(text, offset)
+            if found is None:
+                break
+            offset = found.start()
+    d.span = Span(offset, min(offset + 1, len(text)))
+    return d
+
+
+def load_catalog_file(path: Path):
+    """load_catalog with every error as a located diagnostic (IQ001, IQ002, IQ109)."""
+    read_source(path)
+    try:
+        return load_catalog(path)
+    except DiagnosticError as e:
+        raise DiagnosticError([_locate(d) for d in e.diagnostics])
+
+
+def catalog_path(path: Path, explicit: str | None) -> Path:
     cat_path = Path(explicit) if explicit else find_catalog(path)
     if cat_path is None:
         raise UsageError(f"no catalog.toml found in {path} or a parent folder; pass --catalog FILE")
-    return load_catalog(cat_path), cat_path
+    try:  # as the user would write it: relative to the working folder when under it
+        return cat_path.relative_to(Path.cwd()) if cat_path.is_absolute() else cat_path
+    except ValueError:
+        return cat_path
+
+
+def catalog_for(path: Path, explicit: str | None):
+    cat_path = catalog_path(path, explicit)
+    return load_catalog_file(cat_path), cat_path
 
 
 def compile_query(path: Path, catalog_arg, ledgers: list[Path] = ()):
@@ -30,7 +109,7 @@ def compile_query(path: Path, catalog_arg, ledgers: list[Path] = ()):
             earlier = earlier_releases(ledgers)
         except ValueError as e:
             raise UsageError(str(e))
-    res = compile_source(path.read_text(encoding="utf-8"), str(path), catalog, earlier=earlier)
+    res = compile_source(read_source(path), str(path), catalog, earlier=earlier)
     for d in res.diagnostics:
         print(d.render(), file=sys.stderr)
     return res, catalog, cat_path

@@ -6,16 +6,19 @@ registers them with ``add_commands(subparsers)`` and ``add_catalog_commands(subp
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 from insightql.compiler import __version__
 from insightql.compiler.diagnostics import Diagnostic, DiagnosticError, render_github, render_json, render_sarif
 
-from insightql.runtime.cli.common import UsageError, catalog_for, compile_query
+from insightql.runtime.cli.common import UsageError, catalog_for, catalog_path, compile_query, load_catalog_file, \
+    read_source
 
 
-def _iq_files(paths: list[str]) -> list[Path]:
+def _iq_files(paths: list[str], suffixes=(".iq",)) -> list[Path]:
+    """The files named, and the .iq files below the folders named (a catalog given by name too)."""
     out = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -27,6 +30,33 @@ def _iq_files(paths: list[str]) -> list[Path]:
     return out
 
 
+def _emit(diags: list[Diagnostic], fmt: str, docs_url: str | None) -> None:
+    """Print the findings in one format; the machine formats print a whole document even when
+    there is nothing to report (github: nothing at all, as Actions expects)."""
+    if fmt == "json":
+        print(render_json(diags))
+    elif fmt == "sarif":
+        print(render_sarif(diags, __version__, docs_url or os.environ.get("IQ_DOCS_URL")))
+    elif fmt == "github":
+        if diags:
+            print(render_github(diags))
+    else:
+        for d in diags:
+            print(d.render())
+
+
+def _catalog_once(path: Path, loaded: dict, diags: list[Diagnostic]):
+    """The catalog at `path`, loaded once; its errors are reported once, however many queries use it."""
+    key = path.resolve()
+    if key not in loaded:
+        try:
+            loaded[key] = load_catalog_file(path)
+        except DiagnosticError as e:
+            diags += e.diagnostics
+            loaded[key] = None
+    return loaded[key]
+
+
 def cmd_check(args) -> int:
     from insightql.compiler.pipeline import check_source, compile_source
 
@@ -34,29 +64,31 @@ def cmd_check(args) -> int:
     files = _iq_files(args.paths)
     if not files:
         raise UsageError("no .iq files found")
-    explained = []
+    explained, catalogs = [], {}
     for f in files:
-        catalog, _ = catalog_for(f, args.catalog)
+        if f.suffix == ".toml":  # a catalog: check it, do not read it as a query
+            _catalog_once(f, catalogs, diags)
+            continue
+        catalog = _catalog_once(catalog_path(f, args.catalog), catalogs, diags)
+        try:
+            text = read_source(f)
+        except DiagnosticError as e:
+            diags += e.diagnostics
+            continue
+        if catalog is None:  # its errors are reported above
+            continue
         fn = compile_source if args.explain else check_source
-        res = fn(f.read_text(encoding="utf-8"), str(f), catalog)
+        res = fn(text, str(f), catalog)
         diags += res.diagnostics
         if args.explain and res.plan is not None:
             from insightql.compiler.review.explain import explain_text
             explained.append(explain_text(res.plan))
-    if args.format == "json":
-        print(render_json(diags))
-    elif args.format == "sarif":
-        print(render_sarif(diags, __version__))
-    elif args.format == "github":
-        if diags:
-            print(render_github(diags))
-    else:
-        for d in diags:
-            print(d.render())
+    _emit(diags, args.format, args.docs_url)
+    if args.format == "human":
         for e in explained:
             print(e)
         n_err = sum(1 for d in diags if d.severity.value == "error")
-        print(f"{len(files)} file(s) checked, {n_err} error(s)", file=sys.stderr)
+        print(f"iq: {len(files)} file(s) checked, {n_err} error(s)", file=sys.stderr)
     return 1 if diags else 0
 
 
@@ -65,19 +97,21 @@ def cmd_fmt(args) -> int:
 
     status = 0
     for f in _iq_files(args.paths):
-        text = f.read_text(encoding="utf-8")
         try:
+            text = read_source(f)
             out = format_source(text, str(f))
         except DiagnosticError as e:
-            print(str(e), file=sys.stderr)
+            for d in e.diagnostics:
+                print(d.render(), file=sys.stderr)
             status = 1
             continue
         if args.write:
             if out != text:
                 f.write_text(out, encoding="utf-8")
+                print(f"iq: reformatted {f}", file=sys.stderr)
         elif args.check:
             if out != text:
-                print(f"{f}: not in canonical form (run `iq fmt --write`)")
+                print(f"iq: {f} is not in canonical form (run `iq fmt --write {f}`)", file=sys.stderr)
                 status = 1
         else:
             sys.stdout.write(out)
@@ -103,13 +137,26 @@ def cmd_compile(args) -> int:
 
 
 def _load_plan_or_compile(target: str, catalog_arg):
-    from insightql.compiler.plan.plan_io import load_plan
-
     p = Path(target)
+    if p.suffix == ".toml":
+        raise UsageError(f"{p} is a catalog; give a .iq query or a .plan.json file (and the catalog as --catalog {p})")
     if p.suffix == ".json":
-        return load_plan(p.read_text(encoding="utf-8"))
+        return _read_plan(p)
     res, _, _ = compile_query(p, catalog_arg)
     return res.plan
+
+
+def _read_plan(path: Path) -> dict:
+    from insightql.compiler.plan.plan_io import load_plan
+
+    text = read_source(path)
+    try:
+        return load_plan(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path} is not a plan file: not JSON (line {e.lineno}, column {e.colno}: "
+                         f"{e.msg.lower()}); make one with `iq compile QUERY.iq -o NAME.plan.json`")
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"{path} is not a plan file (no {e}); make one with `iq compile QUERY.iq -o NAME.plan.json`")
 
 
 def cmd_explain(args) -> int:
@@ -129,16 +176,15 @@ def cmd_explain(args) -> int:
 
 def cmd_diff(args) -> int:
     from insightql.compiler.review.explain import diff_plans
-    from insightql.compiler.plan.plan_io import load_plan
 
-    a, b = (load_plan(Path(p).read_text(encoding="utf-8")) for p in (args.a, args.b))
+    a, b = (_read_plan(Path(p)) for p in (args.a, args.b))
     text = diff_plans(a, b)
     print(text)
     return 0 if a["hash"] == b["hash"] else 1
 
 
 def cmd_catalog(args) -> int:
-    catalog, path = catalog_for(Path("."), args.catalog)
+    catalog, path = catalog_for(Path("."), args.catalog or args.catalog_file)
     print(f"catalog {catalog.name} ({path}), digest {catalog.digest()}")
     for name, ds in catalog.datasets.items():
         print(f"\n{name}  (owner {ds.owner}, k={ds.policy.min_group_size})  {ds.description}")
@@ -158,49 +204,66 @@ def cmd_schema(args) -> int:
     return 0
 
 
+_CATALOG_HELP = "the catalog (default: catalog.toml in the query's folder or a parent), e.g. --catalog examples/catalog.toml"
+
+
 def add_commands(sub) -> None:
     """Register check, fmt, compile, explain and diff on the `iq` subparsers object."""
-    c = sub.add_parser("check", help="check queries (names, types, disclosure rules)")
-    c.add_argument("paths", nargs="+")
-    c.add_argument("--catalog")
-    c.add_argument("--format", choices=["human", "json", "sarif", "github"], default="human")
-    c.add_argument("--explain", action="store_true", help="also compile and show the plan and its leakage report")
+    c = sub.add_parser("check", help="check queries (names, types, disclosure rules) and catalogs")
+    c.add_argument("paths", nargs="+", metavar="PATH",
+                   help=".iq files, folders (every .iq below) or catalog .toml files, e.g. examples/ "
+                        "or examples/catalog.toml")
+    c.add_argument("--catalog", metavar="FILE", help=_CATALOG_HELP)
+    c.add_argument("--format", choices=["human", "json", "sarif", "github"], default="human",
+                   help="how findings are printed: human (default), json, sarif (code scanning) or github "
+                        "(Actions annotations), e.g. --format sarif > iq.sarif")
+    c.add_argument("--explain", action="store_true",
+                   help="also compile and show the plan and its leakage report, e.g. iq check --explain q.iq")
+    c.add_argument("--docs-url", metavar="URL",
+                   help="where the spec is published, for SARIF helpUri links (default: $IQ_DOCS_URL or the "
+                        "project's repository), e.g. --docs-url https://git.example.org/insightql/")
     c.set_defaults(fn=cmd_check)
 
-    f = sub.add_parser("fmt", help="print queries in canonical form")
-    f.add_argument("paths", nargs="+")
+    f = sub.add_parser("fmt", help="print queries in canonical form, comments kept")
+    f.add_argument("paths", nargs="+", metavar="PATH", help=".iq files or folders (every .iq below), e.g. examples/")
     g = f.add_mutually_exclusive_group()
-    g.add_argument("--write", action="store_true")
-    g.add_argument("--check", action="store_true")
+    g.add_argument("--write", action="store_true", help="rewrite the files in place, e.g. iq fmt --write examples/")
+    g.add_argument("--check", action="store_true",
+                   help="change nothing; exit 1 and name each file not in canonical form (for CI), "
+                        "e.g. iq fmt --check examples/")
     f.set_defaults(fn=cmd_fmt)
 
     c = sub.add_parser("compile", help="compile a query to a plan file")
-    c.add_argument("query")
-    c.add_argument("--catalog")
-    c.add_argument("-o", "--output")
+    c.add_argument("query", help="the .iq query, e.g. examples/overlap.iq")
+    c.add_argument("--catalog", metavar="FILE", help=_CATALOG_HELP)
+    c.add_argument("-o", "--output", metavar="FILE", help="write the plan here instead of printing it, e.g. -o q.plan.json")
     c.add_argument("--ledger", action="extend", nargs="+", type=Path, default=[], metavar="LEDGER",
-                   help="ledgers of earlier releases: the plan's differencing guard compares with them")
+                   help="ledgers of earlier releases: the plan's differencing guard compares with them, "
+                        "e.g. --ledger police.ledger.jsonl")
     c.set_defaults(fn=cmd_compile)
 
     e = sub.add_parser("explain", help="show a plan: placement, cost, leakage report")
-    e.add_argument("target", help="a .iq query or a .plan.json file")
-    e.add_argument("--catalog")
-    e.add_argument("--format", choices=["text", "dot", "html"], default="text")
-    e.add_argument("-o", "--output")
+    e.add_argument("target", help="a .iq query or a .plan.json file, e.g. examples/overlap.iq")
+    e.add_argument("--catalog", metavar="FILE", help=_CATALOG_HELP)
+    e.add_argument("--format", choices=["text", "dot", "html"], default="text",
+                   help="text (default), dot (Graphviz) or html (the auditor's page), e.g. --format html -o plan.html")
+    e.add_argument("-o", "--output", metavar="FILE", help="write to this file instead of printing, e.g. -o plan.html")
     e.set_defaults(fn=cmd_explain)
 
     d = sub.add_parser("diff", help="explain what changed between two plans")
-    d.add_argument("a")
-    d.add_argument("b")
+    d.add_argument("a", metavar="OLD", help="the earlier plan file, e.g. old.plan.json")
+    d.add_argument("b", metavar="NEW", help="the later plan file, e.g. new.plan.json")
     d.set_defaults(fn=cmd_diff)
 
 
 def add_catalog_commands(sub) -> None:
     """Register catalog and schema on the `iq` subparsers object."""
     k = sub.add_parser("catalog", help="list the datasets of a catalog")
-    k.add_argument("--catalog")
+    k.add_argument("catalog_file", nargs="?", metavar="FILE",
+                   help="the catalog, as with --catalog, e.g. iq catalog examples/catalog.toml")
+    k.add_argument("--catalog", metavar="FILE", help=_CATALOG_HELP.replace("the query's folder", "this folder"))
     k.set_defaults(fn=cmd_catalog)
 
     s = sub.add_parser("schema", help="print a JSON Schema")
-    s.add_argument("what", choices=["catalog", "plan"])
+    s.add_argument("what", choices=["catalog", "plan"], help="which schema: catalog or plan, e.g. iq schema catalog")
     s.set_defaults(fn=cmd_schema)
