@@ -157,3 +157,18 @@ def test_every_option_of_the_compile_only_commands_has_help_with_an_example():
             if action.dest == "help":
                 continue
             assert action.help and "e.g." in action.help, f"iq {name} {action.dest}: help without an example"
+
+
+def test_pre_commit_hooks_and_ci_example_run_real_commands(tree, capsys):
+    """Each hook's entry (and each iq line of the CI example) is a command line iq accepts."""
+    import re
+
+    hooks = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
+    workflow = (ROOT / "examples" / "ci" / "github-actions.yml").read_text(encoding="utf-8")
+    entries = re.findall(r"^  entry: iq (.+)$", hooks, re.M)
+    assert len(entries) == 2
+    for entry in entries:
+        assert main([*entry.split(), "good.iq"]) in (0, 1)
+    for line in re.findall(r"run: iq ([^>|\n]+)", workflow):
+        assert main(line.split()) in (0, 1), line
+    capsys.readouterr()
