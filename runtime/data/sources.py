@@ -131,7 +131,7 @@ def _blank_lines(body: bytes, m: int, path: Path) -> list[DataIssue]:
 def read_parquet(path: Path) -> Source:
     import pyarrow.parquet as pq
     try:
-        table = pq.read_table(path)
+        table = pq.ParquetFile(path).read()  # (pq.read_table refuses a column named twice)
     except (pa.ArrowException, OSError, ValueError) as e:
         raise file_error(path, f"cannot be read as Parquet ({e})") from None
     return Source(path, [n.strip() for n in table.schema.names], table.columns, table.num_rows)

@@ -12,6 +12,8 @@ masks flag are visited one by one, to word their issue: the messages cannot disa
 from __future__ import annotations
 
 import datetime as dt
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,6 +33,7 @@ TRUE = ["true", "1", "yes", "t", "y"]
 FALSE = ["false", "0", "no", "f", "n"]
 NUM_TEXT = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,4})?$"  # no nan, inf
 DATE_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"  # no 20240131, 2024-W05-3
+THREADS = min(4, os.cpu_count() or 1)
 INT_DIGITS = 18  # significant digits an int64 always holds
 FIRST_DAY = date_to_days(dt.date(1, 1, 1))  # strptime takes year 0000
 NOT_A = {"integer": "an integer", "key": "an integer", "decimal": "a number", "date": "a date (YYYY-MM-DD)",
@@ -55,19 +58,24 @@ def validate(src: Source, name: str, ds: Dataset, wanted: dict[str, dict] | None
     if src.rows > ds.max_rows:
         raise DataError([DataIssue(str(src.path), None, None,
                                    f"{src.rows} rows, more than the declared max_rows {ds.max_rows}")])
-    table: Table = {}
-    for col_name, col in ds.columns.items():
-        want = (wanted or {}).get(col_name)
+    def parse(col_name: str) -> Parsed | str:
+        col = ds.columns[col_name]
         try:
-            parsed = parse_column(col, src.columns[src.header.index(col_name)], want)
+            return parse_column(col, src.columns[src.header.index(col_name)], (wanted or {}).get(col_name))
         except (pa.ArrowException, ValueError) as e:
-            issues.append(DataIssue(str(src.path), None, col_name, f"cannot be read as {col.type} ({e})"))
+            return f"cannot be read as {col.type} ({e})"
+
+    with ThreadPoolExecutor(THREADS) as pool:  # Arrow's kernels let go of the GIL: columns in parallel
+        parsed_columns = dict(zip(ds.columns, pool.map(parse, ds.columns)))
+    table: Table = {}
+    for col_name, parsed in parsed_columns.items():
+        if isinstance(parsed, str):
+            issues.append(DataIssue(str(src.path), None, col_name, parsed))
             continue
-        issues += describe(check_column(col, parsed), parsed, str(src.path), col_name, MAX_REPORTED - len(issues))
+        issues += describe(check_column(ds.columns[col_name], parsed), parsed, str(src.path), col_name,
+                           MAX_REPORTED - len(issues))
         if wanted is None or col_name in wanted:
             table[col_name] = Vec(parsed.values, parsed.null)
-        if len(issues) >= MAX_REPORTED:
-            break
     if issues:
         raise DataError(issues[:MAX_REPORTED])
     return table, src.rows
@@ -157,22 +165,37 @@ def _match(text: pa.Array, pattern: str) -> pa.Array:
 def _integers(col, text: pa.Array, want) -> tuple[np.ndarray, np.ndarray]:
     """[+-]digits (ASCII); more than 18 significant digits is beyond any range an int64 holds."""
     signed = pc.or_(pc.starts_with(text, "+"), pc.starts_with(text, "-"))
-    ok = _np(pc.ascii_is_decimal(pc.if_else(signed, pc.utf8_slice_codeunits(text, 1), text)))
+    if pc.any(signed).as_py():
+        ok = _np(pc.ascii_is_decimal(pc.if_else(signed, pc.utf8_slice_codeunits(text, 1), text)))
+        text = pc.utf8_ltrim(text, characters="+")  # for the cast: "+5" is 5 (where ok, one + at most)
+    else:
+        ok = _np(pc.ascii_is_decimal(text))
     huge = ok & _np(pc.greater(pc.binary_length(text), INT_DIGITS))
     if huge.any():
-        digits = pc.utf8_length(pc.replace_substring_regex(text, r"^[+-]?0*", ""))
+        digits = pc.utf8_length(pc.replace_substring_regex(text, r"^-?0*", ""))
         huge &= _np(pc.greater(digits, INT_DIGITS))
-    fits = pa.array(ok & ~huge)
-    values = _np(pc.cast(pc.utf8_ltrim(pc.if_else(fits, text, "0"), characters="+"), pa.int64()))
+    values = _np(pc.fill_null(pc.cast(_only(text, ok & ~huge), pa.int64()), 0))
     values = np.where(huge, np.where(_np(pc.starts_with(text, "-")), np.iinfo(np.int64).min,
                                      np.iinfo(np.int64).max), values)
     return values, ~ok
 
 
 def _decimals(col, text: pa.Array, want) -> tuple[np.ndarray, np.ndarray]:
-    ok = _match(text, NUM_TEXT)
-    values = _np(pc.cast(pc.if_else(ok, text, "0"), pa.float64()))
-    return values, ~_np(ok) | ~np.isfinite(values)
+    ok = _np(_match(text, NUM_TEXT))
+    values = _np(pc.fill_null(pc.cast(_only(text, ok), pa.float64()), 0.0))
+    return values, ~ok | ~np.isfinite(values)
+
+
+def _only(text: pa.Array | pa.ChunkedArray, keep: np.ndarray) -> pa.Array:
+    """`text` with the rows not kept made null, without copying the strings (for a cast)."""
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    if keep.all():
+        return text
+    if text.offset or text.null_count:
+        return pc.if_else(pa.array(keep), text, pa.scalar(None, text.type))
+    valid = pa.py_buffer(np.packbits(keep, bitorder="little"))
+    return pa.Array.from_buffers(text.type, len(text), [valid, *text.buffers()[1:]])
 
 
 def _dates(col, text: pa.Array, want) -> tuple[np.ndarray, np.ndarray]:

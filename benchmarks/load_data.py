@@ -1,0 +1,111 @@
+"""Load + validate one party's file: `load_dataset` on N rows of police_victims (examples/catalog.toml)
+as CSV, Parquet with text columns, Parquet with typed columns and (smaller) .xlsx.
+
+    .venv/bin/python benchmarks/load_data.py                 # 1,000,000 rows, best of 3
+    .venv/bin/python benchmarks/load_data.py --rows 100000 --repeats 5 --xlsx-rows 20000
+
+Prints one line per source: wall time and CPU time (both the least of the repeats), MB of the file,
+and the 1-minute load average (`/proc/loadavg`, as `uptime` shows it) before and after: the machine
+has 2 cores shared with other jobs, and CPU time is the steadier figure when the load is high.
+The files are generated (vectorised, seeded) into --dir and reused.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from insightql.compiler.check.catalog import load_catalog
+from insightql.runtime.data.loader import load_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME = "police_victims"
+
+
+def columns(ds, n: int, rng: np.random.Generator) -> dict[str, pa.Array]:
+    """n valid rows, typed (about 10% nulls in the nullable columns)."""
+    out = {}
+    for name, col in ds.columns.items():
+        t = col.type
+        if t == "category":
+            arr = pa.array(np.asarray(col.domain, dtype=object)[rng.integers(0, len(col.domain), n)], pa.string())
+        elif t == "boolean":
+            arr = pa.array(rng.random(n) < 0.3)
+        elif t == "date":
+            days = (col.min - dt.date(1970, 1, 1)).days + rng.integers(0, (col.max - col.min).days + 1, n)
+            arr = pa.array(days.astype(np.int32), pa.int32()).cast(pa.date32())
+        elif t == "decimal":
+            arr = pa.array(np.round(rng.uniform(col.min, col.max, n), col.scale))
+        elif t == "key":
+            arr = pa.array(rng.integers(1, 2 ** min(col.bits, 48), n))
+        else:
+            arr = pa.array(rng.integers(col.min, col.max + 1, n))
+        if col.nullable:
+            arr = pc.if_else(pa.array(rng.random(n) < 0.1), pa.nulls(n, arr.type), arr)
+        out[name] = arr
+    return out
+
+
+def write_files(ds, n: int, folder: Path, xlsx_rows: int) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": folder / f"{NAME}-{n}.csv", "parquet (typed)": folder / f"{NAME}-{n}.parquet",
+             "parquet (text)": folder / f"{NAME}-{n}-text.parquet", "xlsx": folder / f"{NAME}-{xlsx_rows}.xlsx"}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    table = pa.table(columns(ds, n, np.random.default_rng(7)))
+    text = pa.table({c: table[c].cast(pa.string()) for c in table.column_names})
+    text = pa.table({c: text[c].fill_null("") for c in text.column_names})
+    pcsv.write_csv(text, paths["csv"], pcsv.WriteOptions(quoting_style="none"))
+    pq.write_table(table, paths["parquet (typed)"])
+    pq.write_table(text, paths["parquet (text)"])
+    import openpyxl
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet(NAME)
+    sheet.append(table.column_names)
+    for row in table.slice(0, xlsx_rows).to_pylist():
+        sheet.append(list(row.values()))
+    book.save(paths["xlsx"])
+    return paths
+
+
+def load_avg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0]) if Path("/proc/loadavg").exists() else float("nan")
+
+
+def measure(path: Path, ds, repeats: int) -> tuple[float, float, int]:
+    wall = cpu = float("inf")
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        _, n = load_dataset(path, NAME, ds)
+        wall, cpu = min(wall, time.perf_counter() - w0), min(cpu, time.process_time() - c0)
+    return wall, cpu, n
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--xlsx-rows", type=int, default=20_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "insightql-bench" / "load")
+    args = ap.parse_args(argv)
+    ds = load_catalog(ROOT / "examples" / "catalog.toml").datasets[NAME]
+    paths = write_files(ds, args.rows, args.dir, args.xlsx_rows)
+    print(f"load + validate, {NAME} ({len(ds.columns)} columns), best of {args.repeats}; {os.cpu_count()} cores")
+    for kind, path in paths.items():
+        before = load_avg()
+        wall, cpu, n = measure(path, ds, args.repeats)
+        print(f"{kind:16} {n:>9,} rows {path.stat().st_size / 1e6:7.1f} MB  wall {wall:6.3f} s  cpu {cpu:6.3f} s  "
+              f"load average {before:.2f} -> {load_avg():.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
