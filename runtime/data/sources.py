@@ -27,7 +27,7 @@ from insightql.runtime.data.checks import (FIELD_LIMIT, MAX_REPORTED, DataError,
                                            long_field_issue, read_bytes)
 
 PARQUET = (".parquet", ".pq")
-XLSX = (".xlsx", ".xlsm")
+XLSX = (".xlsx",)
 LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 
@@ -36,7 +36,7 @@ class Source:
     """A file as read: header names (stripped) and one column per header field, all `rows` long."""
     path: Path
     header: list[str]
-    columns: list[pa.Array]
+    columns: list[pa.Array | pa.ChunkedArray]
     rows: int
     issues: list[DataIssue] = field(default_factory=list)  # rows the reader could not split
 
