@@ -221,3 +221,22 @@ def test_xlsx_sheet_named_like_the_file_and_trailing_empty_rows(tmp_path):
     book.save(path)
     table, n = dl.load_dataset(path, "police_victims", DS)
     assert n == 4
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["p.parquet", "p.xlsx"]), st.one_of(st.binary(max_size=300), st.integers(0, 4000)))
+def test_damaged_parquet_and_xlsx_files_give_data_errors(tmp_path, name, damage):
+    """Random bytes, or a valid file cut short: a DataError, never another exception."""
+    path = tmp_path / name
+    if isinstance(damage, bytes):
+        path.write_bytes(damage)
+    else:
+        rows = [HEADER, *GOOD[:20]]
+        full = workbook(tmp_path, rows, name="full.xlsx") if name.endswith("xlsx") else typed_parquet(tmp_path)
+        data = full.read_bytes()
+        path.write_bytes(data[:damage % len(data)])
+    try:
+        dl.load_dataset(path, "police_victims", DS)
+    except dl.DataError as e:
+        assert e.issues and str(e).startswith("IQ501")
