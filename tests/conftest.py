@@ -171,7 +171,8 @@ class Parties:
         from insightql.runtime.launch.parties import free_loopback_config
 
         self.plan, self.workdir = plan, Path(workdir)
-        self.config = free_loopback_config(plan["parties"])
+        self.names = plan["parties"] + plan.get("output_parties", [])  # computing, then output-only receivers
+        self.config = free_loopback_config(self.names)
         (self.workdir / "parties.toml").write_text(self.config.to_toml(), encoding="utf-8")
         self.procs: dict[str, subprocess.Popen] = {}
         self.err: dict[str, list[str]] = {}
@@ -197,7 +198,7 @@ class Parties:
         return self.workdir / f"result-{name}.json"
 
     def start(self, names: list[str] | None = None) -> "Parties":
-        for name in names or self.plan["parties"]:
+        for name in names or self.names:
             p = subprocess.Popen(self.cmd(name), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        text=True, start_new_session=True, env={**os.environ, **self._env})
             self.procs[name], self.err[name] = p, []

@@ -49,8 +49,8 @@ def test_party_killed_mid_run(tmp_path, corpus_data, heavy_plan):
         assert parties.wait_for_line("helper", "secure steps", timeout=60), parties.stderr("helper")
         parties.kill("helper", signal.SIGKILL)
         t0 = time.monotonic()
-        others = ["police", "ngo", "helpline"]
-        codes = parties.wait(timeout=30, names=others)
+        others = ["police", "ngo"]  # computing; helpline receives without computing
+        codes = parties.wait(timeout=30, names=others + ["helpline"])
         elapsed = time.monotonic() - t0
     finally:
         parties.stop_all()
@@ -63,7 +63,9 @@ def test_party_killed_mid_run(tmp_path, corpus_data, heavy_plan):
     # A party stops as soon as it loses any peer, so a busy party may see another survivor
     # leave before it sees the helper go; the first survivor to stop can only have seen the helper.
     assert any("lost the connection to party helper" in err for err in errs.values()), errs
-    assert_nothing_released(parties, others)
+    out_only = parties.stderr("helpline")
+    assert codes["helpline"] == 5 and "before it delivered its shares" in out_only, out_only
+    assert_nothing_released(parties, others + ["helpline"])
 
 
 def test_party_that_hangs_stops_at_the_watchdog(tmp_path, corpus_data, heavy_plan):
@@ -71,23 +73,24 @@ def test_party_that_hangs_stops_at_the_watchdog(tmp_path, corpus_data, heavy_pla
     try:
         assert parties.wait_for_line("helper", "secure steps", timeout=60), parties.stderr("helper")
         parties.kill("helper", signal.SIGSTOP)
-        others = ["police", "ngo", "helpline"]
-        codes = parties.wait(timeout=30, names=others)
+        others = ["police", "ngo"]
+        codes = parties.wait(timeout=30, names=others + ["helpline"])
     finally:
         parties.kill("helper", signal.SIGCONT)
         parties.stop_all()
     # each stops at its own watchdog (6), or first sees a peer stopped by its watchdog (5)
     assert all(codes[n] in (5, 6) for n in others), {n: parties.stderr(n) for n in others}
     assert any(codes[n] == 6 and "did not finish within 8 s" in parties.stderr(n) for n in others)
-    assert_nothing_released(parties, others)
+    assert codes["helpline"] in (5, 6), parties.stderr("helpline")  # its own watchdog, or the links closed
+    assert_nothing_released(parties, others + ["helpline"])
 
 
 def test_party_that_never_starts(tmp_path, corpus_data):
     plan = compile_plan(LIGHT, CAT)
     parties = Parties(plan, corpus_data, tmp_path, extra=["--connect-timeout", "4"])
-    others = ["police", "ngo", "helpline"]
+    others = ["police", "ngo"]
     t0 = time.monotonic()
-    parties.start(others)  # helper never starts
+    parties.start(others + ["helpline"])  # helper never starts
     try:
         codes = parties.wait(timeout=40)
     finally:
@@ -100,7 +103,9 @@ def test_party_that_never_starts(tmp_path, corpus_data):
         assert ("not connected within 4 s to helper at 127.0.0.1:" in err
                 or "left while the parties were connecting; not connected to helper" in err), err
         assert "Traceback" not in err
-    assert_nothing_released(parties, others)
+    out_only = parties.stderr("helpline")  # told by the computing parties that gave up, not left waiting
+    assert codes["helpline"] == 4 and "stopped before the handshake" in out_only, out_only
+    assert_nothing_released(parties, others + ["helpline"])
 
 
 def test_parties_with_different_plans_stop_before_sharing(tmp_path, corpus_data):
@@ -115,7 +120,8 @@ def test_parties_with_different_plans_stop_before_sharing(tmp_path, corpus_data)
         assert "parties run different plans" in err and "no data was shared" in err, err
         assert "secure steps" not in err
     assert "(ngo differ from police's plan hash)" in parties.stderr("police")
-    assert_nothing_released(parties, plan["parties"])
+    assert codes["helpline"] == 4 and "ngo runs a different plan" in parties.stderr("helpline")
+    assert_nothing_released(parties, parties.names)
 
 
 def test_port_in_use(tmp_path, corpus_data):

@@ -56,6 +56,14 @@ def test_only_reveal_module_sends_plaintext():
     assert calls.count("transfer") == 2  # the plaintext status handshake, the shuffle's seeds
 
 
+def test_only_reveal_module_delivers_shares_to_output_only_receivers():
+    """Shares of revealed values leave a computing party for an output-only receiver
+    (runtime/launch/output_party.py) only through runtime/secure/reveal.py."""
+    callers = sorted(str(p.relative_to(RUNTIME)) for p in RUNTIME.rglob("*.py")
+                     if "deliver_shares(" in p.read_text(encoding="utf-8") and p.name != "output_party.py")
+    assert callers == ["secure/reveal.py"]
+
+
 def test_static_check_catches_a_stray_output(tmp_path):
     bad = tmp_path / "stray.py"
     bad.write_text("async def f(rt, x):\n    return await rt.output(x)\n")
@@ -107,9 +115,11 @@ def test_parties_receive_exactly_the_leakage_report(tmp_path, corpus_data, name)
                                 env={"IQ_AUDIT_FILE": str(audit)})
     assert_same_result(plan, table, oracle_result(plan, CAT, corpus_data))
     lines = [json.loads(x) for x in audit.read_text().splitlines()]
-    names = plan["parties"]
-    by_party = {names[x["pid"]]: x for x in lines}
+    names = plan["parties"] + plan.get("output_parties", [])  # output-only receivers write {"party": name}
+    by_party = {x["party"] if x["pid"] is None else plan["parties"][x["pid"]]: x for x in lines}
     assert len(lines) == len(names) == len(by_party), "one reveal line per party"
+    for party in plan["parties"]:  # each computing party sent its shares to every output-only receiver
+        assert by_party[party].get("shares_sent_to", []) == plan.get("output_parties", []), party
     reveal = next(n for n in plan["nodes"] if n["op"] == "reveal")
     receivers = plan["receivers"]
     assert reveal["attrs"]["to"] == receivers

@@ -164,6 +164,9 @@ class Party(_Strict):
 class Catalog(_Strict):
     name: str = "catalog"
     parties: dict[str, Party] = Field(default_factory=dict)
+    min_computing_parties: int = Field(3, ge=1)
+    """How many parties compute each query at least (owners first, then helpers): 3 gives Shamir
+    threshold t = 1; 5 gives t = 2, so two colluding computing parties learn nothing either."""
     datasets: dict[str, Dataset]
 
     @model_validator(mode="after")
@@ -182,6 +185,19 @@ class Catalog(_Strict):
             seen.setdefault(ds.owner)
         return list(seen)
 
+    def computing_parties(self, datasets) -> list[str]:
+        """Who computes a query reading `datasets`: their owners, then declared helpers, then other
+        parties (catalog order), until there are `min_computing_parties` (3: Shamir needs m >= 3 for
+        t >= 1), in catalog order. A larger catalog does not make a small query pay for sharing among
+        every party."""
+        names = self.party_names()
+        chosen = {self.datasets[d].owner for d in datasets}
+        spare = [p for p in names if p not in chosen and self.parties.get(p, Party()).helper]
+        spare += [p for p in names if p not in chosen and p not in spare]
+        for p in spare[:max(0, self.min_computing_parties - len(chosen))]:
+            chosen.add(p)
+        return [p for p in names if p in chosen]
+
     def digest(self) -> str:
         """Content hash of the validated catalog, recorded in every plan."""
         canon = json.dumps(_digest_view(self.model_dump(mode="json")), sort_keys=True, separators=(",", ":"))
@@ -194,6 +210,8 @@ _LATER_POLICY_FIELDS = {"require_approval": False, "linkage": "oblivious"}
 
 
 def _digest_view(dump: dict) -> dict:
+    if dump.get("min_computing_parties") == 3:
+        dump.pop("min_computing_parties")
     for ds in dump.get("datasets", {}).values():
         pol = ds.get("policy", {})
         for name, default in _LATER_POLICY_FIELDS.items():

@@ -1,7 +1,8 @@
 """The observer model (spec/disclosure.md, section 1): which organisations' rows an observer can hold.
 
 An observer is a set of receivers of the result (receivers may collude) together with at most t
-computing parties (Shamir's threshold, t = (m - 1) // 2 for m computing parties). It knows every
+computing parties (Shamir's threshold, t = (m - 1) // 2, m counted over every catalog party: at
+least the threshold of any query's computing set, so the rules never weaken with it). It knows every
 row held by an organisation in it. For a query reading datasets of the organisations `owners`,
 the rows an observer holds are those of S = observer ∩ owners. The rules of spec/disclosure.md
 section 2.3-2.6 must hold on what remains after S's rows are removed, for every S that some

@@ -29,7 +29,7 @@ def rule_ids(g: nx.DiGraph, flag: str | None) -> list[str]:
     return sorted({g.nodes[n]["attrs"]["rule"] for n in nodes if g.nodes[n]["attrs"].get("rule") in RULES})
 
 
-def leakage_report(builder, policy) -> list[dict]:
+def leakage_report(builder, policy, parties: list[str]) -> list[dict]:
     lp, g = builder.lp, builder.g
     to = list(policy.receivers)
     cells = builder.cells
@@ -83,8 +83,8 @@ def leakage_report(builder, policy) -> list[dict]:
                                 "rounding, IQ320)", "rules": ["having.released"]})
     if getattr(builder, "link_datasets", None):  # record linkage shares per-row vectors (compiler/plan/linkage.py)
         from insightql.compiler.plan.linkage import input_sizes_item, linkage_item
-        items.append(input_sizes_item(builder, builder.catalog.party_names()))
-        items.append(linkage_item(builder, builder.catalog.party_names()))
+        items.append(input_sizes_item(builder, parties))  # learnt by the computing parties only
+        items.append(linkage_item(builder, parties))
         return items
     items.append({"item": "input_sizes", "to": [], "detail": "not revealed: each party shares fixed-size per-cell "
                   "partial aggregates over the public domain, so row counts stay secret", "public": False})

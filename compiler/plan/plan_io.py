@@ -64,7 +64,8 @@ def make_plan(*, cq, policy, builder, source_text: str, source_name: str) -> dic
     for e in getattr(builder, "guard", None) or []:  # read only to count an earlier release's cells
         for d in e["datasets"]:
             datasets.setdefault(d, {"owner": cat.datasets[d].owner, "guard_only": True})
-    parties = cat.party_names()
+    parties = cat.computing_parties(datasets)
+    output_only = [r for r in policy.receivers if r not in parties]
     plan = {
         "format": PLAN_FORMAT,
         "compiler_version": __version__,
@@ -80,11 +81,12 @@ def make_plan(*, cq, policy, builder, source_text: str, source_name: str) -> dic
         "parties": parties,
         "datasets": datasets,
         "receivers": list(policy.receivers),
+        **({"output_parties": output_only} if output_only else {}),
         "policy": policy.to_json(),
         "cells": builder.cells,
         "secure_type": secure_type(g, builder.max_rows),
         "nodes": graph_to_nodes(g),
-        "leakage": leakage_report(builder, policy),
+        "leakage": leakage_report(builder, policy, parties),
     }
     if getattr(builder, "guard", None):  # differencing guard: earlier releases compared (compiler/plan/guard.py)
         plan["guard"] = builder.guard

@@ -72,6 +72,9 @@ PLAN_SCHEMA: dict = {
                                                                       "count an earlier release's cells"}},
             required=["owner"])},
         "receivers": {"type": "array", "items": STR, "minItems": 1, "uniqueItems": True},
+        "output_parties": {"type": "array", "items": STR, "minItems": 1, "uniqueItems": True,
+                           "description": "receivers that do not compute: each computing party sends them its "
+                                          "shares of the revealed values (spec/plan.md)"},
         "policy": _ref("policy"),
         "cells": POS,
         "secure_type": _obj({"kind": {"const": "secint"}, "l": {"type": "integer", "minimum": 32},

@@ -21,9 +21,11 @@ def explain_text(plan: dict) -> str:
            f"hash {plan['hash']}",
            f"format {plan['format']}, compiler {plan['compiler_version']}, catalog {plan['catalog_digest']}",
            f"purpose: {q.get('purpose')}" + (f"; {q['description']}" if q.get("description") else ""),
-           f"parties: {', '.join(plan['parties'])} ({cost['parties']} parties, Shamir threshold t={cost['threshold']})",
+           f"computing parties: {', '.join(plan['parties'])} ({cost['parties']} parties, Shamir threshold t={cost['threshold']})",
            "datasets: " + ", ".join(f"{d} (owner {v['owner']})" for d, v in plan["datasets"].items()),
-           f"receivers: {', '.join(plan['receivers'])}",
+           f"receivers: {', '.join(plan['receivers'])}"
+           + (f" ({', '.join(plan['output_parties'])} output only: they do not compute and receive the computing "
+              "parties' shares of the result)" if plan.get("output_parties") else ""),
            f"cells: {plan['cells']} (every combination of the public GROUP BY domains)",
            f"secure type: MPyC SecInt(l={st['l']}); quotients with {st['frac_bits']} fractional bits, "
            f"reciprocals with {st['recip_bits']} bits", "", "query:"]

@@ -112,8 +112,8 @@ def explain_html(plan: dict) -> str:
 <h1>Plan <code>{e(q['name'])}</code> ({e(q['source_name'])})</h1>
 <p>Hash <span class="hash" id="plan-hash">{e(plan['hash'])}</span><br>
 Format {e(plan['format'])}, compiler {e(plan['compiler_version'])}, catalog <span class="hash">{e(plan['catalog_digest'])}</span><br>
-Purpose <b>{e(str(q.get('purpose')))}</b>; parties {e(', '.join(plan['parties']))}; receivers
-<b>{e(', '.join(plan['receivers']))}</b>; {plan['cells']} cell(s); MPyC SecInt(l={plan['secure_type']['l']}).</p>
+Purpose <b>{e(str(q.get('purpose')))}</b>; computing parties {e(', '.join(plan['parties']))}; receivers
+<b>{e(', '.join(plan['receivers']))}</b>{e(' (output only: ' + ', '.join(plan['output_parties']) + ')' if plan.get('output_parties') else '')}; {plan['cells']} cell(s); MPyC SecInt(l={plan['secure_type']['l']}).</p>
 <h2>Query</h2><pre>{e(q['source'])}</pre>
 <h2>Circuit</h2><p>Placement:{legend}. Hover a box for its details; click it for its row below.</p>
 <div class="dagbox">{_svg(plan, cost)}</div>

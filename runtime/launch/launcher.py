@@ -5,6 +5,7 @@ TCP to the others; this module only starts them, waits, and shows what a receive
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -44,17 +45,19 @@ def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet:
     work.mkdir(parents=True, exist_ok=True)
     plan_path = work / "plan.json"
     plan_path.write_text(dump_plan(plan), encoding="utf-8")
+    # a catalog party that neither computes nor receives is not started
+    parties = plan["parties"] + plan.get("output_parties", [])
     tls_dir = None
     if tls:  # a throw-away test CA and one certificate per party, as `iq certs` makes
         from insightql.runtime.launch.certs import make_test_pki
         tls_dir = work / "certs"
-        make_test_pki(tls_dir, plan["parties"])
-    config = free_loopback_config(plan["parties"], tls_dir=tls_dir)
+        make_test_pki(tls_dir, parties)
+    config = free_loopback_config(parties, tls_dir=tls_dir)
     parties_path = work / "parties.toml"
     parties_path.write_text(config.to_toml(), encoding="utf-8")
     owners = {d: v["owner"] for d, v in plan["datasets"].items()}
     procs = {}
-    for name in plan["parties"]:
+    for name in parties:
         cmd = [sys.executable, "-m", "insightql.runtime.cli", "party", "--plan", str(plan_path), "--party", name,
                "--parties", str(parties_path), "--catalog", str(catalog_path), "--out", str(work / f"{name}.json"),
                "--timeout", str(timeout), "--ledger", str(Path(ledger_dir or work) / f"{name}.ledger.jsonl"),
@@ -70,17 +73,19 @@ def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet:
         if allow_fewer:
             cmd.append("--allow-fewer-parties")
         procs[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                       start_new_session=True, env={**os.environ, **(env or {})})
-    errors = _wait_all(procs, timeout + 30, quiet)
+                                       start_new_session=True, env={**os.environ, **(env or {})},
+                                       preexec_fn=_die_with_parent)
+    with _stop_parties_on_exit(procs):
+        errors = _wait_all(procs, timeout + 30, quiet)
     codes = {n: code for n, (code, _) in errors.items()}  # in the order the parties stopped
-    failed = {n: errors[n][1] for n in plan["parties"] if codes[n] != 0}
+    failed = {n: errors[n][1] for n in parties if codes[n] != 0}
     if failed:
         code = EXIT_DATA if EXIT_DATA in codes.values() else EXIT_REFUSED if EXIT_REFUSED in codes.values() else 1
         raise LaunchError(_headline(codes, [n for n in codes if codes[n] != 0]) + "\n" + _failure_report(failed),
                           code)
     first = plan["receivers"][0]
     table = table_from_json((work / f"{first}.json").read_text(encoding="utf-8"))
-    return table, {n: errors[n][1] for n in plan["parties"]}
+    return table, {n: errors[n][1] for n in parties}
 
 
 def _headline(codes: dict[str, int], order: list[str]) -> str:
@@ -144,7 +149,8 @@ def _wait_all(procs: dict, timeout: float, quiet: bool) -> dict[str, tuple[int, 
                 _kill(p)
                 p.wait()
                 out[name] = p.returncode
-                logs[name].append(f"error: [{name}] still running after {now - started:.1f} s ({why}); killed\n")
+                logs[name].append(f"error: [{name}] still computing at stage '{_stage(name, logs[name])}' after "
+                                  f"{now - started:.1f} s ({why}); stopped\n")
             pending = {}
         time.sleep(0.05)
     for t in readers:
@@ -154,6 +160,46 @@ def _wait_all(procs: dict, timeout: float, quiet: bool) -> dict[str, tuple[int, 
         if summary:
             sys.stderr.write("timings per party:\n" + "".join("  " + line for line in summary))
     return {n: (out[n], "".join(logs[n])) for n in out}  # in the order they stopped
+
+
+def _stage(name: str, lines: list[str]) -> str:
+    """The last stage a party announced ("[police] secure steps ...")."""
+    for line in reversed(lines):
+        if line.startswith(f"[{name}] ") and line.rstrip().endswith(" ..."):
+            return line[len(name) + 3:].rstrip()[:-4]
+    return "starting"
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): SIGKILL when the launcher dies, even by SIGKILL (a CI
+    timeout); elsewhere only the handlers of _stop_parties_on_exit apply."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def _stop_parties_on_exit(procs: dict):
+    """Ctrl-C or SIGTERM of `iq run` stops every party it started (each runs in its own session,
+    so the terminal's signal does not reach it), then says so."""
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        for p in procs.values():
+            _kill(p)
+        for p in procs.values():
+            p.wait()
+        raise LaunchError(f"stopped by the user: the {len(procs)} party process(es) were stopped too; "
+                          "nothing was revealed by a party that had not finished", 130) from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _kill(p: subprocess.Popen):

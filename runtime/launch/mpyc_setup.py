@@ -43,6 +43,7 @@ import ssl
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 from insightql.runtime.launch.parties import PartiesConfig, PartiesError
@@ -173,19 +174,20 @@ def _check_own_certificate(config: PartiesConfig, me: str) -> None:
                            f"{files.cert} ({e.reason})") from None
 
 
-def prepare_tls_dir(config: PartiesConfig, me: str) -> Path:
+def prepare_tls_dir(config: PartiesConfig, me: str, run_index: int | None = None) -> Path:
     """A private temporary folder with the `.config/` layout MPyC's `--ssl` reads.
 
     Contains `.config/party_{i}.crt`, `.config/party_{i}.key` (mode 0600) and
-    `.config/mpyc_ca.crt` for party `me` = index i. Copies, not links, so the key's mode is
-    ours. Removed when the process exits.
+    `.config/mpyc_ca.crt` for party `me` = MPyC index i in this run (`run_index`; default its
+    index in the parties file, which its certificate names). Copies, not links, so the key's
+    mode is ours. Removed when the process exits.
     """
     if config.tls is None:
         raise PartiesError("prepare_tls_dir: the parties file has no [tls] table")
     config.check_tls_files(me)
     _check_own_certificate(config, me)
     files = config.tls_files(me)
-    index = config.index_of(me)
+    index = config.index_of(me) if run_index is None else run_index
     root = Path(tempfile.mkdtemp(prefix=f"insightql-tls-{me}-"))  # mode 0700
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     conf = root / ".config"
@@ -253,18 +255,21 @@ def _wrap_start(rt, config: PartiesConfig, me: str, tls_dir: Path | None,
 
 
 def start_runtime(config: PartiesConfig, me: str, extra: tuple[str, ...] | list[str] = (),
-                  *, connect_timeout: float | None = None):
+                  *, connect_timeout: float | None = None, computing: list[str] | None = None):
     """Configure MPyC as party `me` and return its Runtime (not yet connected).
 
     Call this once, before anything imports `mpyc`, then use the returned Runtime:
     `await mpc.start()` opens the connections (inside the TLS folder, bounded by
     `connect_timeout` seconds if given), and `mpyc.runtime.mpc` is this Runtime from now on.
+    `computing` (a plan's parties, in its order) are the parties of this run; default: every
+    party of the file. Certificates keep the names of the parties file's order (`_tls_names`).
     """
-    index = config.index_of(me)
+    run = config.computing(computing) if computing is not None else config
+    index = run.index_of(me)
     if index > 0:  # party 0 only dials out
-        check_port_free(config.party[index].host, config.party[index].port)
-    argv = mpyc_argv(config, me, extra)
-    tls_dir = prepare_tls_dir(config, me) if config.tls is not None else None
+        check_port_free(run.party[index].host, run.party[index].port)
+    argv = mpyc_argv(run, me, extra)
+    tls_dir = prepare_tls_dir(config, me, index) if config.tls is not None else None
     saved = sys.argv
     sys.argv = [saved[0] if saved else "insightql-party", *argv]
     try:
@@ -280,8 +285,31 @@ def start_runtime(config: PartiesConfig, me: str, extra: tuple[str, ...] | list[
     finally:
         sys.argv = saved
     mpyc.runtime.mpc = rt
+    if config.tls is not None:
+        _tls_names(mpyc.runtime, {run_i: config.index_of(n) for run_i, n in enumerate(run.names())})
     from insightql.runtime.secure.fast_random import install
 
     install()  # bulk randomness for Shamir sharing of arrays (runtime/secure/fast_random.py)
-    _wrap_start(rt, config, me, tls_dir, connect_timeout)
+    _wrap_start(rt, run, me, tls_dir, connect_timeout)
     return rt
+
+
+def _tls_names(runtime_module, file_index: dict[int, int]) -> None:
+    """MPyC dials party i expecting a certificate named 'MPyC party i'; a run of a subset of the
+    catalog's parties numbers them 0..m-1 in the plan's order, while each certificate names the
+    party's place in the parties file. Give MPyC's runtime module an `ssl` whose client contexts
+    check the name of the place in the file instead (same CA, same checks otherwise)."""
+    from insightql.runtime.launch.certs import mpyc_party_name
+    names = {mpyc_party_name(i): mpyc_party_name(j) for i, j in file_index.items()}
+
+    class RenamingContext(ssl.SSLContext):
+        def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):
+            return super().wrap_bio(incoming, outgoing, server_side, names.get(server_hostname, server_hostname),
+                                    session)
+
+    def create_default_context(purpose=ssl.Purpose.SERVER_AUTH):
+        client = purpose == ssl.Purpose.SERVER_AUTH
+        return RenamingContext(ssl.PROTOCOL_TLS_CLIENT if client else ssl.PROTOCOL_TLS_SERVER)
+
+    runtime_module.ssl = types.SimpleNamespace(create_default_context=create_default_context,
+                                               Purpose=ssl.Purpose, CERT_REQUIRED=ssl.CERT_REQUIRED)

@@ -105,6 +105,15 @@ class PartiesConfig(_Strict):
     def get(self, name: str) -> Party:
         return self.party[self.index_of(name)]
 
+    def computing(self, names: list[str]) -> "PartiesConfig":
+        """The parties that compute one plan, in the plan's order: MPyC party i is names[i]. The
+        parties file lists every party of the catalog; its order fixes only certificate names."""
+        missing = [n for n in names if n not in self.names()]
+        if missing:
+            raise PartiesError(f"the plan needs party(ies) {', '.join(missing)}, which the parties file does not "
+                               f"declare (it has {', '.join(self.names())})")
+        return PartiesConfig(party=[self.get(n) for n in names], tls=self.tls)
+
     @property
     def threshold(self) -> int:
         """MPyC's default Shamir threshold t = (m-1)//2; t = 0 (m <= 2) means no privacy."""

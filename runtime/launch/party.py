@@ -187,6 +187,15 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
             print(f"error: [{me}] {e}", file=sys.stderr, flush=True)
         except Exception as e:  # noqa: BLE001
             problem = _internal_problem(me, "packing its rows for record linkage", e)
+    output_links = {}
+    if problem is None and plan.get("output_parties"):  # receivers that do not compute: before any share
+        from insightql.runtime.launch.output_party import OutputLinkError, connect_output_parties
+        try:
+            output_links = await connect_output_parties(plan, me, state["config"], state["connect_timeout"])
+        except OutputLinkError as e:
+            problem = str(e)
+            print(f"error: [{me}] {e}", file=sys.stderr, flush=True)
+    state["output_links"] = output_links
     statuses = await exchange_status(mpc, {"party": me, "plan_hash": plan["hash"], "ok": problem is None,
                                            "problem": problem, **({"link_sizes": link_sizes} if link_sizes else {}),
                                            **state["gov"].status()})
@@ -199,6 +208,8 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
         if mismatch:
             msgs.append(f"parties run different plans ({', '.join(mismatch)} differ from {me}'s plan hash)")
         state["refusers"] = [s["party"] for s in bad] + mismatch
+        from insightql.runtime.launch.output_party import close_output_links
+        await close_output_links(output_links, aborted="; ".join(msgs) + " -- no data was shared")
         raise RunAborted("; ".join(msgs) + " -- no data was shared")
     state["shared"] = True  # from here on, shares may be sent
     state["gov"].started(statuses)  # ledger: approvals and run_started, before any input
@@ -212,7 +223,7 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
         if "batch" in n["attrs"]:
             batches.setdefault(n["attrs"]["batch"], []).append(n)
     values: dict = {}
-    receivers = [names.index(r) for r in plan["receivers"]]
+    receivers = [names.index(r) for r in plan["receivers"] if r in names]
     table = None
     progress.step("local steps")
     for n in plan["nodes"]:
@@ -238,7 +249,7 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
         elif op == "reveal":
             progress.step("reveal")
             frac = {i: ops.nodes[i].get("frac", 0) for i in n["inputs"]}
-            values[n["id"]] = await reveal_to_receivers(mpc, n, values, receivers, frac)
+            values[n["id"]] = await reveal_to_receivers(mpc, n, values, receivers, frac, output_links)
         elif op == "table":
             if values[n["inputs"][0]] is not None:
                 table = assemble(plan, values[n["inputs"][0]])
@@ -256,6 +267,9 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
     state["bytes_sent"] = sum(p.protocol.nbytes_sent for p in mpc.parties if p.pid != mpc.pid and p.protocol)
     state["closing"] = True
     await mpc.shutdown()
+    if output_links:
+        from insightql.runtime.launch.output_party import close_output_links
+        await close_output_links(output_links)
     progress.step("done")
     return table
 
@@ -268,12 +282,15 @@ def run_party(plan: dict, me: str, catalog: Catalog, data: dict[str, str], confi
     from insightql.runtime.launch.mpyc_setup import start_runtime
 
     names = list(plan["parties"])
+    if me in plan.get("output_parties", []):
+        return run_output_party(plan, me, catalog, config, quiet=quiet, timeout=timeout, governance=governance,
+                                plan_path=plan_path)
     progress = Progress(me, quiet)
     progress.step("loading and validating data")
     if me not in names:
-        raise SystemExit(f"error: party {me!r} is not in this plan (parties: {', '.join(names)})")
-    if config.names() != names:
-        raise SystemExit(f"error: the parties file lists {config.names()}, the plan needs {names} in that order")
+        raise SystemExit(f"error: party {me!r} neither computes nor receives in this plan (computing parties: "
+                         f"{', '.join(names)}); it need not run")
+    config.computing(names + plan.get("output_parties", []))  # PartiesError naming a party the file lacks
     if len(names) < 3 and not allow_fewer:
         raise SystemExit("error: MPC needs at least 3 computing parties (with 2, Shamir's threshold is 0 and "
                          "nothing stays private); add a neutral helper party to the catalog")
@@ -295,9 +312,9 @@ def run_party(plan: dict, me: str, catalog: Catalog, data: dict[str, str], confi
             print(f"error: [{me}] {e}", file=sys.stderr, flush=True)
         except Exception as e:  # noqa: BLE001 - a bug or a resource limit: still stop every party cleanly
             problem = _internal_problem(me, "reading its data", e)
-    state = {"names": names, "gov": gov, "connect_timeout": connect_timeout}
+    state = {"names": names, "gov": gov, "connect_timeout": connect_timeout, "config": config}
     dog = _watchdog(timeout, me)
-    mpc = start_runtime(config, me, connect_timeout=connect_timeout)  # first import of mpyc: must come first
+    mpc = start_runtime(config, me, connect_timeout=connect_timeout, computing=names)  # first import of mpyc: must come first
     _install_disconnect_guard(state)
     try:
         table = mpc.run(_execute(mpc, plan, me, names, loaded, problem, progress, state))
@@ -308,8 +325,55 @@ def run_party(plan: dict, me: str, catalog: Catalog, data: dict[str, str], confi
         return (EXIT_REFUSED if gov.refused else EXIT_DATA if problem else EXIT_ABORTED), None, progress
     except Exception as e:
         gov.failed(f"{type(e).__name__}: {e}")
+        if not state.get("connected"):  # never reached the handshake: output-only receivers would wait
+            from insightql.runtime.launch.output_party import notify_output_parties
+            notify_output_parties(plan, me, config, f"party {me} stopped before the handshake ({type(e).__name__}: "
+                                                    f"{e}); no data was shared")
         raise
     dog.cancel()
     gov.finished(table, me in plan["receivers"])
     progress.bytes_sent = state.get("bytes_sent", 0)
+    return EXIT_OK, table, progress
+
+
+def run_output_party(plan: dict, me: str, catalog: Catalog, config, *, quiet: bool = False, timeout: float = 900,
+                     governance: GovernanceOptions | None = None, plan_path: str | None = None
+                     ) -> tuple[int, ResultTable | None, Progress]:
+    """A receiver that does not compute (runtime/launch/output_party.py): no MPyC, no data. It checks
+    the plan as every party does, answers each computing party's handshake, and recombines the
+    shares of the revealed values they send it."""
+    from insightql.runtime.launch.output_party import serve_output_party
+
+    progress = Progress(me, quiet)
+    progress.step("checking the plan (output only: this party does not compute)")
+    config.computing(plan["parties"] + [me])
+    problem = None
+    if catalog.digest() != plan["catalog_digest"]:
+        problem = (f"its catalog differs from the one the plan was compiled with ({catalog.digest()[:19]} vs "
+                   f"{plan['catalog_digest'][:19]})")
+    opts = governance or GovernanceOptions()
+    gov = Governance(plan, me, catalog, opts, Path(opts.ledger) if opts.ledger else default_ledger_path(me, {}, plan_path))
+    problem = problem or gov.preflight()
+    if problem:
+        print(f"error: [{me}] refused the plan: {problem}", file=sys.stderr, flush=True)
+    progress.step("waiting for the computing parties' shares")
+    dog = _watchdog(timeout + 10, me)
+    revealed, hellos, stopped, how = asyncio.run(serve_output_party(plan, me, config, problem, gov.status(), timeout))
+    dog.cancel()
+    if revealed is None:
+        if not problem:
+            gov.aborted(stopped, [])
+            said = ("run stopped before any data was shared" if how == "aborted" else
+                    "the run stopped, nothing was received")
+            print(f"error: [{me}] {said}: {stopped}", file=sys.stderr, flush=True)
+        codes = {"refused": EXIT_REFUSED, "aborted": EXIT_ABORTED, "peer": EXIT_PEER, "timeout": EXIT_TIMEOUT}
+        return codes[how], None, progress
+    gov.started(hellos)
+    table_node = next(n for n in plan["nodes"] if n["op"] == "table")
+    from insightql.runtime.secure.reveal import audit_received
+    for node_id, result in revealed.items():
+        audit_received(me, node_id, result)
+    table = assemble(plan, revealed[table_node["inputs"][0]])
+    progress.step("done")
+    gov.finished(table, True)
     return EXIT_OK, table, progress

@@ -13,16 +13,21 @@ from collections import Counter
 
 import numpy as np
 
-def _audit_to_file(pid: int, node: dict, received) -> None:
+def _audit_to_file(pid: int | None, node: dict, received, **extra) -> None:
     path = os.environ.get("IQ_AUDIT_FILE")
     if not path:
         return
-    line = json.dumps({"pid": pid, "reveal": node["id"], "received": received}) + "\n"
+    line = json.dumps({"pid": pid, "reveal": node["id"], "received": received, **extra}) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line.encode())  # one write of an O_APPEND file: lines of parties do not interleave
     finally:
         os.close(fd)
+
+
+def audit_received(party: str, node_id: str, result: dict) -> None:
+    """An output-only receiver's audit line (runtime/launch/output_party.py): what it recombined."""
+    _audit_to_file(None, {"id": node_id}, result, party=party)
 
 
 async def open_match_tags(mpc, node: dict, tags) -> list[int]:
@@ -72,17 +77,25 @@ async def exchange_status(mpc, message: dict) -> list[dict]:
 
 
 async def reveal_to_receivers(mpc, node: dict, values: dict, receivers: list[int],
-                              frac: dict[str, int]) -> dict[str, list] | None:
+                              frac: dict[str, int], output_links: dict | None = None) -> dict[str, list] | None:
     """Open the plan's reveal node: returns {node id: per-cell values} at receivers, None elsewhere.
-    Secret integers holding round(v * 2**frac) are decoded to v after opening."""
+    Secret integers holding round(v * 2**frac) are decoded to v after opening. Receivers that do
+    not compute (`output_links`: name -> connection, runtime/launch/output_party.py) get this
+    party's own shares of the same vector, which they recombine; a share alone is uniformly random."""
     ids = node["inputs"]
     stacked = mpc.np_vstack([values[i].reshape(1, -1) if values[i].ndim == 1 else values[i] for i in ids])
-    opened = await mpc.output(stacked, receivers=receivers)
+    if output_links:
+        from insightql.runtime.launch.output_party import deliver_shares
+        own = await mpc.gather(stacked)  # this party's shares (field elements), nothing opened
+        await deliver_shares(output_links, node["id"], [str(int(v)) for v in np.asarray(own.value).ravel()],
+                             own.field.modulus)
+    sent = {"shares_sent_to": sorted(output_links)} if output_links else {}
+    opened = await mpc.output(stacked, receivers=receivers) if receivers else None
     if mpc.pid not in receivers:
         _audit_to_file(mpc.pid, node, None if opened is None else
-                       [str(v) for v in np.asarray(opened, dtype=object).ravel()])
+                       [str(v) for v in np.asarray(opened, dtype=object).ravel()], **sent)
         return None
     opened = np.asarray(opened, dtype=object).reshape(len(ids), -1)
     result = {i: [int(v) / 2 ** frac[i] for v in row] for i, row in zip(ids, opened)}
-    _audit_to_file(mpc.pid, node, result)
+    _audit_to_file(mpc.pid, node, result, **sent)
     return result
