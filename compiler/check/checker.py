@@ -52,6 +52,7 @@ class CheckedQuery:
     group_by: list[A.Expr] = field(default_factory=list)
     aggregates: list[A.FuncCall] = field(default_factory=list)
     order_by: list[tuple[int, bool]] = field(default_factory=list)  # (output index, descending)
+    having: A.Expr | None = None  # HAVING with SELECT aliases replaced by their expressions
     name: str = "query"
     description: str = ""
     purpose: str | None = None
@@ -93,6 +94,7 @@ class Checker:
         self.failed: set[str] = set()  # FROM names whose dataset is unknown: their columns are not reported again
         self.bound: set[int] = set()  # id() of the TableRefs that got a binding
         self.post_ok: set[int] = set()  # id() of the pct() calls that are whole SELECT items
+        self.reported: set[int] = set()  # id() of expressions already reported: typed `error`, silently
 
     def error(self, code: str, msg: str, span: Span | None, hints: list[str] | None = None):
         self.diags.append(Diagnostic(code, msg, span, hints or []))
@@ -168,7 +170,7 @@ class Checker:
             every = {c for bd in b.values() for c in bd.columns}
             hints = suggest(ref.name, every) or ([f"columns are: {', '.join(sorted(every))}"] if every else [])
             if any(i.alias == ref.name for i in self.q.select):
-                hints = [f"`{ref.name}` is a SELECT alias; only GROUP BY and ORDER BY may use aliases"]
+                hints = [f"`{ref.name}` is a SELECT alias; only GROUP BY, HAVING and ORDER BY may use aliases"]
             self.error("IQ203", f"unknown column `{ref.name}`", ref.span, hints)
             return ERROR
         if len(owners) > 1:
@@ -188,6 +190,8 @@ class Checker:
         return t
 
     def _expr(self, e, agg_ok, in_agg) -> IQType:
+        if id(e) in self.reported:
+            return ERROR
         if isinstance(e, A.Literal):
             return _literal_type(e)
         if isinstance(e, A.ColumnRef):
@@ -428,7 +432,7 @@ class Checker:
                 self.cq.description = value
 
     def is_grouped(self, e: A.Expr) -> bool:
-        if any(e == g for g in self.cq.group_by) or isinstance(e, A.Literal):
+        if any(e == g for g in self.cq.group_by) or isinstance(e, A.Literal) or id(e) in self.reported:
             return True
         if isinstance(e, A.FuncCall) and e.name in AGGREGATES:
             return True
@@ -481,13 +485,32 @@ class Checker:
             names.add(name)
             self.cq.outputs.append(OutputColumn(name, value, t, has_agg, pct=pct is not None))
         if q.having is not None:
-            self._want_bool(self.expr(q.having, agg_ok=True), q.having, "HAVING")
-            if not self.is_grouped(q.having):
+            having = self.cq.having = self.having_aliases(q.having, aliases)
+            self._want_bool(self.expr(having, agg_ok=True), having, "HAVING")
+            if not self.is_grouped(having):
                 self.error("IQ223", "HAVING may only use grouped columns and aggregates",
-                           _first_ungrouped(q.having, self).span)
+                           _first_ungrouped(having, self).span)
         for o in q.order_by:
             self.order_item(o)
         return self.cq
+
+    def having_aliases(self, h: A.Expr, aliases: dict) -> A.Expr:
+        """HAVING with each SELECT alias (a name that is not a column) replaced by its expression:
+        `HAVING n >= 20` is `HAVING COUNT(*) >= 20`. A pct() column is a share of the released table,
+        computed after HAVING: its alias is IQ221 here."""
+        def alias(x):
+            if not (isinstance(x, A.ColumnRef) and x.qualifier is None and x.name in aliases) \
+                    or any(x.name in b.columns for b in self.cq.bindings.values()):
+                return None
+            target = aliases[x.name]
+            if any(isinstance(y, A.FuncCall) and getattr(FUNCTIONS.get(y.name), "cost", None) == "public"
+                   for y in A.walk(target)):
+                self.error("IQ221", f"HAVING `{x.name}` names a share of the released table", x.span,
+                           ["pct() is computed after HAVING, on the released rows; filter on the aggregate"])
+                self.reported.add(id(x))
+                return x
+            return target
+        return A.rewrite(h, alias)
 
     def order_item(self, o: A.OrderItem):
         for k, out in enumerate(self.cq.outputs):

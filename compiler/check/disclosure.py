@@ -120,8 +120,8 @@ class DisclosureChecker:
             self.where(q.where)
         for agg in cq.aggregates:
             self.aggregate(agg)
-        if q.having is not None:
-            self.having(q.having)
+        if self.cq.having is not None:
+            self.having(self.cq.having)
         if self.pol is not None:
             self.rounding()
             self.unions()
@@ -136,8 +136,8 @@ class DisclosureChecker:
         if q.where is not None:
             yield q.where
         yield from self.cq.group_by
-        if q.having is not None:
-            yield q.having
+        if self.cq.having is not None:
+            yield self.cq.having
         yield from (o.expr for o in q.order_by)
 
     # -- what is selected and grouped ------------------------------------------------------

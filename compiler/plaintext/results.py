@@ -63,11 +63,28 @@ def _numeric(s: str) -> bool:
         return False
 
 
+class Rounded(float):
+    """A value rounded by `round(x, digits)`, digits > 0: shown with exactly those digits (7.0, not 7)."""
+    digits: int
+
+    def __new__(cls, value: float, digits: int):
+        out = super().__new__(cls, round(value, digits))
+        out.digits = digits
+        return out
+
+
+def rounded(value: float, digits: int):
+    """round(value, digits), keeping the digits for display when there are any."""
+    return Rounded(value, digits) if digits > 0 else round(value, digits)
+
+
 def _fmt(v) -> str:
     if isinstance(v, Suppressed):
         return "[suppressed]"
     if v is None:
         return "NULL"
+    if isinstance(v, Rounded):
+        return f"{v:.{v.digits}f}"
     if isinstance(v, float):
         return f"{v:.4f}".rstrip("0").rstrip(".")
     return str(v)
@@ -118,7 +135,7 @@ def _apply_pct(rows: list[list], outputs: list[dict], pcts: set[int]) -> list[st
             if isinstance(r[i], Suppressed) or r[i] is None:
                 continue
             share = 100.0 * r[i] / total if total > 0 else None
-            r[i] = round(share, rnd["round"]) if share is not None and rnd is not None else share
+            r[i] = rounded(share, rnd["round"]) if share is not None and rnd is not None else share
             if r[i] is not None and outputs[i]["type"]["kind"] == "int":  # round(pct(v)) or digits < 0
                 r[i] = int(r[i])
         left_out = sum(1 for r in rows if isinstance(r[i], Suppressed))
@@ -171,7 +188,7 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
         for idx, desc in reversed(order):
             present = [r for r in rows if not isinstance(r[idx], Suppressed) and r[idx] is not None]
             absent = [r for r in rows if isinstance(r[idx], Suppressed) or r[idx] is None]
-            present.sort(key=lambda r: r[idx], reverse=desc)
+            present.sort(key=_sort_key(a, idx), reverse=desc)
             rows = present + absent
     if a["limit"] is not None:
         rows = rows[: a["limit"]]
@@ -189,14 +206,25 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
     return ResultTable([o["name"] for o in a["outputs"]], rows, notes + pct_notes)
 
 
+def _sort_key(table: dict, idx: int):
+    """How ORDER BY compares the values of output idx: a GROUP BY key in the order of its public
+    domain (a category in its declared order, not alphabetically), a value by its value."""
+    o = table["outputs"][idx]
+    if o["kind"] != "key":
+        return lambda r: r[idx]
+    key = table["keys"][o["key"]]
+    rank = {key_label(v, key["type"]): k for k, v in enumerate(key["values"])}
+    return lambda r: rank[r[idx]]
+
+
 def _finish(raw: float, o: dict):
     value = float(raw) / 10 ** o["scale"] if o["scale"] > 0 else float(raw) * 10 ** (-o["scale"])
     if o.get("post") == "sqrt":
         value = math.sqrt(max(value, 0.0))
-    if o.get("round") is not None:
-        value = round(value, o["round"]["round"])
     if o["type"]["kind"] == "int":
-        return int(round(value))
+        return int(round(value, o["round"]["round"] if o.get("round") else 0))
+    if o.get("round") is not None:
+        return rounded(value, o["round"]["round"])
     return value
 
 

@@ -98,7 +98,7 @@ def to_logical(cq: CheckedQuery, policy: EffectivePolicy) -> tuple[LogicalPlan |
     person_key = person_keys.pop() if len(person_keys) == 1 else None
     where = low.expr(q.where) if q.where is not None else None
     plan = LogicalPlan(binding.datasets, {c: binding.columns[c] for c in sorted(used)}, where, keys, aggs, policy,
-                       list(cq.outputs), q.having, list(cq.order_by), q.limit,
+                       list(cq.outputs), cq.having, list(cq.order_by), q.limit,
                        person_key if policy.distinct_persons else None)
     return plan, diags
 
@@ -235,7 +235,7 @@ def to_logical_join(cq: CheckedQuery, policy: EffectivePolicy) -> tuple[JoinLogi
         aggs.append(_aggregate(func, low, arg, t, cat.datasets[(u if side == 0 else m).dataset].columns[col], a))
         agg_sides.append(side)
     plan = JoinLogicalPlan([left.dataset, right.dataset], {}, None, keys, aggs, policy, list(cq.outputs),
-                           q.having, list(cq.order_by), q.limit, person_key, kind=j.kind, u=u, m=m,
+                           cq.having, list(cq.order_by), q.limit, person_key, kind=j.kind, u=u, m=m,
                            agg_sides=agg_sides)
     return plan, []
 

@@ -5,7 +5,7 @@ Spans are excluded from equality, so `parse(format_query(q)) == q` compares stru
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Iterator, Union
 
@@ -36,6 +36,7 @@ class FuncCall:
     args: tuple["Expr", ...]
     distinct: bool = False
     star: bool = False  # COUNT(*)
+    filter: "Expr | None" = None  # COUNT(*) FILTER (WHERE p): the rows of the cell where p holds
     span: Span | None = _span()
 
 
@@ -162,6 +163,8 @@ def children(e: Expr) -> Iterator[Expr]:
     """The direct sub-expressions of e, in source order."""
     if isinstance(e, (FuncCall, ListLiteral)):
         yield from e.args if isinstance(e, FuncCall) else e.items
+        if isinstance(e, FuncCall) and e.filter is not None:
+            yield e.filter
     elif isinstance(e, BinOp):
         yield e.left
         yield e.right
@@ -189,3 +192,39 @@ def walk(e: Expr) -> Iterator[Expr]:
     yield e
     for c in children(e):
         yield from walk(c)
+
+
+def rewrite(e: Expr, fn) -> Expr:
+    """e with every sub-expression x for which fn(x) is not None replaced by fn(x) (pre-order: a
+    replaced node's own children are not visited). Unchanged subtrees are the same objects."""
+    new = fn(e)
+    if new is not None:
+        return new
+    if isinstance(e, FuncCall):
+        args = tuple(rewrite(a, fn) for a in e.args)
+        flt = rewrite(e.filter, fn) if e.filter is not None else None
+        same = all(x is y for x, y in zip(args, e.args)) and flt is e.filter
+        return e if same else replace(e, args=args, filter=flt)
+    if isinstance(e, ListLiteral):
+        items = tuple(rewrite(a, fn) for a in e.items)
+        return e if all(x is y for x, y in zip(items, e.items)) else replace(e, items=items)
+    if isinstance(e, BinOp):
+        left, right = rewrite(e.left, fn), rewrite(e.right, fn)
+        return e if (left is e.left and right is e.right) else replace(e, left=left, right=right)
+    if isinstance(e, (UnaryOp, IsNull)):
+        operand = rewrite(e.operand, fn)
+        return e if operand is e.operand else replace(e, operand=operand)
+    if isinstance(e, InList):
+        operand, items = rewrite(e.operand, fn), tuple(rewrite(a, fn) for a in e.items)
+        same = operand is e.operand and all(x is y for x, y in zip(items, e.items))
+        return e if same else replace(e, operand=operand, items=items)
+    if isinstance(e, Between):
+        parts = [rewrite(x, fn) for x in (e.operand, e.low, e.high)]
+        same = all(x is y for x, y in zip(parts, (e.operand, e.low, e.high)))
+        return e if same else replace(e, operand=parts[0], low=parts[1], high=parts[2])
+    if isinstance(e, Case):
+        whens = tuple((rewrite(c, fn), rewrite(v, fn)) for c, v in e.whens)
+        else_ = rewrite(e.else_, fn) if e.else_ is not None else None
+        same = else_ is e.else_ and all(a is c and b is v for (a, b), (c, v) in zip(whens, e.whens))
+        return e if same else replace(e, whens=whens, else_=else_)
+    return e
