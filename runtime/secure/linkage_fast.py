@@ -60,29 +60,48 @@ def _lagrange_at_zero(p: int, xs: list[int], x_i: int) -> int:
     return num * pow(den, -1, p) % p
 
 
-async def shuffle(mpc, x):
+async def shuffle(mpc, x, steps: list | None = None):
     """x (n, ...) secure array, rows permuted by pi_T1 ... pi_Tc, one permutation per set T of t
-    parties, known only to t+1 parties outside T: every coalition of t misses one of them."""
+    parties, known only to t+1 parties outside T: every coalition of t misses one of them. With a
+    list `steps`, each step's (parties, permutation or None) is appended to it, for `unshuffle`."""
     from insightql.runtime.secure.reveal import send_shuffle_seed
 
-    stype = type(x)
-    field = stype.sectype.field
-    p, n = field.modulus, x.shape[0]
+    n = x.shape[0]
     m, t = len(mpc.parties), mpc.threshold
     for T in itertools.combinations(range(m), t):
         A = [q for q in range(m) if q not in T][:t + 1]
         seed = await send_shuffle_seed(mpc, A[0], A)
-        if mpc.pid in A:
-            share = await mpc.gather(x)
-            lam = _lagrange_at_zero(p, [a + 1 for a in A], mpc.pid + 1)
-            perm = np.random.Generator(np.random.PCG64(seed)).permutation(n)
-            mine = field.array((share.value * lam % p)[perm], check=False)
-        else:
-            mine = field.array(np.zeros(x.shape, dtype=object), check=False)
-        parts = mpc.input(stype(mine), senders=A)
-        x = parts[0]
-        for part in parts[1:]:
-            x = x + part
+        perm = np.random.Generator(np.random.PCG64(seed)).permutation(n) if mpc.pid in A else None
+        x = await _reshare_permuted(mpc, x, A, perm)
+        if steps is not None:
+            steps.append((A, perm))
+    return x
+
+
+async def unshuffle(mpc, x, steps: list):
+    """The inverse of the `shuffle` that recorded `steps`, applied to rows of the same length: the
+    same parties re-share, each step's inverse permutation in reverse order."""
+    for A, perm in reversed(steps):
+        x = await _reshare_permuted(mpc, x, A, None if perm is None else np.argsort(perm))
+    return x
+
+
+async def _reshare_permuted(mpc, x, A: list[int], perm):
+    """The parties in A turn their Shamir shares into additive ones, permute the rows by `perm` and
+    re-share them; the sum of their sharings is a Shamir sharing of x[perm]."""
+    stype = type(x)
+    field = stype.sectype.field
+    p = field.modulus
+    if mpc.pid in A:
+        share = await mpc.gather(x)
+        lam = _lagrange_at_zero(p, [a + 1 for a in A], mpc.pid + 1)
+        mine = field.array((share.value * lam % p)[perm], check=False)
+    else:
+        mine = field.array(np.zeros(x.shape, dtype=object), check=False)
+    parts = mpc.input(stype(mine), senders=A)
+    x = parts[0]
+    for part in parts[1:]:
+        x = x + part
     return x
 
 

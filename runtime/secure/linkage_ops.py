@@ -17,6 +17,8 @@ reveal nodes like `combine` outputs. The plaintext meaning of every op is in com
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from insightql.compiler.plaintext.linkage_local import LinkageDataError, field_of, link_rows
@@ -24,6 +26,7 @@ from insightql.compiler.plan.ops import register
 
 from insightql.runtime.secure import linkage_fast
 from insightql.runtime.secure.quicksort import shuffle_with_positions, sorted_positions, tiebreak_bits
+from insightql.runtime.secure.radix import is_zero, radix_sort, to_bits
 
 LINK: dict = {}  # link op name -> its implementation at a party (registered at the end of this module)
 
@@ -54,6 +57,9 @@ class LinkOps:
         self.sizes = sizes
         self.main = main_type
         self._types = {}
+        # the oblivious design's sort: "radix" (runtime/secure/radix.py), or the older "quicksort"
+        # with opened comparisons (runtime/secure/quicksort.py), kept for measurements
+        self.sorter = os.environ.get("IQ_LINK_SORT", "radix")
 
     def stype(self, bits: int):
         if bits not in self._types:
@@ -134,6 +140,19 @@ class LinkOps:
         await phases.done("quicksort")
         return pos
 
+    async def radix_sorted(self, node: dict, x, l: int, low: int, digit_cols: list[int]):
+        """(x, its `low` lowest bits as columns) ordered by the bits `digit_cols` of x (least
+        significant first), 0 <= x < 2**l: radix sort (runtime/secure/radix.py), stable."""
+        mpc = self.mpc
+        phases = linkage_fast.Phases(mpc, node["id"])
+        n = x.shape[0]
+        bits = await to_bits(mpc, x, l, list(range(mpc.threshold + 1)))
+        await phases.done("bits", bits)
+        rows = mpc.np_concatenate([x.reshape(n, 1), bits[:, :low]], axis=1)
+        out = await radix_sort(mpc, node, [bits[:, c] for c in digit_cols], rows)
+        await phases.done("radix sort", out)
+        return out[:, 0], out[:, 1:]
+
     async def sorted_concat(self, node: dict, vecs: list):
         """Shuffle, then sort the whole packed rows (ties broken by pre-shuffle position)."""
         x, where = await self.shuffled(node, vecs, tiebreak=True)
@@ -161,13 +180,15 @@ class LinkOps:
             t = mpc.np_stack([lo, hi], axis=1).reshape(2 * t.shape[0], n)
         return t[:size]
 
-    def adjacent_equal(self, x, l: int, st):
-        """1 where x[i] == x[i-1] (0 at i = 0), for 0 <= x[i] - x[i-1] < 2**(l-1) after sorting."""
+    async def adjacent_equal(self, x, l: int, st):
+        """1 where x[i] == x[i-1] (0 at i = 0), for 0 <= x[i] - x[i-1] < 2**(l-1) after sorting: a zero
+        test with input-based randomness (runtime/secure/radix.py `is_zero`; MPyC's own, with
+        pseudorandom bits, was a third of a 3k x 3k join)."""
         mpc = self.mpc
         n = x.shape[0]
         if n < 2:
             return st.array(np.zeros(n, dtype=object))
-        eq = mpc.np_sgn(x[1:] - x[:-1], l=l, EQ=True)
+        eq = await is_zero(mpc, x[1:] - x[:-1], l, list(range(mpc.threshold + 1)))
         return mpc.np_concatenate([st.array(np.zeros(1, dtype=object)), eq])
 
     def shift(self, x, d: int, fill, st):
@@ -180,9 +201,13 @@ class LinkOps:
     async def distinct(self, node: dict, a: dict, vecs: list):
         lay = a["layout"]
         st = type(vecs[0]).sectype
-        s = await self.sorted_concat(node, vecs)
-        bits = self.mpc.np_to_bits(s, l=lay["payload_bits"])
-        first = 1 - self.adjacent_equal(s, lay["bits"] + 1, st)
+        if self.sorter == "radix":
+            s, bits = await self.radix_sorted(node, self.concat(vecs), lay["bits"], lay["payload_bits"],
+                                              list(range(lay["bits"])))
+        else:
+            s = await self.sorted_concat(node, vecs)
+            bits = self.mpc.np_to_bits(s, l=lay["payload_bits"])
+        first = 1 - await self.adjacent_equal(s, lay["bits"] + 1, st)
         present = self.field(bits, field_of(lay, 0, "present"))
         return self.cell_hot(bits, lay, a["cells"], st) @ (first * present)
 
@@ -202,11 +227,6 @@ class LinkOps:
         lay = a["layout"]
         st = type(u).sectype
         K, W = lay["key_bits"], lay["payload_bits"]
-        distinct = self.sort_keys_distinct(node)  # then the tie-break's bits are saved
-        x, where = await self.shuffled(node, [u, m], tiebreak=not distinct)
-        n = x.shape[0]
-        bits = mpc.np_to_bits(x, l=W + 1)  # before the sort: the bits follow their rows
-        key = self.high_part(x, bits, st)  # key'
         fm = {f["name"]: f for f in lay["sides"][1]}
         # the side bit, then M's cell, present and keyed bits: the fields that tell one person's
         # rows in one joint cell apart from the row before
@@ -214,12 +234,22 @@ class LinkOps:
                              for j in range(f["bits"])]
         # The sort orders by (key', side), U first in its key's run; when M repeats keys, also by
         # M's cell, present and keyed bits (most significant first), so the rows of one person and
-        # joint cell are adjacent. The measures never take part: the comparisons are narrower.
+        # joint cell are adjacent. The measures never take part: the sort key is narrower.
         by = [W] + ([] if m_unique else sorted(person_cols[1:], reverse=True))
-        sort_key = key * (1 << len(by)) + self.bits_value(bits, by)
-        pos = await self.sort_order(node, sort_key, K + 1 + len(by), where)
-        bits, key = bits[pos], key[pos]
-        same_key = self.adjacent_equal(key, K + 2, st)
+        if self.sorter == "radix":
+            x, bits = await self.radix_sorted(node, self.concat([u, m]), W + 2 + K, W + 1,
+                                              by[::-1] + [W + 1 + j for j in range(K + 1)])
+            key = self.high_part(x, bits, st)  # key'
+        else:
+            distinct = self.sort_keys_distinct(node)  # then the tie-break's bits are saved
+            x, where = await self.shuffled(node, [u, m], tiebreak=not distinct)
+            bits = mpc.np_to_bits(x, l=W + 1)  # before the sort: the bits follow their rows
+            key = self.high_part(x, bits, st)  # key'
+            sort_key = key * (1 << len(by)) + self.bits_value(bits, by)
+            pos = await self.sort_order(node, sort_key, K + 1 + len(by), where)
+            bits, key = bits[pos], key[pos]
+        n = key.shape[0]
+        same_key = await self.adjacent_equal(key, K + 2, st)
         head = 1 - same_key
         side = bits[:, W]
         names, rows = self.carry_rows(a, bits)

@@ -95,7 +95,7 @@ async def less_than_zero(mpc, a, l: int, senders: list[int]):
     stype = type(a)
     field = stype.sectype.field
     n = a.shape[0]
-    signs, r_divl = await _random_signs_and_masks(mpc, stype.sectype, (l + 1) * n, n, senders)
+    signs, r_divl = await random_signs_and_masks(mpc, stype.sectype, (l + 1) * n, n, senders)
     r_bits = (signs + 1) * ((field.modulus + 1) >> 1) % field.modulus  # 0/1 shares
     s_sign = (r_bits[-n:] << 1) - 1
     r_bits = r_bits[:l * n].reshape((n, l))
@@ -117,7 +117,7 @@ async def less_than_zero(mpc, a, l: int, senders: list[int]):
     return stype(field.array(z + (h << (l - 1))) >> l)
 
 
-async def _random_signs_and_masks(mpc, sectype, n_signs: int, n_masks: int, senders: list[int]):
+async def random_signs_and_masks(mpc, sectype, n_signs: int, n_masks: int, senders: list[int]):
     """This party's shares of n_signs random signs (+1/-1: the product of one from each sender) and
     n_masks random integers below 2**k (k = MPyC's statistical security parameter; the sum of one
     from each sender), as object arrays. Each sender draws its values in bulk from os.urandom."""

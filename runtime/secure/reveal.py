@@ -52,6 +52,16 @@ async def open_comparisons(mpc, node: dict, bits) -> np.ndarray:
     return out
 
 
+async def open_permutation(mpc, node: dict, shares) -> np.ndarray:
+    """Oblivious record linkage (runtime/secure/radix.py; leakage item `sort_comparisons`): open a
+    secret permutation of positions composed with a fresh shuffle that no coalition of t parties
+    knows (sigma o pi^-1). It is a uniformly random permutation, whatever sigma and the data."""
+    opened = await mpc.output(shares)
+    out = np.array([int(v) for v in np.asarray(opened, dtype=object).ravel()], dtype=np.int64)
+    _audit_to_file(mpc.pid, node, {"item": "sort_comparisons", "count": int(out.size), "opened": "permutation"})
+    return out
+
+
 async def open_masked(mpc, shares):
     """Inside a comparison of the oblivious sort (runtime/quicksort.less_than_zero): open a + r for a
     difference a of l bits and a random r of l + k bits (k = MPyC's statistical security parameter),

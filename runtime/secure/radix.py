@@ -1,0 +1,124 @@
+"""Oblivious radix sort for record linkage: stable, one bit per pass, no comparison opened.
+
+The quicksort (runtime/secure/quicksort.py) spends about 1.4 log2 n comparisons of the whole sort key
+per row, each with its own l + 1 random bits and a product of l + 1 factors. A least-significant-digit
+radix sort decomposes each key into its l bits ONCE and then, per bit, needs one secure product per
+row and two resharings of short vectors (Hamada et al. 2014; ORQ, SOSP'25):
+
+* the secret permutation sigma (row -> position in the order sorted by the bits seen so far) and the
+  next bit are shuffled together by a fresh permutation pi that no coalition of t parties knows
+  (runtime/secure/linkage_fast.py `shuffle`); sigma o pi^-1 is opened (`open_permutation`): a
+  uniformly random permutation, whatever sigma. It tells each shuffled row its position, so the bits
+  are arranged in the current order by public index arithmetic on shares;
+* the stable partition by that bit: position i goes to i - c1 (bit 0) or zeros + c1 - 1 (bit 1),
+  c1 the prefix count of ones, a linear function of the shares plus ONE product per row;
+* the new sigma back in row order: the shuffle undone (`unshuffle`, the same parties re-share with
+  the inverse permutations).
+At the end the rows themselves are shuffled together with sigma by a fresh permutation, sigma o pi^-1
+is opened and the rows are placed. Every opened vector is a uniformly random permutation independent
+of the data and of every other opened vector (each uses a fresh pi), so every party can simulate them:
+unlike the quicksort, equal keys need no tie-break (the sort is stable) and no multiplicity can show.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from insightql.runtime.secure.linkage_fast import shuffle, unshuffle
+
+
+def destinations(mpc, bit):
+    """Stable partition by a 0/1 vector: the new position of each position, zeros first."""
+    n = bit.shape[0]
+    st = type(bit).sectype
+    ones = mpc.np_cumsum(bit)
+    zeros = n - ones[-1]
+    i = st.array(np.arange(n, dtype=object))
+    return i - ones + bit * (zeros + 2 * ones - i - 1)
+
+
+async def _arranged(mpc, node: dict, sigma, bit):
+    """(bit in the current order, opened sigma o pi^-1, the shuffle's steps)."""
+    from insightql.runtime.secure.reveal import open_permutation
+
+    steps: list = []
+    both = await shuffle(mpc, mpc.np_stack([sigma, bit], axis=1), steps)
+    a = await open_permutation(mpc, node, both[:, 0])
+    return both[:, 1][np.argsort(a)], a, steps
+
+
+async def radix_sort(mpc, node: dict, digits: list, rows):
+    """rows (n,) or (n, c) ordered by the key whose 0/1 digits are given least significant first
+    (each an (n,) secure vector of the same type as rows); stable."""
+    from insightql.runtime.secure.reveal import open_permutation
+
+    n = rows.shape[0]
+    st = type(rows).sectype
+    sigma = None  # identity: the first pass needs no shuffle and opens nothing
+    for bit in digits:
+        if sigma is None:
+            sigma = destinations(mpc, bit)
+            continue
+        arranged, a, steps = await _arranged(mpc, node, sigma, bit)
+        rho = destinations(mpc, arranged)
+        sigma = await unshuffle(mpc, rho[a], steps)  # rho o sigma, per row
+    if sigma is None:
+        sigma = st.array(np.arange(n, dtype=object))
+    wide = rows.reshape(n, 1) if len(rows.shape) == 1 else rows
+    both = await shuffle(mpc, mpc.np_concatenate([sigma.reshape(n, 1), wide], axis=1))
+    h = await open_permutation(mpc, node, both[:, 0])
+    out = both[:, 1:][np.argsort(h)]
+    return out[:, 0] if len(rows.shape) == 1 else out
+
+
+async def to_bits(mpc, a, l: int, senders: list[int]):
+    """(n, l) shares of the bits of 0 <= a < 2**l, least significant first: MPyC's np_to_bits (open
+    a + r for l random bits r and a k-bit mask above them, then subtract r bit by bit with a borrow:
+    one product per bit) with its randomness from t + 1 parties' inputs, as the quicksort's
+    comparisons (runtime/secure/quicksort.py): MPyC's pseudorandom bits cost a modular square root
+    each, and the decomposition of the sort keys was half of the radix sort's time."""
+    from insightql.runtime.secure.quicksort import random_signs_and_masks
+    from insightql.runtime.secure.reveal import open_masked
+
+    stype = type(a)
+    field = stype.sectype.field
+    p, n = field.modulus, a.shape[0]
+    signs, r_divl = await random_signs_and_masks(mpc, stype.sectype, l * n, n, senders)
+    r_bits = ((signs + 1) * ((p + 1) >> 1) % p).reshape((l, n))  # row i: bit i of r
+    r_modl = np.sum(r_bits << np.arange(l, dtype=object).reshape(l, 1), axis=0)
+    a = (await mpc.gather(a)).value.reshape((n,))
+    c = await open_masked(mpc, field.array(a + r_modl + (r_divl << l)))
+    c = np.asarray(c.value, dtype=object) & ((1 << l) - 1)
+    bits, borrow = [], None
+    for i in range(l):
+        ci = (c >> i) & 1
+        r = stype(field.array(r_bits[i]))
+        if borrow is None:
+            rb, x = 0, r
+        else:
+            rb = r * borrow
+            x = r + borrow - 2 * rb  # r xor borrow
+        bits.append(x * (1 - 2 * ci) + ci)  # c xor r xor borrow
+        borrow = x * (1 - ci) + rb  # c - r - borrow < 0
+    return mpc.np_stack(bits, axis=1)
+
+
+async def is_zero(mpc, a, l: int, senders: list[int]):
+    """Shares of [a == 0] for 0 <= a < 2**l: MPyC's zero test (open a + r for l random bits r
+    under a k-bit mask; a = 0 iff the low l bits of the opened value equal r's, a product of l
+    factors), with its randomness from t + 1 parties' inputs like `to_bits`. Nothing but the masked
+    value is opened: the outcome stays secret."""
+    from insightql.runtime.secure.quicksort import random_signs_and_masks
+    from insightql.runtime.secure.reveal import open_masked
+
+    stype = type(a)
+    field = stype.sectype.field
+    p, n = field.modulus, a.shape[0]
+    signs, r_divl = await random_signs_and_masks(mpc, stype.sectype, l * n, n, senders)
+    r_bits = ((signs + 1) * ((p + 1) >> 1) % p).reshape((l, n))
+    r_modl = np.sum(r_bits << np.arange(l, dtype=object).reshape(l, 1), axis=0)
+    a = (await mpc.gather(a)).value.reshape((n,))
+    c = await open_masked(mpc, field.array(a + r_modl + (r_divl << l)))
+    c = np.asarray(c.value, dtype=object) & ((1 << l) - 1)
+    c_bits = np.array([(c >> i) & 1 for i in range(l)], dtype=object)
+    same = (r_bits * (2 * c_bits - 1) + 1 - c_bits) % p  # 1 where bit i of r equals bit i of c
+    return mpc.np_prod(stype(field.array(same)), axis=0)
