@@ -39,15 +39,16 @@ def algorithm(catalog, datasets) -> str:
 
 
 def linkage_item(builder, parties: list[str]) -> dict:
-    """What the linkage design opens besides the outputs: comparison outcomes (oblivious) or the
-    match pattern (fast)."""
+    """What the linkage design opens besides the outputs: what the oblivious sort opens (random
+    permutations) or the match pattern (fast)."""
     if algorithm(builder.catalog, builder.link_datasets) == "oblivious":
         return {"item": "sort_comparisons", "to": list(parties), "public": False,
-                "detail": "oblivious record linkage: the rows are shuffled by a permutation no coalition of t "
-                          "parties knows, made distinct by their shuffled position, and quicksorted; the outcome "
-                          "of each comparison is opened. On distinct values in a uniformly random order these "
-                          "outcomes depend only on that order (every party could simulate them), so they reveal "
-                          "nothing about keys, matches or values; their number depends on the random order only."}
+                "detail": "oblivious record linkage: the rows are radix-sorted one key bit at a time; per bit the "
+                          "secret permutation sorting them so far is shuffled by a fresh permutation no coalition "
+                          "of t parties knows, and the composition is opened. Each opened vector is a uniformly "
+                          "random permutation of the positions, independent of the data and of the others (every "
+                          "party could simulate them), so they reveal nothing about keys, matches, multiplicities "
+                          "or values; their number (key bits x rows) is public."}
     return {"item": "match_pattern", "to": list(parties), "public": False,
             "detail": "fast record linkage (every linked dataset sets linkage = \"fast\"): the rows of "
                       + ", ".join(builder.link_datasets) + " are shuffled together by a permutation no "
