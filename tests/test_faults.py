@@ -148,3 +148,49 @@ def test_port_in_use(tmp_path, corpus_data):
     named = [n for n in others if "not connected within 4 s to ngo" in parties.stderr(n)]
     assert named, {n: parties.stderr(n) for n in others}
     assert_nothing_released(parties, plan["parties"])
+
+
+def _party_processes(marker: str) -> list[str]:
+    """Command lines of live `iq party` processes whose arguments contain `marker`."""
+    import subprocess as sp
+    out = sp.run(["ps", "-ww", "-eo", "stat=,args="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines()
+            if marker in line and " party " in line and not line.lstrip().startswith("Z")]
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_stopping_iq_run_stops_every_party(tmp_path, corpus_data, how):
+    """Ctrl-C, SIGTERM or a CI timeout's SIGKILL of `iq run` leaves no party computing."""
+    import shutil
+    import subprocess as sp
+    import sys
+
+    import uuid
+    catalog = tmp_path / f"catalog-{uuid.uuid4().hex}.toml"  # a unique name: it marks this run's parties in `ps`
+    shutil.copy(CATALOG, catalog)
+    marker = catalog.name
+    query = tmp_path / "q.iq"
+    query.write_text(HEAVY)
+    proc = sp.Popen([sys.executable, "-m", "insightql.runtime.cli", "run", str(query), "--catalog", str(catalog),
+                     "--data", f"police={corpus_data['police_victims']}", "--data",
+                     f"ngo={corpus_data['ngo_clients']}", "--timeout", "120"],
+                    stdout=sp.PIPE, stderr=sp.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _party_processes(marker):
+            time.sleep(0.1)
+        if not _party_processes(marker):
+            proc.kill()
+            raise AssertionError("no party started: " + proc.communicate()[1])
+        time.sleep(1.5)  # into the run
+        proc.send_signal(how)
+        _, err = proc.communicate(timeout=30)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _party_processes(marker):
+            time.sleep(0.1)
+        assert _party_processes(marker) == [], err
+        if how != signal.SIGKILL:
+            assert proc.returncode == 130 and "stopped by the user" in err, err
+    finally:
+        proc.kill()
+        sp.run(["pkill", "-KILL", "-f", marker])
