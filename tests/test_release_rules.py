@@ -127,6 +127,24 @@ CASES = [
                                 stay_days=[1] * 9 + [30] * 5)},
          {"shelter_stays": rows("shelter_stays", 14, STRICT, stay_days=[1] * 9 + [30] * 5)},
          catalog=STRICT),
+    Case("filter.rows", BY_REGION.format(outs="COUNT(*) AS n, COUNT(*) FILTER (WHERE prs_Age >= 50) AS old",
+                                         src="police_victims"), "old",  # 9 of 30 rows are 50 or older
+         {"police_victims": rows("police_victims", 30, prs_Age=[60] * 9 + [30] * 21)},
+         {"police_victims": rows("police_victims", 30, prs_Age=[60] * 10 + [30] * 20)}),
+    Case("filter.rows", BY_REGION.format(outs="COUNT(*) AS n, SUM(CASE WHEN prs_Age >= 50 THEN 1 ELSE 0 END) AS old",
+                                         src="police_victims"), "old",  # the complement: 9 rows under 50
+         {"police_victims": rows("police_victims", 30, prs_Age=[60] * 21 + [30] * 9)},
+         {"police_victims": rows("police_victims", 30, prs_Age=[60] * 20 + [30] * 10)}),
+    Case("filter.rows", BY_REGION.format(outs="COUNT(*) AS n, AVG(minor_at_recruitment) AS share",
+                                         src="police_victims"), "share",  # 0% is "nobody here": withheld
+         {"police_victims": rows("police_victims", 30, minor_at_recruitment="false")},
+         {"police_victims": rows("police_victims", 30, minor_at_recruitment=["true"] * 10 + ["false"] * 20)}),
+    Case("filter.persons", BY_REGION.format(outs="COUNT(*) AS n, COUNT(*) FILTER (WHERE prs_Age >= 50) AS old",
+                                            src="police_victims"), "old",  # 10 old rows, one person's
+         {"police_victims": rows("police_victims", 20, first=1, prs_Age=30)
+          + rows("police_victims", 10, first=99, persons=1, prs_Age=60)},
+         {"police_victims": rows("police_victims", 20, first=1, prs_Age=30)
+          + rows("police_victims", 10, first=99, prs_Age=60)}),
     Case("ratio.denominator", BY_REGION.format(outs="COUNT(*) AS n, SUM(prs_Age) / SUM(hours_worked_week) AS r",
                                                src="police_victims"), "r",
          {"police_victims": rows("police_victims", 20, hours_worked_week=0)},

@@ -356,6 +356,9 @@ class Checker:
                        ["aggregates belong in SELECT and HAVING; filter rows with WHERE on plain columns"])
             return ERROR
         self.cq.aggregates.append(e)
+        if e.filter is not None:  # a row condition, like WHERE; its rules are the disclosure stage's
+            if self._want_bool(self.expr(e.filter, agg_ok, True), e.filter, "FILTER (WHERE ...)") is ERROR:
+                return ERROR
         if e.star:
             if e.name != "count":
                 self.error("IQ233", f"`{e.name.upper()}(*)` is not an aggregate; only COUNT(*) is", e.span)
@@ -381,6 +384,8 @@ class Checker:
             self.error("IQ235", f"`{e.name.upper()}` of a key makes no sense", e.span,
                        ["keys support COUNT(DISTINCT key) and JOIN only"])
             return ERROR
+        if e.name == "avg" and t.kind == "bool" and not e.distinct:  # the share of rows where it is TRUE
+            return IQType("decimal", 0, 1, 4, nullable=True)
         if not (t.numeric and "number" in spec.takes) and not (t.kind == "date" and "date" in spec.takes):
             self.error("IQ232", f"`{e.name.upper()}` needs a number, not {t.describe()}", e.args[0].span)
             return ERROR
@@ -552,6 +557,31 @@ class Checker:
         elif lt.kind != rt.kind:
             self.error("IQ251", f"cannot join {lt.describe()} with {rt.describe()}", on.span,
                        ["join on pseudonymous key columns of the same kind"])
+
+
+def filtered_count(e: A.FuncCall) -> A.Expr | None:
+    """The condition p of a count of a subgroup of the cell, written `COUNT(*) FILTER (WHERE p)` or
+    `SUM(CASE WHEN p THEN 1 ELSE 0 END)`; None for any other aggregate. (`AVG(b)` of a boolean b is
+    the share of such a count: `checker.share_of`.)"""
+    if e.name == "count" and e.star and e.filter is not None:
+        return e.filter
+    if e.name == "sum" and e.filter is None and len(e.args) == 1 and isinstance(e.args[0], A.Case):
+        c = e.args[0]
+        if len(c.whens) == 1 and _is_int(c.whens[0][1], 1) and c.else_ is not None and _is_int(c.else_, 0):
+            return c.whens[0][0]
+    return None
+
+
+def share_of(e: A.FuncCall, cq: CheckedQuery) -> A.Expr | None:
+    """b of `AVG(b)` when b is a boolean: the share of the rows with a value of b where it is TRUE."""
+    if e.name == "avg" and len(e.args) == 1 and e.filter is None and id(e.args[0]) in cq.types \
+            and cq.type_of(e.args[0]).kind == "bool":
+        return e.args[0]
+    return None
+
+
+def _is_int(e: A.Expr, v: int) -> bool:
+    return isinstance(e, A.Literal) and e.kind == "int" and e.value == v
 
 
 def _few(names, limit: int = 5) -> str:

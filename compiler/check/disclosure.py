@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from insightql.stdlib.aggregates import AGGREGATES
 
 from insightql.compiler.syntax import ast as A
-from insightql.compiler.check.checker import CheckedQuery
+from insightql.compiler.check.checker import CheckedQuery, filtered_count, share_of
 from insightql.compiler.diagnostics import Diagnostic
 
 COMPARISONS = ("=", "<>", "<", "<=", ">", ">=")
@@ -173,13 +173,26 @@ class DisclosureChecker:
 
     # -- aggregates ------------------------------------------------------------------------
     def aggregate(self, agg: A.FuncCall):
+        subgroup = filtered_count(agg)
+        if subgroup is None:
+            subgroup = share_of(agg, self.cq)
+        if subgroup is not None:  # a count of the rows where a condition holds: the condition is a WHERE
+            self.where(subgroup)  # (IQ311, IQ312); the subgroup and its complement: filter.rows (2.13)
+            return
+        if agg.filter is not None:
+            self.error("IQ313", f"FILTER on {agg.name.upper()}: only COUNT(*) FILTER (WHERE ...) counts a subgroup",
+                       agg.filter.span, ["count the subgroup with COUNT(*) FILTER (WHERE ...), or take its share "
+                                         "with AVG(condition); filter other aggregates with WHERE"])
+            return
         if agg.star:
             return
         arg = agg.args[0]
         if any(isinstance(x, A.Case) for x in A.walk(arg)):
             self.error("IQ313", "conditional aggregate (CASE inside an aggregate)", arg.span,
                        ["a conditional aggregate beside an unconditional one can difference out individuals; "
-                        "filter with WHERE or group by the condition instead"])
+                        "filter with WHERE or group by the condition instead",
+                        "a count of a subgroup is COUNT(*) FILTER (WHERE ...) (or SUM(CASE WHEN ... THEN 1 "
+                        "ELSE 0 END)); its share is AVG(condition)"])
             return
         refs = self.refs(arg)
         if agg.distinct:
@@ -270,6 +283,8 @@ class DisclosureChecker:
 
     def _withheld_alone(self, agg: A.FuncCall) -> str | None:
         """Why this aggregate may be withheld in a cell that is released, or None."""
+        if filtered_count(agg) is not None or share_of(agg, self.cq) is not None:
+            return "subgroup rule for a filtered count"
         if agg.star:
             return None
         if agg.distinct:
@@ -403,7 +418,7 @@ def _aggregates_in(e: A.Expr) -> list[A.FuncCall]:
 
 
 def _is_count(e: A.Expr) -> bool:
-    return isinstance(e, A.FuncCall) and e.name == "count"
+    return isinstance(e, A.FuncCall) and (e.name == "count" or filtered_count(e) is not None)
 
 
 def _has_count(e: A.Expr) -> bool:

@@ -72,6 +72,12 @@ RULES: dict[str, Rule] = {r.id: r for r in [
          lambda a: f"{' and '.join(a.get('what', ['two counts']))}"
                    + (f" in the rows not held by {_who(a)}" if a.get("who") else "")
                    + f" differ by {_range(a)}", False),
+    Rule("filter.rows", "2.13", "a subgroup and the rest of its cell: rows",
+         lambda a: f"the {a.get('what', 'subgroup')}" + (f" not held by {_who(a)}" if a.get("who") else "")
+                   + f" number >= {_k(a)} (0 counts as too few)", False),
+    Rule("filter.persons", "2.13", "a subgroup and the rest of its cell: distinct persons",
+         lambda a: f"some dataset" + (f" not held by {_who(a)}" if a.get("who") else "")
+                   + f" alone has >= {_k(a)} distinct persons in the {a.get('what', 'subgroup')}", False),
     Rule("linkage.shared", "2.6", "membership: persons shared with other organisations",
          lambda a: f"of the persons held by {_who(a)}, those also in other organisations' rows number >= {_k(a)}",
          False),

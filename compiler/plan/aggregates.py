@@ -16,9 +16,14 @@ from typing import Callable
 from insightql.stdlib.aggregates import AGGREGATES
 
 from insightql.compiler.syntax import ast as A
+from insightql.compiler.syntax.formatter import expr
+from insightql.compiler.check.checker import filtered_count
 from insightql.compiler.diagnostics import Diagnostic, PlanError
 
-FORMS = ("count_rows", "count_distinct")  # COUNT(*) and COUNT(DISTINCT key)
+FORMS = ("count_rows", "count_distinct", "count_if", "share_if")
+"""COUNT(*), COUNT(DISTINCT key), a count of a subgroup (COUNT(*) FILTER (WHERE p), SUM(CASE WHEN p
+THEN 1 ELSE 0 END); `arg` is the indicator: 1 where p holds, else NULL) and AVG(b) of a boolean b
+(`arg` is b): the share of the rows with a value of b where it is TRUE."""
 MAX_HISTOGRAM = 2048  # steps of a MEDIAN / PERCENTILE value range (one secret row per step)
 
 
@@ -61,6 +66,56 @@ def _plan_distinct(b, a) -> dict:
 @lowers("plan", "count")
 def _plan_count(b, a) -> dict:
     return {"count": b.slot("count", a.arg)}
+
+
+@lowers("plan", "count_if")
+def _plan_count_if(b, a) -> dict:
+    return {"count": b.slot("count", a.arg), **_subgroup_persons(b, a.arg, _is_null(a.arg))}
+
+
+@lowers("plan", "share_if")
+def _plan_share_if(b, a) -> dict:
+    hits = indicator(a.arg)
+    return {"count": b.slot("count", a.arg), "hits": b.slot("count", hits),
+            **_subgroup_persons(b, hits, {"op": "not", "args": [a.arg], "type": a.arg["type"]})}
+
+
+def _subgroup_persons(b, hits: dict, others: dict) -> dict:
+    """With a person key: the persons of the subgroup (the rows where `hits` has a value) and of its
+    complement (the rows where `others` is TRUE), each dataset counting its own."""
+    pk = b.lp.person_key
+    if not pk:
+        return {}
+    return {"persons_in": b.slot("persons_where", _not(_is_null(hits)), column=pk),
+            "persons_out": b.slot("persons_where", others, column=pk)}
+
+
+def indicator(cond: dict) -> dict:
+    """Row IR: 1 where cond is TRUE, else NULL; its COUNT counts the subgroup."""
+    one = {"kind": "int", "nullable": False, "lo": 1, "hi": 1}
+    return {"op": "case", "whens": [[cond, {"lit": 1, "type": one}]], "else": None, "type": {**one, "nullable": True}}
+
+
+def _is_null(arg: dict) -> dict:
+    return {"op": "is_null", "args": [arg], "type": {"kind": "bool", "nullable": False}}
+
+
+def _not(arg: dict) -> dict:
+    return {"op": "not", "args": [arg], "type": {"kind": "bool", "nullable": False}}
+
+
+def counted(a, p: dict) -> list[tuple[str, dict, str]]:
+    """(count slot, row IR counted, label) of every count of a part of the cell an aggregate reveals
+    (the rows with a value of a nullable column, a subgroup): the pair rule, values.persons and the
+    guard apply to each."""
+    if a.func == "count_if":
+        return [(p["count"], a.arg, subgroup_text(a.ast))]
+    if a.func == "share_if":
+        own = [(p["count"], a.arg, column_text(a.ast.args[0]))] if a.arg_type.nullable else []
+        return own + [(p["hits"], indicator(a.arg), subgroup_text(a.ast))]
+    if "count" in p and a.arg_type is not None and a.arg_type.nullable:
+        return [(p["count"], a.arg, column_text(a.ast.args[0]))]
+    return []
 
 
 @lowers("plan", "sum", "avg", "var", "stddev")
@@ -130,6 +185,22 @@ def _count(b, a, p) -> dict:
     return {"node": cnt, "flag": flag, "scale": 0, "count": True}
 
 
+@lowers("finish", "count_if")
+def _count_if(b, a, p) -> dict:
+    flag = b.rules.subgroup_flag(b.released, b.slot("rows"), p["count"], p, subgroup_text(a.ast))
+    return {"node": b.combined[p["count"]], "flag": flag, "scale": 0, "count": True}
+
+
+@lowers("finish", "share_if")
+def _share_if(b, a, p) -> dict:
+    """hits / count: the share is released when both counts would be (the rows with a value of b
+    under the own-count rules, its TRUE rows and the FALSE rows beside them under filter.rows)."""
+    cnt, flag, _ = _value(b, a, p)
+    flag = b.rules.subgroup_flag(flag, p["count"], p["hits"], p, subgroup_text(a.ast))
+    node = b.secure("div", [b.combined[p["hits"]], cnt], 0, 1, guard=flag)
+    return {"node": node, "flag": flag, "scale": 0}
+
+
 @lowers("finish", "sum")
 def _sum(b, a, p) -> dict:
     _, flag, scale = _value(b, a, p)
@@ -180,6 +251,12 @@ def _percentile(b, a, p) -> dict:
     flag = b.rules.all_of([flag, b.rules.at_least("percentile.rank", counted, need)])
     node = b.secure("percentile", [b.combined[p["hist"]], counted], lo, hi, lo_value=int(lo), percent=consts(a)[0])
     return {"node": node, "flag": flag, "scale": scale}
+
+
+def subgroup_text(e: A.FuncCall) -> str:
+    """How the leakage report names a counted subgroup: `rows where <condition>`."""
+    cond = filtered_count(e)
+    return f"rows where {expr(cond if cond is not None else e.args[0])}"
 
 
 def column_text(e: A.Expr) -> str:

@@ -15,7 +15,7 @@ from insightql.stdlib.functions import FUNCTIONS
 
 from insightql.compiler.syntax import ast as A
 from insightql.compiler.plan import guard
-from insightql.compiler.plan.aggregates import LOWERING, column_text
+from insightql.compiler.plan.aggregates import LOWERING, counted
 from insightql.compiler.diagnostics import Diagnostic, PlanError
 from insightql.compiler.plan.logical import AggregateSpec, LogicalPlan
 from insightql.compiler.plan.ops import FRAC_BITS, OPS
@@ -84,8 +84,7 @@ class CircuitBuilder:
         rows = self.slot("rows")
         persons = self.slot("persons", column=lp.person_key) if lp.person_key else None
         agg_plans = [self.plan_aggregate(a) for a in lp.aggregates]
-        self.value_columns = {p["count"]: a.arg for a, p in zip(lp.aggregates, agg_plans)
-                              if "count" in p and a.arg_type is not None and a.arg_type.nullable}
+        self.value_columns = {slot: arg for a, p in zip(lp.aggregates, agg_plans) for slot, arg, _ in counted(a, p)}
         self.person_slots = self.value_person_slots(agg_plans) if lp.person_key else {}
         keys_ir = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
         earlier_irs = guard.declare(self, keys_ir)  # differencing guard: earlier releases (compiler/plan/guard.py)
@@ -122,19 +121,21 @@ class CircuitBuilder:
         reveals (counts.pair), ANDed into the flags of the values it concerns."""
         lp = self.lp
         self.agg_list = [self.finish_aggregate(a, p) for a, p in zip(lp.aggregates, agg_plans)]
-        counts = {p["count"]: column_text(a.ast.args[0]) for a, p in zip(lp.aggregates, agg_plans)
-                  if "count" in p and a.arg_type is not None and a.arg_type.nullable}  # count slot -> column
+        counts = {slot: text for a, p in zip(lp.aggregates, agg_plans)
+                  for slot, _, text in counted(a, p)}  # count slot -> column or subgroup
         distinct = [v["node"] for a, v in zip(lp.aggregates, self.agg_list) if a.func == "count_distinct"]
         pairs = self.rules.count_pairs(counts, self.slot("rows"), distinct)
         for a, p, v in zip(lp.aggregates, agg_plans, self.agg_list):
-            extra = [pairs.get(p.get("count")) if p.get("count") in counts else
-                     pairs.get(v["node"]) if a.func == "count_distinct" else None]
+            slots = [slot for slot, _, _ in counted(a, p)]
+            extra = [pairs.get(slot) for slot in slots] or [pairs.get(v["node"]) if a.func == "count_distinct"
+                                                            else None]
             if a.func == "count_distinct" and self.linked(v["node"]):
                 extra.append(self.rules.membership(v["node"], p["distinct"]))
             if any(extra):
                 v["flag"] = self.rules.all_of([v["flag"], *extra])
-            if p.get("count") in getattr(self, "value_columns", {}):  # the guard on the rows with a value
-                v["flag"] = guard.apply_values(self, p["count"], v["flag"])
+            for slot in slots:  # the guard on the rows with a value, or of the subgroup
+                if slot in getattr(self, "value_columns", {}):
+                    v["flag"] = guard.apply_values(self, slot, v["flag"])
 
     def linked(self, node: str) -> bool:
         """Whether a node counts across owners by record linkage (compiler/plan/linkage.py)."""
@@ -174,8 +175,7 @@ class CircuitBuilder:
         one; with a distinct count, the persons with repeat records. Each dataset counts its own."""
         pk, out, cols = self.lp.person_key, {}, {}
         for a, p in zip(self.lp.aggregates, agg_plans):
-            if "count" in p and a.arg_type is not None and a.arg_type.nullable:
-                cols[p["count"]] = a.arg
+            cols.update((slot, arg) for slot, arg, _ in counted(a, p))
         for s, arg in cols.items():
             out[s] = {"nn": self.slot("persons_where", _not(_is_null(arg)), column=pk),
                       "null": self.slot("persons_where", _is_null(arg), column=pk)}

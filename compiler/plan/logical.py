@@ -14,10 +14,11 @@ from insightql.stdlib.aggregates import AGGREGATES
 from insightql.stdlib.types import IQType
 
 from insightql.compiler.syntax import ast as A
-from insightql.compiler.check.checker import CheckedQuery
+from insightql.compiler.check.checker import CheckedQuery, filtered_count, share_of
 from insightql.compiler.diagnostics import Diagnostic
 from insightql.compiler.check.disclosure import EffectivePolicy
 from insightql.compiler.plan.lower_expr import Lowering
+from insightql.compiler.plan.aggregates import indicator
 
 
 @dataclass
@@ -75,6 +76,18 @@ def _aggregate(func: str, low: Lowering, arg: A.Expr, t: IQType, column, a: A.Fu
     return AggregateSpec(func, low.expr(arg), t, tuple(clamp) if clamp else None, a)
 
 
+def _subgroup(cq: CheckedQuery, low: Lowering, a: A.FuncCall) -> AggregateSpec | None:
+    """A count of a subgroup (`count_if`: COUNT(*) FILTER (WHERE p), SUM(CASE WHEN p THEN 1 ELSE 0
+    END)) or the share of one (`share_if`: AVG(b) of a boolean b), or None."""
+    cond = filtered_count(a)
+    if cond is not None:
+        return AggregateSpec("count_if", indicator(low.expr(cond)), IQType("int", 1, 1, nullable=True), None, a)
+    b = share_of(a, cq)
+    if b is not None:
+        return AggregateSpec("share_if", low.expr(b), cq.type_of(b), None, a)
+    return None
+
+
 def to_logical(cq: CheckedQuery, policy: EffectivePolicy) -> tuple[LogicalPlan | None, list[Diagnostic]]:
     q = cq.query
     diags = []
@@ -85,6 +98,10 @@ def to_logical(cq: CheckedQuery, policy: EffectivePolicy) -> tuple[LogicalPlan |
     keys = [_group_key(low, k, g, cq.type_of(g)) for k, g in enumerate(cq.group_by)]
     aggs = []
     for a in _aggregates(cq):
+        sub = _subgroup(cq, low, a)
+        if sub is not None:
+            aggs.append(sub)
+            continue
         if a.star:
             aggs.append(AggregateSpec("count_rows", None, None, None, a))
             continue
@@ -209,6 +226,9 @@ def to_logical_join(cq: CheckedQuery, policy: EffectivePolicy) -> tuple[JoinLogi
             aggs.append(AggregateSpec("count_rows", None, None, None, a))
             agg_sides.append(None)
             continue
+        if filtered_count(a) is not None or share_of(a, cq) is not None:
+            return _err("IQ406", "a count of a subgroup (FILTER, SUM(CASE ...), AVG of a condition) over a JOIN is "
+                        "not executable", a.span, "filter the joined rows with WHERE, or group by the condition")
         func = "count_distinct" if a.distinct else a.name
         arg = a.args[0]
         if not (a.distinct or AGGREGATES[func].join) or not isinstance(arg, A.ColumnRef):

@@ -124,15 +124,46 @@ class ReleaseRules:
                           self.persons_ok(persons["null"], rest, what=without, who=list(held))]
         return self.all_of(flags)
 
-    def persons_ok(self, slot: str, datasets: list[str], strict: bool = False, **attrs) -> str:
+    def subgroup_flag(self, flag: str, whole: str, part: str, p: dict, what: str) -> str:
+        """filter.rows / filter.persons (spec/disclosure.md 2.13): a count of a subgroup of `whole`
+        (the cell's rows, or the rows with a value of b for AVG(b)) is released only where both the
+        subgroup and the rest of `whole` would pass the cell and observer rules as cells of their own:
+        >= k' rows and some dataset with >= k' persons, in the whole and in every observer's complement
+        (strict: 0 counts as too few). The rest of the whole is tested on the released (rounded)
+        counts, so >= k + b - 1 there: no flag depends on a count finer than b."""
+        b = self.b
+        m, others = b.combined[part], f"the other rows than the {what}"
+        need = self.k + self.base - 1 if self.base > 1 else self.kk
+        flags = [flag, self.at_least("filter.rows", m, what=what),
+                 self.at_least("filter.rows", self.gap(b.combined[whole], m), need, what=others)]
+        everyone = list(b.lp.datasets)
+        if "persons_in" in p:
+            flags += [self.persons_ok(p["persons_in"], everyone, strict=True, rule="filter.persons", what=what),
+                      self.persons_ok(p["persons_out"], everyone, strict=True, rule="filter.persons",
+                                      what=others)]
+        for held in maximal(self.holdings):  # strict: the smallest complements decide
+            rest, who = self.not_held(held), {"who": list(held)}
+            m_rest = self.part(part, rest)
+            other = self.b.secure("sub", [self.part(whole, rest), m_rest], 0, self.b.max_rows)
+            flags += [self.at_least("filter.rows", m_rest, what=what, **who),
+                      self.at_least("filter.rows", other, what=others, **who)]
+            if "persons_in" in p:
+                flags += [self.persons_ok(p["persons_in"], rest, strict=True, rule="filter.persons", what=what,
+                                          **who),
+                          self.persons_ok(p["persons_out"], rest, strict=True, rule="filter.persons",
+                                          what=others, **who)]
+        return self.all_of(flags)
+
+    def persons_ok(self, slot: str, datasets: list[str], strict: bool = False, rule: str = "values.persons",
+                   **attrs) -> str:
         """values.persons: the distinct persons of a group of rows, counted by each dataset on its
         own rows, are >= k' (some dataset alone has k') or, unless strict, 0 (no dataset has any).
         The union's count lies between the largest and the sum of the datasets' counts."""
-        tests = [self.at_least("values.persons", self.part(slot, [d]), dataset=d, **attrs) for d in datasets]
+        tests = [self.at_least(rule, self.part(slot, [d]), dataset=d, **attrs) for d in datasets]
         if not strict:  # none: fewer than b (the rounding base) in the sum, as rounded counts would show
-            some = self.at_least("values.persons", self.part(slot, datasets), self.base, **attrs)
+            some = self.at_least(rule, self.part(slot, datasets), self.base, **attrs)
             tests.append(self.b.secure("not", [some], 0, 1))
-        return self.any_of(tests, rule="values.persons", const=self.kk, **({"strict": True} if strict else {}),
+        return self.any_of(tests, rule=rule, const=self.kk, **({"strict": True} if strict else {}),
                            **attrs)
 
     def gap(self, rows: str, m: str) -> str:

@@ -115,12 +115,13 @@ def _expr(e: A.Expr) -> str:
 
 def call(e: A.FuncCall) -> str:
     name = e.name.upper() if e.name in AGGREGATES else ident(e.name)
+    flt = f" FILTER (WHERE {expr(e.filter)})" if e.filter is not None else ""
     if e.star:
-        return f"{name}(*)"
+        return f"{name}(*){flt}"
     args = ", ".join(expr(a) for a in e.args)
     if e.distinct:
-        return f"{name}(DISTINCT {args})" if args else f"{name}(DISTINCT)"
-    return f"{name}({args})"
+        return (f"{name}(DISTINCT {args})" if args else f"{name}(DISTINCT)") + flt
+    return f"{name}({args}){flt}"
 
 
 def annotation(a: A.Annotation) -> str:

@@ -30,7 +30,7 @@ _TOKEN_NAMES = {
 
 KEYWORDS = frozenset(
     "select from where group by having order limit as and or not in between is null case when then else end "
-    "join inner left outer on union all distinct asc desc true false date".split())
+    "join inner left outer on union all distinct asc desc true false date filter".split())
 """Reserved words (case-insensitive); they must match the keyword terminals in grammar.lark."""
 
 
@@ -192,11 +192,16 @@ class _ToAst(Transformer):
     def func_call(self, meta, items):
         name = _ident(items[0]).lower()
         distinct = any(isinstance(a, Token) and a.type == "DISTINCT" for a in items[1:])
-        args = tuple(a for a in items[1:] if a is not None and not isinstance(a, Token))
-        return A.FuncCall(name, args, distinct, False, span=self._span(meta))
+        flt = next((a[1] for a in items if isinstance(a, tuple)), None)
+        args = tuple(a for a in items[1:] if a is not None and not isinstance(a, (Token, tuple)))
+        return A.FuncCall(name, args, distinct, False, flt, span=self._span(meta))
 
     def func_star(self, meta, items):
-        return A.FuncCall(_ident(items[0]).lower(), (), False, True, span=self._span(meta))
+        flt = next((a[1] for a in items if isinstance(a, tuple)), None)
+        return A.FuncCall(_ident(items[0]).lower(), (), False, True, flt, span=self._span(meta))
+
+    def filter_clause(self, meta, items):
+        return ("filter", items[2])
 
     def case_expr(self, meta, items):
         whens = tuple(i for i in items if isinstance(i, tuple))
