@@ -289,3 +289,76 @@ def test_withheld_value_against_a_later_margin(tmp_path):
     regions, total = [cells(p, t) for p, _, t in releases(queries, world, CAT, tmp_path)]
     assert regions[("North",)] == {"n": 20, "m": None} and regions[("East",)]["m"] == 10
     assert total[()] == {"n": 80, "m": None}
+
+
+# -- subgroups a release counted (spec/disclosure.md 2.13, 3.2): FILTER counts and COUNT(x) -------------
+def _subgroup_world():
+    """North: 20 rows aged 10, exactly 3 aged 18, 30 aged 40; hours 0 for the three, NULL for the 20.
+    Every other region: 20 aged 10 and 30 aged 40. Each subgroup and its rest hold >= k rows."""
+    from redteam_data import block
+    P = "police_victims"
+    world = [block(P, 20, exp_Region="North", prs_Age=10, hours_worked_week=None),
+             block(P, 3, exp_Region="North", prs_Age=18, hours_worked_week=0),
+             block(P, 30, exp_Region="North", prs_Age=40, hours_worked_week=40)]
+    for r in ("East", "South", "West"):
+        world += [block(P, 20, exp_Region=r, prs_Age=10, hours_worked_week=None),
+                  block(P, 30, exp_Region=r, prs_Age=40, hours_worked_week=40)]
+    return world
+
+
+def _attack(queries: list[str], folder, guard: bool = True) -> list[dict]:
+    from redteam_data import cells, releases
+    return [cells(plan, table)[("North",)] for plan, _, table in releases(queries, _subgroup_world(), CAT, folder,
+                                                                          guard=guard)]
+
+
+SUB = "SELECT exp_Region, {cols} FROM police_victims {where} GROUP BY exp_Region;"
+ADULTS = SUB.format(cols="COUNT(*) AS n, COUNT(*) FILTER (WHERE prs_Age >= 18) AS adults", where="")
+OVER_18 = SUB.format(cols="COUNT(*) AS n", where="WHERE prs_Age >= 19")
+WITH_HOURS = SUB.format(cols="COUNT(*) AS n, COUNT(hours_worked_week) AS with_hours", where="")
+SOME_HOURS = SUB.format(cols="COUNT(*) AS n", where="WHERE hours_worked_week >= 1")
+
+
+OPEN = pytest.mark.xfail(strict=True, reason="the ledger does not record subgroups yet (spec/disclosure.md 2.13)")
+
+
+@OPEN
+@pytest.mark.parametrize("first,second,column", [
+    (ADULTS, OVER_18, "adults"),  # a FILTER count, then a WHERE: 33 - 30 = the 3 aged exactly 18
+    (ADULTS.replace("COUNT(*) FILTER (WHERE prs_Age >= 18)", "SUM(CASE WHEN prs_Age >= 18 THEN 1 ELSE 0 END)"),
+     OVER_18, "adults"),
+    (WITH_HOURS, SOME_HOURS, "with_hours"),  # COUNT(x) counts the rows with a value: 33 - 30 = 3 with 0 hours
+    (ADULTS, ADULTS.replace(">= 18", ">= 19"), "adults"),  # the same WHERE and keys, another subgroup
+])
+def test_an_earlier_subgroup_is_compared_with_a_later_cell(tmp_path, first, second, column):
+    """Without the guard the two releases differ by the 3 rows of North's small group; with the
+    earlier release's subgroups in its signature, the later North cell is suppressed."""
+    a, b = _attack([first, second], tmp_path / "open", guard=False)
+    assert a[column] == 33 and 33 - (b.get("adults") or b["n"]) == 3 < K  # the attack, without a guard
+    a, b = _attack([first, second], tmp_path / "guarded")
+    assert a[column] == 33
+    assert (b["adults"] if "adults" in b else b["n"]) is None
+
+
+@pytest.mark.parametrize("first,second,column", [
+    (OVER_18, ADULTS, "adults"),  # a WHERE, then a FILTER count
+    (OVER_18, SUB.format(cols="COUNT(*) AS n, AVG(prs_Age >= 18) AS adults", where=""), "adults"),
+    (SOME_HOURS, WITH_HOURS, "with_hours"),  # a WHERE, then COUNT(x)
+])
+def test_a_later_subgroup_is_compared_with_an_earlier_cell(tmp_path, first, second, column):
+    a, b = _attack([first, second], tmp_path / "guarded")
+    assert a["n"] == 30 and b["n"] == 53  # the cells themselves differ by 23 >= k
+    assert b[column] is None  # the subgroup (33) minus the earlier cell (30) is 3 rows
+
+
+@OPEN
+def test_subgroups_are_in_the_signature_and_old_entries_read_as_none():
+    p = plan_of(HEAD + ADULTS)
+    sig = signature_of_plan(p)
+    assert len(sig["subgroups"]) == 1
+    plain = signature_of_plan(plan_of(HEAD + OVER_18))
+    assert "subgroups" not in plain  # a release without subgroups records none (and old entries lack the field)
+    again = plan_of(HEAD + ADULTS, earlier=[sig])
+    assert "guard" not in again and again["hash"] == p["hash"]  # the same release again: nothing to compare
+    other = plan_of(HEAD + OVER_18, earlier=[sig])
+    assert other["guard"][0]["subgroups"] == sig["subgroups"]
