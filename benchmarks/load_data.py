@@ -1,8 +1,11 @@
 """Load + validate one party's file: `load_dataset` on N rows of police_victims (examples/catalog.toml)
-as CSV, Parquet with text columns, Parquet with typed columns and (smaller) .xlsx.
+as CSV, Parquet with text columns, Parquet with typed columns, (smaller) .xlsx and, with --postgres,
+a PostgreSQL table of typed columns (runtime/data/postgres.py).
 
     .venv/bin/python benchmarks/load_data.py                 # 1,000,000 rows, best of 3
     .venv/bin/python benchmarks/load_data.py --rows 100000 --repeats 5 --xlsx-rows 20000
+    .venv/bin/python benchmarks/load_data.py --postgres      # + PostgreSQL: the server of IQ_PG_DSN,
+                                                             #   else a throw-away one (tests/pg_server.py)
 
 Prints one line per source: wall time and CPU time (both the least of the repeats), MB of the file,
 and the 1-minute load average (`/proc/loadavg`, as `uptime` shows it) before and after: the machine
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -77,11 +81,42 @@ def write_files(ds, n: int, folder: Path, xlsx_rows: int) -> dict[str, Path]:
     return paths
 
 
+PG_TYPES = {"key": "bigint", "integer": "integer", "decimal": "numeric", "date": "date", "boolean": "boolean",
+            "category": "text"}
+
+
+def postgres_table(ds, csv_path: Path, n: int) -> tuple[str, object]:
+    """The CSV's rows as a typed table (made once); the source name and the server we started (or None)."""
+    import sys
+    import psycopg
+    from psycopg import sql
+    server = None
+    if not os.environ.get("IQ_PG_DSN"):
+        sys.path.insert(0, str(ROOT / "tests"))
+        from pg_server import start_server
+        server = start_server()
+        if isinstance(server, str):
+            raise SystemExit(f"--postgres: {server}")
+        os.environ["IQ_PG_DSN"] = server.socket_dsn
+    table = f"{NAME}_{n}"
+    with psycopg.connect(os.environ["IQ_PG_DSN"], autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass(%s)", (f"public.{table}",)).fetchone()[0] is None:
+            cols = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(PG_TYPES[col.type]))
+                                      for c, col in ds.columns.items())
+            conn.execute(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier("public", table), cols))
+            copy = sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv, HEADER)").format(sql.Identifier("public", table))
+            with conn.cursor().copy(copy) as cp, open(csv_path, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    cp.write(block)
+            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier("public", table)))
+    return f"postgresql:public.{table}", server
+
+
 def load_avg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0]) if Path("/proc/loadavg").exists() else float("nan")
 
 
-def measure(path: Path, ds, repeats: int) -> tuple[float, float, int]:
+def measure(path: Path | str, ds, repeats: int) -> tuple[float, float, int]:
     wall = cpu = float("inf")
     for _ in range(repeats):
         w0, c0 = time.perf_counter(), time.process_time()
@@ -95,16 +130,30 @@ def main(argv=None) -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--xlsx-rows", type=int, default=20_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--postgres", action="store_true", help="also a PostgreSQL table (IQ_PG_DSN, or a throw-away "
+                    "server)")
+    ap.add_argument("--only", nargs="+", metavar="SOURCE", help="measure only these (csv, postgresql, ...)")
     ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "insightql-bench" / "load")
     args = ap.parse_args(argv)
     ds = load_catalog(ROOT / "examples" / "catalog.toml").datasets[NAME]
     paths = write_files(ds, args.rows, args.dir, args.xlsx_rows)
     print(f"load + validate, {NAME} ({len(ds.columns)} columns), best of {args.repeats}; {os.cpu_count()} cores")
-    for kind, path in paths.items():
-        before = load_avg()
-        wall, cpu, n = measure(path, ds, args.repeats)
-        print(f"{kind:16} {n:>9,} rows {path.stat().st_size / 1e6:7.1f} MB  wall {wall:6.3f} s  cpu {cpu:6.3f} s  "
-              f"load average {before:.2f} -> {load_avg():.2f}", flush=True)
+    server = None
+    if args.postgres:
+        paths["postgresql"], server = postgres_table(ds, paths["csv"], args.rows)
+    try:
+        for kind, path in paths.items():
+            if args.only and kind not in args.only:
+                continue
+            before = load_avg()
+            wall, cpu, n = measure(path, ds, args.repeats)
+            size = f"{path.stat().st_size / 1e6:7.1f} MB" if isinstance(path, Path) else "  (table)"
+            print(f"{kind:16} {n:>9,} rows {size}  wall {wall:6.3f} s  cpu {cpu:6.3f} s  "
+                  f"load average {before:.2f} -> {load_avg():.2f}", flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+            shutil.rmtree(server.folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

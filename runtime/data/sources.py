@@ -34,7 +34,7 @@ LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 @dataclass
 class Source:
     """A file as read: header names (stripped) and one column per header field, all `rows` long."""
-    path: Path
+    path: Path | str  # what the issues name: the file, or a database table or query (runtime/data/postgres.py)
     header: list[str]
     columns: list[pa.Array | pa.ChunkedArray]
     rows: int
