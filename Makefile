@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not mpc"
+	IQ_TEST_TIER=fast $(BIN)/python -m pytest -m "not mpc"
 
 check: $(STAMP)
 	$(BIN)/iq check examples/

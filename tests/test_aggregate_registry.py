@@ -22,6 +22,7 @@ from insightql.stdlib.aggregates import AGGREGATES, DEFAULT_MEASURE_AGGREGATES, 
 
 from conftest import oracle_result
 from randdata import write_csv
+from tiers import examples
 
 ROOT = Path(__file__).resolve().parents[1]
 CAT = load_catalog(ROOT / "tests" / "corpus" / "catalog_percentile.toml")  # prs_Age allows every aggregate
@@ -81,7 +82,7 @@ QUERIES["percentile_50"] = "PERCENTILE(prs_Age, 50)"
 
 
 @pytest.mark.parametrize("key", sorted(QUERIES))
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(12), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2 ** 31), n=st.integers(5, 70))
 def test_compiled_aggregate_equals_its_reference(key, seed, n):
     """One person per row (so no per-person reduction): every released cell holds the reference

@@ -23,6 +23,7 @@ from insightql.runtime.data import checks as data_checks, loader as dl
 
 from conftest import CATALOG, printed_lines
 from randdata import random_rows, write_csv
+from tiers import examples
 
 CAT = load_catalog(CATALOG)
 DS = CAT.datasets["police_victims"]
@@ -209,7 +210,7 @@ def test_a_long_field_in_a_long_file(tmp_path, loader_path):
 SPECIAL = [b'"', b"\r", b"\n", b"\r\n", b",", b"\0", b"\xe9", b"\xff\xfe", b"\xef\xbb\xbf", b" ", b"\t", b";",
            b"-", b"+", b".", b"e", b"1e400", b"nan", b"inf", b"99999999999999999999", b"2021-02-30", b"\xc3",
            b"\xf0\x9f\x98\x80", "\u00a0".encode(), b"\x85", b"\x0b", b'""']
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def edit(data: bytes, edits) -> bytes:

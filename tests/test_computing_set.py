@@ -18,6 +18,7 @@ from insightql.runtime.launch.output_party import (OutputLinkError, connect_outp
 from insightql.runtime.launch.parties import PartiesError, free_loopback_config
 
 from conftest import CATALOG5, MPC_TIMEOUT, assert_same_result, oracle_result
+from tiers import examples
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -76,7 +77,7 @@ def shamir(secret: int, t: int, m: int, p: int, rng: random.Random) -> list[tupl
 P = 2 ** 127 - 1
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(secret=st.integers(-2 ** 100, 2 ** 100), m=st.integers(3, 9), seed=st.integers(0, 2 ** 32))
 def test_recombine_recovers_the_secret_and_detects_a_wrong_share(secret, m, seed):
     rng = random.Random(seed)

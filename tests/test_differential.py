@@ -31,6 +31,7 @@ from insightql.compiler.plaintext.results import Suppressed
 from conftest import CATALOG, assert_same_result, compile_plan, oracle_result, run_mpc
 from randdata import random_rows, write_csv
 from rules_ref import Cell, Rules, holdings
+from tiers import examples
 
 CAT = load_catalog(CATALOG)
 FIXED_POINT_REL = 2.0 ** -20
@@ -306,7 +307,7 @@ def _compile(q: Query) -> dict:
 
 
 # -- 2. oracle vs sqlite: many examples, no MPC --------------------------------------------------
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(q=queries(), data=st.data())
 def test_oracle_matches_independent_sqlite_evaluation(q, data):
     plan = _compile(q)
@@ -317,7 +318,7 @@ def test_oracle_matches_independent_sqlite_evaluation(q, data):
 
 # -- 1. MPC vs oracle: few examples, real parties ------------------------------------------------
 @pytest.mark.mpc
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(q=queries(max_cells=40), data=st.data())
 def test_mpc_matches_oracle(q, data):
     plan = _compile(q)

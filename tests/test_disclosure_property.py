@@ -26,13 +26,14 @@ from insightql.compiler.plaintext.results import Suppressed
 from insightql.runtime.data.loader import load_dataset
 
 from rules_ref import Cell, Rules, holdings
+from tiers import examples
 
 CATALOG = load_catalog(Path(__file__).resolve().parent / "corpus" / "catalog.toml")
 K = 10  # police_victims and ngo_clients
 REGIONS = ["North", "East"]  # of 4: data falls in few cells, so cell sizes straddle k
 GENDERS = ["Feminine", "Masculine"]  # of 6
 TYPES = ["SexualExploitation", "ForcedLabour", "Other"]
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                            HealthCheck.data_too_large])
 
 # a row: (region, gender, minor, type, person, hours or None, age)

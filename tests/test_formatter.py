@@ -14,13 +14,14 @@ from insightql.compiler.syntax.formatter import format_query, ident
 from insightql.compiler.syntax.parser import parse
 
 from iq_strategies import expressions, queries
+from tiers import examples
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).parent / "corpus"
 FILES = sorted(CORPUS.glob("valid/*.iq")) + sorted(CORPUS.glob("invalid/*.iq"))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(queries())
 def test_random_query_round_trips(q):
     text = format_query(q)
@@ -28,7 +29,7 @@ def test_random_query_round_trips(q):
     assert format_query(parse(text)) == text
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(expressions())
 def test_random_expression_round_trips(e):
     q = A.Query((), (A.SelectItem(e),), A.TableRef("t"))
@@ -150,7 +151,7 @@ def _with_comments(text: str, places: list[int], own: list[bool]) -> str:
     return "\n".join(out) + "\n"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(queries(), st.data())
 def test_random_commented_query_keeps_comments_and_is_idempotent(q, data):
     text = format_query(q)

@@ -30,6 +30,7 @@ from insightql.runtime.data.loader import load_dataset
 
 from conftest import CATALOG, assert_same_result, run_mpc
 from observer_model import CATEGORIES, K, ORG, Atom, Model, Query
+from tiers import examples
 
 CAT = load_catalog(CATALOG)
 OBSERVERS = [frozenset(), frozenset({"police"}), frozenset({"ngo"})]  # 1.2: both receive, t = 1
@@ -239,7 +240,7 @@ def check(rows: list[dict], queries: list[Query], mpc: bool = False) -> None:
 
 
 # -- the tests -----------------------------------------------------------------------------------
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.data())
 def test_no_observer_derives_a_small_group(data):
     check(*gen_case(Pick(data)))

@@ -12,10 +12,11 @@ from insightql.compiler.syntax.formatter import format_query
 from insightql.compiler.syntax.parser import parse
 
 from iq_strategies import catalog_queries, queries, token_soup
+from tiers import examples
 
 CATALOG = load_catalog(Path(__file__).parent / "corpus" / "catalog.toml")
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-FUZZ_AST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ_AST = settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _front_end(text: str):

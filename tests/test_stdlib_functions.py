@@ -33,8 +33,9 @@ import stdlib_ref as ref
 from rules_ref import Cell, Rules, holdings
 from conftest import compile_plan, oracle_result
 from stdlib_ref import row_sets
+from tiers import examples
 
-SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # -- 1. row by row ------------------------------------------------------------------------------
@@ -204,7 +205,7 @@ def assert_oracle_matches_reference(name: str, rows: dict[str, list[dict[str, st
 
 
 @pytest.mark.parametrize("name", list(QUERIES))
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(a=row_sets(150), b=row_sets(150))
 def test_query_oracle_equals_reference(name, a, b):
     assert_oracle_matches_reference(name, {"a": a, "b": b})

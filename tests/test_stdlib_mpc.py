@@ -19,10 +19,11 @@ import stdlib_ref as ref
 from conftest import assert_same_result, compile_plan, oracle_result, submit_mpc
 from stdlib_ref import row_sets
 from test_stdlib_functions import MPC_QUERIES, QUERIES
+from tiers import examples
 
 
 @pytest.mark.mpc
-@settings(max_examples=2, deadline=None, phases=[Phase.explicit, Phase.generate],  # no shrinking: each step is 2 runs
+@settings(max_examples=examples(2), deadline=None, phases=[Phase.explicit, Phase.generate],  # no shrinking: each step is 2 runs
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 # both owners receive, so each one's part of a cell needs k rows (spec/disclosure.md 2.3): enough rows
 @given(a=row_sets(400, 300, (0.1, 0.3), (0.3, 0.6)), b=row_sets(400, 300, (0.1, 0.3), (0.3, 0.6)))
