@@ -3,7 +3,7 @@
 * radix_sort (runtime/secure/radix.py) and its bit decomposition `to_bits` equal the plaintext sort,
   stable, for 3 and 5 parties, on distinct keys, repeated keys, all-equal keys, mostly padding (one
   sentinel, as behind a selective WHERE) and one row; every opened vector is a permutation of the
-  positions and their number (n per bit) does not depend on the data;
+  positions and their number (n per pass) does not depend on the data; one or two bits per pass;
 * the whole linkage (MPC == plaintext oracle) with the radix sort and with the quicksort, on repeated
   keys, NULL keys, an empty intersection, all-equal keys and a selective WHERE (mostly padding).
 """
@@ -45,13 +45,13 @@ async def main():
     await mpc.start()
     st = mpc.SecInt(L + 8)
     out = []
-    for values in inputs:
+    for width, values in [(2, v) for v in inputs] + [(1, inputs[1])]:
         n = len(values)
         x = mpc.input(st.array(np.array(values, dtype=object)), senders=mpc.parties[-1].pid)
         bits = await to_bits(mpc, x, L, list(range(mpc.threshold, -1, -1)))
         rows = mpc.np_stack([x, st.array(np.arange(n, dtype=object))], axis=1)  # the row number: stability
         opened.clear()
-        s = await radix_sort(mpc, {"id": "test"}, [bits[:, j] for j in range(L)], rows)
+        s = await radix_sort(mpc, {"id": "test"}, [bits[:, j] for j in range(L - (width == 2))], rows, width)
         got = await mpc.output(s)
         b = await mpc.output(bits)
         out.append([[[int(v) for v in r] for r in got], [[int(v) for v in r] for r in b], opened[:]])
@@ -79,11 +79,16 @@ def test_radix_sort_matches_plaintext_and_opens_only_permutations(tmp_path, m):
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     line = next((x for x in out.stdout.splitlines() if x.startswith("OUT")), None)
     assert line, out.stderr
-    for values, (rows, bits, opened) in zip(inputs, json.loads(line[4:])):
+    got = json.loads(line[4:])
+    assert len(got) == len(inputs) + 1
+    for width, values, (rows, bits, opened) in zip([2] * len(inputs) + [1], inputs + inputs[1:2], got):
         assert [sum(b << j for j, b in enumerate(r)) for r in bits] == values  # to_bits
-        assert rows == sorted([v, i] for i, v in enumerate(values))  # sorted, equal keys in row order
-        assert all(opened) and len(opened) == 12  # L - 1 passes and the final placement
-    assert {len(o[2]) for o in json.loads(line[4:])} == {12}
+        # sorted, equal keys in row order (two bits per pass: 11 of the 12 bits, 6 passes, the last of
+        # one bit; values differing only in bit 11 keep their row order)
+        low = [v & (2 ** 11 - 1) if width == 2 else v for v in values]
+        assert [r[1] for r in rows] == sorted(range(len(values)), key=lambda i: low[i])
+        assert sorted(r[0] for r in rows) == sorted(values)
+        assert all(opened) and len(opened) == (6 if width == 2 else 12)  # passes but the first, and the end
 
 
 # -- the linkage, both sorts -------------------------------------------------------------------

@@ -26,39 +26,59 @@ import numpy as np
 from insightql.runtime.secure.linkage_fast import shuffle, unshuffle
 
 
-def destinations(mpc, bit):
-    """Stable partition by a 0/1 vector: the new position of each position, zeros first."""
-    n = bit.shape[0]
-    st = type(bit).sectype
-    ones = mpc.np_cumsum(bit)
-    zeros = n - ones[-1]
+def destinations(mpc, bits: list):
+    """Stable partition by a digit of one or two 0/1 vectors (least significant first): the new
+    position of each position, smaller digits first. Bucket q's rows go to start_q + (their rank
+    among q's rows): prefix sums (linear) and, for two bits, four products per row."""
+    n = bits[0].shape[0]
+    st = type(bits[0]).sectype
     i = st.array(np.arange(n, dtype=object))
-    return i - ones + bit * (zeros + 2 * ones - i - 1)
+    if len(bits) == 1:
+        bit = bits[0]
+        ones = mpc.np_cumsum(bit)
+        zeros = n - ones[-1]
+        return i - ones + bit * (zeros + 2 * ones - i - 1)
+    b0, b1 = bits
+    h3 = b0 * b1
+    hot = [b0 - h3, b1 - h3, h3]  # digit 1, 2, 3; digit 0 is the rest
+    ranks = [mpc.np_cumsum(h) for h in hot]  # rank + 1 among the rows of each digit
+    counts = [r[-1] for r in ranks]
+    before0 = i + 1 - ranks[0] - ranks[1] - ranks[2]  # rank + 1 among digit 0
+    start = n - counts[0] - counts[1] - counts[2]  # digit 0's rows come first
+    v0 = before0 - 1
+    dest = v0
+    for h, r, c in zip(hot, ranks, counts):
+        dest = dest + h * (start + r - 1 - v0)
+        start = start + c
+    return dest
 
 
-async def _arranged(mpc, node: dict, sigma, bit):
-    """(bit in the current order, opened sigma o pi^-1, the shuffle's steps)."""
+async def _arranged(mpc, node: dict, sigma, digit: list):
+    """(the digit's bits in the current order, opened sigma o pi^-1, the shuffle's steps)."""
     from insightql.runtime.secure.reveal import open_permutation
 
     steps: list = []
-    both = await shuffle(mpc, mpc.np_stack([sigma, bit], axis=1), steps)
-    a = await open_permutation(mpc, node, both[:, 0])
-    return both[:, 1][np.argsort(a)], a, steps
+    cols = await shuffle(mpc, mpc.np_stack([sigma, *digit], axis=1), steps)
+    a = await open_permutation(mpc, node, cols[:, 0])
+    order = np.argsort(a)
+    return [cols[:, 1 + j][order] for j in range(len(digit))], a, steps
 
 
-async def radix_sort(mpc, node: dict, digits: list, rows):
+async def radix_sort(mpc, node: dict, digits: list, rows, width: int = 2):
     """rows (n,) or (n, c) ordered by the key whose 0/1 digits are given least significant first
-    (each an (n,) secure vector of the same type as rows); stable."""
+    (each an (n,) secure vector of the same type as rows); stable. `width` bits (1 or 2) per pass:
+    two halve the passes and rounds for four products per row instead of one."""
     from insightql.runtime.secure.reveal import open_permutation
 
     n = rows.shape[0]
     st = type(rows).sectype
     sigma = None  # identity: the first pass needs no shuffle and opens nothing
-    for bit in digits:
+    for k in range(0, len(digits), width):
+        digit = digits[k:k + width]
         if sigma is None:
-            sigma = destinations(mpc, bit)
+            sigma = destinations(mpc, digit)
             continue
-        arranged, a, steps = await _arranged(mpc, node, sigma, bit)
+        arranged, a, steps = await _arranged(mpc, node, sigma, digit)
         rho = destinations(mpc, arranged)
         sigma = await unshuffle(mpc, rho[a], steps)  # rho o sigma, per row
     if sigma is None:
