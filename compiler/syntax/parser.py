@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import os
 import re
 from decimal import Decimal
 from functools import lru_cache
@@ -36,9 +37,32 @@ KEYWORDS = frozenset(
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
+    """The LALR parser. Building its tables takes about half a second, which every `iq` command
+    and every party process would pay; Lark keeps them in a cache file that it checks against the
+    grammar, options and Lark version. The file is a pickle, so it lives in this user's own cache
+    folder (mode 0700), never in a shared temporary folder; without one, no cache."""
     grammar = (Path(__file__).parent / "grammar.lark").read_text()
-    return Lark(grammar, start="query", parser="lalr", lexer="basic", propagate_positions=True,
-                maybe_placeholders=True)
+    options = dict(start="query", parser="lalr", lexer="basic", propagate_positions=True, maybe_placeholders=True)
+    cache = _cache_file()
+    if cache is not None:
+        try:
+            return Lark(grammar, cache=str(cache), **options)
+        except OSError:
+            pass
+    return Lark(grammar, **options)
+
+
+def _cache_file() -> Path | None:
+    if os.environ.get("IQ_NO_PARSER_CACHE"):
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "insightql"
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if base.stat().st_uid != os.getuid() or base.stat().st_mode & 0o022:
+            return None  # someone else's or writable by others: do not load pickles from it
+    except (OSError, AttributeError):
+        return None
+    return base / "grammar.lark.cache"
 
 
 def _tok_span(t: Token) -> Span:
