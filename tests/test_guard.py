@@ -319,10 +319,6 @@ WITH_HOURS = SUB.format(cols="COUNT(*) AS n, COUNT(hours_worked_week) AS with_ho
 SOME_HOURS = SUB.format(cols="COUNT(*) AS n", where="WHERE hours_worked_week >= 1")
 
 
-OPEN = pytest.mark.xfail(strict=True, reason="the ledger does not record subgroups yet (spec/disclosure.md 2.13)")
-
-
-@OPEN
 @pytest.mark.parametrize("first,second,column", [
     (ADULTS, OVER_18, "adults"),  # a FILTER count, then a WHERE: 33 - 30 = the 3 aged exactly 18
     (ADULTS.replace("COUNT(*) FILTER (WHERE prs_Age >= 18)", "SUM(CASE WHEN prs_Age >= 18 THEN 1 ELSE 0 END)"),
@@ -351,7 +347,6 @@ def test_a_later_subgroup_is_compared_with_an_earlier_cell(tmp_path, first, seco
     assert b[column] is None  # the subgroup (33) minus the earlier cell (30) is 3 rows
 
 
-@OPEN
 def test_subgroups_are_in_the_signature_and_old_entries_read_as_none():
     p = plan_of(HEAD + ADULTS)
     sig = signature_of_plan(p)
@@ -362,3 +357,27 @@ def test_subgroups_are_in_the_signature_and_old_entries_read_as_none():
     assert "guard" not in again and again["hash"] == p["hash"]  # the same release again: nothing to compare
     other = plan_of(HEAD + OVER_18, earlier=[sig])
     assert other["guard"][0]["subgroups"] == sig["subgroups"]
+
+
+def test_a_party_rebuilds_a_guard_with_subgroups_from_its_ledger():
+    """spec/disclosure.md 3.4 with subgroups: recompiling against the plan's own guard gives the same
+    hash; the guard covers the ledger's release exactly; a release recorded without its subgroups
+    (an older ledger entry) is another release, so the guard is stale against it."""
+    sig = signature_of_plan(plan_of(HEAD + ADULTS))
+    p = plan_of(HEAD + OVER_18, earlier=[sig])
+    assert plan_of(HEAD + OVER_18, earlier=p["guard"])["hash"] == p["hash"]
+    assert coverage(p["guard"], signature_of_plan(p), [sig]) == ([], [])
+    older = {k: v for k, v in sig.items() if k != "subgroups"}
+    missing, unknown = coverage(p["guard"], signature_of_plan(p), [older])
+    assert missing and unknown
+
+
+def test_a_cell_an_earlier_release_already_had_is_not_suppressed_by_its_subgroups(tmp_path):
+    """COUNT(*) and COUNT(hours) per region, then COUNT(*) per region alone: no row lacks hours, so
+    the new cells minus the earlier rows with a value are 0 rows, but the new cells are the earlier
+    cells by definition, surely released: nothing new, released."""
+    from redteam_data import block, cells, releases
+    world = [block("police_victims", 20, exp_Region=r, hours_worked_week=40) for r in ("North", "East", "South", "West")]
+    first, second = [cells(p, t) for p, _, t in releases([WITH_HOURS, SUB.format(cols="COUNT(*) AS n", where="")],
+                                                          world, CAT, tmp_path)]
+    assert first[("North",)] == {"n": 20, "with_hours": 20} and second[("North",)] == {"n": 20}

@@ -26,7 +26,7 @@ import json
 from insightql.compiler.plaintext.local_eval import ir_type
 from insightql.compiler.check.observer import maximal, observer_holdings
 from insightql.compiler.diagnostics import Diagnostic, PlanError
-from insightql.compiler.plan.guard_cells import CellChecks, column_types
+from insightql.compiler.plan.guard_cells import CellChecks, column_types, family_where
 from insightql.compiler.plan.structure import relate
 
 
@@ -49,7 +49,19 @@ def signature_of_plan(plan: dict) -> dict:
                        if n["op"] == "partials" and not n["attrs"].get("earlier")})
     return {"query": plan["query"]["name"], "plan_hash": plan["hash"], "datasets": datasets,
             "where": part["attrs"]["where"], "keys": part["attrs"]["keys"],
-            "k": plan["policy"]["min_group_size"]}
+            "k": plan["policy"]["min_group_size"], **_subgroups(part["attrs"]["slots"])}
+
+
+def _subgroups(slots: list[dict]) -> dict:
+    """{"subgroups": [row IR]} of a release that counts parts of its cells, else {} (so a release
+    without them, and a ledger entry written before subgroups were recorded, reads as none).
+    Each is the argument of a `count` slot that may be NULL: a FILTER's or CASE's indicator, a
+    boolean's TRUE rows, a nullable column's rows with a value (COUNT(x), and the count inside
+    SUM/AVG/... of x: two of them give it). Its rows, WHERE AND arg IS NOT NULL per key cell, are
+    released cells the guard compares like the query's own (spec/disclosure.md 2.13, 3.2)."""
+    args = {_canon(s["arg"]): s["arg"] for s in slots
+            if s["kind"] == "count" and s["arg"].get("type", {}).get("nullable")}
+    return {"subgroups": [args[a] for a in sorted(args)]} if args else {}
 
 
 def _join_signature(plan: dict) -> dict:
@@ -79,7 +91,9 @@ def join_guard(builder, sides: list[tuple[str, dict | None, list[dict]]], kind: 
 
 
 def _rows_key(r: dict) -> str:
-    return _canon([sorted(r["datasets"]), r["where"], r["keys"]])
+    """The cells a release (or guard entry) released: its datasets, WHERE and keys, and the
+    subgroups it counted in them (left out when none, so older entries keep their key)."""
+    return _canon([sorted(r["datasets"]), r["where"], r["keys"], *([r["subgroups"]] if r.get("subgroups") else [])])
 
 
 def select(new: dict, releases: list[dict]) -> list[dict]:
@@ -90,8 +104,8 @@ def select(new: dict, releases: list[dict]) -> list[dict]:
     plan it received. An earlier release is compared when it read at least one of the new
     query's datasets (its other datasets are then counted too: an earlier total over police and
     NGO minus a new police-only cell is the NGO's part). Sorted, one entry per earlier (datasets,
-    WHERE, keys); `k` is the larger of the two queries' k, `k_old` the smallest k the earlier
-    releases had."""
+    WHERE, keys, subgroups); `k` is the larger of the two queries' k, `k_old` the smallest k the
+    earlier releases had."""
     datasets = sorted(new["datasets"])
     merged: dict[str, dict] = {}
     for r in releases:
@@ -100,7 +114,8 @@ def select(new: dict, releases: list[dict]) -> list[dict]:
             continue  # no rows in common (a JOIN's rows are its pair's: "join:u+m"), or the same cells
         origin = r.get("from") or [{"query": r.get("query"), "plan_hash": r.get("plan_hash")}]
         e = merged.setdefault(_rows_key(r), {"datasets": rd, "where": r["where"], "keys": r["keys"], "k": 0,
-                                             "k_old": int(r.get("k_old", r["k"])), "from": []})
+                                             "k_old": int(r.get("k_old", r["k"])), "from": [],
+                                             **({"subgroups": r["subgroups"]} if r.get("subgroups") else {})})
         e["k"] = max(e["k"], int(r["k"]), int(new["k"]))
         e["k_old"] = min(e["k_old"], int(r.get("k_old", r["k"])))
         e["from"] = sorted({_canon(o): o for o in e["from"] + origin}.values(), key=_canon)
@@ -130,7 +145,8 @@ def declare(builder, keys_ir: list[dict]) -> list[dict]:
     must be able to evaluate (earlier WHERE and keys), so their columns are loaded."""
     lp = builder.lp
     earlier = getattr(builder, "earlier", None) or []
-    new = {"datasets": sorted(lp.datasets), "where": lp.where, "keys": keys_ir, "k": lp.policy.min_group_size}
+    new = {"datasets": sorted(lp.datasets), "where": lp.where, "keys": keys_ir, "k": lp.policy.min_group_size,
+           **_subgroups(builder.slots)}
     builder.guard = select(new, earlier)
     builder.guard_keys = keys_ir
     builder.guard_slots, builder.relations, irs = [], [], []
@@ -146,11 +162,14 @@ def declare(builder, keys_ir: list[dict]) -> list[dict]:
         if rel is None:  # per new cell always; in total too when the keys differ (sums of cells)
             e["scope"] = "cell" if digest(e["keys"]) == digest(keys_ir) else "all"
         builder.relations.append(rel)
-        for ir in [e["where"], *(k["expr"] for k in e["keys"])]:
+        for ir in [e["where"], *(k["expr"] for k in e["keys"]), *e.get("subgroups", [])]:
             _add_column_types(lp, ir)
             irs.append(ir)
+        # the fallback compares the new cells with the earlier cells and with each earlier subgroup
         builder.guard_slots.append([] if rel is not None else
-                                   [builder.slot("symdiff", e["where"], datasets=e["datasets"], scope=scope)
+                                   [builder.slot("symdiff", where, datasets=e["datasets"], scope=scope)
+                                    for where in [e["where"], *(family_where(e["where"], a)
+                                                                for a in e.get("subgroups", []))]
                                     for scope in (["cell"] if e["scope"] == "cell" else ["cell", "all"])])
     return irs
 
@@ -194,7 +213,7 @@ def apply(builder, released: str) -> str:
                     oks.append(builder.secure("ge_const", [d], 0, 1, const=e["k"], rule="guard.rows",
                                               what=next(s["scope"] for s in builder.slots if s["name"] == slot), **who))
             elif old:  # (an observer holding every earlier row has nothing of it to subtract from)
-                oks.append(checks.ok("rows", released, new, old, who))
+                oks += [checks.ok("rows", released, new, old, who, q) for q in checks.families("rows")]
     return builder.rules.all_of([released, *oks]) if oks else released
 
 
@@ -208,6 +227,12 @@ def apply_values(builder, count_slot: str, flag: str) -> str:
         for held, new, old in scopes(builder, e):
             if old:
                 oks.append(checks.ok(count_slot, flag, new, old, {"who": list(held)} if held else {}))
+        # the subgroup as released cells of its own (WHERE AND the subgroup, per key cell), against the
+        # earlier cells and every earlier subgroup (spec/disclosure.md 2.13)
+        for held, new, old in scopes(builder, e):
+            if old:
+                oks += [checks.ok(count_slot, flag, new, old, {"who": list(held)} if held else {}, q)
+                        for q in checks.families(count_slot)]
     return builder.rules.all_of([flag, *oks]) if oks else flag
 
 

@@ -19,11 +19,17 @@ which one has a value is that one value), with the value's flag in place of the 
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from insightql.compiler.diagnostics import Diagnostic, PlanError
 from insightql.compiler.check.observer import maximal
 from insightql.compiler.plan.structure import Relation, relate
+
+
+def _canon(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def column_types(irs: list) -> dict[str, dict]:
@@ -42,6 +48,16 @@ def column_types(irs: list) -> dict[str, dict]:
     for ir in irs:
         walk(ir)
     return out
+
+
+def family_where(where: dict | None, arg: dict | None) -> dict | None:
+    """The WHERE of a family of released cells: the query's WHERE, and for a subgroup `arg` the rows
+    where it has a value."""
+    if arg is None:
+        return where
+    has = {"op": "not", "args": [{"op": "is_null", "args": [arg], "type": {"kind": "bool", "nullable": False}}],
+           "type": {"kind": "bool", "nullable": False}}
+    return has if where is None else {"op": "and", "args": [where, has], "type": {"kind": "bool", "nullable": False}}
 
 
 def groups_of(rel: Relation) -> list[tuple[str, list[tuple[int, ...]], list[tuple[int, ...]], np.ndarray, np.ndarray]]:
@@ -92,6 +108,8 @@ class CellChecks:
         self.hi = builder.max_rows
         self.k = entry["k"]
         self.columns = columns  # new count slot -> the column's IR (nullable columns aggregated)
+        self.subs = {f"sub:{i}": arg for i, arg in enumerate(entry.get("subgroups", []))}  # the earlier's subgroups
+        self.rels: dict[tuple, Relation] = {}
         self.parts, persons = self.old_counts()
         every = list(entry["datasets"])
         totals = {q: self.total(parts, every) for q, parts in self.parts.items()}
@@ -102,7 +120,9 @@ class CellChecks:
             certain, self.test(t, self.cE, self.k, "guard.contains", what="earlier values released"),
             self.node("outside_range", [self.node("sub", [totals["rows"], t], self.cE, 0, self.hi)], self.cE,
                       low=1, high=self.k - 1, rule="guard.contains", what="earlier rows without a value")], self.cE)
-            for q, t in totals.items()}
+            for q, t in totals.items() if q not in self.subs}
+        for q in self.subs:
+            self.certain[q] = self.subgroup_released(q, certain, totals)
 
     # -- nodes of other shapes than the new cells' ------------------------------------------------
     def node(self, op, inputs, n, lo=0, hi=1, **attrs) -> str:
@@ -147,11 +167,11 @@ class CellChecks:
         if b.lp.person_key:
             slots.append({"name": "s1", "kind": "persons", "column": b.lp.person_key})
         named = {}
-        for i, (count, arg) in enumerate(sorted(self.columns.items())):
+        for count, arg in [*sorted(self.columns.items()), *self.subs.items()]:
             named[count] = f"s{len(slots)}"
             slots.append({"name": named[count], "kind": "count", "arg": arg})
         loads = {n["attrs"]["dataset"]: nid for nid, n in b.g.nodes(data=True) if n["op"] == "load"}
-        read = column_types([e["where"], *(k["expr"] for k in e["keys"]), *self.columns.values()])
+        read = column_types([e["where"], *(k["expr"] for k in e["keys"]), *self.columns.values(), *self.subs.values()])
         if b.lp.person_key:
             read.setdefault(b.lp.person_key, b.lp.columns[b.lp.person_key].to_json())
         parts: dict[str, dict[str, str]] = {"rows": {}, **{c: {} for c in named}}
@@ -189,25 +209,78 @@ class CellChecks:
                                        who=list(held)))
         return flags[0] if len(flags) == 1 else self.node("and", flags, cE)
 
+    def subgroup_released(self, q: str, certain: str, totals: dict[str, str]) -> str:
+        """An earlier subgroup count that surely was released: its cell was, and the subgroup and
+        the rest of the cell each hold >= k rows, in the cell and on every owner's complement
+        (filter.rows, the strict reading of values.rows / values.left_out), and it differs from
+        each other earlier subgroup by 0 or >= k rows (counts.pair)."""
+        cE, hi = self.cE, self.hi
+        rest = {d: self.node("sub", [self.parts["rows"][d], p], cE, 0, hi) for d, p in self.parts[q].items()}
+        flags = [certain, self.certainly_released(totals[q], self.parts[q], {}),
+                 self.certainly_released(self.total(rest, list(rest)), rest, {})]
+        for other in self.subs:
+            if other != q:
+                flags += [self.node("outside_range", [self.node("sub", [a, c], cE, -hi, hi)], cE, low=1,
+                                    high=self.k - 1, rule="guard.contains", what="earlier subgroups differ")
+                          for a, c in ((totals[q], totals[other]), (totals[other], totals[q]))]
+        return self.node("and", flags, cE)
+
+    # -- families of released cells: the query's own, and one per counted subgroup -----------------
+    def where_of(self, quantity: str, new: bool) -> dict | None:
+        """The WHERE of the released cells a quantity counts: the query's own for "rows" (and for an
+        earlier recount of a new column, read with the earlier WHERE), WHERE AND the subgroup else."""
+        where = self.b.lp.where if new else self.e["where"]
+        arg = (self.columns.get(quantity) if new else self.subs.get(quantity))
+        return family_where(where, arg)
+
+    def same_family(self, quantity: str, old_q: str) -> bool:
+        lp = self.b.lp
+        return _canon([sorted(lp.datasets), self.where_of(quantity, True), self.new_keys]) == \
+            _canon([sorted(self.e["datasets"]), self.where_of(old_q, False), self.e["keys"]])
+
+    def families(self, quantity: str) -> list[str]:
+        """The earlier quantities a new one is compared with as released cells: for the new cells
+        ("rows") the earlier cells and every earlier subgroup, for a new subgroup (a count slot)
+        the same, each unless it holds the same rows by definition (nothing to subtract)."""
+        return [q for q in ["rows", *self.subs] if not self.same_family(quantity, q)]
+
+    def relation(self, quantity: str, old_q: str, new: list[str], old: list[str]) -> Relation | None:
+        if quantity == old_q or old_q in self.columns:  # the cells, or a column's rows in the same cells
+            if list(new) == list(self.b.lp.datasets) and list(old) == list(self.e["datasets"]):
+                return self.rel
+            quantity = old_q = "rows"
+        key = (quantity, old_q, tuple(new), tuple(old))
+        if key not in self.rels:
+            self.rels[key] = relate(self.b.catalog,
+                                    {"datasets": new, "where": self.where_of(quantity, True), "keys": self.new_keys},
+                                    {"datasets": old, "where": self.where_of(old_q, False), "keys": self.e["keys"]})
+        return self.rels[key]
+
     # -- the tests ---------------------------------------------------------------------------------
-    def ok(self, quantity: str, flag: str, new: list[str], old: list[str], who: dict) -> str:
+    def ok(self, quantity: str, flag: str, new: list[str], old: list[str], who: dict, old_q: str | None = None) -> str:
         """The flag (over the new cells) that the guard allows, for one quantity ("rows", or a
         column's count slot: its rows with a value) and one scope: the rows of the datasets `new`
         and `old` (all, or what an observer does not hold). `flag`: the quantity's release flag
-        before the guard."""
+        before the guard. `old_q`: the earlier quantity it is compared with: by default the same
+        rows in the earlier cells; "rows" or an earlier subgroup ("sub:i") compares the quantity's
+        released cells with that family of earlier released cells, related over the public domain."""
         b, cN, cE, hi = self.b, self.cN, self.cE, self.hi
         full = list(new) == list(b.lp.datasets)
         slot = b.slot("rows") if quantity == "rows" else quantity
         q_new = b.combined[slot] if full else b.rules.part(slot, new)
-        rel = self.rel if full and old == list(self.e["datasets"]) else relate(
-            b.catalog, {"datasets": new, "where": b.lp.where, "keys": self.new_keys},
-            {"datasets": old, "where": self.e["where"], "keys": self.e["keys"]})
+        # a new cell that is an earlier cell by definition (the same family of cells, one of them
+        # surely released) tells nothing new, whatever it differs from
+        twin = next((q for q in ["rows", *self.subs] if q != old_q and self.same_family(quantity, q)), None) \
+            if old_q not in (None, quantity) else None
+        old_q = old_q or quantity
+        rel = self.relation(quantity, old_q, new, old)
         if rel is None:
             raise PlanError(Diagnostic("IQ408", "the differencing guard cannot relate this query to an earlier "
-                                       "release on the rows an observer does not hold", None,
+                                       "release on the rows an observer does not hold, or on a subgroup either "
+                                       "counts", None,
                                        ["group and filter by columns whose values the catalog enumerates"]))
-        q_old = self.total(self.parts[quantity], old)
-        possible, certain = self.possible[quantity], self.certain[quantity]
+        q_old = self.total(self.parts[old_q], old)
+        possible, certain = self.possible[old_q], self.certain[old_q]
         f_q = b.secure("mul", [flag, q_new], 0, hi)
         p_q = self.node("mul", [possible, q_old], cE, 0, hi)
         unreleased = b.secure("not", [flag], 0, 1)
@@ -239,4 +312,5 @@ class CellChecks:
         for x in bad[1:]:
             count = b.secure("add", [count, x], 0, 4 * (cN + cE))
         blocked = b.secure("ge_const", [count], 0, 1, const=1, rule="guard.margin", what="new cell in a failed group")
-        return b.secure("not", [blocked], 0, 1)
+        allowed = b.secure("not", [blocked], 0, 1)
+        return allowed if twin is None else b.secure("or", [allowed, self.certain[twin]], 0, 1)
