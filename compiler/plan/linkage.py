@@ -43,12 +43,12 @@ def linkage_item(builder, parties: list[str]) -> dict:
     permutations) or the match pattern (fast)."""
     if algorithm(builder.catalog, builder.link_datasets) == "oblivious":
         return {"item": "sort_comparisons", "to": list(parties), "public": False,
-                "detail": "oblivious record linkage: the rows are radix-sorted one key bit at a time; per bit the "
+                "detail": "oblivious record linkage: the rows are radix-sorted two key bits at a time; per pass the "
                           "secret permutation sorting them so far is shuffled by a fresh permutation no coalition "
                           "of t parties knows, and the composition is opened. Each opened vector is a uniformly "
                           "random permutation of the positions, independent of the data and of the others (every "
                           "party could simulate them), so they reveal nothing about keys, matches, multiplicities "
-                          "or values; their number (key bits x rows) is public."}
+                          "or values; their number (passes x rows) is public."}
     return {"item": "match_pattern", "to": list(parties), "public": False,
             "detail": "fast record linkage (every linked dataset sets linkage = \"fast\"): the rows of "
                       + ", ".join(builder.link_datasets) + " are shuffled together by a permutation no "
