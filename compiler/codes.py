@@ -69,6 +69,7 @@ CODES: dict[str, str] = {
     "IQ322": "UNION ALL datasets disagree on clamp bounds or person key",
     "IQ323": "row count of a dataset whose owner does not allow it",
     "IQ324": "dataset read more than once",
+    "IQ410": "estimated run time above the limit set for the check",
 }
 
 

@@ -123,7 +123,10 @@ def test_text_of_a_join_describes_link_ops_and_revealed_row_counts(design, tmp_p
     for n in plan["nodes"]:
         if n["op"] in ("link_share", "link_join"):
             assert "not in the estimate" in text.splitlines()[text.splitlines().index(_line(text, n["id"])) + 1]
-    assert "not included: record linkage" in text
+    assert "not included above: record linkage" in text and "the time estimate below includes it" in text
+    assert "estimated time: needs each dataset's row bound" in text
+    with_rows = explain_text(plan, {d: 1000 for d in plan["datasets"]})
+    assert "estimated time: at most ~" in with_rows and "linkage " in with_rows
     rules = text.split("disclosure policy enforced by this plan:")[1].split("circuit, stage by stage")[0]
     hidden = next(line for line in rules.splitlines() if "hidden inputs:" in line)
     assert "not revealed" not in hidden and "NOT hidden" in hidden

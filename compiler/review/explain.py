@@ -9,12 +9,14 @@ from insightql.compiler.review.cost import _kb, estimate
 from insightql.compiler.review.explain_html import explain_html
 from insightql.compiler.review.explain_nodes import COLOURS, STAGES, STROKES, describe, leakage_lines, node_cost, node_facts, policy_rules, stage
 from insightql.compiler.review.plan_diff import diff_plans
+from insightql.compiler.review.timing import estimate_seconds, time_line
 
 __all__ = ["explain_text", "explain_dot", "explain_html", "diff_plans"]
 
 
 # -- text -----------------------------------------------------------------------------------
-def explain_text(plan: dict) -> str:
+def explain_text(plan: dict, rows: dict[str, int] | None = None) -> str:
+    """`rows`: each dataset's row count or max_rows bound (the catalog's), for the time estimate."""
     cost = estimate(plan)
     q, st, tot = plan["query"], plan["secure_type"], cost["totals"]
     out = [f"plan {q['name']} ({q['source_name']})",
@@ -55,8 +57,13 @@ def explain_text(plan: dict) -> str:
     out += [f"    {p}: {_kb(b)}  [{_kb(spread[p][0])} - {_kb(spread[p][1])}]" for p, b in tot["bytes_per_party"].items()]
     links = [n["id"] for n in plan["nodes"] if n["op"] in ("link_share", "link_join", "link_distinct")]
     if links:
-        out.append(f"  not included: record linkage (nodes {', '.join(links)}), whose cost grows with the row "
-                   "counts (benchmarks/LINKAGE.md)")
+        out.append(f"  not included above: record linkage (nodes {', '.join(links)}), whose cost grows with the "
+                   "row counts (benchmarks/LINKAGE.md); the time estimate below includes it")
+    if rows is not None:
+        out.append("  " + time_line(estimate_seconds(plan, rows, cost)))
+    else:
+        out.append("  estimated time: needs each dataset's row bound (explain the .iq file, or a plan file "
+                   "with --catalog)")
     out += ["", "leakage report (everything the receivers learn" + (", and what every computing party learns)"
                                                                     if links else ")") + ":"]
     out += [f"  - {line}" for line in leakage_lines(plan)]

@@ -77,12 +77,14 @@ def cmd_check(args) -> int:
             continue
         if catalog is None:  # its errors are reported above
             continue
-        fn = compile_source if args.explain else check_source
+        fn = compile_source if args.explain or args.max_seconds is not None else check_source
         res = fn(text, str(f), catalog)
         diags += res.diagnostics
+        if args.max_seconds is not None and res.plan is not None:
+            diags += _over_time(res.plan, catalog, text, str(f), args.max_seconds)
         if args.explain and res.plan is not None:
             from insightql.compiler.review.explain import explain_text
-            explained.append(explain_text(res.plan))
+            explained.append(explain_text(res.plan, _rows_bound(res.plan, catalog)))
     _emit(diags, args.format, args.docs_url)
     if args.format == "human":
         for e in explained:
@@ -90,6 +92,23 @@ def cmd_check(args) -> int:
         n_err = sum(1 for d in diags if d.severity.value == "error")
         print(f"iq: {len(files)} file(s) checked, {n_err} error(s)", file=sys.stderr)
     return 1 if diags else 0
+
+
+def _over_time(plan: dict, catalog, text: str, name: str, limit: float) -> list[Diagnostic]:
+    """IQ410 when the plan's estimated run time (rows bounded by max_rows) is above `limit` seconds."""
+    from insightql.compiler.diagnostics import Severity, Source, Span
+    from insightql.compiler.review.timing import estimate_seconds, human, stages_text
+
+    est = estimate_seconds(plan, _rows_bound(plan, catalog))
+    if est["total"] <= limit:
+        return []
+    stages = stages_text(est)
+    hints = ["record linkage grows with the rows: a lower max_rows in the catalog, a WHERE, or linkage = \"fast\" "
+             "where the owners allow it"] if "linkage" in est["stages"] else []
+    return [Diagnostic("IQ410", f"estimated run time ~{human(est['total'])} is above the limit of {limit:g} s "
+                       f"({stages}; rows bounded by max_rows)", Span(0, len(text.rstrip())),
+                       hints + [f"see `iq explain {name}` for the estimate per stage"], Severity.WARNING,
+                       Source(name, text))]
 
 
 def cmd_fmt(args) -> int:
@@ -137,13 +156,19 @@ def cmd_compile(args) -> int:
 
 
 def _load_plan_or_compile(target: str, catalog_arg):
+    """(plan, catalog or None): a plan file's catalog only when --catalog names one."""
     p = Path(target)
     if p.suffix == ".toml":
         raise UsageError(f"{p} is a catalog; give a .iq query or a .plan.json file (and the catalog as --catalog {p})")
     if p.suffix == ".json":
-        return _read_plan(p)
-    res, _, _ = compile_query(p, catalog_arg)
-    return res.plan
+        return _read_plan(p), (catalog_for(p, catalog_arg)[0] if catalog_arg else None)
+    res, catalog, _ = compile_query(p, catalog_arg)
+    return res.plan, catalog
+
+
+def _rows_bound(plan: dict, catalog) -> dict[str, int] | None:
+    from insightql.compiler.review.timing import catalog_rows
+    return None if catalog is None else catalog_rows(plan, catalog)
 
 
 def _read_plan(path: Path) -> dict:
@@ -162,11 +187,13 @@ def _read_plan(path: Path) -> dict:
 def cmd_explain(args) -> int:
     from insightql.compiler.review import explain
 
-    plan = _load_plan_or_compile(args.target, args.catalog)
+    plan, catalog = _load_plan_or_compile(args.target, args.catalog)
     if plan is None:
         return 1
-    render = {"text": explain.explain_text, "dot": explain.explain_dot, "html": explain.explain_html}[args.format]
-    out = render(plan)
+    if args.format == "text":
+        out = explain.explain_text(plan, _rows_bound(plan, catalog))
+    else:
+        out = {"dot": explain.explain_dot, "html": explain.explain_html}[args.format](plan)
     if args.output:
         Path(args.output).write_text(out, encoding="utf-8")
     else:
@@ -219,6 +246,8 @@ def add_commands(sub) -> None:
                         "(Actions annotations), e.g. --format sarif > iq.sarif")
     c.add_argument("--explain", action="store_true",
                    help="also compile and show the plan and its leakage report, e.g. iq check --explain q.iq")
+    c.add_argument("--max-seconds", type=float, metavar="S",
+                   help="warn (IQ410) when a query's estimated run time is above S seconds, e.g. --max-seconds 60")
     c.add_argument("--docs-url", metavar="URL",
                    help="where the spec is published, for SARIF helpUri links (default: $IQ_DOCS_URL or the "
                         "project's repository), e.g. --docs-url https://git.example.org/insightql/")

@@ -35,6 +35,20 @@ def _data_map(items: list[str], plan: dict) -> dict[str, str]:
     return out
 
 
+def _csv_rows(data: dict[str, str]) -> dict[str, int]:
+    """Line counts of the CSV files `iq run` was given (its own machine holds them all): rows for the
+    time estimate, at most the header too many; other sources keep their max_rows bound."""
+    out = {}
+    for d, path in data.items():
+        if str(path).lower().endswith(".csv"):
+            try:
+                with open(path, "rb") as fh:
+                    out[d] = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+            except OSError:
+                pass
+    return out
+
+
 def cmd_run(args) -> int:
     from insightql.runtime.launch.launcher import LaunchError, launch_local
 
@@ -44,6 +58,10 @@ def cmd_run(args) -> int:
     if res.plan is None:
         return 1
     data = _data_map(args.data, res.plan)
+    if args.timeout is None:  # from the estimate (compiler/review/timing.py) with the files' row counts
+        from insightql.compiler.review.timing import catalog_rows, default_time_limit, estimate_seconds
+        rows = {**catalog_rows(res.plan, catalog), **_csv_rows(data)}
+        args.timeout = default_time_limit(estimate_seconds(res.plan, rows))
     gov_args = (["--approvals", *args.approvals] if args.approvals else []) + \
         (["--trust", *args.trust] if args.trust else [])
     try:
@@ -98,7 +116,9 @@ def add_commands(sub) -> None:
     r.add_argument("--data", action="append", default=[], help="PARTY=FILE or DATASET=FILE")
     r.add_argument("--out", help="also write the result to a .csv or .json file")
     r.add_argument("--quiet", action="store_true")
-    r.add_argument("--timeout", type=float, default=900)
+    r.add_argument("--timeout", type=float, default=None,
+                   help="seconds before every party is stopped (default: ten times the estimated run time, "
+                        "at least 900), e.g. --timeout 120")
     r.add_argument("--tls", action="store_true", help="mutual TLS between the parties, with a throw-away test CA")
     r.add_argument("--approvals", action="extend", nargs="+", default=[], metavar="FILE",
                    help="approval files, passed to every party")
