@@ -13,6 +13,12 @@ not cover, written here from spec/disclosure.md:
 * 2.7 `sum.dominance`: 100 * top_n <= k% * abs on the cell and on every possible complement, the
   contributions being persons (each person's values in the cell added up per dataset, the top n
   bounded above by the sum over datasets of each dataset's n largest);
+* 2.13 `filter.rows`, `filter.persons`: COUNT(*) FILTER (WHERE p) and AVG(p) of a condition that
+  is never NULL count the subgroup of the cell where p holds; the subgroup and the rest of the cell
+  each hold >= k' rows (the rest, under rounding, on the rounded counts: >= k + b - 1) and some
+  dataset with >= k' persons, in the cell and on every largest observer's complement (strict);
+  besides, the subgroup is a count of the cell like a nullable column's rows with a value (2.4,
+  2.5: the pair rule with every other count; here modelled as the column `CASE WHEN p THEN 1 END`);
 * 2.8 MEDIAN: one value per (person, dataset), each person's values in the cell reduced to their
   lower median first; then the lower median of those values; PERCENTILE(x, p) of the same values:
   the value at rank r = ceil(p n / 100) of the n sorted values, withheld (`percentile.rank`) unless
@@ -49,14 +55,16 @@ from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 
-from rules_ref import Cell, Rules, down, holdings
+from rules_ref import Cell, Rules, down, holdings, kprime, largest
 
 # aggregate -> its .iq spelling
 AGG_IQ = {"count_rows": "COUNT(*)", "count": "COUNT({})", "sum": "SUM({})", "avg": "AVG({})", "var": "VAR({})",
           "stddev": "STDDEV({})", "median": "MEDIAN({})", "min": "MIN({})", "max": "MAX({})",
-          "count_distinct": "COUNT(DISTINCT {})", "percentile": "PERCENTILE({}, {})"}
-COUNTS = ("count_rows", "count", "count_distinct")
-QUOTIENTS = ("avg", "var", "stddev")  # computed in fixed point by MPC: compared approximately
+          "count_distinct": "COUNT(DISTINCT {})", "percentile": "PERCENTILE({}, {})",
+          "count_if": "COUNT(*) FILTER (WHERE {2})", "share_if": "AVG({2})"}
+COUNTS = ("count_rows", "count", "count_distinct", "count_if")
+QUOTIENTS = ("avg", "var", "stddev", "share_if")
+SUBGROUPS = ("count_if", "share_if")  # a count of the rows where a condition holds (2.13)  # computed in fixed point by MPC: compared approximately
 
 
 # -- the query ----------------------------------------------------------------------------------
@@ -65,9 +73,15 @@ class Agg:
     func: str  # a key of AGG_IQ
     column: str | None = None
     p: int | None = None  # PERCENTILE's percent
+    cond: tuple[str, str] | None = None  # FILTER's / AVG's condition: (.iq, SQLite), never NULL for AVG
 
     def iq(self) -> str:
-        return AGG_IQ[self.func].format(self.column, self.p)
+        return AGG_IQ[self.func].format(self.column, self.p, self.cond[0] if self.cond else None)
+
+
+def subgroup(i: int) -> str:
+    """The column of f that holds aggregate i's subgroup indicator: 1 where its condition holds, else NULL."""
+    return f"_sg{i}"
 
 
 @dataclass(frozen=True)
@@ -230,6 +244,7 @@ class Reference:
         names = qs.datasets
         cols = cat.datasets[names[0]].columns
         measures = sorted({a.column for a in qs.aggs if a.column and a.func != "count_distinct"})
+        subgroups = {subgroup(i): a.cond[1] for i, a in enumerate(qs.aggs) if a.func in SUBGROUPS}
         for m in measures:  # IQ322 makes the owners agree; the reference relies on it
             assert len({(cat.datasets[d].columns[m].clamp, cat.datasets[d].columns[m].scale) for d in names}) == 1
         pol = Policy.of(cat, names)
@@ -241,7 +256,8 @@ class Reference:
             pk = cat.datasets[d].person_key
             sel = ", ".join([f"'{d}' AS _ds", f"{q(pk) if pk else 'NULL'} AS _pk"] + [q(k) for k in qs.keys]
                             + [q(m) for m in measures]
-                            + [f"{_value_sql(m, cols[m])} AS {q('v_' + m)}" for m in measures])
+                            + [f"{_value_sql(m, cols[m])} AS {q('v_' + m)}" for m in measures]
+                            + [f"CASE WHEN ({c}) THEN 1 END AS {q(sg)}" for sg, c in subgroups.items()])
             parts.append(f'SELECT {sel} FROM "{d}"' + (f" WHERE {qs.where_sql}" if qs.where_sql else ""))
         con.execute("CREATE TEMP TABLE f AS " + " UNION ALL ".join(parts))
         keys_sql = ", ".join(q(k) for k in qs.keys)
@@ -249,14 +265,14 @@ class Reference:
         nk = len(qs.keys)
 
         whole = self._whole_cell(con, qs, cols, keys_sql, group, nk)
-        per = self._per_dataset(con, qs, pol, measures, keys_sql, nk)
+        nullable = [m for m in measures if cols[m].nullable] + sorted(subgroups)  # every count of a part
+        per = self._per_dataset(con, qs, nullable, keys_sql, nk)
         medians = self._medians(con, qs, cols, keys_sql, nk)
         tops = self._tops(con, qs, pol, keys_sql, nk)
         con.close()
 
         owners = {d: cat.datasets[d].owner for d in names}
         rules = Rules(pol.k, pol.base, holdings(set(owners.values()), pol.receivers, len(cat.parties)))
-        nullable = [m for m in measures if cols[m].nullable]
         domains = [[False, True] if cols[k].type == "boolean" else cols[k].domain for k in qs.keys]
         out = Expected(qs.names, [])
         table = []  # (released, count of rows as released, row)
@@ -302,9 +318,11 @@ class Reference:
         """{cell: {"rows", "distinct", i: (count, sum, avg, min, max) of aggregate i's column}} and the
         variance of each column by two passes (the cell's mean, then squared deviations)."""
         exprs = ["COUNT(*)", "COUNT(DISTINCT _pk)"]
-        for a in qs.aggs:
+        for i, a in enumerate(qs.aggs):
             c = a.column if a.column and a.func != "count_distinct" else None
-            if c is None:
+            if a.func in SUBGROUPS:
+                exprs += [f"COUNT({q(subgroup(i))})"] + ["NULL"] * 4
+            elif c is None:
                 exprs += ["NULL"] * 5
             else:
                 v = q("v_" + c)
@@ -332,10 +350,10 @@ class Reference:
                     out[tuple(r[:nk])][("var", i)] = r[nk]
         return out
 
-    def _per_dataset(self, con, qs, pol, measures, keys_sql, nk) -> dict[tuple, dict[str, dict]]:
-        """{cell: {dataset: rows, persons, counts and the persons behind each group of rows}}."""
+    def _per_dataset(self, con, qs, nullable, keys_sql, nk) -> dict[tuple, dict[str, dict]]:
+        """{cell: {dataset: rows, persons, counts and the persons behind each group of rows}} for the
+        nullable columns and subgroup indicators `nullable`."""
         lead = f"{keys_sql}, " if nk else ""
-        nullable = [m for m in measures if self.cat.datasets[qs.datasets[0]].columns[m].nullable]
         pairs = [(x, y) for i, x in enumerate(nullable) for y in nullable[i + 1:]]
         exprs = ["COUNT(*)", "COUNT(DISTINCT _pk)"]
         exprs += [f"COUNT({q(c)})" for c in nullable]
@@ -428,6 +446,8 @@ class Reference:
         if a.func == "count_distinct":
             across = pol.person and len(cell.rows) > 1 and len(set(owners.values())) > 1
             return rules.distinct(cell, vals["distinct"] if vals else 0, dict(cell.persons) if across else None)
+        if a.func in SUBGROUPS:
+            return rules.value(cell, subgroup(i), nullable) and filter_ok(cell, subgroup(i), rules)
         if not rules.value(cell, a.column if a.column in nullable else None, nullable):
             return False
         m = vals[i][0] if vals else 0
@@ -446,6 +466,10 @@ class Reference:
         if a.func == "count_distinct":
             return down(vals["distinct"], pol.base)
         count, total, mean, lo, hi = vals[i]
+        if a.func == "count_if":
+            return down(count, pol.base)
+        if a.func == "share_if":  # the condition is never NULL: the share of the cell's rows
+            return count / vals["rows"]
         f = 10 ** cols[a.column].scale
         if a.func == "count":
             return down(count, pol.base)
@@ -463,6 +487,26 @@ class Reference:
             return x / f if f > 1 else x
         x = lo if a.func == "min" else hi
         return x / f if f > 1 else x
+
+
+def filter_ok(cell: Cell, sg: str, rules: Rules) -> bool:
+    """2.13 filter.rows and filter.persons for the subgroup counted in cell.counts[sg]: it and the rest
+    of the cell each hold >= k' rows and some dataset with >= k' persons (strict), in the cell and on
+    every largest observer's complement; the cell's rest on the rounded counts (>= k + b - 1)."""
+    kk, base = kprime(rules.k, rules.base), rules.base
+    m, persons_in, persons_out = cell.counts[sg], cell.with_value.get(sg), cell.without_value.get(sg)
+    everyone = list(cell.rows)
+    rest_need = rules.k + base - 1 if base > 1 else kk
+    if sum(m.values()) < kk or down(cell_rows(cell), base) - down(sum(m.values()), base) < rest_need:
+        return False
+    for ds in [everyone] + [cell.rest(h) for h in largest(rules.holds)]:
+        inside = sum(m[d] for d in ds)
+        if inside < kk or sum(cell.rows[d] for d in ds) - inside < kk:
+            return False
+        if persons_in is not None and not (any(persons_in[d] >= kk for d in ds)
+                                           and any(persons_out[d] >= kk for d in ds)):
+            return False
+    return True
 
 
 def interior(p: int, n: int, base: int) -> bool:

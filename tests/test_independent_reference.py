@@ -94,7 +94,9 @@ AGGS = ([Agg("count_rows"), Agg("count_distinct", "person_id")]
         + [Agg(f, "prs_Age") for f in ("count", "sum", "avg", "var", "stddev", "median", "min", "max")]
         + [Agg("percentile", "prs_Age", p) for p in (10, 50, 90)]
         + [Agg(f, "hours_worked_week") for f in ("count", "sum", "avg", "var", "stddev", "median")]
-        + [Agg(f, "debt_eur") for f in ("count", "sum", "avg", "var", "stddev")])
+        + [Agg(f, "debt_eur") for f in ("count", "sum", "avg", "var", "stddev")]
+        + [Agg("count_if", cond=(c, c)) for c in ("prs_Age >= 30", "hours_worked_week > 40")]  # 2.13
+        + [Agg("share_if", cond=(c, c)) for c in ("minor_at_recruitment", "prs_Age >= 45")])
 COLS = CAT.datasets[POLICE].columns  # ngo_clients declares the same columns
 # catalog_strict.toml: the dominance rule (1, 60), k = 5; police_stays declares another clamp for
 # stay_days (IQ322 over the UNION ALL), so only support_eur is summed there
@@ -109,7 +111,7 @@ STRICT_COLS = CAT_STRICT.datasets[SHELTER].columns
 def exact_order(a: Agg, mpc: bool) -> bool:
     """Outputs an ORDER BY may use in a case: exact values (near-ties of fixed-point quotients may
     swap under MPC); the oracle and the reference divide alike, so AVG of an integer column too."""
-    if a.func in ("count_rows", "count", "count_distinct", "median", "percentile", "min", "max", "sum"):
+    if a.func in ("count_rows", "count", "count_distinct", "count_if", "median", "percentile", "min", "max", "sum"):
         return True
     return a.func == "avg" and not mpc and COLS[a.column].type == "integer"
 
