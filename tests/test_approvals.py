@@ -49,9 +49,19 @@ def trusted(keys, tmp_path):
     return load_trusted_keys([tmp_path / "keys"])
 
 
+BASIS = {"signer": {"name": "A. Jansen", "role": "data protection officer"},
+         "legal_basis": "GDPR art. 6(1)(e); Police Data Act s. 8", "purpose": "research", "reference": "DPA-2024-17"}
+CLI_BASIS = ("--signer", "A. Jansen", "--role", "data protection officer", "--legal-basis", "GDPR art. 6(1)(e)")
+
+
+def sign(plan, key, **kw):
+    """An approval with who signed and on what basis (required since format 2)."""
+    return approve(plan, key, **{**BASIS, **kw})
+
+
 def approve_all(plan, keys, **kw):
     kw.setdefault("now", SIGNED)
-    return [approve(plan, keys[who][0], **kw) for who in OWNERS]
+    return [sign(plan, keys[who][0], **kw) for who in OWNERS]
 
 
 def test_all_owners_approve_passes(keys, trusted):
@@ -73,7 +83,7 @@ def test_key_files(keys, tmp_path):
 
 def test_approval_record_fields_and_roundtrip(keys, tmp_path):
     plan = make_plan()
-    rec = approve(plan, keys["ngo"][0], expires=date(2024, 6, 30), runs=3, now=SIGNED)
+    rec = sign(plan, keys["ngo"][0], expires=date(2024, 6, 30), runs=3, now=SIGNED)
     assert rec["plan_hash"] == plan["hash"] and rec["approver"] == "ngo"
     assert rec["conditions"] == {"expires": "2024-06-30", "runs": 3}
     assert rec["signed_at"] == "2024-02-01T12:00:00Z"
@@ -98,13 +108,13 @@ def test_approve_refuses_tampered_plan(keys):
     plan = make_plan()
     plan["leakage"] = ["everything"]
     with pytest.raises(ApprovalError, match="modified after compilation"):
-        approve(plan, keys["police"][0])
+        sign(plan, keys["police"][0])
 
 
 def test_refuses_unknown_key(keys, trusted, tmp_path):
     plan = make_plan()
     impostor_key, _ = generate_key("police", tmp_path / "mallory")  # claims to be police
-    approvals = [approve(plan, impostor_key, now=SIGNED)] + approve_all(plan, keys)[1:]
+    approvals = [sign(plan, impostor_key, now=SIGNED)] + approve_all(plan, keys)[1:]
     problems = verify_approvals(plan, approvals, trusted, today=TODAY)
     assert any("signed by unknown key" in p and "trusted key for 'police'" in p for p in problems)
     assert any("no valid approval from 'police'" in p for p in problems)
@@ -113,7 +123,7 @@ def test_refuses_unknown_key(keys, trusted, tmp_path):
 def test_refuses_approver_without_trusted_key(keys, trusted, tmp_path):
     plan = make_plan()
     outsider_key, _ = generate_key("press", tmp_path / "press")
-    approvals = approve_all(plan, keys) + [approve(plan, outsider_key, now=SIGNED)]
+    approvals = approve_all(plan, keys) + [sign(plan, outsider_key, now=SIGNED)]
     problems = verify_approvals(plan, approvals, trusted, today=TODAY)
     assert problems == [p for p in problems if "no trusted public key for 'press'" in p] and problems
 
@@ -137,15 +147,15 @@ def test_refuses_expired_approval(keys, trusted):
 def test_approve_rejects_past_expiry_and_bad_runs(keys):
     plan = make_plan()
     with pytest.raises(ValueError, match="in the past"):
-        approve(plan, keys["police"][0], expires=date(2024, 1, 1), now=SIGNED)
+        sign(plan, keys["police"][0], expires=date(2024, 1, 1), now=SIGNED)
     with pytest.raises(ValueError, match="positive integer"):
-        approve(plan, keys["police"][0], runs=0)
+        sign(plan, keys["police"][0], runs=0)
 
 
 def test_refuses_wrong_plan_hash(keys, trusted):
     plan, other = make_plan(), make_plan("calls_by_month")
     approvals = approve_all(plan, keys)
-    approvals[2] = approve(other, keys["helpline"][0], now=SIGNED)
+    approvals[2] = sign(other, keys["helpline"][0], now=SIGNED)
     problems = verify_approvals(plan, approvals, trusted, today=TODAY)
     assert len(problems) == 1
     assert "no valid approval from 'helpline'" in problems[0] and "for a different plan" in problems[0]
@@ -210,7 +220,8 @@ def test_cli_keygen_approve_verify(tmp_path, capsys):
         assert iq("keygen", "--identity", who, "--out", keydir) == 0
     assert iq("keygen", "--identity", "police", "--out", keydir) == 2  # refuses to overwrite
     for who in OWNERS:
-        assert iq("approve", plan_path, "--key", keydir / f"{who}.key", "--runs", "5") == 0
+        assert iq("approve", plan_path, "--key", keydir / f"{who}.key", "--runs", "5", *CLI_BASIS,
+                  "--purpose", "research") == 0
     approvals = [default_approval_path(plan_path, who) for who in OWNERS]
     assert approvals[0].name == "q.approval.police.json" and approvals[0].exists()
     capsys.readouterr()
@@ -231,7 +242,7 @@ def test_cli_verify_expired_and_output_option(tmp_path, capsys):
     iq("keygen", "--identity", "police", "--out", tmp_path / "k")
     out = tmp_path / "mine.json"
     assert iq("approve", plan_path, "--key", tmp_path / "k" / "police.key", "--expires", "2999-01-01",
-              "-o", out) == 0
+              "-o", out, *CLI_BASIS, "--purpose", "research") == 0
     assert read_approval(out)["conditions"] == {"expires": "2999-01-01", "runs": None}
     args = ("verify", plan_path, "--approvals", out, "--trust", tmp_path / "k", "--require", "police")
     assert iq(*args, "--today", "2999-01-01") == 0
@@ -245,8 +256,8 @@ def test_cli_approve_refuses_tampered_plan(tmp_path, capsys):
     plan_path = tmp_path / "q.json"
     plan_path.write_text(json.dumps(plan))
     iq("keygen", "--identity", "ngo", "--out", tmp_path)
-    assert iq("approve", plan_path, "--key", tmp_path / "ngo.key") == 1
+    assert iq("approve", plan_path, "--key", tmp_path / "ngo.key", *CLI_BASIS, "--purpose", "research") == 1
     assert "refused:" in capsys.readouterr().out
     assert not default_approval_path(plan_path, "ngo").exists()
     with pytest.raises(SystemExit):
-        iq("approve", plan_path, "--key", tmp_path / "ngo.key", "--runs", "0")
+        iq("approve", plan_path, "--key", tmp_path / "ngo.key", "--runs", "0", *CLI_BASIS)

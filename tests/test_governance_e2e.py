@@ -58,8 +58,11 @@ def ledger_of(tmp_path: Path, name: str) -> Path:
     return tmp_path / "ledgers" / f"{name}.ledger.jsonl"
 
 
+BASIS = {"signer": {"name": "A. Jansen", "role": "data protection officer"}, "legal_basis": "GDPR art. 6(1)(e)"}
+
+
 def approval_file(tmp_path: Path, plan: dict, key: Path, **kw) -> Path:
-    return write_approval(approve(plan, key, **kw), tmp_path / f"approval-{key.parent.name}.json")
+    return write_approval(approve(plan, key, **BASIS, **kw), tmp_path / f"approval-{key.parent.name}.json")
 
 
 def run_parties(tmp_path, plan, data, *, approvals=(), trust=None, per_party=None, plans=None, catalog=CATALOG):

@@ -163,7 +163,7 @@ def test_cli_audit_show(path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["TIME", "SEQ", "QUERY", "PLAN", "RECEIVERS", "RELEASED"]
     assert "victims_by_region" in out[1] and "121212121212" in out[1] and "by_region[region,n] 7 cells" in out[1]
-    assert out[-1] == "1 release(s)"
+    assert "1 release(s)" in out
     assert iq("audit", "show", path, "--json") == 0
     assert json.loads(capsys.readouterr().out)[0]["receivers"] == ["ngo"]
     path.write_bytes(path.read_bytes().replace(b'"ngo"]', b'"press"]', 1))

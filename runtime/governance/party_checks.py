@@ -5,11 +5,15 @@ differencing guard's coverage, and its ledger (spec/governance.md).
 that `runtime/launch/party.py` sends through the status handshake, so every party stops before any
 share is sent and names who refused and why. Ledger entries written here:
 
-    approval (each valid approval)  run_refused (own refusal, or another party's)
-    run_started (after the handshake agreed; peer ledger heads)  release  run_finished | run_failed
+    approval (each valid approval: signer, legal basis, purpose)  run_refused (own refusal, or another's)
+    run_started (after the handshake agreed; peer ledger heads)  release (commitment to the received
+    values, leakage items learned)  run_finished | run_failed
 
-Approvals are verified when approvals are passed or a dataset of the plan has
-`require_approval` in this party's catalog. Always (also in the demo) the party checks the plan
+A killed party leaves a run_started without an end (runtime/governance/history.py reports it).
+
+Approvals are verified when approvals are passed or a dataset of the plan has `require_approval`
+in this party's catalog; revocations given among them or lying next to them (`*.revocation.json`)
+are honoured. Always (also in the demo) the party checks the plan
 hash, checks the plan's differencing guard against its own ledger (a guarded plan needs one),
 recompiles the source with the guard rebuilt from its own ledger, and keeps its ledger.
 """
@@ -24,6 +28,7 @@ from pathlib import Path
 from insightql.compiler.plan import guard as guard_mod
 from insightql.compiler.plan.plan_io import plan_hash
 
+from insightql.runtime.governance.disclosure import commit_table, learned_items
 from insightql.runtime.governance.ledger import Ledger, LedgerError, release_data
 
 
@@ -62,7 +67,8 @@ class Governance:
             problems = self._plan_problems() or self._approval_problems()
         if problems:
             self.refused = "; ".join(problems)
-            self._append("run_refused", {"by": [self.me], "reasons": problems})
+            self._append("run_refused", {"by": [self.me], "reasons": problems,
+                                         "query": self.plan.get("query", {}).get("name")})
         return self.refused
 
     def _ledger_problems(self) -> list[str]:
@@ -108,14 +114,19 @@ class Governance:
 
         if not self.opts.trust:
             return ["approvals must be checked but no trusted keys were given (--trust DIR)"]
+        from insightql.runtime.governance.revocations import is_revocation, revocations_near
+
         try:
             trusted = load_trusted_keys(self.opts.trust)
-            approvals = [read_approval(p) for p in self.opts.approvals]
+            files = list(dict.fromkeys(map(Path, self.opts.approvals)))
+            files += [p for p in revocations_near(files) if p not in files]
+            records = [read_approval(p) for p in files]
         except (OSError, ValueError) as e:
             return [f"cannot read approvals or keys: {e}"]
+        approvals = [r for r in records if not is_revocation(r)]  # revocations: given or next to them
         # required: the owner of every dataset the plan reads (this party's owner among them)
-        problems = verify_approvals(self.plan, approvals, trusted, None, self.opts.today,
-                                    ledger=self.ledger, mode="report")
+        problems = verify_approvals(self.plan, approvals, trusted, None, self.opts.today, ledger=self.ledger,
+                                    revocations=[r for r in records if is_revocation(r)], mode="report")
         if not problems:
             self._approvals = approvals
         return problems
@@ -156,19 +167,21 @@ class Governance:
 
     def started(self, statuses: list[dict]) -> None:
         """All parties agreed at the handshake; data is input next."""
-        for rec in getattr(self, "_approvals", []):
+        for rec in getattr(self, "_approvals", []):  # who signed, on what basis (absent in format 1)
+            basis = {k: rec[k] for k in ("signer", "legal_basis", "purpose", "reference") if k in rec}
             self._append("approval", {"approver": rec["approver"], "fingerprint": rec["public_key_fingerprint"],
-                                      "signature": rec["signature"], "conditions": rec["conditions"]})
+                                      "signature": rec["signature"], "conditions": rec["conditions"], **basis})
         self._append("run_started", {"parties": self.plan["parties"], "query": self.plan["query"]["name"],
                                      "peer_heads": {s["party"]: s.get("ledger_head") for s in statuses
                                                     if s["party"] != self.me}})
 
     def aborted(self, message: str, statuses_bad: list[str]) -> None:
         if self.refused is None:
-            self._append("run_refused", {"by": statuses_bad, "reasons": [message]})
+            self._append("run_refused", {"by": statuses_bad, "reasons": [message],
+                                         "query": self.plan.get("query", {}).get("name")})
 
     def failed(self, error: str) -> None:
-        self._append("run_failed", {"error": error[:500]})
+        self._append("run_failed", {"error": error[:500], "query": self.plan.get("query", {}).get("name")})
 
     def finished(self, table, receiver: bool) -> None:
         node = next(n for n in self.plan["nodes"] if n["op"] == "table")
@@ -177,10 +190,16 @@ class Governance:
         data = release_data(self.plan, outputs)
         data["guard_signature"] = guard_mod.signature_of_plan(self.plan)
         data["guard"] = [o["plan_hash"] for e in self.plan.get("guard", []) for o in e["from"]]
+        data["learned"] = learned_items(self.plan, self.me)
+        data["commitment"] = None  # what this party knows of the values: nothing, unless it received them
         if receiver and table is not None:
             from insightql.compiler.plaintext.results import Suppressed
             sup = [r for r in table.rows if any(isinstance(v, Suppressed) for v in r)]
             outputs[0]["suppressed"] = len(sup)
+            try:
+                data["commitment"] = commit_table(table, self.ledger.path)
+            except OSError as e:
+                print(f"error: [{self.me}] cannot write the commitment's salt: {e}", file=sys.stderr, flush=True)
         self._append("release", data)
         self._append("run_finished", {})
 
