@@ -199,10 +199,44 @@ def test_approved_run_is_recorded_then_runs_exceeded(tmp_path, corpus_data, keys
         assert release["receivers"] == plan["receivers"] and release["outputs"][0]["columns"] == ["n"]
         assert release["outputs"][0]["cells"] == 4 and release["guard_signature"]["datasets"] == ["police_victims"]
         assert ("suppressed" in release["outputs"][0]) == (name in plan["receivers"])
+        learned = [i["item"] for i in release["learned"]]  # the leakage report's items addressed to it
+        assert learned == [i["item"] for i in plan["leakage"] if name in i["to"] and i["item"] != "output"]
+        approval = [e for e in led.entries() if e["kind"] == "approval"][0]["data"]
+        assert approval["signer"] == BASIS["signer"] and approval["legal_basis"] == BASIS["legal_basis"]
+        if name not in plan["receivers"]:
+            assert release["commitment"] is None  # it knows no values
+            continue
+        salt = ledger_of(tmp_path, name).with_name(f"{name}.ledger.jsonl.salts") / f"{release['commitment']['salt_id']}.salt"
+        seq = str([e for e in led.entries() if e["kind"] == "release"][0]["seq"])
+        proved = iq("audit", "prove", ledger_of(tmp_path, name), "--entry", seq, "--result",
+                    parties.result_path(name), "--salt", salt)
+        assert proved.returncode == 0, proved.stdout + proved.stderr
+        changed = tmp_path / f"changed-{name}.json"
+        doc = json.loads(parties.result_path(name).read_text())
+        doc["rows"][0]["n"] = doc["rows"][0]["n"] + 1 if isinstance(doc["rows"][0]["n"], int) else 1
+        changed.write_text(json.dumps(doc))
+        proved = iq("audit", "prove", ledger_of(tmp_path, name), "--entry", seq, "--result", changed, "--salt", salt)
+        assert proved.returncode == 1 and "does not match the commitment" in proved.stdout
     for name in plan["parties"]:
         parties.result_path(name).unlink(missing_ok=True)
     codes, parties = run_parties(tmp_path, plan, corpus_data, approvals=[ok], trust=keys["trust"])
     assert_refused(plan, codes, parties, plan["parties"], "allows 1 run(s); this party's ledger already records 1 run(s)")
+
+
+def test_revoked_approval_is_refused_by_the_parties(tmp_path, corpus_data, keys):
+    """The approver revokes before the run: `iq revoke` writes the record next to the approval and
+    every party, given only the approval file, finds it and refuses; the refusal is a run in the
+    ledger, and no approved run is consumed."""
+    plan = compile_plan(QUERY, CAT)
+    ok = approval_file(tmp_path, plan, keys["police"], runs=2)
+    revoked = iq("revoke", ok, "--key", keys["police"], "--reason", "agreement with the NGO ended")
+    assert revoked.returncode == 0, revoked.stderr
+    codes, parties = run_parties(tmp_path, plan, corpus_data, approvals=[ok], trust=keys["trust"])
+    assert_refused(plan, codes, parties, plan["parties"], "was revoked by 'police' on")
+    assert "agreement with the NGO ended" in parties.stderr("police")
+    shown = iq("audit", "show", ledger_of(tmp_path, "ngo"), "--runs")
+    assert "1 run(s): 0 finished, 0 failed, 1 refused, 0 killed" in shown.stdout, shown.stdout
+    assert Ledger(ledger_of(tmp_path, "ngo")).runs_of(plan["hash"]) == 0
 
 
 # -- the differencing attack through `iq run` ---------------------------------------------------------

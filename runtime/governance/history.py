@@ -75,7 +75,7 @@ def describe(run: dict) -> str:
         allowed = "unlimited" if run["approved"] is None else str(run["approved"])
         used = f"run {run['run']} of {allowed} approved"
     else:
-        used = f"run {run['run']} (no approval recorded)"
+        used = f"run {run['run']}; no approval recorded"
     if run["outcome"] == "killed":
         return f"{run['detail']}: consumed approved run ({used})" if run["approvals"] else f"{run['detail']}: {used}"
     return f"{run['detail']} ({used})" if run["detail"] else used
