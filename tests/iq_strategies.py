@@ -56,6 +56,8 @@ def expressions(leaves=None, func_names=lower_names, max_leaves: int = 12):
             st.builds(A.FuncCall, func_names, st.lists(sub, max_size=3).map(tuple), st.booleans()),
             st.builds(lambda n: A.FuncCall(n, (), False, True), func_names),
             st.builds(lambda n, p: A.FuncCall(n, (), False, True, p), func_names, sub),  # COUNT(*) FILTER (WHERE p)
+            st.builds(lambda n, a, g: A.FuncCall(n, a, False, False, None, g),  # pct(v) OVER (PARTITION BY g, ...)
+                      func_names, few, few),
             st.builds(A.InList, sub, few, st.booleans()),
             st.builds(A.Between, sub, sub, sub, st.booleans()),
             st.builds(A.IsNull, sub, st.booleans()),

@@ -16,6 +16,7 @@ from insightql.compiler.syntax import ast as A
 from insightql.compiler.check.catalog import Catalog, Dataset
 from insightql.compiler.diagnostics import Diagnostic, Source, Span
 from insightql.compiler.plaintext.results import split_post
+from insightql.compiler.syntax.formatter import expr as format_expr
 
 ERROR = IQType("error")
 ANNOTATIONS = ("name", "description", "purpose", "receivers")
@@ -39,6 +40,7 @@ class OutputColumn:
     type: IQType
     is_aggregate: bool
     pct: bool = False  # the item is pct(expr) or round(pct(...)): the public stage takes shares of the column
+    pct_by: tuple[A.Expr, ...] = ()  # pct(...) OVER (PARTITION BY g, ...): the GROUP BY expressions g
 
 
 @dataclass
@@ -197,6 +199,11 @@ class Checker:
         if isinstance(e, A.ColumnRef):
             return self.resolve(e)
         if isinstance(e, A.FuncCall):
+            if e.partition is not None and getattr(FUNCTIONS.get(e.name), "cost", None) != "public":
+                self.error("IQ221", f"OVER (PARTITION BY ...) is not allowed on `{e.name.upper() if e.name in AGGREGATES else e.name}`", e.span,
+                           ["only pct() takes OVER (PARTITION BY ...): `pct(COUNT(*)) OVER (PARTITION BY region)` "
+                            "is the percent of each released value within its region"])
+                return ERROR
             if e.name in AGGREGATES:
                 return self.aggregate(e, agg_ok, in_agg)
             return self.call(e, agg_ok, in_agg)
@@ -480,15 +487,16 @@ class Checker:
             if pct is not None:
                 self.post_ok.add(id(pct))
             t = self.expr(item.expr, agg_ok=True)
+            by = self.partition(pct, aliases) if pct is not None and pct.partition is not None else ()
             has_agg = any(isinstance(x, A.FuncCall) and x.name in AGGREGATES for x in A.walk(item.expr))
-            if t is not ERROR and not self.is_grouped(item.expr) and aggregated:
-                self.error("IQ223", "this column is neither grouped nor aggregated", _first_ungrouped(item.expr, self).span,
+            if t is not ERROR and not self.is_grouped(value) and aggregated:  # a PARTITION BY is checked above
+                self.error("IQ223", "this column is neither grouped nor aggregated", _first_ungrouped(value, self).span,
                            ["add it to GROUP BY, or wrap it in an aggregate such as COUNT or SUM"])
             name = item.alias or _default_name(item.expr, k)
             if name in names:
                 self.error("IQ208", f"two output columns are named `{name}`", item.span, ["give one an alias with AS"])
             names.add(name)
-            self.cq.outputs.append(OutputColumn(name, value, t, has_agg, pct=pct is not None))
+            self.cq.outputs.append(OutputColumn(name, value, t, has_agg, pct=pct is not None, pct_by=by))
         if q.having is not None:
             having = self.cq.having = self.having_aliases(q.having, aliases)
             self._want_bool(self.expr(having, agg_ok=True), having, "HAVING")
@@ -498,6 +506,29 @@ class Checker:
         for o in q.order_by:
             self.order_item(o)
         return self.cq
+
+    def partition(self, pct: A.FuncCall, aliases: dict) -> tuple[A.Expr, ...]:
+        """The GROUP BY expressions of `pct(v) OVER (PARTITION BY g, ...)`. Each g must be a GROUP BY
+        expression of the query, or the SELECT alias of one (as in GROUP BY): the percents are taken
+        among the released cells with the same values of the g's, a partition of the result table."""
+        out = []
+        for g in pct.partition:
+            if isinstance(g, A.ColumnRef) and g.qualifier is None and g.name in aliases \
+                    and not any(g.name in b.columns for b in self.cq.bindings.values()):
+                target = aliases[g.name]
+            elif self.expr(g, agg_ok=False) is ERROR:
+                continue
+            else:
+                target = g
+            if any(target == k for k in self.cq.group_by):
+                out.append(target)
+                continue
+            keys = ", ".join(f"`{format_expr(k)}`" for k in self.cq.group_by)
+            self.error("IQ223", f"PARTITION BY `{format_expr(g)}`: not a GROUP BY expression of the query", g.span,
+                       [f"partition by GROUP BY expressions ({keys})" if keys else "the query has no GROUP BY: "
+                        "use pct(...) without OVER for the percent of the whole column",
+                        "the percents are taken within each value of the partition, among the released cells"])
+        return tuple(out)
 
     def having_aliases(self, h: A.Expr, aliases: dict) -> A.Expr:
         """HAVING with each SELECT alias (a name that is not a column) replaced by its expression:

@@ -121,27 +121,41 @@ def _fold(e: A.Expr) -> A.Expr:
     return e
 
 
-def _apply_pct(rows: list[list], outputs: list[dict], pcts: set[int]) -> list[str]:
+def _apply_pct(rows: list[list], outputs: list[dict], pcts: set[int], combos: list[tuple]) -> list[str]:
     """Replace each pct column's released values by their percent of the column's released total.
 
     The columns are the outputs the compiler marked `pct: true` (the item was `pct(v)` or
-    `round(pct(v), d)`); the plan reveals v itself, and its `round` applies to the percent."""
+    `round(pct(v), d)`); the plan reveals v itself, and its `round` applies to the percent. With
+    `pct_by` (OVER (PARTITION BY ...)) the total is taken per partition: over the released values
+    of the rows whose keys `pct_by` have the same values (`combos`: each row's key values)."""
     notes = []
     for i in sorted(pcts):
-        vals = [r[i] for r in rows if not isinstance(r[i], Suppressed) and r[i] is not None]
-        total = sum(vals)
+        by = outputs[i].get("pct_by") or []
+        part = [tuple(c[k] for k in by) for c in combos]
+        totals: dict[tuple, float] = {}
+        for r, p in zip(rows, part):
+            if not isinstance(r[i], Suppressed) and r[i] is not None:
+                totals[p] = totals.get(p, 0) + r[i]
         rnd = outputs[i].get("round")
-        for r in rows:
+        for r, p in zip(rows, part):
             if isinstance(r[i], Suppressed) or r[i] is None:
                 continue
-            share = 100.0 * r[i] / total if total > 0 else None
+            share = 100.0 * r[i] / totals[p] if totals[p] > 0 else None
             r[i] = rounded(share, rnd["round"]) if share is not None and rnd is not None else share
             if r[i] is not None and outputs[i]["type"]["kind"] == "int":  # round(pct(v)) or digits < 0
                 r[i] = int(r[i])
         left_out = sum(1 for r in rows if isinstance(r[i], Suppressed))
-        notes.append(f"{outputs[i]['name']}: percent of the total of the {len(vals)} released value(s) in this column"
-                     + (f"; the {left_out} suppressed are not in the total." if left_out else "."))
+        released = sum(1 for r in rows if not isinstance(r[i], Suppressed) and r[i] is not None)
+        within = f" within each of its {len(totals)} partition(s) by {', '.join(_key_names(outputs, by))}" if by else ""
+        notes.append(f"{outputs[i]['name']}: percent of the total of the {released} released value(s) in this column"
+                     + within + (f"; the {left_out} suppressed are not in the total." if left_out else "."))
     return notes
+
+
+def _key_names(outputs: list[dict], keys: list[int]) -> list[str]:
+    """The output names of GROUP BY keys (`#i` for a key that is not selected)."""
+    named = {o["key"]: o["name"] for o in outputs if o["kind"] == "key"}
+    return [named.get(k, f"GROUP BY key {k + 1}") for k in keys]
 
 
 def key_label(value, type_json: dict):
@@ -164,10 +178,11 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
     reason = (f"fewer than k={k} rows or persons, in the cell or in what an observer does not hold"
               + (", or it would difference with an earlier release" if earlier else ""))
     pcts = {j for j, o in enumerate(a["outputs"]) if o.get("pct")}  # the compiler's marker (circuit.build_outputs)
-    rows = []
+    rows, row_combos = [], []
     for cell, combo in enumerate(combos):
         if keep is not None and released[cell] and not keep[cell]:
             continue  # HAVING is false: the analyst's own filter, applied to released cells only
+        row_combos.append(combo)
         row = []
         for j, o in enumerate(a["outputs"]):
             if o["kind"] == "key":
@@ -182,7 +197,7 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
                 continue
             row.append(_finish(revealed[o["value"]][cell], {**o, "round": None} if j in pcts else o))
         rows.append(row)
-    pct_notes = _apply_pct(rows, a["outputs"], pcts)
+    pct_notes = _apply_pct(rows, a["outputs"], pcts, row_combos)
     order = a["order_by"]
     if order:
         for idx, desc in reversed(order):

@@ -226,6 +226,8 @@ class CircuitBuilder:
                    "post": v.get("post"), "round": post, "rounded_to": rnd, "type": o.type.to_json()}
             if o.pct:  # the public stage replaces the column's released values by their shares (results.py)
                 out["pct"] = True
+            if o.pct_by:  # ... within the cells that share these keys' values (PARTITION BY)
+                out["pct_by"] = [next(i for i in range(len(lp.keys)) if self._key_ast(i) == g) for g in o.pct_by]
             outs.append(out)
         keep = None
         if lp.having is not None:

@@ -58,7 +58,9 @@ def leakage_report(builder, policy, parties: list[str]) -> list[dict]:
         if o.get("post") == "sqrt":
             protections.append("variance revealed; square root taken after reveal")
         if o.get("pct"):
-            protections.append("percent of the column's total computed after reveal from the released values only "
+            within = (" within the cells with the same " + ", ".join(table["keys"][i]["name"] for i in o["pct_by"])
+                      if o.get("pct_by") else "")
+            protections.append(f"percent of the column's total{within} computed after reveal from the released values only "
                                "(suppressed and withheld cells are not in the total); the values themselves are "
                                "revealed, not only the percents")
         if o.get("round") is not None:

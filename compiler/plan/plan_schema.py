@@ -122,6 +122,11 @@ PLAN_SCHEMA: dict = {
                                           "description": "pct(...) column (present only then): after post and "
                                                          "before round, the public stage replaces each released "
                                                          "value by its percent of the column's released total"},
+                                  "pct_by": {"type": "array", "items": NAT, "minItems": 1,
+                                             "description": "pct(...) OVER (PARTITION BY ...) (present only "
+                                                            "then): the keys (indices) of the partition; the "
+                                                            "total is the released values of the cells with "
+                                                            "the same values of these keys"},
                                   "round": {"anyOf": [{"type": "null"}, _obj({"round": INT})]},
                                   "rounded_to": {"type": "number", "minimum": 0}}},
         "guard_entry": _obj({

@@ -37,6 +37,7 @@ class FuncCall:
     distinct: bool = False
     star: bool = False  # COUNT(*)
     filter: "Expr | None" = None  # COUNT(*) FILTER (WHERE p): the rows of the cell where p holds
+    partition: "tuple[Expr, ...] | None" = None  # pct(v) OVER (PARTITION BY g, ...): shares within each g
     span: Span | None = _span()
 
 
@@ -165,6 +166,8 @@ def children(e: Expr) -> Iterator[Expr]:
         yield from e.args if isinstance(e, FuncCall) else e.items
         if isinstance(e, FuncCall) and e.filter is not None:
             yield e.filter
+        if isinstance(e, FuncCall) and e.partition is not None:
+            yield from e.partition
     elif isinstance(e, BinOp):
         yield e.left
         yield e.right
@@ -203,8 +206,10 @@ def rewrite(e: Expr, fn) -> Expr:
     if isinstance(e, FuncCall):
         args = tuple(rewrite(a, fn) for a in e.args)
         flt = rewrite(e.filter, fn) if e.filter is not None else None
-        same = all(x is y for x, y in zip(args, e.args)) and flt is e.filter
-        return e if same else replace(e, args=args, filter=flt)
+        part = tuple(rewrite(a, fn) for a in e.partition) if e.partition is not None else None
+        same = all(x is y for x, y in zip(args, e.args)) and flt is e.filter \
+            and (part is None or all(x is y for x, y in zip(part, e.partition)))
+        return e if same else replace(e, args=args, filter=flt, partition=part)
     if isinstance(e, ListLiteral):
         items = tuple(rewrite(a, fn) for a in e.items)
         return e if all(x is y for x, y in zip(items, e.items)) else replace(e, items=items)

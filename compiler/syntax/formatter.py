@@ -116,6 +116,8 @@ def _expr(e: A.Expr) -> str:
 def call(e: A.FuncCall) -> str:
     name = e.name.upper() if e.name in AGGREGATES else ident(e.name)
     flt = f" FILTER (WHERE {expr(e.filter)})" if e.filter is not None else ""
+    if e.partition is not None:
+        flt += f" OVER (PARTITION BY {', '.join(expr(g) for g in e.partition)})"
     if e.star:
         return f"{name}(*){flt}"
     args = ", ".join(expr(a) for a in e.args)

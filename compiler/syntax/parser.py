@@ -31,7 +31,7 @@ _TOKEN_NAMES = {
 
 KEYWORDS = frozenset(
     "select from where group by having order limit as and or not in between is null case when then else end "
-    "join inner left outer on union all distinct asc desc true false date filter".split())
+    "join inner left outer on union all distinct asc desc true false date filter over partition".split())
 """Reserved words (case-insensitive); they must match the keyword terminals in grammar.lark."""
 
 
@@ -216,16 +216,17 @@ class _ToAst(Transformer):
     def func_call(self, meta, items):
         name = _ident(items[0]).lower()
         distinct = any(isinstance(a, Token) and a.type == "DISTINCT" for a in items[1:])
-        flt = next((a[1] for a in items if isinstance(a, tuple)), None)
         args = tuple(a for a in items[1:] if a is not None and not isinstance(a, (Token, tuple)))
-        return A.FuncCall(name, args, distinct, False, flt, span=self._span(meta))
+        return A.FuncCall(name, args, distinct, False, *_clauses(items), span=self._span(meta))
 
     def func_star(self, meta, items):
-        flt = next((a[1] for a in items if isinstance(a, tuple)), None)
-        return A.FuncCall(_ident(items[0]).lower(), (), False, True, flt, span=self._span(meta))
+        return A.FuncCall(_ident(items[0]).lower(), (), False, True, *_clauses(items), span=self._span(meta))
 
     def filter_clause(self, meta, items):
         return ("filter", items[2])
+
+    def over_clause(self, meta, items):
+        return ("over", tuple(i for i in items if not isinstance(i, Token)))
 
     def case_expr(self, meta, items):
         whens = tuple(i for i in items if isinstance(i, tuple))
@@ -282,6 +283,12 @@ class _ToAst(Transformer):
             return self._bad("IQ105", f"invalid date literal '{_short(text)}'", _tok_span(items[1]),
                              "write dates as DATE 'YYYY-MM-DD', e.g. DATE '2024-01-31'")
         return A.Literal(value, "date", span=Span(items[0].start_pos, items[1].end_pos))
+
+
+def _clauses(items) -> tuple:
+    """(FILTER condition or None, OVER (PARTITION BY ...) expressions or None) of a call."""
+    tagged = dict(a for a in items if isinstance(a, tuple))
+    return tagged.get("filter"), tagged.get("over")
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
