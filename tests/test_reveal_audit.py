@@ -50,9 +50,10 @@ def test_only_reveal_module_sends_plaintext():
     offenders = {str(p.relative_to(RUNTIME)): calls for p in modules if p != reveal and (calls := _sending_calls(p))}
     assert offenders == {}, f"values may leave MPC only in runtime/secure/reveal.py: {offenders}"
     calls = [c for _, c in _sending_calls(RUNTIME / "secure" / "reveal.py")]
-    # the reveal, the fast linkage's match tags, the oblivious sort's comparison outcomes and the
-    # masked differences inside its comparisons (as MPyC's own comparison opens them)
-    assert calls.count("output") == 4
+    # the reveal, the fast linkage's match tags, the quicksort's comparison outcomes and the masked
+    # differences inside its comparisons (as MPyC's own comparison opens them), the radix sort's
+    # permutations composed with a fresh shuffle
+    assert calls.count("output") == 5
     assert calls.count("transfer") == 2  # the plaintext status handshake, the shuffle's seeds
 
 
