@@ -429,3 +429,11 @@ def test_connect_timeout_names_only_the_peer_it_could_not_dial():
     assert blamed == [2] and text.startswith("helpline at 127.0.0.1:") and text.endswith("not dialled yet: helper")
     blamed, text = missing_peers(config, 3, [0, 1])  # helper cannot tell which of its dialers is down
     assert blamed == [0, 1] and "police (it dials us on port" in text and "ngo (it dials us" in text
+
+
+def test_a_party_stopped_at_the_time_limit_is_named_with_its_stage():
+    """`iq run` says where a party still was ("still computing at stage 'secure steps'"), not that a peer died."""
+    from insightql.runtime.launch.launcher import _stage
+    lines = ["[police] loading and validating data ... (at 0.0 s)\n", "[police] secure steps ... (at 2.5 s)\n",
+             "[ngo] reveal ... (at 3.0 s)\n"]
+    assert _stage("police", lines) == "secure steps" and _stage("helper", lines) == "starting"

@@ -61,7 +61,13 @@ def cmd_run(args) -> int:
     if args.timeout is None:  # from the estimate (compiler/review/timing.py) with the files' row counts
         from insightql.compiler.review.timing import catalog_rows, default_time_limit, estimate_seconds
         rows = {**catalog_rows(res.plan, catalog), **_csv_rows(data)}
-        args.timeout = default_time_limit(estimate_seconds(res.plan, rows))
+        est = estimate_seconds(res.plan, rows)
+        args.timeout = default_time_limit(est)
+        if not args.quiet:
+            from insightql.compiler.review.timing import human, stages_text
+            print(f"iq: {len(res.plan['parties'])} computing parties ({', '.join(res.plan['parties'])}); estimated "
+                  f"~{human(est['total'])} on a quiet machine ({stages_text(est)}); time limit {human(args.timeout)}",
+                  file=sys.stderr)
     gov_args = (["--approvals", *args.approvals] if args.approvals else []) + \
         (["--trust", *args.trust] if args.trust else [])
     try:

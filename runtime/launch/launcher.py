@@ -165,8 +165,8 @@ def _wait_all(procs: dict, timeout: float, quiet: bool) -> dict[str, tuple[int, 
 def _stage(name: str, lines: list[str]) -> str:
     """The last stage a party announced ("[police] secure steps ...")."""
     for line in reversed(lines):
-        if line.startswith(f"[{name}] ") and line.rstrip().endswith(" ..."):
-            return line[len(name) + 3:].rstrip()[:-4]
+        if line.startswith(f"[{name}] ") and " ... (at " in line:
+            return line[len(name) + 3:].split(" ... (at ")[0]
     return "starting"
 
 

@@ -44,6 +44,7 @@ class Progress:
     _t: float = field(default_factory=time.perf_counter)
     _step: str | None = None
     bytes_sent: int = 0
+    _start: float = field(default_factory=time.perf_counter)
 
     def step(self, name: str):
         now = time.perf_counter()
@@ -51,7 +52,7 @@ class Progress:
             self.timings.append((self._step, now - self._t))
         self._step, self._t = name, now
         if not self.quiet and name != "done":
-            print(f"[{self.party}] {name} ...", file=sys.stderr, flush=True)
+            print(f"[{self.party}] {name} ... (at {now - self._start:.1f} s)", file=sys.stderr, flush=True)
 
     def summary(self) -> str:
         return "  ".join(f"{s} {t:.2f}s" for s, t in self.timings) + f"  bytes sent {self.bytes_sent}"
