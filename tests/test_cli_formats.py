@@ -135,7 +135,7 @@ def test_hints_name_files_that_exist():
 @pytest.mark.parametrize("argv, words", [
     (["check", "nowhere.iq"], "nowhere.iq: no such file or folder"),
     (["explain", "catalog.toml"], "is a catalog"),
-    (["diff", "good.iq", "good.iq"], "is not a plan file: not JSON"),
+    (["diff", "catalog.toml", "good.iq"], "is a catalog"),
     (["compile", "latin.iq"], "not UTF-8"),
     (["explain", "."], "is a folder, not a file"),
 ])

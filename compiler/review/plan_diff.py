@@ -9,6 +9,7 @@ import re
 from insightql.compiler.review.cost import _kb, estimate
 from insightql.compiler.review.explain_expr import slot_text
 from insightql.compiler.review.explain_nodes import describe, leakage_lines
+from insightql.compiler.review.weakening import weakenings
 
 
 def _ref_stripper(plan: dict):
@@ -71,6 +72,13 @@ def diff_plans(a: dict, b: dict) -> str:
     if a.get("hash") == b.get("hash"):
         return f"plans are identical ({a.get('hash')})"
     out = [f"plan {a['query']['name']} {a['hash']}", f"  -> {b['query']['name']} {b['hash']}"]
+    weaker = weakenings(a, b)
+    if weaker:
+        out += ["", f"WEAKER: the new plan discloses more, to more parties or under weaker rules ({len(weaker)}):"]
+        out += [f"  ! {w}" for w in weaker]
+    else:
+        out += ["", "nothing weaker: no lower threshold, no new receiver or computing party, no dropped rule, "
+                    "nothing newly revealed"]
     qa, qb = a["query"], b["query"]
     if qa["source"] != qb["source"]:
         out += ["", "query source changed:"]

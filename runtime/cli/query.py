@@ -202,12 +202,18 @@ def cmd_explain(args) -> int:
 
 
 def cmd_diff(args) -> int:
+    """Exit 0: the same plan; 1: plans differ, nothing weaker; 3: the new plan is weaker (spec/plan.md)."""
     from insightql.compiler.review.explain import diff_plans
+    from insightql.compiler.review.weakening import weakenings
 
-    a, b = (_read_plan(Path(p)) for p in (args.a, args.b))
-    text = diff_plans(a, b)
-    print(text)
-    return 0 if a["hash"] == b["hash"] else 1
+    plans = [_load_plan_or_compile(p, args.catalog)[0] for p in (args.a, args.b)]
+    if any(p is None for p in plans):
+        return 1
+    a, b = plans
+    print(diff_plans(a, b))
+    if a["hash"] == b["hash"]:
+        return 0
+    return 3 if weakenings(a, b) else 1
 
 
 def cmd_catalog(args) -> int:
@@ -279,9 +285,11 @@ def add_commands(sub) -> None:
     e.add_argument("-o", "--output", metavar="FILE", help="write to this file instead of printing, e.g. -o plan.html")
     e.set_defaults(fn=cmd_explain)
 
-    d = sub.add_parser("diff", help="explain what changed between two plans")
-    d.add_argument("a", metavar="OLD", help="the earlier plan file, e.g. old.plan.json")
-    d.add_argument("b", metavar="NEW", help="the later plan file, e.g. new.plan.json")
+    d = sub.add_parser("diff", help="explain what changed between two plans, weakenings first "
+                       "(exit 0 same, 1 different, 3 weaker)")
+    d.add_argument("a", metavar="OLD", help="the earlier plan file or .iq query, e.g. old.plan.json")
+    d.add_argument("b", metavar="NEW", help="the later plan file or .iq query, e.g. new.iq")
+    d.add_argument("--catalog", metavar="FILE", help=_CATALOG_HELP + " (for .iq files)")
     d.set_defaults(fn=cmd_diff)
 
 
