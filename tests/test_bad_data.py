@@ -114,12 +114,34 @@ def test_every_problem_listed_up_to_the_limit(tmp_path):
         load_dataset(path, "police_victims", DS)
     assert {(i.row, i.column) for i in e.value.issues} == {(1, "prs_Age"), (2, "prs_Age"), (3, "prs_Age"),
                                                            (6, "prs_Gender")}
-    for r in rows:
-        r["prs_Age"] = "x"
+    bad = ["prs_Age", "prs_Gender", "exp_Type", "exp_Region", "identified_on", "minor_at_recruitment",
+           "hours_worked_week", "debt_eur", "interview_notes_len"]
+    for r in rows[:3]:  # 3 bad values of a column are listed row by row (more are summarised: below)
+        r.update({c: "x" for c in bad})
     path = write_csv(tmp_path / "many.csv", DS, rows)
     with pytest.raises(DataError) as e:
         load_dataset(path, "police_victims", DS)
     assert len(e.value.issues) == MAX_REPORTED and "stopped after" in str(e.value)
+
+
+def test_many_bad_values_of_a_column_are_one_summarised_issue(tmp_path):
+    rows = good_rows(40)
+    for k, r in enumerate(rows):
+        r["prs_Age"] = "x"
+        if k % 3 == 0:
+            r["exp_Region"] = "north" if k % 2 else "Nord"
+    rows[5]["prs_Gender"] = "X"
+    rows[7]["exp_Region"] = "Nowhere"
+    with pytest.raises(DataError) as e:
+        load_dataset(write_csv(tmp_path / "p.csv", DS, rows), "police_victims", DS)
+    got = {i.column: i for i in e.value.issues}
+    assert len(e.value.issues) == 3 and (got["prs_Gender"].row, got["prs_Age"].row, got["exp_Region"].row) == (6, None, None)
+    assert got["prs_Age"].reason == ("40 values are not an integer; rows 1, 2, 3, 4, 5, ...; values 'x' (40 rows); "
+                                     "hint: correct them in the file")
+    region = got["exp_Region"].reason
+    assert region.startswith("15 values are not in the category's domain (North, East, South, West); "
+                             "rows 1, 4, 7, 8, 10, ...; values 'Nord' (7 rows), 'north' (7 rows), 'Nowhere' (1 row); hint:")
+    assert "--" not in str(e.value) and str(e.value).count("exp_Region") == 1
 
 
 def test_nulls_only_where_nullable(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
@@ -81,16 +82,22 @@ def validate(src: Source, name: str, ds: Dataset, wanted: dict[str, dict] | None
     return table, src.rows
 
 
-def check_column(col, p: Parsed) -> list[tuple[np.ndarray, Callable[[str], str]]]:
-    """(mask, reason) for each check, in order: a row's issue is the first check it fails."""
+def check_column(col, p: Parsed) -> list[tuple[np.ndarray, Callable[[str], str], str, str]]:
+    """(mask, reason for one row, the reason for many rows, a hint) for each check, in order: a
+    row's issue is the first check it fails."""
     checks = []
     if not col.nullable:
-        checks.append((p.null, lambda s: "empty value, but the column is not nullable"))
+        checks.append((p.null, lambda s: "empty value, but the column is not nullable",
+                       "are empty, but the column is not nullable",
+                       "fill them in, or declare the column `nullable = true` in the catalog"))
     if col.type == "category":
         dom = f"{', '.join(col.domain[:8])}{', ...' if len(col.domain) > 8 else ''}"
-        checks.append((p.not_type, lambda s: f"'{show(s)}' is not in the category's domain ({dom})"))
+        checks.append((p.not_type, lambda s: f"'{show(s)}' is not in the category's domain ({dom})",
+                       f"are not in the category's domain ({dom})",
+                       "correct them in the file (spelling and case count), or have the catalog's domain list them"))
         return checks
-    checks.append((p.not_type, lambda s: f"'{show(s)}' is not {NOT_A[col.type]}"))
+    checks.append((p.not_type, lambda s: f"'{show(s)}' is not {NOT_A[col.type]}", f"are not {NOT_A[col.type]}",
+                   "correct them in the file"))
     if col.type == "boolean":
         return checks
     ok = ~p.null & ~p.not_type
@@ -101,27 +108,52 @@ def check_column(col, p: Parsed) -> list[tuple[np.ndarray, Callable[[str], str]]
         shown = (lo, hi)
     with np.errstate(invalid="ignore"):
         out = ok & ((p.values < lo) | (p.values > hi))
-    checks.append((out, lambda s: f"{show(s)} is outside the declared range [{shown[0]}, {shown[1]}]"))
+    checks.append((out, lambda s: f"{show(s)} is outside the declared range [{shown[0]}, {shown[1]}]",
+                   f"are outside the declared range [{shown[0]}, {shown[1]}]",
+                   "correct them in the file, or have the catalog's min and max include them"))
     if col.type == "decimal":
         scaled = p.values * 10 ** col.scale
         with np.errstate(invalid="ignore"):
             off = ok & (np.abs(scaled - np.rint(scaled)) > 1e-6)
-        checks.append((off, lambda s: f"{show(s)} has more than {col.scale} decimal places"))
+        checks.append((off, lambda s: f"{show(s)} has more than {col.scale} decimal places",
+                       f"have more than {col.scale} decimal places", f"round them to {col.scale} decimal places"))
     return checks
 
 
+SUMMARY_AFTER = 3
+"""A check that flags more rows than this in one column is reported once for the column, summarised."""
+FIRST_ROWS = 5  # rows a summary names
+VALUES_SHOWN = 5  # distinct values a summary names (the most frequent among the first flagged rows)
+VALUES_READ = 1000  # flagged rows read for those values
+
+
 def describe(checks, p: Parsed, file: str, column: str, limit: int) -> list[DataIssue]:
-    """An issue for each row that a check flagged (the first `limit` rows), worded by its first check."""
+    """The issues of one column, each row worded by its first check: one issue per row for a check
+    that flags at most SUMMARY_AFTER rows, else one summary for the check (how many rows, the first
+    ones, the values, a hint). In row order (a summary at its first row); at most `limit`."""
     if not checks or limit <= 0:
         return []
-    flagged = np.logical_or.reduce([mask for mask, _ in checks])
-    if not flagged.any():
-        return []
-    issues = []
-    for k in np.flatnonzero(flagged)[:limit]:
-        reason = next(why for mask, why in checks if mask[k])
-        issues.append(DataIssue(file, int(k) + 1, column, reason(p.text(int(k)))))
-    return issues
+    first_check = np.full(len(p.null), -1)
+    for j in reversed(range(len(checks))):
+        first_check[checks[j][0]] = j
+    found = []
+    for j, (_, why, many, hint) in enumerate(checks):
+        rows = np.flatnonzero(first_check == j)
+        if len(rows) > SUMMARY_AFTER:
+            found.append((rows[0], _summary(rows, p, file, column, many, hint, values=not many.startswith("are empty"))))
+        else:
+            found += [(k, DataIssue(file, int(k) + 1, column, why(p.text(int(k))))) for k in rows[:limit]]
+    return [issue for _, issue in sorted(found, key=lambda x: x[0])][:limit]
+
+
+def _summary(rows: np.ndarray, p: Parsed, file: str, column: str, many: str, hint: str, values: bool) -> DataIssue:
+    shown = ", ".join(str(int(k) + 1) for k in rows[:FIRST_ROWS]) + (", ..." if len(rows) > FIRST_ROWS else "")
+    text = f"{len(rows)} values {many}; rows {shown}"
+    if values:
+        counts = Counter(show(p.text(int(k))) for k in rows[:VALUES_READ])
+        listed = [f"'{v}' ({n} row{'s' if n > 1 else ''})" for v, n in counts.most_common(VALUES_SHOWN)]
+        text += "; values " + ", ".join(listed) + (", ..." if len(counts) > VALUES_SHOWN else "")
+    return DataIssue(file, None, column, f"{text}; hint: {hint}")
 
 
 # ------------------------------------------------------------------------------------ parsing
