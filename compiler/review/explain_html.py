@@ -86,10 +86,48 @@ table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;paddin
 vertical-align:top}th{background:#f2f2f2}pre{background:#f7f7f7;padding:8px;overflow-x:auto}
 code{font-size:12px}.swatch{display:inline-block;width:14px;height:14px;border:1px solid #555;margin:0 4px 0 12px;
 vertical-align:middle}.dagbox{overflow:auto;border:1px solid #ddd;padding:4px}
-tr:target{background:#fff6c0}.ok{color:#1d7a1d;font-weight:bold}.hash{font-family:monospace}"""
+tr:target{background:#fff6c0}.ok{color:#1d7a1d;font-weight:bold}.hash{font-family:monospace}
+.warn{background:#fff3cd;color:#6b4e00}#summary{border:2px solid #444;padding:4px 12px;margin:8px 0}"""
 
 
-def explain_html(plan: dict) -> str:
+def summary_html(plan: dict, rows: dict[str, int] | None = None, cost: dict | None = None) -> str:
+    """The page's first section, in plain words: who receives what, what every party learns (a party
+    that learns something without receiving the result is a warning, never a check mark), which
+    rules guard which output, the caps on values, and the estimated time."""
+    from insightql.compiler.review.timing import estimate_seconds, time_line
+
+    e = html.escape
+    table = next(n for n in plan["nodes"] if n["op"] == "table")["attrs"]
+    values = [o for o in table["outputs"] if o["kind"] == "value"]
+    receivers = ", ".join(plan["receivers"])
+    items = [f"<li><b>{e(receivers)}</b> receive {len(values)} value column(s) "
+             f"({e(', '.join(o['name'] for o in values))}) in {plan['cells']} cell(s); suppressed cells are shown "
+             "as suppressed.</li>"]
+    for party in list(plan["parties"]) + list(plan.get("output_parties", [])):
+        learnt = [i for i in plan["leakage"] if party in i.get("to", [])]
+        beyond = [i for i in learnt if party not in plan["receivers"] or i["item"] in ("input_sizes", "sort_comparisons",
+                                                                                         "match_pattern")]
+        role = "computes and receives" if party in plan["receivers"] and party in plan["parties"] else \
+            "receives without computing" if party not in plan["parties"] else "computes, receives nothing"
+        if beyond:
+            what = ", ".join(dict.fromkeys(i["item"] for i in beyond))
+            items.append(f'<li class="warn">&#9888; <b>{e(party)}</b> ({role}) also learns {e(what)} '
+                         f'(leakage report below)</li>')
+        else:
+            items.append(f"<li><b>{e(party)}</b> ({role}) learns "
+                         + ("the result only" if party in plan["receivers"] else "nothing: it sees only shares")
+                         + ".</li>")
+    flags = {i["column"]: i.get("rules", []) for i in plan["leakage"] if i["item"] == "output_flag"}
+    guards = "".join(f"<li><b>{e(o['name'])}</b>: {e(', '.join(flags.get(o['name'], [])) or 'always released')}"
+                     f"; values within [{e(str(o['type'].get('lo')))}, {e(str(o['type'].get('hi')))}]</li>"
+                     for o in values)
+    timing = (time_line(estimate_seconds(plan, rows, cost)) if rows is not None else
+              "estimated time: give the catalog (iq explain query.iq) for a bound")
+    return (f'<section id="summary"><h2>Summary</h2><ul>{"".join(items)}</ul><h3>Rules per output, caps on values'
+            f'</h3><ul>{guards}</ul><p>{e(timing)}</p></section>')
+
+
+def explain_html(plan: dict, row_counts: dict[str, int] | None = None) -> str:
     """One self-contained page: no scripts, styles or fonts from elsewhere."""
     cost = estimate(plan)
     e = html.escape
@@ -114,6 +152,7 @@ def explain_html(plan: dict) -> str:
 Format {e(plan['format'])}, compiler {e(plan['compiler_version'])}, catalog <span class="hash">{e(plan['catalog_digest'])}</span><br>
 Purpose <b>{e(str(q.get('purpose')))}</b>; computing parties {e(', '.join(plan['parties']))}; receivers
 <b>{e(', '.join(plan['receivers']))}</b>{e(' (output only: ' + ', '.join(plan['output_parties']) + ')' if plan.get('output_parties') else '')}; {plan['cells']} cell(s); MPyC SecInt(l={plan['secure_type']['l']}).</p>
+{summary_html(plan, row_counts, cost)}
 <h2>Query</h2><pre>{e(q['source'])}</pre>
 <h2>Circuit</h2><p>Placement:{legend}. Hover a box for its details; click it for its row below.</p>
 <div class="dagbox">{_svg(plan, cost)}</div>

@@ -190,10 +190,10 @@ def cmd_explain(args) -> int:
     plan, catalog = _load_plan_or_compile(args.target, args.catalog)
     if plan is None:
         return 1
-    if args.format == "text":
-        out = explain.explain_text(plan, _rows_bound(plan, catalog))
+    if args.format == "dot":
+        out = explain.explain_dot(plan)
     else:
-        out = {"dot": explain.explain_dot, "html": explain.explain_html}[args.format](plan)
+        out = {"text": explain.explain_text, "html": explain.explain_html}[args.format](plan, _rows_bound(plan, catalog))
     if args.output:
         Path(args.output).write_text(out, encoding="utf-8")
     else:
