@@ -109,7 +109,7 @@ def test_text_of_a_join_describes_link_ops_and_revealed_row_counts(design, tmp_p
     plan = _link_plan("inner_both_sides", design, tmp_path)
     text = explain_text(plan)
     by_op = {n["op"]: n for n in plan["nodes"]}
-    algo = {"oblivious": "(oblivious: shuffle + quicksort; opens only comparisons of a random order)",
+    algo = {"oblivious": "(oblivious: shuffle + radix sort; opens only uniformly random permutations)",
             "fast": "(fast: shuffle + keyed PRF; opens match pattern)"}[design]
     join = _line(text, by_op["link_join"]["id"])
     assert f"link_join: {algo} inner join, U=ngo_clients unique key person_id, M=police_victims key person_id" in join
@@ -122,7 +122,7 @@ def test_text_of_a_join_describes_link_ops_and_revealed_row_counts(design, tmp_p
     assert '"layout"' not in text and '"weights"' not in text  # no raw attributes
     for n in plan["nodes"]:
         if n["op"] in ("link_share", "link_join"):
-            assert "not in the estimate" in text.splitlines()[text.splitlines().index(_line(text, n["id"])) + 1]
+            assert "not in the per-node counts" in text.splitlines()[text.splitlines().index(_line(text, n["id"])) + 1]
     assert "not included above: record linkage" in text and "the time estimate below includes it" in text
     assert "estimated time: needs each dataset's row bound" in text
     with_rows = explain_text(plan, {d: 1000 for d in plan["datasets"]})
@@ -144,7 +144,7 @@ def test_text_of_a_distinct_count_names_the_linked_datasets(tmp_path):
     plan = _link_plan("distinct_three", "oblivious", tmp_path)
     text = explain_text(plan)
     link = next(n for n in plan["nodes"] if n["op"] == "link_distinct")
-    assert ("link_distinct: (oblivious: shuffle + quicksort; opens only comparisons of a random order) "
+    assert ("link_distinct: (oblivious: shuffle + radix sort; opens only uniformly random permutations) "
             "COUNT(DISTINCT person_id) across police_victims, "
             "ngo_clients, shelter_stays, per cell (4 cells)") in _line(text, link["id"])
     assert "shelter_stays: its row count rounded up to a power of two" in text
@@ -158,7 +158,7 @@ def test_html_and_dot_of_a_join_describe_link_ops(tmp_path):
     join = next(n for n in plan["nodes"] if n["op"] == "link_join")
     row = page[page.index(f'id="row-{join["id"]}"'):]
     row = row[:row.index("</tr>")]
-    assert "left join, U=shelter_stays unique key person_id" in row and "not in the estimate" in row
+    assert "left join, U=shelter_stays unique key person_id" in row and "not in the per-node counts" in row
     assert "NOT hidden for the linked datasets" in page and "match_pattern" in page
     assert "left join, U=shelter_stays" in dot.split(f"    {join['id']} [")[1].splitlines()[0]
 

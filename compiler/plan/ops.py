@@ -42,8 +42,8 @@ SIDE = {"enum": [0, 1], "description": "0: the unique side U of a join (sorts fi
 SIZE_RULE = {"enum": ["pow2"], "description": "public vector length: the row count rounded up to a power of two, "
                                              "at least min_size (linkage.sizes)"}
 ALGORITHM = {"enum": ["oblivious", "fast"],
-             "description": "oblivious: shuffle + quicksort, opens comparison outcomes that depend only on the random "
-                            "order (leakage item sort_comparisons); fast: shuffle + keyed PRF tags opened (leakage "
+             "description": "oblivious: shuffle + radix sort, opens only uniformly random permutations (leakage "
+                            "item sort_comparisons); fast: shuffle + keyed PRF tags opened (leakage "
                             "item match_pattern), only when every linked dataset's policy sets linkage = \"fast\""}
 GUARD = {"guard": {"anyOf": [ID, {"type": "null"}]}}
 

@@ -6,11 +6,12 @@ import json
 
 from insightql.compiler.review.explain_expr import expr_text
 
-ALGORITHMS = {"oblivious": "oblivious: shuffle + quicksort; opens only comparisons of a random order",
+ALGORITHMS = {"oblivious": "oblivious: shuffle + radix sort; opens only uniformly random permutations",
               "fast": "fast: shuffle + keyed PRF; opens match pattern"}
 OPENED = {"oblivious": "sort_comparisons", "fast": "match_pattern"}  # leakage item of each design
 SIZE_RULES = {"pow2": "its row count rounded up to a power of two (at least 2k)"}
-LINK_COST = {"oblivious": "shuffle + quicksort of all rows (about n log n comparisons of the packed width)",
+LINK_COST = {"oblivious": "radix sort of all rows, two key bits per pass (linear in rows x key bits; the time "
+                           "estimate counts it)",
              "fast": "shuffle + MiMC tags, linear in the rows"}
 
 
@@ -72,9 +73,10 @@ def describe_link(node: dict, plan: dict) -> str:
 def link_cost(node: dict) -> str | None:
     """Cost of a link op in words; None where the cost model's line is right (local, link_slot)."""
     if node["op"] == "link_share":
-        return "shares one value per row: grows with the row count (not in the estimate)"
+        return "shares one value per row: grows with the row count (not in the per-node counts)"
     if node["op"] in ("link_join", "link_distinct"):
-        return (f"not in the estimate, grows with the row counts: {LINK_COST.get(node['attrs'].get('algorithm'), '?')}"
+        return ("not in the per-node counts, grows with the row counts (the time estimate includes it): "
+                f"{LINK_COST.get(node['attrs'].get('algorithm'), '?')}"
                 " (measured: benchmarks/LINKAGE.md)")
     return None
 
