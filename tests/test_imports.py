@@ -224,7 +224,7 @@ def test_every_subcommand_is_registered():
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert list(sub.choices) == ["check", "fmt", "compile", "explain", "diff", "run", "party", "catalog", "schema",
-                                 "keygen", "approve", "revoke", "verify", "audit", "certs"]
+                                 "keygen", "approve", "revoke", "verify", "audit", "certs", "lsp"]
     for name, p in sub.choices.items():
         if name != "audit":
             assert p.get_default("fn") is not None, name

@@ -6,7 +6,8 @@ Every subcommand is registered here, explicitly, by the module of its group:
   so they stay fast enough for pre-commit hooks and CI);
 * run.py: run, party (MPyC is imported when a party starts);
 * governance.py: keygen, approve, verify, audit verify|show;
-* runtime/launch/certs.py: certs.
+* runtime/launch/certs.py: certs;
+* lsp.py: lsp (the language server, runtime/lsp/; never MPyC).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import sys
 from insightql.compiler import __version__
 from insightql.compiler.diagnostics import DiagnosticError
 
-from insightql.runtime.cli import governance, query, run
+from insightql.runtime.cli import governance, lsp, query, run
 from insightql.runtime.cli.common import UsageError
 from insightql.runtime.launch import certs
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_catalog_commands(sub)  # catalog, schema
     governance.add_commands(sub)  # keygen, approve, verify, audit
     certs.add_certs_command(sub)  # certs
+    lsp.add_commands(sub)  # lsp
     return p
 
 
