@@ -225,3 +225,24 @@ def test_vscode_extension_files_agree():
     assert grammar["scopeName"] == gram["scopeName"]
     conf = json.loads((ROOT / "editors/vscode" / lang["configuration"]).read_text(encoding="utf-8"))
     assert conf["comments"]["lineComment"] == "--"
+
+
+def test_positions_count_utf16_units_and_lines_from_zero():
+    from insightql.runtime.lsp.analysis import offset, position
+
+    text = "-- 😀 é\nSELECT x"
+    assert position(text, text.index("é")) == (0, 6)  # the emoji is two UTF-16 units
+    assert offset(text, 0, 6) == text.index("é")
+    assert position(text, text.index("x")) == (1, 7) and offset(text, 1, 7) == text.index("x")
+    assert offset(text, 0, 99) == text.index("\n") and offset(text, 9, 0) == len(text)
+
+
+def test_no_completion_inside_a_string_that_is_not_a_category_value():
+    from insightql.compiler.check.catalog import load_catalog
+    from insightql.runtime.lsp.analysis import complete
+
+    catalog = load_catalog(EXAMPLES / "catalog.toml")
+    text = "@description 'Counts by ty\nSELECT COUNT(*) FROM police_victims"
+    assert complete(text, text.index("\n"), catalog) == []
+    done = "SELECT COUNT(*) -- it's a comment\nFROM police_victims WHERE exp_Type = 'x' AND "
+    assert "prs_Age" in {c.label for c in complete(done, len(done), catalog)}

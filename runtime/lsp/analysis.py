@@ -60,7 +60,8 @@ def diagnostic_message(d: Diagnostic) -> str:
 
 _NAME = r'(?:[A-Za-z_][A-Za-z0-9_]*|"(?:[^"\n]|"")+")'
 _TABLE = re.compile(r"\b(?:from|join|union\s+all)\s+(" + _NAME + ")", re.I)
-_COMMENT_OR_STRING = re.compile(r"--[^\n]*|'(?:[^'\n]|'')*'?")
+_COMMENT_OR_STRING = re.compile(r"--[^\n]*|'(?:[^'\n]|'')*'?")  # a string open at the end included
+_CLOSED = re.compile(r"--[^\n]*|'(?:[^'\n]|'')*'")
 
 
 def _unquote(name: str) -> str:
@@ -124,7 +125,7 @@ def complete(text: str, at: int, catalog: Catalog | None) -> list[Candidate]:
                 values.update(dict.fromkeys(col.domain))
         if values:
             return [Candidate(v, "value", f"{column} value", v.replace("'", "''")) for v in values]
-    if "'" in _COMMENT_OR_STRING.sub("", before.rsplit("\n", 1)[-1]):
+    if "'" in _CLOSED.sub("", before.rsplit("\n", 1)[-1]):
         return []  # inside a string that is not a category value
     code = _code(before)
     if _AFTER_TABLE_WORD.search(code):
