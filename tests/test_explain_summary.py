@@ -42,3 +42,20 @@ def test_a_leak_the_plan_admits_is_a_warning_never_a_check_mark():
     warned = re.findall(r'<li class="warn">&#9888; <b>(\w+)</b>', s)
     assert sorted(warned) == sorted(plan["parties"])  # every computing party learns the vectors' lengths
     assert "input_sizes" in s and "&#10003;" not in s
+
+
+def test_values_as_the_query_wrote_them_and_json_for_tools():
+    """Dates as dates, ORDER BY by name, no Python reprs; `--format json` parses and names every node."""
+    import json
+
+    from insightql.compiler.review.explain import explain_json, explain_text
+
+    res = compile_source((ROOT / "examples" / "victims_by_exploitation.iq").read_text(), "v.iq", CAT)
+    text = explain_text(res.plan)
+    assert "identified_on >= DATE '2022-01-01'" in text and "18993" not in text
+    assert "ORDER BY identifications DESC" in text and "True" not in text and "None" not in text
+    doc = json.loads(explain_json(res.plan, catalog_rows(res.plan, CAT)))
+    assert [n["id"] for n in doc["nodes"]] == [n["id"] for n in res.plan["nodes"]]
+    assert doc["computing_parties"] == res.plan["parties"] and doc["time"]["total"] > 0
+    page = explain_html(res.plan)
+    assert '<dl id="glossary">' in page and "secret sharing" in page

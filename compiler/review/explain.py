@@ -11,7 +11,25 @@ from insightql.compiler.review.explain_nodes import COLOURS, STAGES, STROKES, de
 from insightql.compiler.review.plan_diff import diff_plans
 from insightql.compiler.review.timing import estimate_seconds, time_line
 
-__all__ = ["explain_text", "explain_dot", "explain_html", "diff_plans"]
+__all__ = ["explain_text", "explain_dot", "explain_html", "explain_json", "diff_plans"]
+
+
+def explain_json(plan: dict, rows: dict[str, int] | None = None) -> str:
+    """What the text and the page say, for tools: the same words per node, rules, leakage, cost, time."""
+    import json
+
+    cost = estimate(plan)
+    return json.dumps({
+        "plan_hash": plan["hash"], "query": plan["query"]["name"], "source_name": plan["query"]["source_name"],
+        "computing_parties": plan["parties"], "output_parties": plan.get("output_parties", []),
+        "receivers": plan["receivers"], "cells": plan["cells"],
+        "policy_rules": [{"rule": r, "how": how} for r, how in policy_rules(plan)],
+        "nodes": [{"id": n["id"], "op": n["op"], "placement": n["placement"], "inputs": n["inputs"],
+                   "does": describe(n, plan), "facts": node_facts(n), "cost": node_cost(n, cost)}
+                  for n in plan["nodes"]],
+        "leakage": plan["leakage"], "cost": cost["totals"],
+        "time": None if rows is None else estimate_seconds(plan, rows, cost),
+    }, indent=2, sort_keys=True)
 
 
 # -- text -----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 query-like syntax, for `iq explain` and `iq diff`."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 
@@ -13,8 +14,13 @@ def expr_text(e) -> str:
         return e["col"]
     if "lit" in e:
         v = e["lit"]
-        dom = e.get("type", {}).get("domain")
-        return repr(dom[v]) if dom and isinstance(v, int) and 0 <= v < len(dom) else json.dumps(v)
+        t = e.get("type", {})
+        dom = t.get("domain")
+        if dom and isinstance(v, int) and 0 <= v < len(dom):
+            return "'" + str(dom[v]).replace("'", "''") + "'"
+        if t.get("kind") == "date" and isinstance(v, int):  # days since 1970-01-01, as the query wrote it
+            return f"DATE '{(dt.date(1970, 1, 1) + dt.timedelta(days=v)).isoformat()}'"
+        return json.dumps(v)
     if "fn" in e:
         args = [expr_text(a) if a is not None else json.dumps(c) for a, c in zip(e["args"], e.get("consts", []))]
         return f"{e['fn']}({', '.join(args)})"

@@ -90,6 +90,25 @@ tr:target{background:#fff6c0}.ok{color:#1d7a1d;font-weight:bold}.hash{font-famil
 .warn{background:#fff3cd;color:#6b4e00}#summary{border:2px solid #444;padding:4px 12px;margin:8px 0}"""
 
 
+GLOSSARY = "".join(f"<dt><b>{t}</b></dt><dd>{d}</dd>" for t, d in [
+    ("secret sharing", "each value is split into random-looking shares, one per computing party; fewer than "
+                       "t + 1 shares together say nothing about the value"),
+    ("computing party", "an organisation whose process computes on shares (the owners of the data read, plus "
+                        "helpers); t = (m - 1) // 2 of m computing parties may pool what they see and learn "
+                        "nothing beyond the leakage report"),
+    ("helper", "a computing party that holds no data, so that two organisations are not alone"),
+    ("receiver", "an organisation that gets the result table; an output-only receiver gets it without computing"),
+    ("reveal", "the one step where values leave MPC: only the vectors the plan lists, only to the receivers"),
+    ("suppressed cell", "a cell whose values are withheld inside MPC because a disclosure rule failed; it is "
+                        "shown as suppressed, never dropped"),
+    ("leakage report", "every value the plan lets anyone learn, and who learns it"),
+    ("differencing guard", "the comparison with earlier releases, so that two results cannot be subtracted to "
+                           "single out a small group"),
+    ("record linkage", "finding the same person in several organisations' rows by a pseudonymous key, "
+                       "inside MPC"),
+])
+
+
 def summary_html(plan: dict, rows: dict[str, int] | None = None, cost: dict | None = None) -> str:
     """The page's first section, in plain words: who receives what, what every party learns (a party
     that learns something without receiving the result is a warning, never a check mark), which
@@ -164,6 +183,7 @@ Purpose <b>{e(str(q.get('purpose')))}</b>; computing parties {e(', '.join(plan['
 ({tot['comparison_bits']} element-bits), {tot['truncations']} truncations, about {tot['rounds']} rounds.
 Bytes sent per party (expected; range when MPyC's pseudorandom choice of resharing parties falls
 all one way):</p><table id="cost"><tr><th>party</th><th>expected</th><th>range</th></tr>{per_party}</table>
+<h2>Glossary</h2><dl id="glossary">{GLOSSARY}</dl>
 <p>Plan hash <span class="hash">{e(plan['hash'])}</span></p>
 </body></html>
 """

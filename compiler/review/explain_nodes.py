@@ -118,7 +118,10 @@ def _table(node: dict, plan: dict) -> str:
     a = node["attrs"]
     outs = ", ".join(o["name"] for o in a["outputs"])
     tail = f"; HAVING flag {a['keep']}" if a.get("keep") else ""
-    tail += f"; ORDER BY {a['order_by']}" if a.get("order_by") else ""
+    names = [o["name"] for o in a["outputs"]]
+    order = ", ".join(f"{names[i] if isinstance(i, int) and i < len(names) else i}{' DESC' if desc else ''}"
+                      for i, desc in a.get("order_by") or [])
+    tail += f"; ORDER BY {order}" if order else ""
     tail += f"; LIMIT {a['limit']}" if a.get("limit") is not None else ""
     return f"result columns {outs}; cells without flag {a['released']} marked suppressed{tail}"
 

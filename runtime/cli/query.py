@@ -193,7 +193,8 @@ def cmd_explain(args) -> int:
     if args.format == "dot":
         out = explain.explain_dot(plan)
     else:
-        out = {"text": explain.explain_text, "html": explain.explain_html}[args.format](plan, _rows_bound(plan, catalog))
+        out = {"text": explain.explain_text, "html": explain.explain_html,
+               "json": explain.explain_json}[args.format](plan, _rows_bound(plan, catalog))
     if args.output:
         Path(args.output).write_text(out, encoding="utf-8")
     else:
@@ -280,8 +281,9 @@ def add_commands(sub) -> None:
     e = sub.add_parser("explain", help="show a plan: placement, cost, leakage report")
     e.add_argument("target", help="a .iq query or a .plan.json file, e.g. examples/overlap.iq")
     e.add_argument("--catalog", metavar="FILE", help=_CATALOG_HELP)
-    e.add_argument("--format", choices=["text", "dot", "html"], default="text",
-                   help="text (default), dot (Graphviz) or html (the auditor's page), e.g. --format html -o plan.html")
+    e.add_argument("--format", choices=["text", "dot", "html", "json"], default="text",
+                   help="text (default), dot (Graphviz), html (the auditor's page) or json (for tools), "
+                        "e.g. --format html -o plan.html")
     e.add_argument("-o", "--output", metavar="FILE", help="write to this file instead of printing, e.g. -o plan.html")
     e.set_defaults(fn=cmd_explain)
 
