@@ -10,6 +10,7 @@ import queue
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,8 +30,9 @@ class Server:
     """`iq lsp` in a subprocess; a reader thread puts each decoded message on a queue."""
 
     def __init__(self, *args: str):
+        self.log = tempfile.TemporaryFile()  # a file, not a pipe: a talkative server never blocks on it
         self.proc = subprocess.Popen([sys.executable, "-m", "insightql.runtime.cli", "lsp", *args], cwd=ROOT,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
         self.messages: queue.Queue = queue.Queue()
         self.next_id = 0
         threading.Thread(target=self._read, daemon=True).start()
@@ -87,14 +89,13 @@ class Server:
         self.send("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "iq", "version": 1, "text": text}})
 
     def _stderr(self) -> str:
-        if self.proc.poll() is None:
-            return "(still running)"
-        return self.proc.stderr.read().decode("utf-8", "replace")[-2000:]
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")[-2000:]
 
     def kill(self):
         self.proc.kill()
         self.proc.wait(timeout=10)
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        for f in (self.proc.stdin, self.proc.stdout, self.log):
             f.close()
 
 
