@@ -5,7 +5,7 @@ Every subcommand is registered here, explicitly, by the module of its group:
 * query.py: check, fmt, compile, explain, diff, catalog, schema (compile only: never import MPyC,
   so they stay fast enough for pre-commit hooks and CI);
 * run.py: run, party (MPyC is imported when a party starts);
-* governance.py: keygen, approve, verify, audit verify|show;
+* governance.py: keygen, approve, revoke, verify, audit verify|show|prove;
 * runtime/launch/certs.py: certs;
 * lsp.py: lsp (the language server, runtime/lsp/; never MPyC).
 """
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_commands(sub)  # check, fmt, compile, explain, diff
     run.add_commands(sub)  # run, party
     query.add_catalog_commands(sub)  # catalog, schema
-    governance.add_commands(sub)  # keygen, approve, verify, audit
+    governance.add_commands(sub)  # keygen, approve, revoke, verify, audit
     certs.add_certs_command(sub)  # certs
     lsp.add_commands(sub)  # lsp
     return p
