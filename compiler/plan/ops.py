@@ -109,6 +109,14 @@ def rank_weights(node: dict) -> tuple[int, int]:
     return (2, 1) if node["op"] == "median" else (100, node["attrs"]["percent"])
 
 
+def rank_block(size: int) -> int:
+    """Block length of a rank op's two-level search over a histogram of `size` rows (0: one flat
+    test of every row). The running counts are tested at each block's last row, then the rows of
+    the one block where the answer lies: ceil(size / B) + B - 1 elements per cell instead of size."""
+    b = math.isqrt(size - 1) + 1 if size > 1 else 1
+    return b if size >= 9 else 0
+
+
 def _rank(node: dict, inputs: list[dict]) -> tuple[int, int]:
     a, b = rank_weights(node)
     total = raw_range(inputs[1])[1]

@@ -24,7 +24,7 @@ import math
 import pickle
 from collections import defaultdict
 
-from insightql.compiler.plan.ops import COST, RECIPROCAL_NEWTON_STEPS, rank_weights, raw_range, register, sign_bits as bits
+from insightql.compiler.plan.ops import COST, RECIPROCAL_NEWTON_STEPS, rank_block, rank_weights, raw_range, register, sign_bits as bits
 
 FRAME = 12                  # MPyC message frame: program counter (8) + length (4)
 PICKLE_HEADER = 145         # pickled 1-D numpy object array without shape and elements
@@ -268,7 +268,15 @@ def _rank(m: _Model, t: Tally, node: dict) -> None:
     size = m.nodes[node["inputs"][0]]["shape"][0]
     a, b = rank_weights(node)
     total = m.raw_range(node["inputs"][1])[1]
-    t.lt0(size * _elements(node), node["attrs"].get("l") or bits(-b * total, a * total))
+    c, l = _elements(node), node["attrs"].get("l") or bits(-b * total, a * total)
+    B = rank_block(size)
+    if not B:
+        t.lt0(size * c, l)
+        return
+    nb = -(-size // B)
+    t.lt0(nb * c, l)  # every block's last row
+    t.mul(nb * (B - 1) * c)  # one-hot of the block x its rows
+    t.lt0((B - 1) * c, l)  # the rows of that block
 
 
 @register(COST, "div")

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from insightql.compiler.plan.ops import RECIPROCAL_NEWTON_STEPS, rank_weights, raw_range, register, sign_bits
+from insightql.compiler.plan.ops import RECIPROCAL_NEWTON_STEPS, rank_block, rank_weights, raw_range, register, sign_bits
 from insightql.compiler.plaintext.partials import linear_matrix, slot_rows
 
 SECURE: dict = {}  # op name -> its secure implementation (compiler/plan/ops.py declares the ops)
@@ -258,12 +258,35 @@ def _variance(s: SecureOps, node: dict, args: list, values: dict):
 
 @register(SECURE, "median", "percentile")
 def _rank(s: SecureOps, node: dict, args: list, values: dict):
+    """lo_value + the number K of histogram rows whose running count c has a*c < b*n. The flags
+    [a*c < b*n] fall from 1 to 0 along the rows (counts are >= 0), so K is found in two levels
+    (compiler/plan/ops.py rank_block): one sign test of every block's last row gives the number J
+    of whole blocks below and, as differences of neighbouring flags, a secret one-hot of block J;
+    one product selects that block's rows, and a second sign test counts them. Same K as testing
+    every row, with about 2*sqrt(size) tested elements per cell instead of size."""
+    mpc = s.mpc
     hist, cnt = args
     a, b = rank_weights(node)
-    cum = s.mpc.np_cumsum(hist, axis=0)
     total = s.raw_range(node["inputs"][1])[1]
-    below = s.lt0(a * cum - b * cnt.reshape(1, -1), -b * total, a * total, node["attrs"].get("l"))
-    return node["attrs"]["lo_value"] + s.mpc.np_sum(below, axis=0)
+    l = node["attrs"].get("l")
+    diff = a * mpc.np_cumsum(hist, axis=0) - b * cnt.reshape(1, -1)  # row i: below iff < 0
+    size, cells = hist.shape[0], hist.shape[1]
+    B = rank_block(size)
+    if not B:
+        return node["attrs"]["lo_value"] + mpc.np_sum(s.lt0(diff, -b * total, a * total, l), axis=0)
+    nb = -(-size // B)
+    ends = [min((j + 1) * B, size) - 1 for j in range(nb)]
+    top = s.lt0(diff[ends], -b * total, a * total, l)  # row j: all of block j is below
+    lengths = np.array([[e - j * B + 1] for j, e in enumerate(ends)], dtype=object)
+    whole = mpc.np_sum(top * lengths, axis=0)
+    onehot = mpc.np_vstack([1 - top[:1], top[:-1] - top[1:]])  # block J (none when every block is below)
+    # rows 0..B-2 of each block (its last row is block J's top flag, 0): padded with 0, never below
+    zero = s.const(0, (1, cells))
+    rows = mpc.np_vstack([diff[j * B + r].reshape(1, -1) if j * B + r < ends[j] else zero
+                          for j in range(nb) for r in range(B - 1)]).reshape(nb, B - 1, cells)
+    picked = mpc.np_sum(onehot.reshape(nb, 1, cells) * rows, axis=0)  # block J's rows (B-1, cells)
+    inside = s.lt0(picked, -b * total, a * total, l)
+    return node["attrs"]["lo_value"] + whole + mpc.np_sum(inside, axis=0)
 
 
 @register(SECURE, "dominance")
