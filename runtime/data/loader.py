@@ -14,9 +14,6 @@ from insightql.compiler.check.catalog import Dataset
 from insightql.compiler.plaintext.local_eval import Table
 
 from insightql.runtime.data.checks import MAX_REPORTED, DataError, DataIssue, check_path, file_error
-from insightql.runtime.data.postgres import is_postgres, read_postgres
-from insightql.runtime.data.sources import read_source
-from insightql.runtime.data.validate import validate
 
 __all__ = ["DataError", "DataIssue", "MAX_REPORTED", "load_dataset"]
 
@@ -27,7 +24,12 @@ def load_dataset(path: str | Path, name: str, ds: Dataset, wanted: dict[str, dic
 
     `wanted` maps column name -> the plan's view of its type (category codes are taken
     against that domain, which for a UNION ALL may list more values than this dataset's).
+    Readers and validation (pyarrow) are imported here: a party without data never loads them.
     """
+    from insightql.runtime.data.postgres import is_postgres, read_postgres
+    from insightql.runtime.data.sources import read_source
+    from insightql.runtime.data.validate import validate
+
     if is_postgres(path):
         try:
             return validate(read_postgres(path), name, ds, wanted)
