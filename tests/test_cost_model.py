@@ -143,6 +143,7 @@ def runs(mpc_pool, corpus_data, catalog):
 def test_estimate_matches_measured_bytes(runs, name):
     plan, future = runs[name]
     measured = future.result(timeout=600)
+    assert all(measured.pop(p) == 0 for p in plan.get("output_parties", []))  # no MPyC: shares come apart
     est = estimate(plan)["totals"]
     total = sum(measured.values())
     assert abs(est["bytes_total"] - total) <= 0.05 * total, (est["bytes_total"], measured)
