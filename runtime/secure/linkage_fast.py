@@ -60,18 +60,44 @@ def _lagrange_at_zero(p: int, xs: list[int], x_i: int) -> int:
     return num * pow(den, -1, p) % p
 
 
-async def shuffle(mpc, x, steps: list | None = None):
+def shuffle_sets(mpc) -> list[list[int]]:
+    """Per set T of t parties, the t+1 parties outside T that hold one permutation of a shuffle."""
+    m, t = len(mpc.parties), mpc.threshold
+    return [[q for q in range(m) if q not in T][:t + 1] for T in itertools.combinations(range(m), t)]
+
+
+async def shuffle_seeds(mpc) -> list:
+    """One fresh 128-bit seed per set of `shuffle_sets`, sent by the set's first party to the others
+    of the set: a party holds the seeds of the sets it belongs to, None for the others. A sort draws
+    them once (one round per set, once) and derives one permutation per shuffle from
+    (seed, shuffle number), instead of a round per set in every pass."""
+    from insightql.runtime.secure.reveal import send_shuffle_seed
+
+    return [await send_shuffle_seed(mpc, A[0], A) for A in shuffle_sets(mpc)]
+
+
+def derived_permutation(seed: int, counter: int, n: int) -> np.ndarray:
+    """The permutation of n for shuffle number `counter` under `seed`: PCG64 seeded by
+    SHA-256(seed, counter), so the shuffles of one sort are independent of each other."""
+    d = hashlib.sha256(seed.to_bytes(16, "big") + counter.to_bytes(8, "big")).digest()
+    return np.random.Generator(np.random.PCG64(int.from_bytes(d[:16], "big"))).permutation(n)
+
+
+async def shuffle(mpc, x, steps: list | None = None, seeds: tuple | None = None):
     """x (n, ...) secure array, rows permuted by pi_T1 ... pi_Tc, one permutation per set T of t
     parties, known only to t+1 parties outside T: every coalition of t misses one of them. With a
-    list `steps`, each step's (parties, permutation or None) is appended to it, for `unshuffle`."""
+    list `steps`, each step's (parties, permutation or None) is appended to it, for `unshuffle`.
+    `seeds` = (shuffle_seeds(mpc), counter): permutations derived from seeds sent once per sort
+    (no round for seeds here); without, each set's holder sends a fresh seed (one round per set)."""
     from insightql.runtime.secure.reveal import send_shuffle_seed
 
     n = x.shape[0]
-    m, t = len(mpc.parties), mpc.threshold
-    for T in itertools.combinations(range(m), t):
-        A = [q for q in range(m) if q not in T][:t + 1]
-        seed = await send_shuffle_seed(mpc, A[0], A)
-        perm = np.random.Generator(np.random.PCG64(seed)).permutation(n) if mpc.pid in A else None
+    for j, A in enumerate(shuffle_sets(mpc)):
+        if seeds is None:
+            seed = await send_shuffle_seed(mpc, A[0], A)
+            perm = np.random.Generator(np.random.PCG64(seed)).permutation(n) if mpc.pid in A else None
+        else:
+            perm = derived_permutation(seeds[0][j], seeds[1], n) if mpc.pid in A else None
         x = await _reshare_permuted(mpc, x, A, perm)
         if steps is not None:
             steps.append((A, perm))

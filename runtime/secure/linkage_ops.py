@@ -146,7 +146,12 @@ class LinkOps:
         mpc = self.mpc
         phases = linkage_fast.Phases(mpc, node["id"])
         n = x.shape[0]
-        bits = await to_bits(mpc, x, l, list(range(mpc.threshold + 1)))
+        if len(x.shape) == 2:  # the owners' bits (link_share): x is their linear combination
+            assert x.shape[1] == l, (x.shape, l)
+            bits = x
+            x = bits @ np.array([1 << j for j in range(l)], dtype=object)
+        else:
+            bits = await to_bits(mpc, x, l, list(range(mpc.threshold + 1)))
         await phases.done("bits", bits)
         rows = mpc.np_concatenate([x.reshape(n, 1), bits[:, :low]], axis=1)
         out = await radix_sort(mpc, node, [bits[:, c] for c in digit_cols], rows)
@@ -249,7 +254,9 @@ class LinkOps:
             pos = await self.sort_order(node, sort_key, K + 1 + len(by), where)
             bits, key = bits[pos], key[pos]
         n = key.shape[0]
+        phases = linkage_fast.Phases(mpc, node["id"])
         same_key = await self.adjacent_equal(key, K + 2, st)
+        await phases.done("adjacent equal", same_key)
         head = 1 - same_key
         side = bits[:, W]
         names, rows = self.carry_rows(a, bits)
@@ -260,6 +267,7 @@ class LinkOps:
             seen = z[-1]
             z = z + (1 - seen).reshape(1, n) * self.shift(z, d, 0, st)
             d *= 2
+        await phases.done("scan", z)
         first = (1 - same_key * self.bits_equal_prev(bits, person_cols, st)) * self.field(bits, fm["keyed"])
         return self.join_cells(a, bits, side, dict(zip(names, z)), lambda joint: joint @ first)
 
@@ -357,7 +365,10 @@ def _link_share(lo: LinkOps, node: dict, values: dict, me: str, names: list[str]
     src, a = node["inputs"][0], node["attrs"]
     if lo.consumer(node)["attrs"].get("algorithm") == "fast":
         return lo.share_columns(node, me, names, local)
-    st = lo.stype(lo.nodes[src]["attrs"]["layout"]["bits"] + tiebreak_bits(lo.total_rows(node)))
+    # the quicksort appends a tie-break of log2(rows) bits to the key; the radix sort is stable and
+    # needs none, so its SecInt (and every share and product of the linkage) is that much narrower
+    extra = tiebreak_bits(lo.total_rows(node)) if lo.sorter == "quicksort" else 0
+    st = lo.stype(lo.nodes[src]["attrs"]["layout"]["bits"] + extra)
     size = int(lo.sizes[src])
     mine = a["party"] == me
     plain = np.array(local[src] if mine else [0] * size, dtype=object)
@@ -365,6 +376,12 @@ def _link_share(lo: LinkOps, node: dict, values: dict, me: str, names: list[str]
     if mine and lo.sort_keys_distinct(link):
         plain = spread_padding(plain, link["attrs"]["layout"], link["inputs"].index(node["id"]))
     assert plain.shape == (size,)
+    if lo.sorter == "radix":
+        # the owner decomposes its own packed rows into bits in plaintext (least significant
+        # first) and shares the (size, bits) 0/1 matrix: no secure bit decomposition afterwards
+        # (it was a fifth of a 3k x 3k join); the packed value is their linear combination
+        bits = lo.nodes[src]["attrs"]["layout"]["bits"]
+        plain = (plain.reshape(size, 1) >> np.arange(bits, dtype=object).reshape(1, bits)) & 1
     return lo.mpc.input(st.array(plain), senders=names.index(a["party"]))
 
 

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from insightql.runtime.secure.linkage_fast import shuffle, unshuffle
+from insightql.runtime.secure.linkage_fast import shuffle, shuffle_seeds, unshuffle
 
 
 def destinations(mpc, bits: list):
     """Stable partition by a digit of one or two 0/1 vectors (least significant first): the new
     position of each position, smaller digits first. Bucket q's rows go to start_q + (their rank
-    among q's rows): prefix sums (linear) and, for two bits, four products per row."""
+    among q's rows): prefix sums (linear) and, for two bits, one product per row (the digit's
+    one-hot) and one inner product of length 3 per row (resharing one value per row)."""
     n = bits[0].shape[0]
     st = type(bits[0]).sectype
     i = st.array(np.arange(n, dtype=object))
@@ -46,19 +47,23 @@ def destinations(mpc, bits: list):
     before0 = i + 1 - ranks[0] - ranks[1] - ranks[2]  # rank + 1 among digit 0
     start = n - counts[0] - counts[1] - counts[2]  # digit 0's rows come first
     v0 = before0 - 1
-    dest = v0
-    for h, r, c in zip(hot, ranks, counts):
-        dest = dest + h * (start + r - 1 - v0)
+    offsets = []
+    for r, c in zip(ranks, counts):
+        offsets.append(start + r - 1 - v0)
         start = start + c
-    return dest
+    # dest = v0 + sum_q hot_q * offset_q: per row an inner product of length 3, as ONE batched
+    # matrix product (n, 1, 3) @ (n, 3, 1), which reshares only its n results, not 3n products
+    H = mpc.np_transpose(mpc.np_stack(hot)).reshape(n, 1, 3)
+    O = mpc.np_transpose(mpc.np_stack(offsets)).reshape(n, 3, 1)
+    return v0 + (H @ O).reshape(n)
 
 
-async def _arranged(mpc, node: dict, sigma, digit: list):
+async def _arranged(mpc, node: dict, sigma, digit: list, seeds: tuple):
     """(the digit's bits in the current order, opened sigma o pi^-1, the shuffle's steps)."""
     from insightql.runtime.secure.reveal import open_permutation
 
     steps: list = []
-    cols = await shuffle(mpc, mpc.np_stack([sigma, *digit], axis=1), steps)
+    cols = await shuffle(mpc, mpc.np_stack([sigma, *digit], axis=1), steps, seeds)
     a = await open_permutation(mpc, node, cols[:, 0])
     order = np.argsort(a)
     return [cols[:, 1 + j][order] for j in range(len(digit))], a, steps
@@ -73,18 +78,21 @@ async def radix_sort(mpc, node: dict, digits: list, rows, width: int = 2):
     n = rows.shape[0]
     st = type(rows).sectype
     sigma = None  # identity: the first pass needs no shuffle and opens nothing
+    seeds = await shuffle_seeds(mpc)  # once per sort; each shuffle derives fresh permutations
+    count = 0
     for k in range(0, len(digits), width):
         digit = digits[k:k + width]
         if sigma is None:
             sigma = destinations(mpc, digit)
             continue
-        arranged, a, steps = await _arranged(mpc, node, sigma, digit)
+        arranged, a, steps = await _arranged(mpc, node, sigma, digit, (seeds, count))
+        count += 1
         rho = destinations(mpc, arranged)
         sigma = await unshuffle(mpc, rho[a], steps)  # rho o sigma, per row
     if sigma is None:
         sigma = st.array(np.arange(n, dtype=object))
     wide = rows.reshape(n, 1) if len(rows.shape) == 1 else rows
-    both = await shuffle(mpc, mpc.np_concatenate([sigma.reshape(n, 1), wide], axis=1))
+    both = await shuffle(mpc, mpc.np_concatenate([sigma.reshape(n, 1), wide], axis=1), None, (seeds, count))
     h = await open_permutation(mpc, node, both[:, 0])
     out = both[:, 1:][np.argsort(h)]
     return out[:, 0] if len(rows.shape) == 1 else out
