@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -m compileall -q compiler runtime stdlib > /dev/null  # bytecode once, read by every party (PYTHONDONTWRITEBYTECODE only stops writing)
 	touch $(STAMP)
 
 venv: $(STAMP)
