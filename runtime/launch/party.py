@@ -189,12 +189,12 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
         except Exception as e:  # noqa: BLE001
             problem = _internal_problem(me, "packing its rows for record linkage", e)
     output_links = {}
-    if problem is None and plan.get("output_parties"):  # receivers that do not compute: before any share
+    if plan.get("output_parties"):  # receivers that do not compute: before any share; a party that will
         from insightql.runtime.launch.output_party import OutputLinkError, connect_output_parties
-        try:
+        try:  # refuse connects too, so that the receivers hear why the run stops instead of waiting
             output_links = await connect_output_parties(plan, me, state["config"], state["connect_timeout"])
         except OutputLinkError as e:
-            problem = str(e)
+            problem = problem or str(e)
             print(f"error: [{me}] {e}", file=sys.stderr, flush=True)
     state["output_links"] = output_links
     statuses = await exchange_status(mpc, {"party": me, "plan_hash": plan["hash"], "ok": problem is None,
