@@ -187,7 +187,8 @@ def _stop_parties_on_exit(procs: dict):
     def on_term(signum, frame):
         raise KeyboardInterrupt
     main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, on_term) if main else None
+    # both signals explicitly: a shell that starts `iq run` in the background makes it ignore SIGINT
+    previous = {s: signal.signal(s, on_term) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
     try:
         yield
     except KeyboardInterrupt:
@@ -198,8 +199,8 @@ def _stop_parties_on_exit(procs: dict):
         raise LaunchError(f"stopped by the user: the {len(procs)} party process(es) were stopped too; "
                           "nothing was revealed by a party that had not finished", 130) from None
     finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _kill(p: subprocess.Popen):
