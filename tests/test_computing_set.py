@@ -60,6 +60,35 @@ def test_plan_names_computing_and_output_only_parties():
     assert all("bank" not in i["to"] for i in plan["leakage"]) and sizes
 
 
+def test_fewer_computing_parties_never_weaken_a_release(tmp_path):
+    """Red team: an observer is receivers plus up to t computing parties. A query computed by 3 of a
+    catalog's 5 parties has t = 1, yet its release rules must be those of t = 2 (the catalog's), or a
+    catalog could weaken its own rules by letting fewer parties compute. Every corpus query compiled
+    with min_computing_parties 3 and 5 has the same circuit (every rule and constant); the control:
+    the computing sets do differ. Limit: t matters only for >= 3 owners with >= 2 non-receivers in
+    an observer, which no corpus query has, so this checks the plans agree, not yet that t is the
+    catalog's (release.py, linkage.py and guard.py pass catalog.party_names())."""
+    from conftest import TESTS
+    text = CATALOG5.read_text(encoding="utf-8")
+    three = tmp_path / "catalog5_three.toml"
+    three.write_text(text.replace("min_computing_parties = 5", "min_computing_parties = 3"), encoding="utf-8")
+    cat5, cat3 = load_catalog(CATALOG5), load_catalog(three)
+    compared = smaller = 0
+    for path in sorted((TESTS / "corpus" / "valid").glob("*.iq")):
+        source = path.read_text(encoding="utf-8")
+        if "-- catalog:" in source.split("\n", 1)[0]:
+            continue  # written for another catalog
+        a, b = (compile_source(source, path.name, c).plan for c in (cat5, cat3))
+        if a is None or b is None:
+            continue
+        assert a["nodes"] == b["nodes"], path.name
+        assert [{k: v for k, v in i.items() if k != "to"} for i in a["leakage"]] == \
+            [{k: v for k, v in i.items() if k != "to"} for i in b["leakage"]], path.name
+        compared += 1
+        smaller += len(b["parties"]) < len(a["parties"])
+    assert compared >= 40 and smaller >= 40, (compared, smaller)
+
+
 def test_unchanged_catalog_digest_without_the_new_field():
     """min_computing_parties at its default leaves the digest (and every plan hash) as before."""
     dump = CAT.model_dump(mode="json")
