@@ -89,6 +89,39 @@ def test_fewer_computing_parties_never_weaken_a_release(tmp_path):
     assert compared >= 40 and smaller >= 40, (compared, smaller)
 
 
+def _three_owner_catalog(tmp_path: Path, minimum: int) -> Path:
+    """Three organisations with one layout, a receiver that holds no data, two helpers: 5 parties."""
+    parties = "".join(f"[parties.{p}]\n" for p in ("a", "b", "c", "analyst")) + "[parties.helper]\nhelper = true\n"
+    datasets = "".join(f"""
+[datasets.d{o}]
+owner = "{o}"
+[datasets.d{o}.policy]
+min_group_size = 10
+receivers = ["analyst"]
+purposes = ["research"]
+[datasets.d{o}.columns]
+region = {{ type = "category", domain = ["North", "South"] }}
+""" for o in ("a", "b", "c"))
+    path = tmp_path / f"three_owners_{minimum}.toml"
+    path.write_text(f"min_computing_parties = {minimum}\n{parties}{datasets}", encoding="utf-8")
+    return path
+
+
+def test_observer_t_is_the_catalogs_not_the_computing_sets(tmp_path):
+    """Red team: the analyst receives and may collude with t computing parties. With the catalog's 5
+    parties t = 2, so analyst + a + b is an observer and the rows not held by a and b (c's alone) must
+    be >= k; a query computed by a, b, c alone (t = 1) must keep that rule. Control: the computing
+    sets differ, and the rule is there in both."""
+    query = ("@purpose research\n@receivers analyst\n"
+             "SELECT region, COUNT(*) AS n FROM da UNION ALL db UNION ALL dc GROUP BY region;\n")
+    five, three = (load_catalog(_three_owner_catalog(tmp_path, m)) for m in (5, 3))
+    a, b = (plan_of(query, c) for c in (five, three))
+    assert len(a["parties"]) == 5 and b["parties"] == ["a", "b", "c"]
+    who = sorted(tuple(n["attrs"]["who"]) for n in b["nodes"] if n["attrs"].get("rule") == "observer.rows")
+    assert ("a", "b") in who, who
+    assert a["nodes"] == b["nodes"]
+
+
 def test_unchanged_catalog_digest_without_the_new_field():
     """min_computing_parties at its default leaves the digest (and every plan hash) as before."""
     dump = CAT.model_dump(mode="json")
