@@ -11,6 +11,9 @@ DOCS_URL = "https://github.com/insightql/insightql/blob/main/"
 CODES: dict[str, str] = {
     "IQ001": "catalog is not valid TOML",
     "IQ002": "catalog does not match the catalog schema",
+    "IQ003": "like names no dataset, template or preset",
+    "IQ004": "like forms a cycle",
+    "IQ005": "column change or exclude not in the inherited layout",
     "IQ101": "unexpected character",
     "IQ102": "query ends too early",
     "IQ103": "unexpected token",

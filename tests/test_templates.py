@@ -11,7 +11,8 @@ import pytest
 
 from insightql.compiler.check.catalog import Catalog, Policy, load_catalog
 from insightql.compiler.diagnostics import DiagnosticError
-from insightql.compiler.check.templates import expand_templates, load_templates
+from insightql.compiler.check.layout import resolve_layouts
+from insightql.compiler.check.templates import load_templates
 from insightql.stdlib import make_templates
 from insightql.stdlib.functions import FUNCTIONS
 from insightql.stdlib.presets import PRESET_POLICY_FIELDS, load_presets, preset_policy
@@ -32,11 +33,17 @@ def load(tmp_path, dataset: str) -> Catalog:
     return load_catalog(path)
 
 
-def load_error(tmp_path, dataset: str) -> str:
+def load_error(tmp_path, dataset: str, code: str = "IQ002") -> str:
     with pytest.raises(DiagnosticError) as e:
         load(tmp_path, dataset)
-    assert all(d.code == "IQ002" for d in e.value.diagnostics)
-    return " ".join(d.message for d in e.value.diagnostics)
+    assert all(d.code == code for d in e.value.diagnostics)
+    return " ".join(d.message + " " + " ".join(d.hints) for d in e.value.diagnostics)
+
+
+def expand_templates(raw: dict) -> dict:
+    out, _, errors = resolve_layouts(raw)
+    assert not errors
+    return out
 
 
 def values(field: str) -> list[str]:
@@ -118,9 +125,10 @@ def test_person_key_default_and_exclusion(tmp_path):
 
 
 def test_template_errors(tmp_path):
-    assert "did you mean 'htcds.victim'" in load_error(tmp_path, 'from = "htcds.victims"')
-    assert "does not have" in load_error(tmp_path, 'from = "htcds.case"\nexclude = ["prs_Gender"]')
-    assert "needs `from" in load_error(tmp_path, 'exclude = ["x"]\n[datasets.d.columns]\nx = { type = "boolean" }')
+    assert "did you mean 'template:htcds.victim'" in load_error(tmp_path, 'from = "htcds.victims"', "IQ003")
+    assert "does not have" in load_error(tmp_path, 'from = "htcds.case"\nexclude = ["prs_Gender"]', "IQ005")
+    assert "without `like`" in load_error(tmp_path, 'exclude = ["x"]\n[datasets.d.columns]\nx = { type = "boolean" }',
+                                          "IQ005")
     msg = load_error(tmp_path, 'from = "htcds.case"\n[datasets.d.columns]\ncas_Status = { type = "category" }')
     assert "cas_Status" in msg  # an override is validated like any column
 
@@ -141,7 +149,7 @@ def test_preset_without_template_and_unknown_preset(tmp_path):
     pol = cat.datasets["d"].policy
     assert (pol.min_group_size, pol.round_counts_to, pol.max_groups, pol.allow_row_counts) == (20, 10, 100, False)
     assert "did you mean 'strict'" in load_error(
-        tmp_path, 'policy_preset = "strickt"\n[datasets.d.columns]\nx = { type = "boolean" }')
+        tmp_path, 'policy_preset = "strickt"\n[datasets.d.columns]\nx = { type = "boolean" }', "IQ003")
 
 
 def test_expansion_removes_keys_and_leaves_input_alone():

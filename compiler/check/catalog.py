@@ -12,11 +12,12 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from insightql.stdlib.aggregates import AGGREGATES, DEFAULT_MEASURE_AGGREGATES
+from insightql.stdlib.presets import load_presets
 
-from insightql.compiler.diagnostics import Diagnostic, DiagnosticError, Source
+from insightql.compiler.diagnostics import Diagnostic, DiagnosticError, Source, Span
 
 Role = Literal["dimension", "measure", "key", "hidden"]
 Aggregate = Literal[tuple(AGGREGATES)]  # stdlib/aggregates.py declares them
@@ -168,6 +169,13 @@ class Catalog(_Strict):
     """How many parties compute each query at least (owners first, then helpers): 3 gives Shamir
     threshold t = 1; 5 gives t = 2, so two colluding computing parties learn nothing either."""
     datasets: dict[str, Dataset]
+    _lineage: dict = PrivateAttr(default_factory=dict)
+    """Dataset -> compiler/check/layout.Lineage: where each field came from (`like`, template, preset);
+    set by load_catalog, never part of the digest."""
+
+    def lineage(self, dataset: str):
+        from insightql.compiler.check.layout import Lineage
+        return self._lineage.get(dataset) or Lineage()
 
     @model_validator(mode="after")
     def _owners(self):
@@ -229,20 +237,34 @@ def load_catalog(path: str | Path) -> Catalog:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise DiagnosticError([Diagnostic("IQ001", f"catalog is not valid TOML: {e}", source=src)])
-    from insightql.compiler.check.templates import expand_templates  # stdlib-backed `from = "htcds.victim"`
+    from insightql.compiler.check.layout import key_offset, resolve_layouts  # `like`, templates, presets
 
+    raw, lineage, errors = resolve_layouts(raw)
+    if errors:  # the layouts are wrong: validating what they would give reports only their consequences
+        diags = []
+        for e in errors:
+            at = key_offset(text, e.dataset, e.path)
+            hints = e.hints if any("spec/" in h for h in e.hints) else e.hints + ["dataset layouts: spec/catalog.md"]
+            diags.append(Diagnostic(e.code, f"catalog: {e.message}", Span(at, min(at + 1, len(text))), hints,
+                                    source=src))
+        raise DiagnosticError(diags)
     try:
-        raw = expand_templates(raw)
-        return Catalog.model_validate(raw)
+        catalog = Catalog.model_validate(raw)
     except ValidationError as e:
         diags = []
         for err in e.errors():
-            loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
-            diags.append(Diagnostic("IQ002", f"catalog field {loc}: {err['msg']}", source=src,
+            parts = [str(p) for p in err["loc"] if not str(p).startswith("function-after")]
+            span = None
+            if len(parts) >= 2 and parts[0] == "datasets" and parts[1] in raw.get("datasets", {}):
+                at = key_offset(text, parts[1], tuple(parts[2:4]))  # the dataset's own key, or its header
+                span = Span(at, min(at + 1, len(text))) if at else None
+            diags.append(Diagnostic("IQ002", f"catalog field {'.'.join(parts)}: {err['msg']}", span, source=src,
                                     hints=["the catalog format: spec/catalog.schema.json (`iq schema catalog`)"]))
         raise DiagnosticError(diags)
     except ValueError as e:
         raise DiagnosticError([Diagnostic("IQ002", f"catalog: {e}", source=src)])
+    catalog._lineage = lineage
+    return catalog
 
 
 def find_catalog(start: Path) -> Path | None:
@@ -257,5 +279,59 @@ def find_catalog(start: Path) -> Path | None:
     return None
 
 
+# ------------------------------------------------------------ the catalog as written: its JSON Schema
+class ColumnChange(_Strict):
+    """A change to an inherited column, in a dataset with `like` (spec/catalog.md): the fields written
+    replace the inherited column's, the others stay. Without `type`: a column with `type` is a whole
+    new column that replaces the inherited one."""
+    description: str | None = None
+    nullable: bool | None = None
+    role: Role | None = None
+    where: bool | None = None
+    aggregates: list[Aggregate] | None = None
+    min: int | float | dt.date | None = None
+    max: int | float | dt.date | None = None
+    clamp: tuple[float, float] | None = None
+    scale: int | None = Field(None, ge=0, le=6)
+    domain: list[str] | None = Field(None, min_length=1)
+    bits: int | None = Field(None, ge=8, le=64)
+    unique: bool | None = None
+
+
+class DatasetAsWritten(_Strict):
+    """A dataset as its owner writes it: written out (`owner` and `columns`), or reusing a layout with
+    `like` (or `from`), where every field is optional and a field written replaces the inherited one
+    (policy: key by key; columns: a column with `type` replaces, one without changes field by field)."""
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, json_schema_extra={
+        "anyOf": [{"required": ["owner", "columns"]}, {"required": ["like"]}, {"required": ["from"]}],
+        "not": {"required": ["like", "from"]}})
+    like: str | None = Field(None, description="The layout this dataset starts from: a dataset of this catalog, "
+                             "or `template:NAME` (a stdlib template); spec/catalog.md section 1")
+    from_: str | None = Field(None, alias="from", description='Older spelling of `like = "template:NAME"`')
+    exclude: list[str] | None = Field(None, description="Inherited columns to drop (needs `like` or `from`)")
+    policy_preset: Literal[tuple(load_presets())] | None = Field(
+        None, description="A stdlib policy preset (spec/stdlib.md section 3): sets every field presets govern; "
+                          "the dataset's own policy keys are applied after it")
+    owner: str | None = None
+    description: str | None = None
+    max_rows: int | None = Field(None, ge=1)
+    person_key: str | None = None
+    columns: dict[str, Union[Column, ColumnChange]] | None = Field(
+        None, description="With `like`: a column with `type` replaces (or adds) a whole column, one without "
+                          "changes the inherited column field by field")
+    policy: Policy | None = Field(None, description="With `like`: only the keys that differ from the inherited policy")
+
+
+class CatalogAsWritten(Catalog):
+    datasets: dict[str, DatasetAsWritten]
+
+    @model_validator(mode="after")
+    def _owners(self):
+        return self
+
+
 def catalog_json_schema() -> dict:
-    return Catalog.model_json_schema()
+    """The schema of the catalog file as written (`like`, templates and presets included)."""
+    schema = CatalogAsWritten.model_json_schema()
+    schema["title"] = "Catalog"
+    return schema

@@ -1,0 +1,173 @@
+"""Red team, session 6: subgroup counts (spec/disclosure.md 2.13) combined with each other and with
+WHERE across two releases, and other recent features, on the plaintext oracle.
+
+Each attack is run by the observer of spec/disclosure.md 1.1 (a receiver that may own data, with
+the ledger of earlier releases): a small world (tests/redteam_data.py), the queries it asks in
+order (each compiled against the earlier ones, as `iq compile --ledger` does), and `derive`: what
+it computes from the released tables and its own rows. An attack that works today is a strict
+xfail whose test asserts the protection; attacks that failed (the protection held) are ordinary
+tests, with a control where the honest form of the query must still release.
+
+Found (strict xfail):
+
+* three_way_partition_*: two subgroup counts of one cell (COUNT(*) FILTER, SUM(CASE), AVG(b))
+  besides COUNT(*) split the cell into three parts; filter.rows tests each subgroup against the
+  rest of the cell and counts.pair tests the two subgroups against each other, but nothing tests
+  the third part, n - m1 - m2, which is read off exactly (one person aged 77; the one row without
+  hours). Single release. spec 2.13's argument ("the subgroup and its complement are each a cell
+  of GROUP BY (keys, p)") holds for one subgroup, not for two: GROUP BY (keys, p1, p2) would
+  suppress the third part as a cell of its own.
+* rest_of_a_subgroup_*: the guard compares an earlier subgroup (the rows where p holds, or a
+  nullable column's rows with a value) as a family of released cells (3.2), but not the REST of
+  the cell, n - m, which the earlier release reveals just as exactly. A later WHERE (or a later
+  subgroup) inside that rest, differing from it by one row, is not compared with it:
+  (n - m) - later = 1. Two releases; spec 3.2 claims a subgroup "against a later WHERE that
+  differs from it by a few rows, and the reverse" is covered.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.pipeline import compile_source
+
+from conftest import CATALOG
+from redteam_data import block, cells, count_rows, q, releases
+
+CAT = load_catalog(CATALOG)
+K = 10
+P, N = "police_victims", "ngo_clients"
+UNION = f"{P} UNION ALL {N}"
+
+
+def by_region(cols: str, frm: str = P, where: str = "") -> str:
+    return f"SELECT exp_Region, {cols} FROM {frm} {where} GROUP BY exp_Region;"
+
+
+def north(tables: list, i: int, col: str):
+    """The North cell's value of `col` in release i (None: suppressed or withheld)."""
+    return tables[i][("North",)][col]
+
+
+def run(queries: list[str], world, tmp_path: Path) -> list[dict]:
+    return [cells(plan, table) for plan, _, table in releases(queries, world, CAT, tmp_path)]
+
+
+def minus(*xs):
+    if any(x is None for x in xs):
+        return None
+    return xs[0] - sum(xs[1:])
+
+
+def small(x) -> bool:
+    """A derived number that is a group of 1..k-1 rows."""
+    return x is not None and 1 <= round(x) <= K - 1
+
+
+# ------------------------------------------------------------------ three parts of one cell, one release
+YOUNG = "COUNT(*) FILTER (WHERE prs_Age < 40) AS young"
+MID = "COUNT(*) FILTER (WHERE prs_Age >= 40 AND prs_Age < 77) AS mid"
+AGES_1 = [block(P, 40, exp_Region="North", prs_Age=[20] * 12 + [50] * 27 + [77])]  # one person aged 77
+AGES_BIG = [block(P, 47, exp_Region="North", prs_Age=[20] * 12 + [50] * 25 + [77] * 10)]  # |young - mid| >= k too
+
+
+@pytest.mark.xfail(strict=True, reason="LEAK: COUNT(*) and two FILTER counts of one cell: n - young - mid "
+                                       "is the one person aged 77 (no rule tests the third part)")
+def test_three_way_partition_by_two_filters(tmp_path):
+    t = run([by_region(f"COUNT(*) AS n, {YOUNG}, {MID}")], AGES_1, tmp_path)
+    derived = minus(north(t, 0, "n"), north(t, 0, "young"), north(t, 0, "mid"))
+    assert count_rows(CAT, AGES_1, P, prs_Age=77) == 1
+    assert not small(derived), f"n - young - mid = {derived}: the persons aged 77 or more"
+
+
+@pytest.mark.xfail(strict=True, reason="LEAK: COUNT(*), AVG(prs_Age < 40) and a FILTER count: "
+                                       "n - share * n - mid is the one person aged 77")
+def test_three_way_partition_by_a_share_and_a_filter(tmp_path):
+    t = run([by_region(f"COUNT(*) AS n, AVG(prs_Age < 40) AS share_young, {MID}")], AGES_1, tmp_path)
+    n, share = north(t, 0, "n"), north(t, 0, "share_young")
+    derived = None if share is None or n is None else minus(n, round(share * n), north(t, 0, "mid"))
+    assert not small(derived), f"n - young - mid = {derived}"
+
+
+@pytest.mark.xfail(strict=True, reason="LEAK: two SUM(CASE) counts on a nullable column, hours > 40 and "
+                                       "hours <= 40: n - both is the one row without hours (values.left_out)")
+def test_three_way_partition_gives_the_rows_without_a_value(tmp_path):
+    world = [block(P, 40, exp_Region="North", hours_worked_week=[20] * 12 + [50] * 27 + [None])]
+    t = run([by_region("COUNT(*) AS n, SUM(CASE WHEN hours_worked_week > 40 THEN 1 ELSE 0 END) AS long_hours, "
+                       "SUM(CASE WHEN hours_worked_week <= 40 THEN 1 ELSE 0 END) AS short_hours")], world, tmp_path)
+    derived = minus(north(t, 0, "n"), north(t, 0, "long_hours"), north(t, 0, "short_hours"))
+    assert not small(derived), f"rows without hours = {derived}"
+    # the same group asked directly is withheld (values.left_out): the rule the partition bypasses
+    direct = run([by_region("COUNT(*) AS n, COUNT(hours_worked_week) AS m")], world, tmp_path / "direct")
+    assert north(direct, 0, "m") is None
+
+
+@pytest.mark.xfail(strict=True, reason="LEAK: over police UNION ALL NGO, the police subtracts its own rows "
+                                       "from the third part: the NGO's one client aged 77")
+def test_three_way_partition_on_an_observers_complement(tmp_path):
+    world = [block(P, 30, exp_Region="North", prs_Age=[20] * 15 + [50] * 15),
+             block(P, 10, exp_Region="North", prs_Age=80),
+             block(N, 40, exp_Region="North", prs_Age=[20] * 12 + [50] * 27 + [77], person_id=range(1000, 1040))]
+    t = run([by_region(f"COUNT(*) AS n, {YOUNG}, {MID}", frm=UNION)], world, tmp_path)
+    own_old = count_rows(CAT, world, P, exp_Region="North", prs_Age=80)
+    derived = minus(north(t, 0, "n"), north(t, 0, "young"), north(t, 0, "mid"), own_old)
+    assert not small(derived), f"the NGO's clients aged 77 or more: {derived}"
+
+
+def test_three_way_partition_control(tmp_path):
+    """Every part holds >= k rows: the honest query keeps its values (a fix must not withhold them)."""
+    t = run([by_region(f"COUNT(*) AS n, {YOUNG}, {MID}")], AGES_BIG, tmp_path)
+    assert (north(t, 0, "n"), north(t, 0, "young"), north(t, 0, "mid")) == (47, 12, 25)
+
+
+# ------------------------------------------------------------------ the rest of a subgroup, two releases
+REST_CASES = {
+    # earlier query, later query, world, derive(tables) -> the group, truth
+    "filter_then_filter": (
+        by_region(f"COUNT(*) AS n, {YOUNG}"), by_region(f"COUNT(*) AS n, {MID}"), AGES_1,
+        lambda t: minus(north(t, 0, "n"), north(t, 0, "young"), north(t, 1, "mid"))),
+    "filter_then_where": (
+        by_region(f"COUNT(*) AS n, {YOUNG}"), by_region("COUNT(*) AS mid", where="WHERE prs_Age >= 40 AND prs_Age < 77"),
+        AGES_1, lambda t: minus(north(t, 0, "n"), north(t, 0, "young"), north(t, 1, "mid"))),
+    "where_then_filter": (
+        by_region("COUNT(*) AS mid", where="WHERE prs_Age >= 40 AND prs_Age < 77"), by_region(f"COUNT(*) AS n, {YOUNG}"),
+        AGES_1, lambda t: minus(north(t, 1, "n"), north(t, 1, "young"), north(t, 0, "mid"))),
+    "nullable_count_then_where": (  # COUNT(x) then the rows without x minus one person: no FILTER needed
+        by_region("COUNT(*) AS n, COUNT(hours_worked_week) AS m"),
+        by_region("COUNT(*) AS mid", where="WHERE hours_worked_week IS NULL AND prs_Age < 77"),
+        [block(P, 40, exp_Region="North", hours_worked_week=[40] * 20 + [None] * 20, prs_Age=[30] * 39 + [77])],
+        lambda t: minus(north(t, 0, "n"), north(t, 0, "m"), north(t, 1, "mid"))),
+    "filter_on_nulls_then_where": (  # the rest holds the NULL rows: hours > 40, then hours <= 40
+        by_region("COUNT(*) AS n, COUNT(*) FILTER (WHERE hours_worked_week > 40) AS long_hours"),
+        by_region("COUNT(*) AS mid", where="WHERE hours_worked_week <= 40"),
+        [block(P, 40, exp_Region="North", hours_worked_week=[20] * 12 + [50] * 27 + [None])],
+        lambda t: minus(north(t, 0, "n"), north(t, 0, "long_hours"), north(t, 1, "mid"))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REST_CASES))
+@pytest.mark.xfail(strict=True, reason="LEAK: the guard compares an earlier subgroup but not the rest of its "
+                                       "cell (n - m): a later WHERE/subgroup inside that rest differs by 1")
+def test_rest_of_a_subgroup_against_a_later_release(name, tmp_path):
+    first, second, world, derive = REST_CASES[name]
+    t = run([first, second], world, tmp_path)
+    derived = derive(t)
+    assert not small(derived), f"{name}: derived a group of {derived}"
+
+
+def test_rest_of_a_subgroup_control(tmp_path):
+    """The rest differs from the later cell by >= k rows (ten aged 77): both releases keep their values."""
+    t = run([by_region(f"COUNT(*) AS n, {YOUNG}"), by_region(f"COUNT(*) AS n, {MID}")], AGES_BIG, tmp_path)
+    assert (north(t, 0, "n"), north(t, 0, "young"), north(t, 1, "mid")) == (47, 12, 25)
+
+
+def test_the_queries_are_accepted():
+    """Every attack above is a query the checker accepts (no diagnostic)."""
+    texts = [by_region(f"COUNT(*) AS n, {YOUNG}, {MID}"), by_region(f"COUNT(*) AS n, AVG(prs_Age < 40) AS s, {MID}"),
+             by_region(f"COUNT(*) AS n, {YOUNG}, {MID}", frm=UNION)]
+    texts += [t for c in REST_CASES.values() for t in c[:2]]
+    for text in texts:
+        res = compile_source(q(text), "q.iq", CAT)
+        assert res.plan is not None and not res.diagnostics, text
