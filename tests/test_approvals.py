@@ -12,6 +12,7 @@ import pytest
 from insightql.runtime.governance.approvals import (ApprovalError, approve, compare_recompiled, default_approval_path,
                                          generate_key, load_trusted_keys, plan_hash, read_approval,
                                          verify_approvals, write_approval)
+from insightql.runtime.cli import audit
 from insightql.runtime.cli.governance import add_commands
 from insightql.runtime.governance.ledger import Ledger
 
@@ -207,7 +208,9 @@ def test_compare_recompiled():
 # -- CLI handlers -----------------------------------------------------------------------------
 def iq(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="iq")
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_commands(sub)
+    audit.add_commands(sub)
     args = parser.parse_args([str(a) for a in argv])
     return args.fn(args)
 

@@ -109,7 +109,7 @@ def test_cli_passphrase_file_env_and_wrong_passphrase(tmp_path, capsys, monkeypa
     args = ("approve", plan_path, "--key", key, *CLI_BASIS, "--purpose", "research", "-o", tmp_path / "a.json")
     assert iq(*args, "--passphrase-file", bad) == 2
     err = capsys.readouterr().err
-    assert "error: wrong passphrase for" in err and "Traceback" not in err
+    assert "iq: wrong passphrase for" in err and "Traceback" not in err
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert iq(*args) == 2  # no passphrase and no terminal: a clear error, no prompt, no traceback
     assert "needs a passphrase: give --passphrase-file FILE or set IQ_KEY_PASSPHRASE" in capsys.readouterr().err

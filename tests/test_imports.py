@@ -223,8 +223,11 @@ def test_every_subcommand_is_registered():
     from insightql.runtime.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert list(sub.choices) == ["check", "fmt", "compile", "explain", "diff", "run", "party", "catalog", "schema",
+    assert list(sub.choices) == ["check", "fmt", "compile", "explain", "diff", "run", "party", "report", "catalog", "schema",
                                  "keygen", "approve", "revoke", "verify", "audit", "certs", "lsp"]
     for name, p in sub.choices.items():
         if name != "audit":
             assert p.get_default("fn") is not None, name
+    audit = next(a for a in sub.choices["audit"]._actions if a.dest == "audit_command")
+    assert list(audit.choices) == ["verify", "show", "prove", "head", "verify-heads", "compare", "report"]
+    assert all(p.get_default("fn") is not None for p in audit.choices.values())

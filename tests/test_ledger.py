@@ -7,7 +7,7 @@ import json
 import pytest
 
 from insightql.runtime.governance import ledger as L
-from insightql.runtime.cli.governance import add_commands
+from insightql.runtime.cli.audit import add_commands
 
 PLAN = "sha256:" + "12" * 32
 OTHER = "sha256:" + "34" * 32

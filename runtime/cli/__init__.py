@@ -5,7 +5,8 @@ Every subcommand is registered here, explicitly, by the module of its group:
 * query.py: check, fmt, compile, explain, diff, catalog, schema (compile only: never import MPyC,
   so they stay fast enough for pre-commit hooks and CI);
 * run.py: run, party (MPyC is imported when a party starts);
-* governance.py: keygen, approve, revoke, verify, audit verify|show|prove;
+* governance.py: keygen, approve, revoke, verify;
+* audit.py: audit verify|show|prove|head|verify-heads|compare|report;
 * runtime/launch/certs.py: certs;
 * lsp.py: lsp (the language server, runtime/lsp/; never MPyC).
 """
@@ -17,7 +18,7 @@ import sys
 from insightql.compiler import __version__
 from insightql.compiler.diagnostics import DiagnosticError
 
-from insightql.runtime.cli import governance, lsp, query, run
+from insightql.runtime.cli import audit, governance, lsp, query, run
 from insightql.runtime.cli.common import UsageError
 from insightql.runtime.launch import certs
 
@@ -29,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_commands(sub)  # check, fmt, compile, explain, diff
     run.add_commands(sub)  # run, party
     query.add_catalog_commands(sub)  # catalog, schema
-    governance.add_commands(sub)  # keygen, approve, revoke, verify, audit
+    governance.add_commands(sub)  # keygen, approve, revoke, verify
+    audit.add_commands(sub)  # audit
     certs.add_certs_command(sub)  # certs
     lsp.add_commands(sub)  # lsp
     return p

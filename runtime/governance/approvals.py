@@ -7,33 +7,32 @@ reads) has a valid, unexpired approval, signed by the key this party trusts for 
 exactly this plan hash, whose run limit this party's ledger has not reached, and which its
 approver has not revoked (``revocations.py``). An approval names who signed it (person and role),
 the legal basis and purpose it relies on and an optional reference, all under the signature.
-Private keys may be encrypted with a passphrase. See spec/governance.md for the whole flow.
+Keys (``keys.py``) may be encrypted with a passphrase, may expire, and may be revoked; an approval
+signed with an expired or revoked key is refused. See spec/governance.md for the whole flow.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
-import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from insightql.compiler.plan.plan_io import plan_hash
 
+from insightql.runtime.governance.keys import (PUBLIC_KEY_FORMAT, PUBLIC_KEY_SUFFIX, KeyPassphraseError,  # noqa: F401
+                                               PublicKeyLike, _as_public_key, _utc_iso, check_signature,
+                                               fingerprint, generate_key, key_is_encrypted, key_problem,
+                                               load_private_key, load_trusted_keys, private_key_expiry,
+                                               read_public_key, sign_record)
 from insightql.runtime.governance.ledger import Ledger, canonical_json
 
 APPROVAL_FORMAT = "insightql-approval/2"
 APPROVAL_FORMAT_V1 = "insightql-approval/1"
 """Version 1 (no signer, legal basis, purpose): still verifies, shown as "basis not recorded"."""
-PUBLIC_KEY_FORMAT = "insightql-public-key/1"
-PRIVATE_KEY_SUFFIX = ".key"
-PUBLIC_KEY_SUFFIX = ".pub.json"
 APPROVAL_FIELDS = ("format", "plan_hash", "query_name", "approver", "conditions", "signed_at",
                    "public_key_fingerprint", "signature")
 REVOCATION_FORMAT = "insightql-revocation/1"
@@ -41,15 +40,8 @@ REVOCATION_FIELDS = ("format", "approval_id", "plan_hash", "approver", "reason",
                      "public_key_fingerprint", "signature")
 BASIS_FIELDS = ("signer", "legal_basis", "purpose", "reference")
 """Version 2 adds these; ``signer`` is {"name", "role"}; ``reference`` may be null."""
-_IDENTITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-PublicKeyLike = Ed25519PublicKey | bytes | str | Mapping
 __all__ = ["ApprovalError", "KeyPassphraseError", "approve", "compare_recompiled", "generate_key",
            "load_trusted_keys", "plan_hash", "read_approval", "verify_approvals", "write_approval"]
-
-
-class KeyPassphraseError(ValueError):
-    """A private key needs a passphrase that was not given, or the given one is wrong."""
 
 
 class ApprovalError(Exception):
@@ -60,115 +52,7 @@ class ApprovalError(Exception):
         super().__init__("plan not approved:\n" + "\n".join(f"  - {p}" for p in self.problems))
 
 
-# -- keys ---------------------------------------------------------------------------------------
-def _raw(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def fingerprint(public_key: Ed25519PublicKey) -> str:
-    return "sha256:" + hashlib.sha256(_raw(public_key)).hexdigest()
-
-
-def generate_key(identity: str, out_dir: str | os.PathLike, overwrite: bool = False,
-                 passphrase: bytes | str | None = None) -> tuple[Path, Path]:
-    """Create ``<identity>.key`` (PEM, mode 0600) and ``<identity>.pub.json`` in ``out_dir``.
-
-    With a ``passphrase`` the PKCS#8 key is encrypted (``BestAvailableEncryption``)."""
-    if not _IDENTITY.match(identity):
-        raise ValueError(f"identity {identity!r} must be 1-64 letters, digits, '_', '.', '-'")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    private_path, public_path = out / (identity + PRIVATE_KEY_SUFFIX), out / (identity + PUBLIC_KEY_SUFFIX)
-    for p in (private_path, public_path):
-        if p.exists() and not overwrite:
-            raise FileExistsError(f"{p} already exists; refusing to overwrite a key")
-    key = Ed25519PrivateKey.generate()
-    fp = fingerprint(key.public_key())
-    if isinstance(passphrase, str):
-        passphrase = passphrase.encode("utf-8")
-    if passphrase is not None and not passphrase:
-        raise ValueError("an empty passphrase protects nothing; omit it or give a real one")
-    encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
-                  else serialization.NoEncryption())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            encryption).decode("ascii")
-    header = f"InsightQL approval key. Keep secret.\nidentity: {identity}\nfingerprint: {fp}\n"
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(header + pem)
-    public = {"format": PUBLIC_KEY_FORMAT, "identity": identity, "algorithm": "ed25519",
-              "public_key": base64.b64encode(_raw(key.public_key())).decode("ascii"), "fingerprint": fp}
-    public_path.write_text(json.dumps(public, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return private_path, public_path
-
-
-def key_is_encrypted(path: str | os.PathLike) -> bool:
-    return "BEGIN ENCRYPTED PRIVATE KEY" in Path(path).read_text(encoding="ascii")
-
-
-def load_private_key(path: str | os.PathLike, passphrase: bytes | str | None = None
-                     ) -> tuple[str, Ed25519PrivateKey]:
-    """(identity, key) from a key file written by ``generate_key``; KeyPassphraseError when an
-    encrypted key gets no passphrase or a wrong one."""
-    text = Path(path).read_text(encoding="ascii")
-    m = re.search(r"^identity:\s*(\S+)\s*$", text, re.MULTILINE)
-    if not m:
-        raise ValueError(f"{path}: no 'identity:' line; not an InsightQL key file")
-    if isinstance(passphrase, str):
-        passphrase = passphrase.encode("utf-8")
-    encrypted = "BEGIN ENCRYPTED PRIVATE KEY" in text
-    if encrypted and not passphrase:
-        raise KeyPassphraseError(f"{path} is protected by a passphrase; none was given")
-    try:
-        key = serialization.load_pem_private_key(text.encode("ascii"), password=passphrase if encrypted else None)
-    except ValueError:
-        if encrypted:
-            raise KeyPassphraseError(f"wrong passphrase for {path}") from None
-        raise
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path}: not an Ed25519 private key")
-    return m.group(1), key
-
-
-def _as_public_key(value: PublicKeyLike) -> Ed25519PublicKey:
-    if isinstance(value, Ed25519PublicKey):
-        return value
-    if isinstance(value, Mapping):
-        value = value["public_key"]
-    if isinstance(value, str):
-        value = base64.b64decode(value, validate=True)
-    return Ed25519PublicKey.from_public_bytes(bytes(value))
-
-
-def read_public_key(path: str | os.PathLike) -> tuple[str, Ed25519PublicKey]:
-    """(identity, key) from a ``.pub.json`` file; checks the recorded fingerprint."""
-    doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    if doc.get("format") != PUBLIC_KEY_FORMAT or doc.get("algorithm") != "ed25519":
-        raise ValueError(f"{path}: not an InsightQL Ed25519 public key file")
-    key = _as_public_key(doc)
-    if doc.get("fingerprint") not in (None, fingerprint(key)):
-        raise ValueError(f"{path}: recorded fingerprint does not match the key")
-    return doc["identity"], key
-
-
-def load_trusted_keys(paths: Iterable[str | os.PathLike]) -> dict[str, Ed25519PublicKey]:
-    """identity -> key from ``.pub.json`` files and directories of them."""
-    trusted: dict[str, Ed25519PublicKey] = {}
-    for p in map(Path, paths):
-        files = sorted(p.glob("*" + PUBLIC_KEY_SUFFIX)) if p.is_dir() else [p]
-        for f in files:
-            identity, key = read_public_key(f)
-            if identity in trusted and _raw(trusted[identity]) != _raw(key):
-                raise ValueError(f"{f}: a different key for {identity!r} is already trusted")
-            trusted[identity] = key
-    return trusted
-
-
 # -- approving ----------------------------------------------------------------------------------
-def _utc_iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def basis_fields(signer: Mapping | None, legal_basis: str | None, purpose: str | None,
                  reference: str | None) -> dict:
     """The signed "who and on what basis" fields; ValueError naming what is missing."""
@@ -203,6 +87,10 @@ def approve(plan: dict, private_key_path: str | os.PathLike, expires: date | str
         raise ValueError(f"runs must be a positive integer, got {runs!r}")
     purpose = purpose if purpose is not None else plan.get("query", {}).get("purpose")
     basis = basis_fields(signer, legal_basis, purpose, reference)
+    key_expires = private_key_expiry(private_key_path)
+    if key_expires is not None and now.date() > key_expires:
+        raise ValueError(f"the key {private_key_path} expired on {key_expires.isoformat()}; make a new key "
+                         "(`iq keygen`) and give its public key to every party")
     identity, key = load_private_key(private_key_path, passphrase)
     record = {
         "format": APPROVAL_FORMAT,
@@ -215,21 +103,6 @@ def approve(plan: dict, private_key_path: str | os.PathLike, expires: date | str
         **basis,
     }
     return sign_record(record, key)
-
-
-def sign_record(record: dict, key: Ed25519PrivateKey) -> dict:
-    """``record`` plus ``signature``: Ed25519 over the canonical JSON of every other field."""
-    signature = key.sign(canonical_json(record).encode("utf-8"))
-    return {**record, "signature": base64.b64encode(signature).decode("ascii")}
-
-
-def check_signature(rec: dict, key: Ed25519PublicKey) -> bool:
-    body = {k: v for k, v in rec.items() if k != "signature"}
-    try:
-        key.verify(base64.b64decode(rec["signature"], validate=True), canonical_json(body).encode("utf-8"))
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True
 
 
 def approval_id(rec: dict) -> str:
@@ -267,7 +140,8 @@ def required_approvers(plan: dict) -> dict[str, list[str]]:
 
 
 def _check_one(rec: dict, actual_hash: str, trusted: dict[str, Ed25519PublicKey], today: date,
-               runs_done: int | None, revoked: Mapping[str, str]) -> tuple[str, str | None]:
+               runs_done: int | None, revoked: Mapping[str, str], key_status: Mapping[str, dict]
+               ) -> tuple[str, str | None]:
     """("bad" | "stale" | "ok", message). Bad: not authentic. Stale: authentic but unusable."""
     if not isinstance(rec, dict):
         return "bad", f"approval is malformed (a JSON object was expected, got {type(rec).__name__})"
@@ -288,6 +162,9 @@ def _check_one(rec: dict, actual_hash: str, trusted: dict[str, Ed25519PublicKey]
                        f"the trusted key for {who!r} is {fingerprint(key)}")
     if not check_signature(rec, key):
         return "bad", f"{label}: signature does not verify; the approval was altered or forged"
+    unusable = key_problem(key_status.get(who), who, today)
+    if unusable:
+        return "bad", f"{label}: signed with a key that may no longer be used: {unusable}"
     if approval_id(rec) in revoked:
         return "stale", f"{label} was revoked {revoked[approval_id(rec)]}"
     if rec["plan_hash"] != actual_hash:
@@ -318,6 +195,7 @@ def verify_approvals(plan: dict, approvals: list[dict], trusted_keys: Mapping[st
         raise ValueError(f"mode must be 'report' or 'enforce', got {mode!r}")
     today = today or datetime.now(timezone.utc).date()
     trusted = {who: _as_public_key(k) for who, k in trusted_keys.items()}
+    key_status = getattr(trusted_keys, "status", {})  # expiry and revocation (keys.TrustedKeys)
     name = plan.get("query", {}).get("name", "?")
     actual = plan_hash(plan)
     problems: list[str] = []
@@ -332,7 +210,7 @@ def verify_approvals(plan: dict, approvals: list[dict], trusted_keys: Mapping[st
     problems += bad_revocations
     by_identity: dict[str, list[tuple[str, str | None]]] = {}
     for rec in approvals:
-        status, message = _check_one(rec, actual, trusted, today, runs_done, revoked)
+        status, message = _check_one(rec, actual, trusted, today, runs_done, revoked, key_status)
         if status == "bad":
             problems.append(message)
         who = rec.get("approver") if isinstance(rec, dict) else None

@@ -68,7 +68,7 @@ class Governance:
         if problems:
             self.refused = "; ".join(problems)
             self._append("run_refused", {"by": [self.me], "reasons": problems,
-                                         "query": self.plan.get("query", {}).get("name")})
+                                         "query": self.plan.get("query", {}).get("name"), **self._datasets()})
         return self.refused
 
     def _ledger_problems(self) -> list[str]:
@@ -171,17 +171,24 @@ class Governance:
             basis = {k: rec[k] for k in ("signer", "legal_basis", "purpose", "reference") if k in rec}
             self._append("approval", {"approver": rec["approver"], "fingerprint": rec["public_key_fingerprint"],
                                       "signature": rec["signature"], "conditions": rec["conditions"], **basis})
+        from insightql.runtime.governance.heads import run_id  # the same at every computing party
+        self.run_id = run_id(self.plan.get("hash"), statuses)
         self._append("run_started", {"parties": self.plan["parties"], "query": self.plan["query"]["name"],
                                      "peer_heads": {s["party"]: s.get("ledger_head") for s in statuses
-                                                    if s["party"] != self.me}})
+                                                    if s["party"] != self.me}, **self._datasets(),
+                                     **({"run_id": self.run_id} if self.run_id else {})})
 
     def aborted(self, message: str, statuses_bad: list[str]) -> None:
         if self.refused is None:
             self._append("run_refused", {"by": statuses_bad, "reasons": [message],
-                                         "query": self.plan.get("query", {}).get("name")})
+                                         "query": self.plan.get("query", {}).get("name"), **self._datasets()})
 
     def failed(self, error: str) -> None:
-        self._append("run_failed", {"error": error[:500], "query": self.plan.get("query", {}).get("name")})
+        self._append("run_failed", {"error": error[:500], "query": self.plan.get("query", {}).get("name"),
+                                    **self._datasets()})
+
+    def _datasets(self) -> dict:
+        return {"datasets": sorted(self.plan.get("datasets", {}))}
 
     def finished(self, table, receiver: bool) -> None:
         node = next(n for n in self.plan["nodes"] if n["op"] == "table")
@@ -191,6 +198,8 @@ class Governance:
         data["guard_signature"] = guard_mod.signature_of_plan(self.plan)
         data["guard"] = [o["plan_hash"] for e in self.plan.get("guard", []) for o in e["from"]]
         data["learned"] = learned_items(self.plan, self.me)
+        if getattr(self, "run_id", None):
+            data["run_id"] = self.run_id
         data["commitment"] = None  # what this party knows of the values: nothing, unless it received them
         if receiver and table is not None:
             from insightql.compiler.plaintext.results import Suppressed
