@@ -34,7 +34,7 @@ from insightql.compiler.check.catalog import load_catalog
 from insightql.compiler.pipeline import compile_source
 
 from conftest import CATALOG
-from redteam_data import block, cells, count_rows, q, releases
+from redteam_data import block, cells, count_rows, q, releases, view
 
 CAT = load_catalog(CATALOG)
 K = 10
@@ -144,6 +144,13 @@ REST_CASES = {
         by_region("COUNT(*) AS mid", where="WHERE hours_worked_week <= 40"),
         [block(P, 40, exp_Region="North", hours_worked_week=[20] * 12 + [50] * 27 + [None])],
         lambda t: minus(north(t, 0, "n"), north(t, 0, "long_hours"), north(t, 1, "mid"))),
+    "filter_then_margin_of_the_rest": (  # the rest summed over all regions against a later grouping by type
+        by_region("COUNT(*) AS n, COUNT(*) FILTER (WHERE exp_Type = 'SexualExploitation') AS se"),
+        "SELECT exp_Type, COUNT(*) AS t FROM police_victims WHERE exp_Type <> 'SexualExploitation' GROUP BY exp_Type;",
+        [block(P, 120, exp_Region=lambda i: ["North", "East", "South", "West"][i % 4],
+               exp_Type=lambda i: "ForcedCriminality" if i == 0 else ["SexualExploitation", "ForcedLabour"][(i // 4) % 2])],
+        lambda t: minus(sum(c["n"] - c["se"] for c in t[0].values()),
+                        sum(c["t"] for c in t[1].values() if c["t"] is not None))),
 }
 
 
@@ -171,3 +178,75 @@ def test_the_queries_are_accepted():
     for text in texts:
         res = compile_source(q(text), "q.iq", CAT)
         assert res.plan is not None and not res.diagnostics, text
+
+
+# ------------------------------------------------------------------ attacks that failed (the protection held)
+STRICT = load_catalog(CATALOG.parent / "catalog_strict.toml")
+
+
+def test_a_subgroup_condition_obeys_where_false():
+    """shelter_stays.nationality is `where = false`: FILTER, CASE and AVG(b) on it are refused (IQ312) like a
+    WHERE, so they are no way around the owner's choice (GROUP BY nationality stays allowed, as a cell)."""
+    base = "SELECT region, COUNT(*) AS n, {col} AS x FROM shelter_stays GROUP BY region;"
+    for col in ("COUNT(*) FILTER (WHERE nationality = 'VN')", "SUM(CASE WHEN nationality = 'VN' THEN 1 ELSE 0 END)",
+                "AVG(nationality = 'VN')"):
+        codes = [d.code for d in compile_source(q(base.format(col=col)), "q.iq", STRICT).diagnostics]
+        assert "IQ312" in codes, col
+
+
+def test_computed_outputs_of_subgroup_counts_are_withheld(tmp_path):
+    """The difference of two subgroup counts as one output (the 3 persons aged exactly 50), and the rest of
+    the cell as COUNT(*) - COUNT(*) FILTER (the 1 person aged 77): each is withheld (counts.pair, filter.rows);
+    with >= k in each group both are released."""
+    cols = ("COUNT(*) AS n, COUNT(*) FILTER (WHERE prs_Age >= 50) - COUNT(*) FILTER (WHERE prs_Age >= 51) AS aged_50, "
+            "COUNT(*) - COUNT(*) FILTER (WHERE prs_Age < 77) AS aged_77")
+    attack = [block(P, 40, exp_Region="North", prs_Age=[30] * 20 + [50] * 3 + [60] * 16 + [77])]
+    t = run([by_region(cols)], attack, tmp_path / "a")
+    assert north(t, 0, "n") == 40 and north(t, 0, "aged_50") is None and north(t, 0, "aged_77") is None
+    control = [block(P, 60, exp_Region="North", prs_Age=[30] * 20 + [50] * 10 + [60] * 20 + [77] * 10)]
+    t = run([by_region(cols)], control, tmp_path / "c")
+    assert (north(t, 0, "aged_50"), north(t, 0, "aged_77")) == (10, 10)
+
+
+def test_two_subgroups_that_partition_the_cell_by_definition_are_released(tmp_path):
+    """Control for a fix of the three-part attack: prs_Age < 40 and prs_Age >= 40 leave a third part that the
+    definitions force to be empty (prs_Age is never NULL); the values must stay released."""
+    world = [block(P, 40, exp_Region="North", prs_Age=[20] * 12 + [50] * 28)]
+    t = run([by_region(f"COUNT(*) AS n, {YOUNG}, COUNT(*) FILTER (WHERE prs_Age >= 40) AS old")], world, tmp_path)
+    assert (north(t, 0, "n"), north(t, 0, "young"), north(t, 0, "old")) == (40, 12, 28)
+
+
+def _padded_subgroup(ngo_77: int) -> list:
+    """The police pads North with 12 invented rows aged 77 beside 20 real ones; the NGO holds 20 North clients,
+    `ngo_77` of them aged 77. East is big everywhere."""
+    return [block(P, 20, exp_Region="North", prs_Age=30), block(P, 12, exp_Region="North", prs_Age=77),
+            block(N, 20 - ngo_77, exp_Region="North", prs_Age=30, person_id=range(1000, 1020 - ngo_77)),
+            block(N, ngo_77, exp_Region="North", prs_Age=77, person_id=range(2000, 2000 + ngo_77)),
+            block(P, 40, exp_Region="East", prs_Age=[30, 77]), block(N, 40, exp_Region="East", prs_Age=[30, 77],
+                                                                     person_id=range(3000, 3040))]
+
+
+def test_padding_a_subgroup_reveals_nothing(tmp_path):
+    """The zero rule for filter.rows on the complement: with 12 invented rows aged 77, the police sees the same
+    table whether the NGO has 0, 1 or 9 clients aged 77 in the North (released vs withheld would tell)."""
+    query = by_region("COUNT(*) AS n, COUNT(*) FILTER (WHERE prs_Age >= 77) AS old", frm=UNION)
+    views = []
+    for ngo_77 in (0, 1, 9):
+        plan, _, table = releases([query], _padded_subgroup(ngo_77), CAT, tmp_path / str(ngo_77))[0]
+        views.append(view(table))
+    assert views[0] == views[1] == views[2]
+    t = run([query], _padded_subgroup(10), tmp_path / "control")
+    assert north(t, 0, "old") == 22
+
+
+def test_percent_within_a_partition_does_not_depend_on_its_suppressed_cell(tmp_path):
+    """pct(COUNT(*)) OVER (PARTITION BY exp_Region), region x minor: the North cell of minors holds 0 or 3 rows
+    (suppressed either way); the percents of the North's released cell are the same in both worlds."""
+    query = ("SELECT exp_Region, minor_at_recruitment, pct(COUNT(*)) OVER (PARTITION BY exp_Region) AS p "
+             "FROM police_victims GROUP BY exp_Region, minor_at_recruitment;")
+    views = []
+    for minors in (0, 3):
+        world = [block(P, 20, exp_Region="North"), block(P, minors, exp_Region="North", minor_at_recruitment=True),
+                 block(P, 40, exp_Region="East", minor_at_recruitment=[True, False])]
+        views.append(view(releases([query], world, CAT, tmp_path / str(minors))[0][2]))
+    assert views[0] == views[1]

@@ -19,7 +19,13 @@ from insightql.compiler.syntax import ast as A
 
 @dataclass
 class Suppressed:
+    """A value the receivers do not get. `scope`: "cell" (the cell's release flag is 0: every value
+    of the row) or "value" (this value's own flag is 0). `rules`: the ids of the release rules
+    (compiler/check/rules.py) whose conjunction that flag is, as the plan lists them; which one
+    failed is not revealed, so this is the set that can have caused it."""
     reason: str
+    scope: str = "cell"
+    rules: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return "suppressed"
@@ -27,22 +33,48 @@ class Suppressed:
 
 @dataclass
 class ResultTable:
+    """The released table. `schema`: one entry per column, {"name", "kind": "key" | "value", "type"
+    (the plan's type JSON), "rules" (a value's own rules)}, from the plan; empty for tables built
+    by hand. The file formats are written from it (runtime/results/)."""
     columns: list[str]
     rows: list[list] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    schema: list[dict] = field(default_factory=list)
 
     def to_records(self) -> list[dict]:
         return [{c: _json_value(v) for c, v in zip(self.columns, r)} for r in self.rows]
 
     def to_json(self) -> str:
-        return json.dumps({"columns": self.columns, "rows": self.to_records(), "notes": self.notes}, indent=2)
+        """{"columns", "rows", "notes", "schema"}; a receiver's ledger commits to "columns" and
+        "rows" (runtime/governance/disclosure.py)."""
+        return json.dumps({"columns": self.columns, "rows": self.to_records(), "notes": self.notes,
+                           "schema": self.schema}, indent=2)
+
+    def measures(self) -> list[int]:
+        """Indexes of the columns that can be suppressed: the plan's values (a table built by hand:
+        the columns holding a suppressed cell)."""
+        if self.schema:
+            return [i for i, s in enumerate(self.schema) if s["kind"] == "value"]
+        return [i for i in range(len(self.columns)) if any(isinstance(r[i], Suppressed) for r in self.rows)]
 
     def to_csv(self) -> str:
+        """Suppression in its own columns (spec/results.md): after each measure m a column
+        m_suppressed (true/false), and a last column suppressed_by when any column can be
+        suppressed; a suppressed or NULL value is an empty field."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(self.columns)
+        flagged = set(self.measures())
+        header = []
+        for i, c in enumerate(self.columns):
+            header += [c, f"{c}_suppressed"] if i in flagged else [c]
+        w.writerow(header + (["suppressed_by"] if flagged else []))
         for r in self.rows:
-            w.writerow(["[suppressed]" if isinstance(v, Suppressed) else "" if v is None else _fmt(v) for v in r])
+            line = []
+            for i, v in enumerate(r):
+                line.append("" if v is None or isinstance(v, Suppressed) else csv_value(v))
+                if i in flagged:
+                    line.append("true" if isinstance(v, Suppressed) else "false")
+            w.writerow(line + ([suppressed_by(self.columns, r)] if flagged else []))
         return buf.getvalue()
 
     def render(self) -> str:
@@ -53,6 +85,38 @@ class ResultTable:
         out += ["  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(r, widths)) for r in cells]
         out += self.notes
         return "\n".join(out)
+
+
+def suppressed_by(columns: list[str], row: list) -> str:
+    """Why values of a row are suppressed, as rule ids: "" (none), "cell: cell.rows observer.rows"
+    (the whole cell), or "mean_age: values.rows; median_age: percentile.rank values.rows"."""
+    sup = [(c, v) for c, v in zip(columns, row) if isinstance(v, Suppressed)]
+    if any(v.scope == "cell" for _, v in sup):
+        return "cell: " + " ".join(next(v for _, v in sup if v.scope == "cell").rules)
+    return "; ".join(f"{c}: {' '.join(v.rules)}" for c, v in sup)
+
+
+def parse_suppressed_by(text: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The inverse of suppressed_by: {"cell" or a column name: (scope, rule ids)}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split("; "))):
+        name, _, rules = part.partition(":")
+        out[name] = ("cell" if name == "cell" else "value", tuple(rules.split()))
+    return out
+
+
+def csv_value(v) -> str:
+    """A released value in CSV: exact (the shortest text that reads back to the same float; a whole
+    number without ".0"), a value of round(x, d) with its d digits, booleans as true/false."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, Rounded):
+        return f"{v:.{v.digits}f}"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return ""
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    return str(v)
 
 
 def _numeric(s: str) -> bool:
@@ -92,7 +156,9 @@ def _fmt(v) -> str:
 
 def _json_value(v):
     if isinstance(v, Suppressed):
-        return {"suppressed": True, "reason": v.reason}
+        return {"suppressed": True, "reason": v.reason, "scope": v.scope, "rules": list(v.rules)}
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
     return v
 
 
@@ -178,6 +244,7 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
     reason = (f"fewer than k={k} rows or persons, in the cell or in what an observer does not hold"
               + (", or it would difference with an earlier release" if earlier else ""))
     pcts = {j for j, o in enumerate(a["outputs"]) if o.get("pct")}  # the compiler's marker (circuit.build_outputs)
+    cell_rules, own_rules = plan_rules(plan)
     rows, row_combos = [], []
     for cell, combo in enumerate(combos):
         if keep is not None and released[cell] and not keep[cell]:
@@ -189,11 +256,12 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
                 row.append(key_label(combo[o["key"]], a["keys"][o["key"]]["type"]))
                 continue
             if not released[cell]:
-                row.append(Suppressed(reason))
+                row.append(Suppressed(reason, "cell", cell_rules))
                 continue
             if round(revealed[o["flag"]][cell]) != 1:
                 row.append(Suppressed("value withheld: too few contributing rows, two counts too close, a "
-                                      "dominant contributor, or a zero denominator"))
+                                      "dominant contributor, or a zero denominator", "value",
+                                      own_rules.get(o["name"], ())))
                 continue
             row.append(_finish(revealed[o["value"]][cell], {**o, "round": None} if j in pcts else o))
         rows.append(row)
@@ -218,7 +286,25 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
         notes.append(f"{value_sup} row(s) with single values withheld: too few rows contribute to that value (in "
                      "the cell or in what an observer does not hold), two counts differ by fewer than k, one "
                      "contributor dominates a sum, or a denominator is zero.")
-    return ResultTable([o["name"] for o in a["outputs"]], rows, notes + pct_notes)
+    schema = [{"name": o["name"], "kind": o["kind"], "type": o["type"],
+               **({"rules": list(own_rules.get(o["name"], ()))} if o["kind"] == "value" else {}),
+               **({"digits": o["round"]["round"]} if _digits(o) else {})} for o in a["outputs"]]
+    return ResultTable([o["name"] for o in a["outputs"]], rows, notes + pct_notes, schema)
+
+
+def _digits(o: dict) -> bool:
+    """A value shown with a fixed number of digits (round(x, d), d > 0, on a decimal)."""
+    return o["kind"] == "value" and bool(o.get("round")) and o["round"]["round"] > 0 and o["type"]["kind"] != "int"
+
+
+def plan_rules(plan: dict) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """(the rule ids of the cells' release flag, {value column: the ids of its own flag's other
+    rules}) from the plan's leakage report (compiler/plan/leakage.py)."""
+    items = plan.get("leakage", [])
+    cell = tuple(next((i.get("rules", []) for i in items if i["item"] == "suppression_flag"), []))
+    own = {i["column"]: tuple(r for r in i.get("rules", []) if r not in cell)
+           for i in items if i["item"] == "output_flag"}
+    return cell, own
 
 
 def _sort_key(table: dict, idx: int):
@@ -246,6 +332,11 @@ def _finish(raw: float, o: dict):
 def table_from_json(text: str) -> ResultTable:
     doc = json.loads(text)
     cols = doc["columns"]
-    rows = [[Suppressed(v["reason"]) if isinstance(v, dict) and v.get("suppressed") else v for v in
-             (rec[c] for c in cols)] for rec in doc["rows"]]
-    return ResultTable(cols, rows, doc.get("notes", []))
+    digits = {s["name"]: s["digits"] for s in doc.get("schema", []) if s.get("digits")}
+
+    def cell(c, v):
+        if isinstance(v, dict) and v.get("suppressed"):
+            return Suppressed(v["reason"], v.get("scope", "cell"), tuple(v.get("rules", ())))
+        return Rounded(v, digits[c]) if c in digits and isinstance(v, (int, float)) else v
+    rows = [[cell(c, rec[c]) for c in cols] for rec in doc["rows"]]
+    return ResultTable(cols, rows, doc.get("notes", []), doc.get("schema", []))

@@ -1,5 +1,5 @@
 """`iq` subcommands that run a plan under MPC: run (every party as a local process) and party
-(one organisation's process). MPyC is imported only when one of them runs (runtime/launch/party.py).
+(one organisation's process); report renders a saved result (runtime/results/). MPyC is imported only when one of them runs (runtime/launch/party.py).
 runtime/cli/__init__.py registers them with ``add_commands(subparsers)``.
 """
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 
 from insightql.compiler.check.catalog import load_catalog
 
-from insightql.runtime.cli.common import UsageError, compile_query, write_result
+from insightql.runtime.cli.common import UsageError, compile_query
+from insightql.runtime.results import FORMATS
 
 
 def _data_map(items: list[str], plan: dict) -> dict[str, str]:
@@ -49,9 +50,39 @@ def _csv_rows(data: dict[str, str]) -> dict[str, int]:
     return out
 
 
+def _output_format(args) -> str | None:
+    """The result format asked for (--format, else --out's extension), checked before anything runs;
+    None: only the terminal table."""
+    from insightql.runtime.results import format_of
+    if args.out is None and args.format is None:
+        return None
+    try:
+        fmt = format_of(args.out, args.format)
+    except ValueError as e:
+        raise UsageError(str(e))
+    if fmt == "parquet" and args.out is None:
+        raise UsageError("--format parquet writes a file: add --out result.parquet")
+    return fmt
+
+
+def _emit(table, plan: dict, args, fmt: str | None, terminal: bool) -> None:
+    """The terminal table (unless a format goes to stdout instead), and the --out file. Written from
+    the plan and the released table only, so every receiver writes the same (runtime/results/)."""
+    from insightql.runtime.results import render_result, write_result
+    from insightql.runtime.results.document import result_meta
+    if fmt is not None and args.out is None:
+        sys.stdout.write(render_result(table, result_meta(plan), fmt))
+        return
+    if terminal:
+        print(table.render())
+    if args.out:
+        write_result(table, plan, args.out, fmt)
+
+
 def cmd_run(args) -> int:
     from insightql.runtime.launch.launcher import LaunchError, launch_local
 
+    fmt = _output_format(args)
     ledger_dir = Path(args.ledger_dir) if args.ledger_dir else None
     ledgers = sorted(ledger_dir.glob("*.ledger.jsonl")) if ledger_dir and ledger_dir.is_dir() else []
     res, catalog, cat_path = compile_query(Path(args.query), args.catalog, ledgers)
@@ -76,8 +107,7 @@ def cmd_run(args) -> int:
     except LaunchError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.code  # 3 when a party's data is bad, 7 when one refused the plan (spec/runtime.md)
-    print(table.render())
-    write_result(table, args.out)
+    _emit(table, res.plan, args, fmt, terminal=True)
     return 0
 
 
@@ -87,6 +117,7 @@ def cmd_party(args) -> int:
     from insightql.runtime.launch.party import run_party
 
     plan = load_plan_unchecked(Path(args.plan).read_text(encoding="utf-8"))  # hash: checked by governance
+    fmt = _output_format(args)
     gov = GovernanceOptions(approvals=args.approvals, trust=args.trust, ledger=args.ledger, source=args.source)
     catalog = load_catalog(args.catalog)
     data = {}
@@ -107,11 +138,32 @@ def cmd_party(args) -> int:
     if code == 0 and not args.quiet:
         print(f"[{args.party}] timings: {progress.summary()}", file=sys.stderr)
     if table is not None:
-        if args.out:
-            write_result(table, args.out)
-        else:
-            print(table.render())
+        _emit(table, plan, args, fmt, terminal=args.out is None)
     return code
+
+
+def cmd_report(args) -> int:
+    """Render a saved result (JSON or Parquet, with the plan's meta) as a page, or convert it."""
+    from insightql.runtime.results import EXTENSIONS, read_result, render_result
+    fmt = args.format or (EXTENSIONS.get(Path(args.out).suffix.lower()) if args.out else None) or "html"
+    try:
+        table, meta = read_result(args.result)
+    except (ValueError, KeyError) as e:
+        raise UsageError(f"{args.result}: {e}")
+    if not meta:
+        print(f"iq: note: {args.result} holds no plan metadata (written before results carried it); the page "
+              "shows the table only", file=sys.stderr)
+    content = render_result(table, meta, fmt)
+    if args.out is None:
+        if isinstance(content, bytes):
+            raise UsageError("--format parquet writes a file: add -o result.parquet")
+        sys.stdout.write(content)
+    elif isinstance(content, bytes):
+        Path(args.out).write_bytes(content)
+    else:
+        with open(args.out, "w", encoding="utf-8", newline="") as fh:
+            fh.write(content)
+    return 0
 
 
 def add_commands(sub) -> None:
@@ -120,7 +172,9 @@ def add_commands(sub) -> None:
     r.add_argument("query")
     r.add_argument("--catalog")
     r.add_argument("--data", action="append", default=[], help="PARTY=FILE or DATASET=FILE")
-    r.add_argument("--out", help="also write the result to a .csv or .json file")
+    r.add_argument("--out", help="also write the result to a file: .csv, .json, .parquet or .html (spec/results.md)")
+    r.add_argument("--format", choices=FORMATS, help="the result file's format (default: by --out's extension); "
+                   "without --out the result goes to stdout in this format instead of the terminal table")
     r.add_argument("--quiet", action="store_true")
     r.add_argument("--timeout", type=float, default=None,
                    help="seconds before every party is stopped (default: ten times the estimated run time, "
@@ -140,7 +194,8 @@ def add_commands(sub) -> None:
     pp.add_argument("--data", action="append", help="FILE, or DATASET=FILE when the party owns several")
     pp.add_argument("--parties", required=True, help="parties file (names, host:port, TLS)")
     pp.add_argument("--catalog", required=True)
-    pp.add_argument("--out", help="write the received result to a .csv or .json file")
+    pp.add_argument("--out", help="write the received result to a file: .csv, .json, .parquet or .html")
+    pp.add_argument("--format", choices=FORMATS, help="the result file's format (default: by --out's extension)")
     pp.add_argument("--quiet", action="store_true")
     pp.add_argument("--timeout", type=float, default=900)
     pp.add_argument("--connect-timeout", type=float, default=60,
@@ -154,3 +209,9 @@ def add_commands(sub) -> None:
                     "(default: the source inside the plan)")
     pp.add_argument("--allow-fewer-parties", action="store_true", help=argparse.SUPPRESS)
     pp.set_defaults(fn=cmd_party)
+
+    rp = sub.add_parser("report", help="render a saved result (.json or .parquet) as an HTML page, or convert it")
+    rp.add_argument("result")
+    rp.add_argument("-o", "--out", help="the file to write (default: stdout)")
+    rp.add_argument("--format", choices=FORMATS, help="default: html, or by --out's extension")
+    rp.set_defaults(fn=cmd_report)
