@@ -210,9 +210,9 @@ def key_problem(status: Mapping | None, who: str, today: date) -> str | None:
     """Why the trusted key of ``who`` may not be used today (expired or revoked), or None."""
     status = status or {}
     if status.get("revoked"):
-        return f"{who!r}'s key was revoked {status['revoked']}"
+        return f"the key of {who!r} was revoked {status['revoked']}"
     if status.get("expires") is not None and today > status["expires"]:
-        return f"{who!r}'s key expired on {status['expires'].isoformat()} (today is {today.isoformat()})"
+        return f"the key of {who!r} expired on {status['expires'].isoformat()} (today is {today.isoformat()})"
     return None
 
 

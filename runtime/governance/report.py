@@ -132,7 +132,7 @@ def collect(ledgers: dict[str, Path], catalog, dataset: str, start: date | None,
                 runs.rows.append([r["time"][:19].replace("T", " "), party, r["query"] or "?", _short(r["plan_hash"]),
                                   r["outcome"], history.describe(r)])
     for row in releases.rows + approvals.rows:
-        row[-1] = ", ".join(row[-1])
+        row[-1] = ", ".join(sorted(row[-1]))
     for sec in (releases, learned, approvals, runs):
         sec.rows.sort(key=lambda r: r[0])
         if not sec.rows:

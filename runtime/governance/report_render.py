@@ -37,7 +37,7 @@ h2 { font-size: 1.2rem; border-bottom: 1px solid #ccc; padding-bottom: 0.2rem; m
 table { border-collapse: collapse; width: 100%; font-size: 0.9rem; margin: 0.5rem 0 1rem; }
 th, td { border: 1px solid #d0d0d0; padding: 0.3rem 0.5rem; text-align: left; vertical-align: top;
          overflow-wrap: anywhere; }
-th { background: #f2f2f2; }
+th { background: #f2f2f2; white-space: nowrap; }
 section.problem h2 { color: #a40000; } section.ok h2::after { content: " \\2713"; color: #1a7f37; }
 section.none .notice { background: #fff8e1; border-left: 4px solid #e0a800; padding: 0.5rem 0.8rem; }
 td.PROBLEM { color: #a40000; font-weight: bold; } td.OK { color: #1a7f37; font-weight: bold; }
