@@ -186,3 +186,14 @@ def test_the_json_file_is_what_a_receivers_ledger_commits_to():
     salt = bytes(range(32))
     doc = json.loads(render_result(_sample(), meta(), "json"))
     assert commitment_value(doc, salt) == commitment_value(json.loads(_sample().to_json()), salt)
+
+
+def test_csv_quotes_carriage_returns_commas_and_quotes_in_categories(tmp_path):
+    odd = ["\r", "a,b", 'say "hi"', "two\nlines", "tab\there"]
+    schema = [{"name": "k", "kind": "key", "type": {"kind": "category"}},
+              {"name": "n", "kind": "value", "type": {"kind": "int"}, "rules": []}]
+    table = ResultTable(["k", "n"], [[v, i] for i, v in enumerate(odd)], [], schema)
+    path = tmp_path / "odd.csv"
+    write_result(table, None, str(path), meta={})
+    back, _ = read_result(path, schema=schema)
+    assert [r[0] for r in back.rows] == odd

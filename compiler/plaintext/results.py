@@ -61,21 +61,19 @@ class ResultTable:
         """Suppression in its own columns (spec/results.md): after each measure m a column
         m_suppressed (true/false), and a last column suppressed_by when any column can be
         suppressed; a suppressed or NULL value is an empty field."""
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
         flagged = set(self.measures())
         header = []
         for i, c in enumerate(self.columns):
             header += [c, f"{c}_suppressed"] if i in flagged else [c]
-        w.writerow(header + (["suppressed_by"] if flagged else []))
+        out = [_csv_line(header + (["suppressed_by"] if flagged else []))]
         for r in self.rows:
             line = []
             for i, v in enumerate(r):
                 line.append("" if v is None or isinstance(v, Suppressed) else csv_value(v))
                 if i in flagged:
                     line.append("true" if isinstance(v, Suppressed) else "false")
-            w.writerow(line + ([suppressed_by(self.columns, r)] if flagged else []))
-        return buf.getvalue()
+            out.append(_csv_line(line + ([suppressed_by(self.columns, r)] if flagged else [])))
+        return "".join(out)
 
     def render(self) -> str:
         cells = [[_fmt(v) for v in r] for r in self.rows]
@@ -85,6 +83,15 @@ class ResultTable:
         out += ["  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(r, widths)) for r in cells]
         out += self.notes
         return "\n".join(out)
+
+
+def _csv_line(fields: list[str]) -> str:
+    """One CSV line ending in \\n, a field quoted when it holds a comma, a quote, \\n or \\r (csv
+    quotes only for the characters of its line terminator, so it writes with \\r\\n and that ending
+    is replaced)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow(fields)
+    return buf.getvalue()[:-2] + "\n"
 
 
 def suppressed_by(columns: list[str], row: list) -> str:

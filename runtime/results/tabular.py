@@ -57,26 +57,37 @@ def _typed(text: str, col: dict | None):
     return value
 
 
-def read_csv(text: str, schema: list[dict] | None = None) -> ResultTable:
-    """A CSV result back as a table. `schema` (from the JSON or Parquet of the same result) types
-    the values; without it numbers are read as int or float and everything else as text."""
-    rows_in = list(csv.reader(io.StringIO(text)))
-    header, body = rows_in[0], rows_in[1:]
-    flagged = {h[: -len("_suppressed")] for h in header if h.endswith("_suppressed") and h[: -len("_suppressed")] in header}
-    columns = [h for h in header if h != "suppressed_by" and not (h.endswith("_suppressed") and h[:-11] in flagged)]
-    by_name = {s["name"]: s for s in schema or []}
+def _split(names: list[str]) -> tuple[list[str], set[str]]:
+    """(the query's columns, the measures with a flag column) of a CSV or Parquet header."""
+    flagged = {n[:-11] for n in names if n.endswith("_suppressed") and n[:-11] in names}
+    return [n for n in names if n != "suppressed_by" and not (n.endswith("_suppressed") and n[:-11] in flagged)], flagged
+
+
+def _rows(records, columns: list[str], flagged: set[str], value) -> list[list]:
+    """Table rows from records {header field: value}: a flagged value is Suppressed with the scope
+    and rules that suppressed_by names; `value(column, raw)` types the others."""
     rows = []
-    for line in body:
-        rec = dict(zip(header, line))
-        why = parse_suppressed_by(rec.get("suppressed_by", ""))
+    for rec in records:
+        why = parse_suppressed_by(rec.get("suppressed_by") or "")
         row = []
         for c in columns:
-            if rec.get(f"{c}_suppressed") == "true" if c in flagged else False:
+            if c in flagged and rec[f"{c}_suppressed"] in (True, "true"):
                 scope, rules = why.get("cell") or why.get(c) or ("value", ())
                 row.append(Suppressed(READ_BACK, scope, rules))
             else:
-                row.append(_typed(rec[c], by_name.get(c)))
+                row.append(value(c, rec[c]))
         rows.append(row)
+    return rows
+
+
+def read_csv(text: str, schema: list[dict] | None = None) -> ResultTable:
+    """A CSV result back as a table. `schema` (from the JSON or Parquet of the same result) types
+    the values; without it numbers are read as int or float and everything else as text."""
+    lines = list(csv.reader(io.StringIO(text)))
+    columns, flagged = _split(lines[0])
+    by_name = {s["name"]: s for s in schema or []}
+    records = (dict(zip(lines[0], line)) for line in lines[1:])
+    rows = _rows(records, columns, flagged, lambda c, raw: _typed(raw, by_name.get(c)))
     return ResultTable(columns, rows, [], list(schema or []))
 
 
@@ -136,24 +147,12 @@ def read_parquet(data: bytes) -> tuple[ResultTable, dict]:
     t = pq.read_table(pa.BufferReader(data))
     doc = json.loads((t.schema.metadata or {}).get(b"insightql.document", b"{}"))
     schema = doc.get("schema") or []
-    names = t.column_names
-    flagged = {n[:-11] for n in names if n.endswith("_suppressed") and n[:-11] in names}
-    columns = [n for n in names if n != "suppressed_by" and not (n.endswith("_suppressed") and n[:-11] in flagged)]
-    data_ = t.to_pylist()
-    by_name = {s["name"]: s for s in schema}
-    rows = []
-    for rec in data_:
-        why = parse_suppressed_by(rec.get("suppressed_by") or "")
-        row = []
-        for c in columns:
-            if c in flagged and rec[f"{c}_suppressed"]:
-                scope, rules = why.get("cell") or why.get(c) or ("value", ())
-                row.append(Suppressed(READ_BACK, scope, rules))
-                continue
-            v = rec[c]
-            if isinstance(v, dt.date):
-                v = v.isoformat()
-            digits = by_name.get(c, {}).get("digits")
-            row.append(Rounded(v, digits) if digits and isinstance(v, float) else v)
-        rows.append(row)
+    digits = {s["name"]: s["digits"] for s in schema if s.get("digits")}
+    columns, flagged = _split(t.column_names)
+
+    def value(c, v):
+        if isinstance(v, dt.date):
+            return v.isoformat()
+        return Rounded(v, digits[c]) if c in digits and isinstance(v, float) else v
+    rows = _rows(t.to_pylist(), columns, flagged, value)
     return ResultTable(columns, rows, list(doc.get("notes", [])), list(schema)), doc
