@@ -128,6 +128,28 @@ def test_three_way_partition_control(tmp_path):
     assert (north(t, 0, "n"), north(t, 0, "young"), north(t, 0, "mid")) == (47, 12, 25)
 
 
+
+HTCDS = load_catalog(Path(__file__).resolve().parents[1] / "examples" / "htcds" / "catalog.toml")
+
+
+@pytest.mark.xfail(strict=True, reason="LEAK: HTCDS demo catalog, police_cases (official-tables, k = 5): minors and "
+                                       "adults by FILTER on vic_AgeWhenTrafficked give the one victim without an age")
+def test_three_way_partition_on_the_htcds_template(tmp_path):
+    world = [block("police_cases", 20, vic_TraffickingStatus="ActualVictimOfTrafficking",
+                   vic_AgeWhenTrafficked=[15] * 6 + [25] * 13 + [None])]
+    head = "SELECT vic_TraffickingStatus, COUNT(*) AS n, {cols} FROM police_cases GROUP BY vic_TraffickingStatus;"
+    key = ("ActualVictimOfTrafficking",)
+    plan, _, table = releases([head.format(cols="COUNT(vic_AgeWhenTrafficked) AS m")], world, HTCDS,
+                              tmp_path / "direct")[0]
+    assert cells(plan, table)[key]["m"] is None  # asked directly, the group is withheld (values.left_out)
+    plan, _, table = releases([head.format(cols="COUNT(*) FILTER (WHERE vic_AgeWhenTrafficked < 18) AS minors, "
+                                               "COUNT(*) FILTER (WHERE vic_AgeWhenTrafficked >= 18) AS adults")],
+                              world, HTCDS, tmp_path / "attack")[0]
+    c = cells(plan, table)[key]
+    derived = minus(c["n"], c["minors"], c["adults"])
+    assert derived is None or not 1 <= derived <= 4, f"victims without an age when trafficked: {derived} (k = 5)"
+
+
 # ------------------------------------------------------------------ the rest of a subgroup, two releases
 REST_CASES = {
     # earlier query, later query, world, derive(tables) -> the group, truth
