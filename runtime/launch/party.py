@@ -145,8 +145,10 @@ def _install_disconnect_guard(state: dict):
                        if p.pid not in (rt.pid, self.peer_pid) and p.protocol is None]
             limit = state.get("connect_timeout")
             gave_up = limit is None or time.monotonic() - state.get("connect_started", 0) > 0.9 * limit
-            print(lost_peer_message(state["names"], self.peer_pid, phase, cause, missing, gave_up),
-                  file=sys.stderr, flush=True)
+            message = lost_peer_message(state["names"], self.peer_pid, phase, cause, missing, gave_up)
+            print(message, file=sys.stderr, flush=True)
+            if state.get("shared"):  # the ledger's run_started gets its end: failed, and why
+                state["gov"].failed(message.removeprefix("error: "))
             os._exit(EXIT_PEER)
         return original(self, exc)
 
