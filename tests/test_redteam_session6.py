@@ -29,6 +29,12 @@ Found (strict xfail):
   are never compared (apply_values walks only the cells-mode entries). A later WHERE widened by >= k
   rows that by definition lack hours makes its COUNT(hours) the earlier WHERE's rows with hours:
   n - m = 1. The same pair in cells mode is caught.
+* arithmetic_on_a_sum_escapes_rounding: under rounding, a bare SUM is rounded to b times one row's
+  largest value (2.10), but `SUM(x) * 1`, `+ 0`, `/ 1` are released exactly (the circuit's
+  released_form rounds only outputs that carry `count` or `sum_unit`, and arithmetic drops both;
+  IQ321 refuses arithmetic on counts, not on sums). With WHERE x = 1 the sum is the exact count,
+  which reopens the closed attacks exact_count_beside_its_rounded_release and
+  exact_counts_through_sums_of_a_fixed_measure of tests/test_redteam.py.
 """
 from __future__ import annotations
 
@@ -254,6 +260,53 @@ def test_the_same_pair_in_cells_mode_is_caught(name, tmp_path):
     t, modes = _fallback_pair(name, DECIDED, tmp_path)
     assert modes == ["cells"]
     assert north(t, 0, "n") == 40 and north(t, 1, "n2") == 50 and north(t, 1, "m") is None
+
+
+
+# ------------------------------------------------------------------ rounding: a SUM inside arithmetic (spec 2.10)
+def _caller_age_catalog(folder: Path):
+    """catalog.toml plus a nullable measure caller_age in helpline_reports (k = 5, counts rounded to 5)."""
+    path = folder / "caller_age.toml"
+    path.write_text(CATALOG.read_text(encoding="utf-8").replace(
+        'caller_is_victim = { type = "boolean" }',
+        'caller_is_victim = { type = "boolean" }\n'
+        'caller_age = { type = "integer", min = 0, max = 99, nullable = true, role = "measure", clamp = [0, 99] }'),
+        encoding="utf-8")
+    return load_catalog(path)
+
+
+HL = "helpline_reports"
+
+
+@pytest.mark.xfail(strict=True, reason="LEAK: under rounding, SUM(x) * 1 (or + 0, / 1) is released exactly: with "
+                                       "WHERE x = 1 it is the exact row count, 13 beside COUNT(*) shown as 10")
+def test_arithmetic_on_a_sum_escapes_rounding(tmp_path):
+    world = [block(HL, 13, exp_Type="ForcedLabour", victims_mentioned=1),
+             block(HL, 4, exp_Type="ForcedLabour", victims_mentioned=2)]
+    query = ("SELECT exp_Type, COUNT(*) AS n, SUM(victims_mentioned) AS s, SUM(victims_mentioned) * 1 AS s1 "
+             "FROM helpline_reports WHERE victims_mentioned = 1 GROUP BY exp_Type;")
+    plan, _, table = releases([query], world, CAT, tmp_path)[0]
+    c = cells(plan, table)[("ForcedLabour",)]
+    assert c["n"] == 10 and c["s"] == 0  # the count and the bare SUM are rounded (to 5, and to 5 x 20)
+    assert c["s1"] is None or c["s1"] % 5 == 0, f"the exact count {c['s1']}: 3 rows more than rounding shows"
+
+
+@pytest.mark.xfail(strict=True, reason="LEAK: under rounding, SUM(victims_mentioned) * 1 and SUM(caller_age) * 1 "
+                                       "with both fixed to 1 give exact n and COUNT(caller_age): 4 rows without an age")
+def test_arithmetic_on_sums_gives_the_rows_the_two_sided_rule_let_through(tmp_path):
+    """The own-count rule under rounding reads rounded counts (14 rows, 10 with an age: both shown as 10, so the
+    4 rows without an age pass as 'none'); exact sums of a measure WHERE fixes to 1 read them off (k = 5)."""
+    cat = _caller_age_catalog(tmp_path)
+    world = [block(HL, 10, exp_Type="ForcedLabour", victims_mentioned=1, caller_age=1),
+             block(HL, 4, exp_Type="ForcedLabour", victims_mentioned=1, caller_age=None)]
+    query = ("SELECT exp_Type, COUNT(*) AS n, COUNT(caller_age) AS m, SUM(victims_mentioned) * 1 AS rows_exact, "
+             "SUM(caller_age) * 1 AS m_exact FROM helpline_reports WHERE victims_mentioned = 1 AND "
+             "(caller_age = 1 OR caller_age IS NULL) GROUP BY exp_Type;")
+    plan, _, table = releases([query], world, cat, tmp_path / "run")[0]
+    c = cells(plan, table)[("ForcedLabour",)]
+    assert (c["n"], c["m"]) == (10, 10)
+    derived = minus(c["rows_exact"], c["m_exact"])
+    assert derived is None or not 1 <= derived <= 4, f"rows without caller_age: {derived} (k = 5)"
 
 
 # ------------------------------------------------------------------ attacks that failed (the protection held)
