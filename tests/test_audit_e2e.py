@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -23,6 +24,7 @@ from insightql.runtime.governance.ledger import Ledger
 
 from conftest import CATALOG, Parties, compile_plan
 from test_audit_heads import iq, rewrite
+from test_governance_schemas import check
 
 pytestmark = pytest.mark.mpc
 
@@ -122,6 +124,12 @@ def test_rewritten_ledger_is_caught_by_the_others_heads(tmp_path, corpus_data):
                      "--passphrase-file", passfile, "-o", head)
             assert res.returncode == 0, res.stderr
     ledgers = [parties.ledger(n) for n in names]
+    for path in ledgers:  # what real parties write matches spec/governance.schema.json
+        for e in Ledger(path).entries():
+            check("ledger_entry", e)
+            if e["kind"] in ("run_started", "release"):
+                check("release_data" if e["kind"] == "release" else "run_started_data", e["data"])
+    check("ledger_head", json.loads(head.read_text()))
     starts = [e for e in Ledger(parties.ledger("ngo")).entries() if e["kind"] == "run_started"]
     assert len(starts) == 2 and starts[0]["data"]["run_id"] != starts[1]["data"]["run_id"]
     res = iq("audit", "verify-heads", *ledgers, "--heads", head, "--trust", tmp_path / "keys")
