@@ -1,7 +1,7 @@
 """Policy presets: named sets of disclosure-policy fields a catalog dataset can start from.
 
 `policy_preset = "research-output"` in a dataset fills its policy from stdlib/data/policy_presets.toml;
-the dataset's own policy keys override the preset's (compiler/check/templates.py applies this before the
+the dataset's own policy keys override the preset's (compiler/check/layout.py applies this before the
 catalog is validated). Each preset records what it enforces, what it does not, and its sources;
 spec/stdlib.md renders them for readers.
 """

@@ -134,7 +134,7 @@ def test_hints_name_files_that_exist():
 
 @pytest.mark.parametrize("argv, words", [
     (["check", "nowhere.iq"], "nowhere.iq: no such file or folder"),
-    (["explain", "catalog.toml"], "is a catalog"),
+    (["explain", "catalog.toml", "--format", "html"], "is a catalog; it is explained as text only"),
     (["diff", "catalog.toml", "good.iq"], "is a catalog"),
     (["compile", "latin.iq"], "not UTF-8"),
     (["explain", "."], "is a folder, not a file"),

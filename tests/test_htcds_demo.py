@@ -19,7 +19,7 @@ import pytest
 from insightql.compiler.syntax import ast as A
 from insightql.compiler.check.catalog import load_catalog
 from insightql.compiler.syntax.parser import parse
-from insightql.compiler.check.templates import load_templates
+from insightql.compiler.check.layout import load_templates
 from insightql.runtime.data.loader import load_dataset
 from insightql.stdlib.aggregates import AGGREGATES
 from insightql.stdlib.functions import FUNCTIONS

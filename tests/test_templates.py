@@ -11,8 +11,7 @@ import pytest
 
 from insightql.compiler.check.catalog import Catalog, Policy, load_catalog
 from insightql.compiler.diagnostics import DiagnosticError
-from insightql.compiler.check.layout import resolve_layouts
-from insightql.compiler.check.templates import load_templates
+from insightql.compiler.check.layout import load_templates, resolve_layouts
 from insightql.stdlib import make_templates
 from insightql.stdlib.functions import FUNCTIONS
 from insightql.stdlib.presets import PRESET_POLICY_FIELDS, load_presets, preset_policy

@@ -12,8 +12,9 @@ Several organisations that keep the same layout write it once; every other datas
     [datasets.ngo_clients.policy]
     min_group_size = 20                 # key by key over the inherited policy (stricter or looser)
 
-A stdlib template (`template:htcds.victim`, stdlib/data/htcds_templates.toml) is a layout without
-owner or policy; `from = "htcds.victim"` is the older spelling of `like = "template:htcds.victim"`.
+A stdlib template (`template:htcds.victim`, stdlib/data/htcds_templates.toml, spec/stdlib.md
+section 2) is a layout without owner or policy: columns, description and `person_key`;
+`from = "htcds.victim"` is the older spelling of `like = "template:htcds.victim"`.
 Resolution only rewrites the raw TOML dict, so a dataset written with `like` validates, digests
 and compiles exactly like the same dataset written out. Each dataset's `Lineage` records where
 every field came from, for `iq catalog` / `iq explain CATALOG` / `iq diff`. spec/catalog.md has
@@ -24,9 +25,10 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+import tomllib
 from dataclasses import dataclass, field
-
-from insightql.compiler.check.templates import load_templates
+from functools import lru_cache
+from importlib.resources import files
 
 LAYOUT_KEYS = ("like", "from", "exclude", "policy_preset")
 INHERITED_FIELDS = ("owner", "description", "max_rows", "person_key")
@@ -43,6 +45,14 @@ class Lineage:
     columns: dict[str, str] = field(default_factory=dict)
     """column -> where its definition was last written (`police_victims`, or `ngo (over police)`
     when a type-less override merged fields into an inherited column)."""
+
+
+@lru_cache(maxsize=1)
+def load_templates() -> dict[str, dict]:
+    """The stdlib's templates by name (`htcds.victim`, ...): layouts without owner or policy, read
+    from the installed package data (stdlib/data/htcds_templates.toml, made by stdlib/make_templates.py)."""
+    text = files("insightql.stdlib.data").joinpath("htcds_templates.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)["templates"]
 
 
 class LayoutError(Exception):

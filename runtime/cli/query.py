@@ -187,6 +187,10 @@ def _read_plan(path: Path) -> dict:
 def cmd_explain(args) -> int:
     from insightql.compiler.review import explain
 
+    if Path(args.target).suffix == ".toml":  # a catalog: each dataset's effective policy
+        if args.format != "text":
+            raise UsageError(f"{args.target} is a catalog; it is explained as text only (omit --format)")
+        return _print_catalog(Path(args.target), args.output)
     plan, catalog = _load_plan_or_compile(args.target, args.catalog)
     if plan is None:
         return 1
@@ -207,6 +211,13 @@ def cmd_diff(args) -> int:
     from insightql.compiler.review.explain import diff_plans
     from insightql.compiler.review.weakening import weakenings
 
+    if Path(args.a).suffix == ".toml" and Path(args.b).suffix == ".toml":  # two versions of a catalog
+        from insightql.compiler.review.catalog_text import diff_catalogs
+
+        a, b = (load_catalog_file(Path(p)) for p in (args.a, args.b))
+        text, looser = diff_catalogs(a, b)
+        print(text)
+        return 0 if a.digest() == b.digest() else 3 if looser else 1
     plans = [_load_plan_or_compile(p, args.catalog)[0] for p in (args.a, args.b)]
     if any(p is None for p in plans):
         return 1
@@ -217,13 +228,46 @@ def cmd_diff(args) -> int:
     return 3 if weakenings(a, b) else 1
 
 
+def _print_catalog(path: Path | None, output: str | None = None, explicit: str | None = None) -> int:
+    from insightql.compiler.review.catalog_text import explain_catalog
+
+    catalog, path = catalog_for(Path("."), explicit or (str(path) if path else None))
+    text = explain_catalog(catalog, path)
+    if output:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
 def cmd_catalog(args) -> int:
-    catalog, path = catalog_for(Path("."), args.catalog or args.catalog_file)
-    print(f"catalog {catalog.name} ({path}), digest {catalog.digest()}")
-    for name, ds in catalog.datasets.items():
-        print(f"\n{name}  (owner {ds.owner}, k={ds.policy.min_group_size})  {ds.description}")
-        for c, col in ds.columns.items():
-            print(f"  {c:28} {col.type:9} {col.role:10} {col.description}")
+    if args.catalog_file == "infer":
+        return _catalog_infer(args)
+    if args.data is not None:
+        raise UsageError(f"iq catalog takes one catalog; did you mean `iq catalog infer {args.data}`?")
+    return _print_catalog(None, args.output, args.catalog or args.catalog_file)
+
+
+def _catalog_infer(args) -> int:
+    """`iq catalog infer DATA`: a draft dataset for the owner to review (runtime/data/infer.py)."""
+    from insightql.runtime.data.checks import DataError
+    from insightql.runtime.data.infer import InferOptions, infer_dataset
+
+    if args.data is None:
+        raise UsageError("iq catalog infer needs the data file, e.g. iq catalog infer police.csv --owner police")
+    options = InferOptions(name=args.name, owner=args.owner, min_count=args.min_count,
+                           max_categories=args.max_categories)
+    try:
+        text = infer_dataset(Path(args.data), options)
+    except DataError as e:
+        for issue in e.issues:
+            print(f"iq: {issue}", file=sys.stderr)
+        return 1
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}: a DRAFT for the owner to review before use", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -297,10 +341,27 @@ def add_commands(sub) -> None:
 
 def add_catalog_commands(sub) -> None:
     """Register catalog and schema on the `iq` subparsers object."""
-    k = sub.add_parser("catalog", help="list the datasets of a catalog")
+    k = sub.add_parser("catalog", usage="iq catalog [FILE] | iq catalog infer DATA [--name DS] [--owner P] [-o OUT]",
+                       help="list a catalog's datasets with their effective policies, or draft a dataset "
+                            "from a data file (infer)")
     k.add_argument("catalog_file", nargs="?", metavar="FILE",
-                   help="the catalog, as with --catalog, e.g. iq catalog examples/catalog.toml")
+                   help="the catalog, as with --catalog, e.g. iq catalog examples/catalog.toml; or `infer`, "
+                        "e.g. iq catalog infer police.csv --owner police")
+    k.add_argument("data", nargs="?", metavar="DATA",
+                   help="with infer: a CSV, Parquet or .xlsx file, e.g. iq catalog infer examples/data/police.csv")
     k.add_argument("--catalog", metavar="FILE", help=_CATALOG_HELP.replace("the query's folder", "this folder"))
+    k.add_argument("--name", metavar="DS", help="with infer: the dataset's name (default: the file's stem), "
+                                                 "e.g. --name police_victims")
+    k.add_argument("--owner", metavar="P", help="with infer: the owning party (default: a placeholder to fill "
+                                                "in), e.g. --owner police")
+    k.add_argument("--min-count", type=int, default=10, metavar="N",
+                   help="with infer: a text value becomes a category domain member only if at least N rows hold "
+                        "it (default 10); rarer values are left out and counted, e.g. --min-count 20")
+    k.add_argument("--max-categories", type=int, default=50, metavar="N",
+                   help="with infer: a text column with more distinct values is not a category (default 50), "
+                        "e.g. --max-categories 100")
+    k.add_argument("-o", "--output", metavar="FILE", help="write to this file instead of printing, "
+                                                          "e.g. -o draft.toml")
     k.set_defaults(fn=cmd_catalog)
 
     s = sub.add_parser("schema", help="print a JSON Schema")
