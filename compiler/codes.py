@@ -72,6 +72,9 @@ CODES: dict[str, str] = {
     "IQ322": "UNION ALL datasets disagree on clamp bounds or person key",
     "IQ323": "row count of a dataset whose owner does not allow it",
     "IQ324": "dataset read more than once",
+    "IQ325": "aggregate without a differential privacy mechanism",
+    "IQ326": "differential privacy required but no @epsilon",
+    "IQ327": "@epsilon above the policy's per-query cap",
     "IQ410": "estimated run time above the limit set for the check",
 }
 

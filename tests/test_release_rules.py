@@ -307,6 +307,7 @@ def test_guard_margin_on_groups_that_cross():
 
 
 OWNED_ELSEWHERE = {
+    "dp.threshold": "tests/test_dp_plan.py::test_noisy_threshold_reads_only_the_noisy_count",
     "observer.persons": "tests/test_disclosure_property.py::test_persons_in_every_observers_complement",
     "guard.rows": "tests/test_guard.py::test_undecidable_relation_falls_back_to_the_row_difference",
     "linkage.sizes": "tests/test_linkage.py::test_padding_depends_on_row_count_only",

@@ -18,6 +18,7 @@ from insightql.stdlib.aggregates import AGGREGATES, DEFAULT_MEASURE_AGGREGATES
 from insightql.stdlib.presets import load_presets
 
 from insightql.compiler.diagnostics import Diagnostic, DiagnosticError, Source, Span
+from insightql.compiler.check.privacy_policy import PrivacyPolicy
 
 Role = Literal["dimension", "measure", "key", "hidden"]
 Aggregate = Literal[tuple(AGGREGATES)]  # stdlib/aggregates.py declares them
@@ -133,6 +134,8 @@ class Policy(_Strict):
     require_approval: bool = False
     """Must every plan reading this dataset carry valid signed approvals (spec/governance.md)?
     The owner's party then also refuses without a ledger check. False keeps demos running."""
+    privacy: PrivacyPolicy | None = None
+    """Differential privacy: budget, per-query cap, rows per person (spec/privacy.md)."""
 
 
 class Dataset(_Strict):
@@ -214,7 +217,7 @@ class Catalog(_Strict):
 
 # Fields added after catalogs were first digested count only when set, so an unchanged catalog
 # keeps its digest (and every plan compiled from it its hash) across compiler versions.
-_LATER_POLICY_FIELDS = {"require_approval": False, "linkage": "oblivious"}
+_LATER_POLICY_FIELDS = {"require_approval": False, "linkage": "oblivious", "privacy": None}
 
 
 def _digest_view(dump: dict) -> dict:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
 
 from insightql.stdlib.aggregates import AGGREGATES
 from insightql.stdlib.functions import FUNCTIONS, FunctionError
@@ -19,7 +21,7 @@ from insightql.compiler.plaintext.results import split_post
 from insightql.compiler.syntax.formatter import expr as format_expr
 
 ERROR = IQType("error")
-ANNOTATIONS = ("name", "description", "purpose", "receivers")
+ANNOTATIONS = ("name", "description", "purpose", "receivers", "epsilon")  # epsilon: spec/privacy.md
 MAX_MAGNITUDE = 10 ** 36
 """Largest bound a numeric expression may have; beyond it no secure integer can hold it (IQ217)."""
 
@@ -59,6 +61,7 @@ class CheckedQuery:
     description: str = ""
     purpose: str | None = None
     receivers: list[str] | None = None
+    epsilon: Fraction | None = None  # `@epsilon 0.5`: differential privacy asked by the query (spec/privacy.md)
 
     def type_of(self, e: A.Expr) -> IQType:
         return self.types[id(e)]
@@ -423,6 +426,14 @@ class Checker:
             if a.name in seen:
                 self.error("IQ104", f"`@{a.name}` is given twice", a.span)
             seen.add(a.name)
+            if (a.name == "epsilon") != isinstance(a.value, Decimal) or (a.name == "epsilon" and a.value <= 0):
+                self.error("IQ108", f"`@{a.name}` takes a positive number" if a.name == "epsilon" else
+                           f"`@{a.name}` takes names or a 'quoted string', not a number", a.span,
+                           ["write `@epsilon 0.5` (spec/privacy.md)"] if a.name == "epsilon" else [])
+                continue
+            if a.name == "epsilon":
+                self.cq.epsilon = Fraction(str(a.value))
+                continue
             if a.name in ("name", "purpose") and isinstance(a.value, tuple) and len(a.value) != 1:
                 self.error("IQ108", f"`@{a.name}` takes one value, got {len(a.value)}", a.span,
                            [f"write `@{a.name} {a.value[0]}`, or one 'quoted string'"])

@@ -7,6 +7,7 @@ own-count, dominance, rounding) depend on the data and are enforced inside MPC (
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from insightql.stdlib.aggregates import AGGREGATES
@@ -14,6 +15,7 @@ from insightql.stdlib.aggregates import AGGREGATES
 from insightql.compiler.syntax import ast as A
 from insightql.compiler.check.checker import CheckedQuery, filtered_count, share_of
 from insightql.compiler.diagnostics import Diagnostic
+from insightql.compiler.check.privacy import PrivacySpec, check_privacy
 
 COMPARISONS = ("=", "<>", "<", "<=", ">", ">=")
 NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "=": "<>", "<>": "="}
@@ -31,9 +33,10 @@ class EffectivePolicy:
     max_groups: int
     distinct_persons: bool
     receivers: tuple[str, ...]
+    privacy: PrivacySpec | None = None  # differential privacy (compiler/check/privacy.py)
 
     def to_json(self) -> dict:
-        return {
+        return {**({"privacy": self.privacy.to_json()} if self.privacy is not None else {}),
             "min_group_size": self.min_group_size,
             "round_counts_to": self.round_counts_to,
             "dominance": None if self.dominance_n is None else {"n": self.dominance_n, "k": self.dominance_k},
@@ -452,6 +455,9 @@ def check_disclosure(cq: CheckedQuery) -> tuple[EffectivePolicy | None, list[Dia
     receivers = dc.run()
     pol = effective_policy(cq, receivers) if cq.datasets() else None
     if pol is not None:
+        privacy, more = check_privacy(cq)  # spec/privacy.md: IQ325-IQ327
+        dc.diags += more
+        pol = dataclasses.replace(pol, privacy=privacy) if privacy is not None else pol
         cells = 1
         for g in cq.group_by:
             c = cq.type_of(g).cardinality()

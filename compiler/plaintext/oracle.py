@@ -25,11 +25,13 @@ class OracleRun:
     """What a part may read besides its operands: the plan's nodes and the pooled tables."""
     nodes: dict[str, dict]
     tables: dict[str, tuple[Table, int]]
+    noise: dict | None = None  # dp_noise node id -> the noise to add per cell (tests); None: none
 
 
-def run_plan_plaintext(plan: dict, tables: dict[str, tuple[Table, int]]) -> ResultTable:
-    """Execute a plan on plaintext tables {dataset or load node id: (columns, row count)}."""
-    run = OracleRun({n["id"]: n for n in plan["nodes"]}, tables)
+def run_plan_plaintext(plan: dict, tables: dict[str, tuple[Table, int]], noise: dict | None = None) -> ResultTable:
+    """Execute a plan on plaintext tables {dataset or load node id: (columns, row count)}; `noise`:
+    what each dp_noise node adds ({node id: per-cell integers}; the oracle draws none itself)."""
+    run = OracleRun({n["id"]: n for n in plan["nodes"]}, tables, noise)
     values: dict[str, object] = {}
     for n in plan["nodes"]:
         part = PLAIN.get(n["op"])
@@ -68,6 +70,13 @@ def _reveal(node, args, run):
 
 
 # -- secure ops ---------------------------------------------------------------------------------
+@register(PLAIN, "dp_noise")
+def _dp_noise(node, args, run):  # no noise of its own: the test gives it (spec/privacy.md)
+    extra = (run.noise or {}).get(node["id"])
+    x = np.asarray(args[0], dtype=object)
+    return x if extra is None else x + np.asarray(extra, dtype=object)
+
+
 @register(PLAIN, "combine")
 def _combine(node, args, run):
     a = node["attrs"]

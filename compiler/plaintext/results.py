@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from insightql.stdlib.types import days_to_date
 
 from insightql.compiler.syntax import ast as A
+from insightql.compiler.plaintext.dp_interval import output_noise
 
 
 @dataclass
@@ -295,7 +296,12 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
                      "contributor dominates a sum, or a denominator is zero.")
     schema = [{"name": o["name"], "kind": o["kind"], "type": o["type"],
                **({"rules": list(own_rules.get(o["name"], ()))} if o["kind"] == "value" else {}),
-               **({"digits": o["round"]["round"]} if _digits(o) else {})} for o in a["outputs"]]
+               **({"digits": o["round"]["round"]} if _digits(o) else {}),
+               **({"noise95": output_noise(o)} if o.get("dp") else {})} for o in a["outputs"]]
+    if any(o.get("dp") for o in a["outputs"]):  # spec/privacy.md 6
+        notes.append("Differentially private: every value carries noise drawn inside MPC; 95% of the noise lies "
+                     "within " + "; ".join(f"{o['name']} {output_noise(o)}" for o in a["outputs"] if o.get("dp"))
+                     + ". Cells were suppressed on their noisy row count.")
     return ResultTable([o["name"] for o in a["outputs"]], rows, notes + pct_notes, schema)
 
 

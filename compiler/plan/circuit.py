@@ -14,8 +14,9 @@ import networkx as nx
 from insightql.stdlib.functions import FUNCTIONS
 
 from insightql.compiler.syntax import ast as A
-from insightql.compiler.plan import guard
+from insightql.compiler.plan import dp_lower, guard
 from insightql.compiler.plan.aggregates import LOWERING, counted
+from insightql.compiler.plan.partition import PartitionRule
 from insightql.compiler.diagnostics import Diagnostic, PlanError
 from insightql.compiler.plan.logical import AggregateSpec, LogicalPlan
 from insightql.compiler.plan.ops import FRAC_BITS, OPS
@@ -81,13 +82,16 @@ class CircuitBuilder:
         lp = self.lp
         max_rows = sum(self.catalog.datasets[d].max_rows for d in lp.datasets)
         self.max_rows = max_rows
+        dp = lp.policy.privacy is not None  # differential privacy: noisy values, no threshold rules (dp_lower.py)
         rows = self.slot("rows")
-        persons = self.slot("persons", column=lp.person_key) if lp.person_key else None
+        persons = self.slot("persons", column=lp.person_key) if lp.person_key and not dp else None
         agg_plans = [self.plan_aggregate(a) for a in lp.aggregates]
         self.value_columns = {slot: arg for a, p in zip(lp.aggregates, agg_plans) for slot, arg, _ in counted(a, p)}
-        self.person_slots = self.value_person_slots(agg_plans) if lp.person_key else {}
+        self.partition = PartitionRule(self, agg_plans)  # filter.parts: its slots before the owners' partials
+        self.person_slots = self.value_person_slots(agg_plans) if lp.person_key and not dp else {}
         keys_ir = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
-        earlier_irs = guard.declare(self, keys_ir)  # differencing guard: earlier releases (compiler/plan/guard.py)
+        # differencing guard: earlier releases (compiler/plan/guard.py); under DP the budget replaces it
+        earlier_irs = guard.declare(self, keys_ir) if not dp else []
         used = set()
         for ir in [lp.where, *(k.expr for k in lp.keys), *(s.get("arg") for s in self.slots), *earlier_irs]:
             columns_used(ir, used)
@@ -107,8 +111,11 @@ class CircuitBuilder:
         for s in self.slots:
             self.combined[s["name"]] = self.combine_slot(s, shares)
         self.rules = ReleaseRules(self)
-        self.released = guard.apply(self, self.cell_flag(rows, persons))
-        self.finish_values(agg_plans)
+        if dp:
+            dp_lower.finish(self, agg_plans)
+        else:
+            self.released = guard.apply(self, self.cell_flag(rows, persons))
+            self.finish_values(agg_plans)
         self.build_outputs()
         return self.g
 
@@ -125,12 +132,15 @@ class CircuitBuilder:
                   for slot, _, text in counted(a, p)}  # count slot -> column or subgroup
         distinct = [v["node"] for a, v in zip(lp.aggregates, self.agg_list) if a.func == "count_distinct"]
         pairs = self.rules.count_pairs(counts, self.slot("rows"), distinct)
+        parts = self.partition.flags() if getattr(self, "partition", None) else None
         for a, p, v in zip(lp.aggregates, agg_plans, self.agg_list):
             slots = [slot for slot, _, _ in counted(a, p)]
             extra = [pairs.get(slot) for slot in slots] or [pairs.get(v["node"]) if a.func == "count_distinct"
                                                             else None]
             if a.func == "count_distinct" and self.linked(v["node"]):
                 extra.append(self.rules.membership(v["node"], p["distinct"]))
+            if slots and parts:
+                extra.append(parts)
             if any(extra):
                 v["flag"] = self.rules.all_of([v["flag"], *extra])
             for slot in slots:  # the guard on the rows with a value, or of the subgroup
@@ -224,6 +234,8 @@ class CircuitBuilder:
             reveal_inputs += [masked, v["flag"]]
             out = {"name": o.name, "kind": "value", "value": masked, "flag": v["flag"], "scale": v["scale"],
                    "post": v.get("post"), "round": post, "rounded_to": rnd, "type": o.type.to_json()}
+            if v.get("dp"):  # the measurements behind the value (spec/privacy.md): leakage report, explain, results
+                out["dp"] = v["dp"]
             if o.pct:  # the public stage replaces the column's released values by their shares (results.py)
                 out["pct"] = True
             if o.pct_by:  # ... within the cells that share these keys' values (PARTITION BY)

@@ -6,6 +6,8 @@ Item kinds and fields follow `leakage_item` in compiler/plan/plan_schema.py.
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
 import networkx as nx
 
 from insightql.compiler.check.rules import RULES, condition
@@ -53,6 +55,11 @@ def leakage_report(builder, policy, parties: list[str]) -> list[dict]:
         if o["kind"] == "key":
             continue
         protections = ["zero unless released"]
+        if o.get("dp"):  # spec/privacy.md: noise drawn inside MPC, the value is never revealed exact
+            protections.insert(0, "differentially private: " + "; ".join(
+                f"discrete Laplace noise (epsilon {d['epsilon']} = {float(Fraction(d['epsilon'])):.6g}, delta {d['delta']}, sensitivity {d['sensitivity']}, "
+                f"scale {d['scale']} from each of {d['parties']} computing parties)" for d in o["dp"])
+                + "; only the noisy value and flags computed from noisy values are revealed")
         if o["rounded_to"] > 1:
             protections.append(f"rounded down to a multiple of {o['rounded_to']}")
         if o.get("post") == "sqrt":

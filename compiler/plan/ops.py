@@ -45,6 +45,7 @@ ALGORITHM = {"enum": ["oblivious", "fast"],
              "description": "oblivious: shuffle + radix sort, opens only uniformly random permutations (leakage "
                             "item sort_comparisons); fast: shuffle + keyed PRF tags opened (leakage "
                             "item match_pattern), only when every linked dataset's policy sets linkage = \"fast\""}
+FRACTION = {"type": "string", "pattern": "^[0-9]+(/[0-9]+)?$", "description": "an exact rational, p/q"}
 GUARD = {"guard": {"anyOf": [ID, {"type": "null"}]}}
 
 
@@ -182,6 +183,10 @@ OPS: dict[str, OpSpec] = {o.name: o for o in [
            {"pairs": {"type": "array", "items": {"type": "array", "items": NAT, "minItems": 2, "maxItems": 2}},
             "size": POS}, ["pairs", "size"]),
     OpSpec("round_down", "secure", "round released counts down to a multiple of `to`", {"to": POS}, frac=_first),
+    OpSpec("dp_noise", "secure", "differential privacy: adds to each cell the sum of one exact discrete Laplace "
+           "sample of `scale` per computing party, each secret-shared by the party that drew it (spec/privacy.md)",
+           {"mechanism": {"enum": ["discrete_laplace"]}, "epsilon": FRACTION, "delta": FRACTION,
+            "sensitivity": POS, "scale": FRACTION, "what": STR}, frac=_first),
     OpSpec("reveal", "reveal", "the only exit from MPC: opens its inputs (one row each) to the receivers",
            {"to": {"type": "array", "items": STR, "minItems": 1, "uniqueItems": True}}),
     # record linkage (compiler/plan/linkage.py, spec/linkage.md): per-row vectors, length known at run time

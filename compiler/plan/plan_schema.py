@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from insightql.compiler.plan.ops import ID, INT, NAT, NUM, OPS, POS, RULE, SIDE, STR, _ref
+from insightql.compiler.plan.ops import BOOL, FRACTION, ID, INT, NAT, NUM, OPS, POS, RULE, SIDE, STR, _ref
 
 SHA256 = "^sha256:[0-9a-f]{64}$"
 PLACEMENT = "^(local:[A-Za-z_][A-Za-z0-9_]*|input:[A-Za-z_][A-Za-z0-9_]*|secure|reveal|public)$"
@@ -91,7 +91,12 @@ PLAN_SCHEMA: dict = {
         "policy": _obj({
             "min_group_size": POS, "round_counts_to": POS, "max_groups": POS, "distinct_persons": {"type": "boolean"},
             "dominance": {"anyOf": [{"type": "null"}, _obj({"n": POS, "k": NUM})]},
-            "receivers": {"type": "array", "items": STR}}),
+            "receivers": {"type": "array", "items": STR},
+            "privacy": {**_obj({"epsilon": FRACTION, "delta": FRACTION, "unit": STR, "noisy_threshold": BOOL,
+                                "rows_per_person": {"type": "object", "additionalProperties": POS},
+                                "required_by": {"type": "array", "items": STR}}),
+                        "description": "differential privacy (spec/privacy.md; present only then)"}},
+            ["distinct_persons", "dominance", "max_groups", "min_group_size", "receivers", "round_counts_to"]),
         "type": {"type": "object", "required": ["kind", "nullable"], "additionalProperties": False,
                  "properties": {"kind": {"enum": ["int", "decimal", "bool", "category", "date", "key", "string",
                                                   "null"]},
@@ -127,6 +132,11 @@ PLAN_SCHEMA: dict = {
                                                             "then): the keys (indices) of the partition; the "
                                                             "total is the released values of the cells with "
                                                             "the same values of these keys"},
+                                  "dp": {"type": "array", "minItems": 1, "items": _obj({
+                                      "mechanism": {"enum": ["discrete_laplace"]}, "epsilon": FRACTION,
+                                      "delta": FRACTION, "sensitivity": POS, "scale": FRACTION, "parties": POS}),
+                                      "description": "differential privacy (present only then): the noisy "
+                                                     "measurements the value is computed from (spec/privacy.md)"},
                                   "round": {"anyOf": [{"type": "null"}, _obj({"round": INT})]},
                                   "rounded_to": {"type": "number", "minimum": 0}}},
         "guard_entry": _obj({

@@ -197,6 +197,14 @@ def _share(m: _Model, t: Tally, node: dict) -> None:
     t.rounds = 1
 
 
+@register(COST, "dp_noise")
+def _dp_noise(m: _Model, t: Tally, node: dict) -> None:
+    """Every computing party secret-shares one noise sample per cell (runtime/secure/dp_noise.py)."""
+    for p in m.plan.get("parties", []):
+        t.inputs.append((p, _elements(node)))
+    t.rounds = 1
+
+
 @register(COST, "reveal")
 def _reveal(m: _Model, t: Tally, node: dict) -> None:
     t.reveal.append((list(node["attrs"]["to"]), _elements(node)))

@@ -4,6 +4,8 @@ the disclosure rules the plan enforces, the leakage report. Record-linkage nodes
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
 from insightql.compiler.review.cost import cost_line
 from insightql.compiler.review.explain_expr import expr_text, slot_text
 from insightql.compiler.review.explain_link import describe_link, hidden_inputs, link_cost
@@ -83,6 +85,16 @@ def _compare(node: dict, plan: dict) -> str:
 @register(DESCRIBE, "dominance")
 def _dominance(node: dict, plan: dict) -> str:
     return f"top {node['attrs']['n']} contributions <= {node['attrs']['k']}% of the total  ({condition(node)})"
+
+
+@register(DESCRIBE, "dp_noise")
+def _dp_noise(node: dict, plan: dict) -> str:
+    from insightql.compiler.plaintext.dp_interval import noise_interval
+
+    a, m = node["attrs"], len(plan.get("parties", [])) or 3
+    return (f"{a['what']} + discrete Laplace noise, epsilon {a['epsilon']} (= {float(Fraction(a['epsilon'])):.4g}), "
+            f"delta {a['delta']}, sensitivity {a['sensitivity']}, scale {a['scale']} per party x {m} parties; "
+            f"95% of the noise within ± {noise_interval(a['scale'], m)}")
 
 
 @register(DESCRIBE, "div", "variance")
@@ -182,6 +194,8 @@ def policy_rules(plan: dict) -> list[tuple[str, str]]:
         return " [" + ", ".join(used) + "]" if used else ""
 
     k = pol["min_group_size"]
+    if pol.get("privacy"):  # spec/privacy.md: noise inside MPC replaces the threshold rules
+        return dp_rules(plan, where)
     persons = " and k distinct persons (cell.persons: " + ", ".join(sorted(
         {RULES["cell.persons"].condition(n["attrs"]) for n in nodes if n["attrs"].get("rule") == "cell.persons"}
     )) + ")" if pol["distinct_persons"] else ""
@@ -217,6 +231,29 @@ def policy_rules(plan: dict) -> list[tuple[str, str]]:
         rules.append(("hidden inputs", "row counts and which cells an owner has rows in are not revealed: shares "
                       "have a fixed shape over the public group domain"))
     return rules
+
+
+def dp_rules(plan: dict, where) -> list[tuple[str, str]]:
+    """The rules of a differentially private plan (spec/privacy.md): epsilon, unit, noise, threshold."""
+    from insightql.compiler.plaintext.dp_interval import output_noise
+
+    dp, pol = plan["policy"]["privacy"], plan["policy"]
+    table = next(n for n in plan["nodes"] if n["op"] == "table")["attrs"]
+    out = [("differential privacy", f"epsilon {dp['epsilon']}, delta {dp['delta']} for the whole query, split evenly "
+            f"over its noisy measurements{where(ops=('dp_noise',))}; unit of privacy: {dp['unit']} "
+            f"(rows per person: {', '.join(f'{d} {r}' for d, r in dp['rows_per_person'].items())})"),
+           ("noise", "discrete Laplace, drawn by every computing party with an exact sampler and secret-shared; no "
+            "coalition of t parties knows the total; 95% of the noise: " + "; ".join(
+                f"{o['name']} {output_noise(o)}" for o in table["outputs"] if o.get("dp")))]
+    out.append(("noisy threshold", f"a cell is released only where its NOISY row count is at least k="
+                f"{pol['min_group_size']} [dp.threshold]{where('dp.threshold')}" if dp["noisy_threshold"]
+                else "none: every cell is released with noise"))
+    out.append(("threshold rules", "observer, own-count, pair, dominance and persons rules and the differencing guard "
+                "are not applied: they test exact counts, which DP forbids; the budget in each owner's ledger "
+                "bounds what all releases together reveal"))
+    out.append(("receivers", f"only {', '.join(plan['receivers'])} receive results; every dataset allows them"
+                + where(ops=("reveal",))))
+    return out
 
 
 def leakage_lines(plan: dict) -> list[str]:

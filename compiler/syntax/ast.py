@@ -99,7 +99,7 @@ Expr = Union[Literal, ColumnRef, FuncCall, BinOp, UnaryOp, InList, Between, IsNu
 @dataclass(frozen=True)
 class Annotation:
     name: str  # lower-cased
-    value: Union[str, tuple[str, ...]]
+    value: Union[str, tuple[str, ...], Decimal]  # Decimal: a number (`@epsilon 0.5`)
     span: Span | None = _span()
 
 

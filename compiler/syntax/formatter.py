@@ -127,6 +127,8 @@ def call(e: A.FuncCall) -> str:
 
 
 def annotation(a: A.Annotation) -> str:
+    if not isinstance(a.value, (str, tuple)):  # a number (`@epsilon 0.5`)
+        return f"@{ident(a.name)} {a.value}"
     value = string(a.value) if isinstance(a.value, str) else ", ".join(ident(v) for v in a.value)
     return f"@{ident(a.name)} {value}"
 

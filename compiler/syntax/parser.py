@@ -109,6 +109,9 @@ class _ToAst(Transformer):
     def ann_idents(self, meta, items):
         return tuple(_ident(t) for t in items)
 
+    def ann_number(self, meta, items):  # `@epsilon 0.5`: kept exact (spec/privacy.md)
+        return Decimal(str(items[0]))
+
     def select_stmt(self, meta, items):
         parts = {"select": (), "from": None, "where": None, "group": (), "having": None,
                  "order": (), "limit": None}

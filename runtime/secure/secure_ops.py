@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 
-from insightql.compiler.plan.ops import RECIPROCAL_NEWTON_STEPS, rank_block, rank_weights, raw_range, register, sign_bits
+from insightql.compiler.plan.ops import RECIPROCAL_NEWTON_STEPS, operands, rank_block, rank_weights, raw_range, register, sign_bits
 from insightql.compiler.plaintext.partials import linear_matrix, slot_rows
+from insightql.runtime.secure import dp_noise
 
 SECURE: dict = {}  # op name -> its secure implementation (compiler/plan/ops.py declares the ops)
 
@@ -163,6 +164,9 @@ class SecureOps:
 
 
 # -- secure ops, registered by op name ------------------------------------------------------------
+register(SECURE, "dp_noise")(dp_noise.add_noise)  # differential privacy: runtime/secure/dp_noise.py
+
+
 @register(SECURE, "combine")
 def _combine(s: SecureOps, node: dict, args: list, values: dict):
     return s.combine(node, values)
