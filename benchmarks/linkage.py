@@ -76,6 +76,9 @@ def catalog_for(design: str, folder: Path) -> Path:
     return path
 
 
+COMPUTING: dict = {}  # "design/query" -> the plan's computing parties (recorded with the results)
+
+
 def run_query(text: str, n: int, design: str = "oblivious") -> float:
     from insightql.compiler.check.catalog import load_catalog
     from insightql.compiler.pipeline import compile_source
@@ -86,6 +89,7 @@ def run_query(text: str, n: int, design: str = "oblivious") -> float:
         plan = compile_source(text, "bench.iq", load_catalog(cat_path)).plan
         assert {x["attrs"]["algorithm"] for x in plan["nodes"]
                 if x["op"] in ("link_join", "link_distinct")} == {design.split("-")[0]}
+        COMPUTING[design] = list(plan["parties"])
         data = write_data(Path(tmp), n)
         sort = {"IQ_LINK_SORT": "quicksort"} if design == "oblivious-quicksort" else {}
         t0 = time.perf_counter()
@@ -121,6 +125,76 @@ def baseline_party(n: int) -> None:
     mpc.run(main())
 
 
+# -- the same work written by hand in MPyC, sorting with mpc.np_sort (Batcher's network) ---------------
+def handwritten_party(query: str, n: int) -> None:
+    """The benchmark's join or distinct count written directly in MPyC: each owner inputs its rows
+    packed as (key, side, payload) (no padding, no thresholds), mpc.np_sort, adjacent-key equality
+    by np_sgn(EQ), then the same grouping (one-hot products, one matrix product) and one reveal."""
+    import numpy as np
+    from mpyc.runtime import mpc
+
+    async def main():
+        await mpc.start()
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = write_data(Path(tmp), n)
+            tables = {}
+            for name, path in paths.items():
+                with open(path, newline="") as fh:
+                    tables[name] = list(csv.DictReader(fh))
+        t0 = time.perf_counter()
+        if query == "join":
+            st = mpc.SecInt(48 + 1 + 12 + 2)
+            u = [((int(r["person_id"]) * 2) << 12) | (REGIONS.index(r["exp_Region"]) << 10)
+                 for r in tables["police_victims"]]
+            m = [((int(r["person_id"]) * 2 + 1) << 12) | (GENDERS.index(r["prs_Gender"]) << 7) | int(r["prs_Age"])
+                 for r in tables["ngo_clients"]]
+            vecs = [mpc.input(st.array(np.array(v if mpc.pid == i else [0] * len(v), dtype=object)), senders=i)
+                    for i, v in enumerate((u, m))]
+            s = mpc.np_sort(mpc.np_concatenate(vecs))
+            N = s.shape[0]
+            bits = mpc.np_to_bits(s, l=13)  # payload and side
+            low = bits @ np.array([1 << j for j in range(13)], dtype=object)
+            key = (s - low) * pow(2, -13, st.field.modulus)
+            eq = mpc.np_sgn(key[1:] - key[:-1], l=50, EQ=True)
+            match = eq * bits[1:, 12]  # an M row right after the U row of its key
+            r0, r1 = bits[:-1, 10], bits[:-1, 11]  # the U row's region
+            r01 = r0 * r1
+            hot_r = mpc.np_stack([1 - r0 - r1 + r01, r0 - r01, r1 - r01, r01]) * match.reshape(1, N - 1)
+            g = [bits[1:, 7 + j] for j in range(3)]
+            t = st.array(np.ones((1, N - 1), dtype=object))
+            for b in reversed(g):
+                hi = t * b.reshape(1, N - 1)
+                t = mpc.np_stack([t - hi, hi], axis=1).reshape(2 * t.shape[0], N - 1)
+            hot_g = t[:5]
+            joint = (hot_r.reshape(4, 1, N - 1) * hot_g.reshape(1, 5, N - 1)).reshape(20, N - 1)
+            age = bits[1:, :7] @ np.array([1 << j for j in range(7)], dtype=object)
+            out = await mpc.output(joint @ mpc.np_transpose(mpc.np_stack([st.array(np.ones(N - 1, dtype=object)), age])))
+            result = int(sum(int(v) for v in out[:, 0]))
+        else:
+            st = mpc.SecInt(48 + 2)
+            names = ["police_victims", "ngo_clients", "shelter_stays"]
+            vecs = [mpc.input(st.array(np.array([int(r["person_id"]) if mpc.pid == i else 0 for r in tables[x]],
+                                                dtype=object)), senders=i) for i, x in enumerate(names)]
+            s = mpc.np_sort(mpc.np_concatenate(vecs))
+            eq = mpc.np_sgn(s[1:] - s[:-1], l=50, EQ=True)
+            result = int(await mpc.output(s.shape[0] - mpc.np_sum(eq)))
+        if mpc.pid == 0:
+            print(f"HANDWRITTEN {query} {n} {result} {time.perf_counter() - t0:.3f}", flush=True)
+        await mpc.shutdown()
+
+    mpc.run(main())
+
+
+def run_handwritten(query: str, n: int) -> float:
+    """Wall clock of the whole run, start of the three processes to the result, like run_query."""
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, __file__, "handwritten-party", query, str(n), "-M3", "--no-log"],
+                         capture_output=True, text=True, timeout=7200)
+    if "HANDWRITTEN" not in out.stdout:
+        raise RuntimeError(out.stdout + out.stderr)
+    return time.perf_counter() - t0
+
+
 def run_baseline(n: int) -> float:
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, __file__, "baseline", str(n), "-M3", "--no-log"], capture_output=True,
@@ -150,6 +224,9 @@ def load_results() -> dict:
 
 def record(design: str, query: str, n: int, seconds: float, load: float) -> None:
     res = load_results()
+    if design in COMPUTING:
+        res.setdefault("computing", {})[f"{design}/{query}"] = COMPUTING[design]
+    design = os.environ.get("IQ_BENCH_LABEL", design)  # e.g. the previous commit's code, same run
     rows = res.setdefault(design, {}).setdefault(query, []) if design != "baseline" else res.setdefault("baseline", [])
     rows[:] = sorted([r for r in rows if r[0] != n] + [[n, round(seconds, 2), round(load, 2)]])
     RESULTS.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
@@ -158,7 +235,8 @@ def record(design: str, query: str, n: int, seconds: float, load: float) -> None
 def measure(design: str, query: str, sizes: list[int]) -> None:
     for n in sizes:
         load = os.getloadavg()[0]
-        t = run_baseline(n) if design == "baseline" else run_query(QUERIES[query], n, design)
+        t = run_baseline(n) if design == "baseline" else run_handwritten(query, n) if design == "handwritten" \
+            else run_query(QUERIES[query], n, design)
         record(design, query, n, t, max(load, os.getloadavg()[0]))
         print(design, query, n, f"{t:.1f} s", f"load {os.getloadavg()[0]:.1f}", flush=True)
 
@@ -308,14 +386,16 @@ NOTES = [
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if len(args) > 1 and args[0] == "baseline":
+    if len(args) > 2 and args[0] == "handwritten-party":
+        handwritten_party(args[1], int(args[2]))  # MPyC re-runs this argv for the other parties (-M3)
+    elif len(args) > 1 and args[0] == "baseline":
         baseline_party(int(args[1]))  # MPyC re-runs this argv for the other parties (-M3)
     elif args and args[0] == "--report-only":
         write_report(load_results())
     elif args and args[0] == "baseline-sizes":
         measure("baseline", "join", [int(x) for x in args[1:]])
         write_report(load_results())
-    elif len(args) >= 3 and args[0] in ("fast", "oblivious", "oblivious-quicksort") and args[1] in QUERIES:
+    elif len(args) >= 3 and args[0] in ("fast", "oblivious", "oblivious-quicksort", "handwritten") and args[1] in QUERIES:
         measure(args[0], args[1], [int(x) for x in args[2:]])
         write_report(load_results())
     else:

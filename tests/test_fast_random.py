@@ -6,6 +6,18 @@ import numpy as np
 from insightql.runtime.secure.fast_random import np_random_split, random_below
 
 
+def reconstruct(shares, xs: list[int], p: int):
+    """The secrets from the shares of the parties at points xs (Lagrange interpolation at 0)."""
+    lam = []
+    for i in xs:
+        num = den = 1
+        for j in xs:
+            if j != i:
+                num, den = num * j % p, den * (j - i) % p
+        lam.append(num * pow(den, -1, p) % p)
+    return sum(lam[k] * shares[x - 1] for k, x in enumerate(xs)) % p
+
+
 def test_random_below_is_in_range_and_spread():
     p = 9671406556917033397649353  # the prime field of a SecInt(51)
     r = random_below(p, 20000)
@@ -28,16 +40,32 @@ def test_shares_reconstruct_and_any_single_share_is_fresh():
     for t, m in ((1, 3), (2, 5)):
         shares = np_random_split(F, secrets_, t, m)
         assert shares.shape == (m, 1000)
-        xs = list(range(1, t + 2))  # any t+1 shares determine the secret (Lagrange at 0)
-        lam = []
-        for i in xs:
-            num = den = 1
-            for j in xs:
-                if j != i:
-                    num, den = num * j % p, den * (j - i) % p
-            lam.append(num * pow(den, -1, p) % p)
-        rec = sum(lam[k] * shares[xs[k] - 1] for k in range(t + 1)) % p
+        rec = reconstruct(shares, list(range(1, t + 2)), p)  # any t+1 shares determine the secret
         assert list(rec) == list(secrets_.value)
         assert len(set(shares[0].tolist())) == 1000  # party 1's shares of 0..999 look random
     ext = finfields.GF(finfields.gfpx.GFpX(2)(283))  # an extension field falls back to MPyC's own
     assert np_random_split(ext, ext.array(np.array([1, 2, 3], dtype=object)), 1, 3).shape == (3, 3)
+
+
+def test_word_sized_fields_share_exactly_and_uniformly():
+    """Primes below 2**64 / (m + 1) take the uint64 path: the same reconstruction, uniform coefficients."""
+    from mpyc import finfields
+
+    from insightql.runtime.secure.fast_random import uniform_words
+
+    for p in (1000000007, (1 << 61) - 1, 1152921504606847009):
+        F = finfields.GF(p)
+        secrets_ = F.array(np.array([0, 1, p - 1] + list(range(2, 999)), dtype=object))
+        for t, m in ((1, 3), (2, 5)):
+            shares = np_random_split(F, secrets_, t, m)
+            assert shares.shape == (m, 1000) and shares.dtype == object
+            assert all(0 <= int(v) < p for v in shares.ravel())
+            rec = reconstruct(shares, list(range(2, t + 3)), p)
+            assert [int(v) for v in rec] == [int(v) for v in secrets_.value]
+    small = uniform_words(7, 70000)
+    counts = np.bincount(small.astype(np.int64), minlength=7)
+    assert small.size == 70000 and counts.min() > 9500 and counts.max() < 10500
+    top = uniform_words((1 << 61) - 1, 20000)
+    for bit in (0, 30, 60):
+        ones = int(((top >> np.uint64(bit)) & np.uint64(1)).sum())
+        assert abs(ones - 10000) < 300, (bit, ones)

@@ -122,3 +122,65 @@ def test_linkage_matches_oracle_with_either_sort(tmp_path, name, scenario, sort)
     plan = compile_plan(SELECTIVE if name == "selective" else QUERIES[name]["iq"], LCAT, f"{name}.iq")
     got = run_mpc(plan, data, catalog_path=LCAT_PATH, env={"IQ_LINK_SORT": sort})
     assert_same_result(plan, got, oracle_result(plan, LCAT, data), rel=FIXED_POINT_REL)
+
+
+# -- the steps after the sort (issue 16, performance): in the radix design's small field ---------------
+STEPS = """
+import json, sys
+import numpy as np
+from mpyc.runtime import mpc
+from insightql.runtime.secure.link_steps import chunk_columns, chunks_equal_prev, segmented_scan
+
+cases = json.loads(sys.argv[-1])
+
+async def main():
+    await mpc.start()
+    st = mpc.SecInt(24)  # the smallest radix_type: chunks of 22 bits
+    out = []
+    for case in cases:
+        z = np.array(case["z"], dtype=object)
+        scan = await mpc.output(segmented_scan(mpc, st.array(z)))
+        bits = np.array(case["bits"], dtype=object)
+        chunks = chunk_columns(mpc, st.array(bits), 0, bits.shape[1], 22)
+        eq = await mpc.output(await chunks_equal_prev(mpc, chunks, 22))
+        out.append([[[int(v) for v in r] for r in scan], [int(v) for v in eq]])
+    await mpc.shutdown()
+    if mpc.pid == 0:
+        print("OUT", json.dumps(out))
+
+mpc.run(main())
+"""
+
+
+def test_segmented_scan_and_chunked_equality_match_plaintext(tmp_path):
+    """segmented_scan (work-efficient) == the sequential definition; chunks_equal_prev == row equality
+    of 50-bit keys in 22-bit chunks: one row, two rows, all equal, all distinct, repeats, keys that
+    differ in one chunk only (low, middle, high), all flags set or none."""
+    rng = np.random.default_rng(16)
+    cases = []
+    for n in (1, 2, 3, 8, 37, 64):
+        for kind in ("random", "all_equal", "distinct", "one_chunk"):
+            flags = {"random": rng.integers(0, 2, n), "all_equal": np.zeros(n, dtype=int),
+                     "distinct": np.ones(n, dtype=int), "one_chunk": rng.integers(0, 2, n)}[kind]
+            z = np.concatenate([rng.integers(0, 100, (2, n)), flags.reshape(1, n)]).tolist()
+            base = int(rng.integers(0, 2 ** 50))
+            keys = {"random": sorted(int(v) for v in rng.integers(0, 6, n)),
+                    "all_equal": [base] * n,
+                    "distinct": sorted(int(v) for v in rng.choice(2 ** 50, n, replace=False)),
+                    "one_chunk": [base ^ (int(rng.integers(0, 2)) << int(rng.choice([0, 21, 22, 43, 49])))
+                                  for _ in range(n)]}[kind]
+            cases.append({"z": z, "keys": keys, "bits": [[(k >> j) & 1 for j in range(50)] for k in keys]})
+    prog = tmp_path / "steps.py"
+    prog.write_text(STEPS)
+    out = subprocess.run([sys.executable, str(prog), "-M3", "--no-log", json.dumps(cases)],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("OUT")), None)
+    assert line, out.stderr
+    for case, (scan, eq) in zip(cases, json.loads(line[4:])):
+        z, keys = case["z"], case["keys"]
+        want = [list(r) for r in z]
+        for i in range(1, len(keys)):
+            for r in range(len(z)):
+                want[r][i] = z[r][i] + (1 - z[-1][i]) * want[r][i - 1]
+        assert scan == want
+        assert eq == [0] + [int(keys[i] == keys[i - 1]) for i in range(1, len(keys))]

@@ -1,19 +1,21 @@
 """Record linkage on MPyC secret-shared arrays (spec/linkage.md): the oblivious, sort-based design,
 and dispatch to the fast design (runtime/secure/linkage_fast.py) where the policy opts in.
 
-Each owner's vector of packed rows (compiler/plaintext/linkage_local.py) is secret-shared; the parties
-concatenate the vectors, shuffle them and quicksort them with opened comparisons of distinct
-values (runtime/secure/quicksort.py), and from then on touch every position the same way: adjacent key
-equality (one vectorised zero test, `l` = key bits + 2), the payload's bit fields (`mpc.np_to_bits`
-of the low bits only; each field is a linear combination of bits), one-hot cell encodings from bits
-by products (no comparisons), a segmented scan that copies the unique side's fields along each
-key's run (log2 n rounds of products), and per-cell sums as one secure matrix product (which
-communicates only its result). The sort works in its own SecInt sized to the packed rows plus
-the tie-break; the small per-cell results are converted to the plan's type.
+Each owner shares the bits of its packed rows (compiler/plaintext/linkage_local.py); the parties
+concatenate them and radix-sort them (runtime/secure/radix.py, only uniformly random permutations
+opened), and from then on touch every position the same way: adjacent key equality (a zero test per
+chunk of the key, the chunks carried through the sort), the payload's fields (linear combinations of
+bits), one-hot cell encodings from bits by products (no comparisons), a work-efficient segmented scan
+that copies the unique side's fields along each key's run, and per-cell sums as one secure matrix
+product (which communicates only its result). All of it in a SecInt sized to positions and sums
+(`LinkOps.radix_type`), not to the packed rows: about 60-bit shares instead of 100-bit ones. The small
+per-cell results are converted to the plan's type. The older quicksort (IQ_LINK_SORT=quicksort, kept for
+measurements) sorts packed values in a SecInt sized to them.
 
-Opened here (through runtime/secure/reveal.py only): the comparison outcomes of the sort, which depend
-on nothing but the shuffle's random order. The per-cell vectors feed the plan's threshold/mask/
-reveal nodes like `combine` outputs. The plaintext meaning of every op is in compiler/plaintext/oracle.py.
+Opened here (through runtime/secure/reveal.py only): the sort's random permutations (the quicksort:
+comparison outcomes that depend on nothing but the shuffle's random order) and values masked for zero
+tests. The per-cell vectors feed the plan's threshold/mask/reveal nodes like `combine` outputs. The
+plaintext meaning of every op is in compiler/plaintext/oracle.py.
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ from insightql.compiler.plan.ops import register
 
 from insightql.runtime.secure import linkage_fast
 from insightql.runtime.secure.quicksort import shuffle_with_positions, sorted_positions, tiebreak_bits
-from insightql.runtime.secure.radix import is_zero, radix_sort, to_bits
+from insightql.runtime.secure.link_steps import chunk_columns, chunks_equal_prev, segmented_scan
+from insightql.runtime.secure.radix import is_zero, radix_sort
 
 LINK: dict = {}  # link op name -> its implementation at a party (registered at the end of this module)
 
@@ -65,6 +68,20 @@ class LinkOps:
         if bits not in self._types:
             self._types[bits] = self.mpc.SecInt(bits + 2)
         return self._types[bits]
+
+    def radix_type(self, link: dict):
+        """The radix design's SecInt: the owners share 0/1 bits, so its field need only hold positions
+        (< rows) and the per-cell sums, not the packed rows (whose key is compared in chunks,
+        `chunks_equal_prev`). About 60 bits instead of 100 for a 10k join: two Python digits instead
+        of four in every share, and word-sized (runtime/secure/fast_random.py)."""
+        a = link["attrs"]
+        rows = max(1, self.total_rows(self.nodes[link["inputs"][0]]))
+        mag = 1
+        for w in a.get("weights", []):
+            if "field" in w:
+                f = field_of(a["layout"], w["side"], w["field"] + ".val")
+                mag = max(mag, abs(int(w.get("lo", 0))) + (1 << f["bits"]))
+        return self.stype(max(mag.bit_length() + rows.bit_length() + 1, rows.bit_length() + 2, 24))
 
     def run(self, node: dict, values: dict, me: str, names: list[str], local: dict):
         part = LINK.get(node["op"])
@@ -140,23 +157,30 @@ class LinkOps:
         await phases.done("quicksort")
         return pos
 
-    async def radix_sorted(self, node: dict, x, l: int, low: int, digit_cols: list[int]):
-        """(x, its `low` lowest bits as columns) ordered by the bits `digit_cols` of x (least
-        significant first), 0 <= x < 2**l: radix sort (runtime/secure/radix.py), stable."""
+    def chunk_bits(self, st, width: int) -> int:
+        """Bits per chunk of a `width`-bit key compared in `st`: at most l - 2 (is_zero needs
+        2**(c + 1 + k) below the field), as even as possible (each chunk's zero test costs a random
+        bit per bit of the chunk: 49 bits in chunks of 17 rather than 23, 23, 3)."""
+        most = st.bit_length - 2
+        return -(-width // -(-width // most))
+
+    async def radix_sorted(self, node: dict, bits, low: int, digit_cols: list[int], eq: tuple[int, int]):
+        """(the `low` lowest bit columns, and the bit columns [eq[0], eq[1]) as chunk values with their
+        width) of the owners' (n, l) bit matrix, rows ordered by the bit columns `digit_cols` (least
+        significant first): radix sort (runtime/secure/radix.py), stable. The chunks are what `chunks_equal_prev`
+        compares afterwards: the packed value itself would not fit the radix design's field."""
         mpc = self.mpc
         phases = linkage_fast.Phases(mpc, node["id"])
-        n = x.shape[0]
-        if len(x.shape) == 2:  # the owners' bits (link_share): x is their linear combination
-            assert x.shape[1] == l, (x.shape, l)
-            bits = x
-            x = bits @ np.array([1 << j for j in range(l)], dtype=object)
-        else:
-            bits = await to_bits(mpc, x, l, list(range(mpc.threshold + 1)))
-        await phases.done("bits", bits)
-        rows = mpc.np_concatenate([x.reshape(n, 1), bits[:, :low]], axis=1)
-        out = await radix_sort(mpc, node, [bits[:, c] for c in digit_cols], rows)
+        c = self.chunk_bits(type(bits).sectype, eq[1] - eq[0])
+        chunks = chunk_columns(mpc, bits, eq[0], eq[1], c)
+        rows = mpc.np_concatenate([bits[:, :low], chunks], axis=1)
+        out = await radix_sort(mpc, node, [bits[:, j] for j in digit_cols], rows)
         await phases.done("radix sort", out)
-        return out[:, 0], out[:, 1:]
+        return out[:, :low], (out[:, low:], c)
+
+    async def chunks_equal(self, chunks):
+        """1 where a row's chunks (as `radix_sorted` cut them: values, bits each) equal the row before."""
+        return await chunks_equal_prev(self.mpc, *chunks)
 
     async def sorted_concat(self, node: dict, vecs: list):
         """Shuffle, then sort the whole packed rows (ties broken by pre-shuffle position)."""
@@ -207,12 +231,13 @@ class LinkOps:
         lay = a["layout"]
         st = type(vecs[0]).sectype
         if self.sorter == "radix":
-            s, bits = await self.radix_sorted(node, self.concat(vecs), lay["bits"], lay["payload_bits"],
-                                              list(range(lay["bits"])))
+            bits, chunks = await self.radix_sorted(node, self.concat(vecs), lay["payload_bits"],
+                                                   list(range(lay["bits"])), (0, lay["bits"]))
+            first = 1 - await self.chunks_equal(chunks)
         else:
             s = await self.sorted_concat(node, vecs)
             bits = self.mpc.np_to_bits(s, l=lay["payload_bits"])
-        first = 1 - await self.adjacent_equal(s, lay["bits"] + 1, st)
+            first = 1 - await self.adjacent_equal(s, lay["bits"] + 1, st)
         present = self.field(bits, field_of(lay, 0, "present"))
         return self.cell_hot(bits, lay, a["cells"], st) @ (first * present)
 
@@ -242,9 +267,11 @@ class LinkOps:
         # joint cell are adjacent. The measures never take part: the sort key is narrower.
         by = [W] + ([] if m_unique else sorted(person_cols[1:], reverse=True))
         if self.sorter == "radix":
-            x, bits = await self.radix_sorted(node, self.concat([u, m]), W + 2 + K, W + 1,
-                                              by[::-1] + [W + 1 + j for j in range(K + 1)])
-            key = self.high_part(x, bits, st)  # key'
+            bits, chunks = await self.radix_sorted(node, self.concat([u, m]), W + 1,
+                                                   by[::-1] + [W + 1 + j for j in range(K + 1)],
+                                                   (W + 1, W + 2 + K))  # key'
+            phases = linkage_fast.Phases(mpc, node["id"])
+            same_key = await self.chunks_equal(chunks)
         else:
             distinct = self.sort_keys_distinct(node)  # then the tie-break's bits are saved
             x, where = await self.shuffled(node, [u, m], tiebreak=not distinct)
@@ -253,20 +280,23 @@ class LinkOps:
             sort_key = key * (1 << len(by)) + self.bits_value(bits, by)
             pos = await self.sort_order(node, sort_key, K + 1 + len(by), where)
             bits, key = bits[pos], key[pos]
-        n = key.shape[0]
-        phases = linkage_fast.Phases(mpc, node["id"])
-        same_key = await self.adjacent_equal(key, K + 2, st)
+            phases = linkage_fast.Phases(mpc, node["id"])
+            same_key = await self.adjacent_equal(key, K + 2, st)
+        n = bits.shape[0]
         await phases.done("adjacent equal", same_key)
         head = 1 - same_key
         side = bits[:, W]
         names, rows = self.carry_rows(a, bits)
         x = mpc.np_stack(rows) * (head * (1 - side)).reshape(1, n)  # U sorts first in its key's run
         z = mpc.np_concatenate([x, head.reshape(1, n)], axis=0)  # last row: "run head seen"
-        d = 1
-        while d < n:
-            seen = z[-1]
-            z = z + (1 - seen).reshape(1, n) * self.shift(z, d, 0, st)
-            d *= 2
+        if os.environ.get("IQ_LINK_SCAN") == "doubling":  # the earlier scan, kept for measurements
+            d = 1
+            while d < n:
+                seen = z[-1]
+                z = z + (1 - seen).reshape(1, n) * self.shift(z, d, 0, st)
+                d *= 2
+        else:
+            z = segmented_scan(mpc, z)
         await phases.done("scan", z)
         first = (1 - same_key * self.bits_equal_prev(bits, person_cols, st)) * self.field(bits, fm["keyed"])
         return self.join_cells(a, bits, side, dict(zip(names, z)), lambda joint: joint @ first)
@@ -365,10 +395,12 @@ def _link_share(lo: LinkOps, node: dict, values: dict, me: str, names: list[str]
     src, a = node["inputs"][0], node["attrs"]
     if lo.consumer(node)["attrs"].get("algorithm") == "fast":
         return lo.share_columns(node, me, names, local)
-    # the quicksort appends a tie-break of log2(rows) bits to the key; the radix sort is stable and
-    # needs none, so its SecInt (and every share and product of the linkage) is that much narrower
-    extra = tiebreak_bits(lo.total_rows(node)) if lo.sorter == "quicksort" else 0
-    st = lo.stype(lo.nodes[src]["attrs"]["layout"]["bits"] + extra)
+    # the quicksort compares packed rows with a tie-break of log2(rows) bits; the radix design
+    # shares bits and needs a field only for positions and sums (LinkOps.radix_type)
+    if lo.sorter == "quicksort":
+        st = lo.stype(lo.nodes[src]["attrs"]["layout"]["bits"] + tiebreak_bits(lo.total_rows(node)))
+    else:
+        st = lo.radix_type(lo.consumer(node))
     size = int(lo.sizes[src])
     mine = a["party"] == me
     plain = np.array(local[src] if mine else [0] * size, dtype=object)

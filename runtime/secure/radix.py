@@ -130,11 +130,15 @@ async def to_bits(mpc, a, l: int, senders: list[int]):
     return mpc.np_stack(bits, axis=1)
 
 
-async def is_zero(mpc, a, l: int, senders: list[int]):
+async def is_zero(mpc, a, l: int, senders: list[int], parts: int = 1):
     """Shares of [a == 0] for 0 <= a < 2**l: MPyC's zero test (open a + r for l random bits r
     under a k-bit mask; a = 0 iff the low l bits of the opened value equal r's, a product of l
     factors), with its randomness from t + 1 parties' inputs like `to_bits`. Nothing but the masked
-    value is opened: the outcome stays secret."""
+    value is opened: the outcome stays secret.
+
+    With `parts` > 1, a is `parts` vectors of n concatenated and the result (n,) is 1 where all of
+    them are 0 mod 2**l (one product of parts * l factors): 0 <= a < 2**(l+1) is allowed then (the
+    chunks of a key, `chunks_equal_prev`), the field must exceed 2**(l + 1 + k)."""
     from insightql.runtime.secure.quicksort import random_signs_and_masks
     from insightql.runtime.secure.reveal import open_masked
 
@@ -149,4 +153,6 @@ async def is_zero(mpc, a, l: int, senders: list[int]):
     c = np.asarray(c.value, dtype=object) & ((1 << l) - 1)
     c_bits = np.array([(c >> i) & 1 for i in range(l)], dtype=object)
     same = (r_bits * (2 * c_bits - 1) + 1 - c_bits) % p  # 1 where bit i of r equals bit i of c
+    if parts > 1:
+        same = same.reshape(l, parts, n // parts).reshape(l * parts, n // parts)
     return mpc.np_prod(stype(field.array(same)), axis=0)
