@@ -170,3 +170,13 @@ def test_usage_errors(ledgers, police_key, tmp_path, args, message):
     res = iq("audit", *args)
     assert res.returncode == 2 and res.stderr.startswith("iq: ") and message in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_damaged_ledger_is_a_finding_not_a_crash(ledgers):
+    with open(ledgers["helper"], "ab") as f:
+        f.write(b'{"seq": 6, "half a line\n')
+    res = iq("audit", "verify-heads", *ledgers.values())
+    assert res.returncode == 1 and "MISMATCH: helper's ledger" in res.stdout and "chain: " in res.stdout, res.stdout
+    assert "OK: police's ledger" in res.stdout and "Traceback" not in res.stderr
+    res = iq("audit", "compare", *ledgers.values())
+    assert res.returncode == 1 and "helper's ledger" in res.stdout and "does not verify" in res.stdout, res.stdout

@@ -132,7 +132,7 @@ def cmd_audit_verify_heads(args) -> int:
     shown = {args.party: results[args.party]} if args.party else results
     bad = 0
     for party, r in shown.items():
-        n = sum(1 for _ in ledger_mod.Ledger(ledgers[party]).entries())
+        n = len(ledger_mod.Ledger(ledgers[party]).readable_entries())
         if r["problems"]:
             bad += 1
             print(f"MISMATCH: {party}'s ledger {ledgers[party]} ({n} entries) - {len(r['problems'])} problem(s):")
@@ -162,13 +162,19 @@ def cmd_audit_compare(args) -> int:
 
 
 def cmd_audit_report(args) -> int:
+    from insightql.compiler.diagnostics import DiagnosticError
     from insightql.runtime.cli.common import load_catalog_file
     from insightql.runtime.governance import report
 
     ledgers = ledger_args(args.ledgers)
     if args.start and args.end and args.start > args.end:
         raise UsageError(f"--from {args.start} is after --to {args.end}")
-    catalog = load_catalog_file(args.catalog)
+    try:
+        catalog = load_catalog_file(args.catalog)
+    except DiagnosticError as e:
+        for d in e.diagnostics:
+            print(d.render(), file=sys.stderr)
+        return 2
     if args.dataset and args.dataset not in catalog.datasets:
         raise UsageError(f"the catalog {args.catalog} has no dataset {args.dataset!r}")
     try:

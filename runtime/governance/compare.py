@@ -22,7 +22,7 @@ FIELDS = ("plan_hash", "query", "source_sha256", "datasets", "receivers", "outpu
 def _releases(path: str | os.PathLike) -> list[dict]:
     """Each release entry with the parties of the run it belongs to (its last run_started)."""
     out, parties = [], []
-    for e in Ledger(path).entries():
+    for e in Ledger(path).readable_entries():
         d = e.get("data") or {}
         if e.get("kind") == "run_started":
             parties = list(d.get("parties") or [])

@@ -46,7 +46,7 @@ def run_id(plan_hash: str | None, statuses: list[dict]) -> str | None:
 def ledger_party(path: str | os.PathLike) -> str | None:
     """Whose ledger this is: the party its run_started entries list among the parties but not
     among the peers; else the ``<party>.ledger.jsonl`` file name; else None."""
-    for e in Ledger(path).entries():
+    for e in Ledger(path).readable_entries():
         d = e.get("data") or {}
         if e.get("kind") == "run_started" and isinstance(d.get("peer_heads"), dict):
             me = set(d.get("parties") or []) - set(d["peer_heads"])
@@ -107,7 +107,7 @@ def head_signature_problem(rec: dict, trusted) -> str | None:
 
 
 def _hashes(path) -> list[str]:
-    return [e.get("entry_hash") for e in Ledger(path).entries()]
+    return [e.get("entry_hash") for e in Ledger(path).readable_entries()]
 
 
 def _at(hashes: list[str], count: int, expected: str, who: str, whose: str, what: str) -> str | None:
@@ -128,7 +128,8 @@ def verify_heads(ledgers: dict[str, Path], signed: list[dict] = (), trusted=None
     out = {p: {"problems": [f"chain: {x}" for x in verify(path)], "checked": 0, "sources": set()}
            for p, path in ledgers.items()}
     hashes = {p: _hashes(path) for p, path in ledgers.items()}
-    runs = {p: [e for e in Ledger(path).entries() if e.get("kind") == "run_started"] for p, path in ledgers.items()}
+    runs = {p: [e for e in Ledger(path).readable_entries() if e.get("kind") == "run_started"]
+            for p, path in ledgers.items()}
     for rec in signed:
         who = rec.get("party")
         if who not in ledgers:

@@ -39,7 +39,7 @@ def runs(path: str | os.PathLike) -> list[dict]:
             open_run.update(outcome=outcome, detail=detail)
             open_run = None
 
-    for e in Ledger(path).entries():
+    for e in Ledger(path).readable_entries():
         kind, ph, data = e.get("kind"), e.get("plan_hash"), e.get("data") or {}
         if kind == "approval":
             cond = data.get("conditions") or {}

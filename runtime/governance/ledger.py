@@ -138,6 +138,20 @@ class Ledger:
                 if line.strip():
                     yield json.loads(line)
 
+    def readable_entries(self) -> list[dict]:
+        """The entries that parse as JSON objects, skipping broken lines (verify() reports them):
+        for cross-checks that must still say something about a damaged ledger."""
+        out = []
+        if self.path.exists():
+            for line in self.path.read_bytes().splitlines():
+                try:
+                    e = json.loads(line.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    continue
+                if isinstance(e, dict) and isinstance(e.get("seq"), int):
+                    out.append(e)
+        return out
+
     def head(self) -> dict | None:
         """{"seq", "entry_hash"} of the last entry: publish it to detect truncation/rewrites."""
         last = None

@@ -57,7 +57,7 @@ def verification(ledgers: dict[str, Path], signed: list[dict], trusted) -> tuple
     bad = 0
     for party, path in ledgers.items():
         r = results[party]
-        n = sum(1 for _ in Ledger(path).entries())
+        n = len(Ledger(path).readable_entries())
         if r["problems"]:
             bad += len(r["problems"])
             status = "PROBLEM"
@@ -77,7 +77,7 @@ def verification(ledgers: dict[str, Path], signed: list[dict], trusted) -> tuple
 
 def collect(ledgers: dict[str, Path], catalog, dataset: str, start: date | None, end: date | None,
             verified: Section) -> Document:
-    entries = {p: list(Ledger(path).entries()) for p, path in ledgers.items()}
+    entries = {p: list(Ledger(path).readable_entries()) for p, path in ledgers.items()}
     plans = _plan_datasets(entries)
     mine = {ph for ph, ds in plans.items() if dataset in ds}
     ds = catalog.datasets.get(dataset)
@@ -162,7 +162,7 @@ def _query_of(entries: list[dict], plan_hash: str | None) -> str:
 
 
 def datasets_in(ledgers: dict[str, Path]) -> list[str]:
-    entries = {p: list(Ledger(path).entries()) for p, path in ledgers.items()}
+    entries = {p: list(Ledger(path).readable_entries()) for p, path in ledgers.items()}
     return sorted({d for ds in _plan_datasets(entries).values() for d in ds})
 
 
