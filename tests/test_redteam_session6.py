@@ -35,6 +35,11 @@ Found (strict xfail):
   IQ321 refuses arithmetic on counts, not on sums). With WHERE x = 1 the sum is the exact count,
   which reopens the closed attacks exact_count_beside_its_rounded_release and
   exact_counts_through_sums_of_a_fixed_measure of tests/test_redteam.py.
+* guard_surely_released_misses_a_two_owner_observer: with three owners, the guard's
+  `certainly_released` (guard_cells.py) tests an earlier cell's complement of each single owner only,
+  not the complements of the observer holdings the earlier plan tested (observer_holdings: police and
+  NGO together, leaving the bank alone). An earlier cell suppressed for the bank's 3 rows counts as
+  surely released, so a later margin that covers it is released: police + NGO read off the 3.
 """
 from __future__ import annotations
 
@@ -307,6 +312,69 @@ def test_arithmetic_on_sums_gives_the_rows_the_two_sided_rule_let_through(tmp_pa
     assert (c["n"], c["m"]) == (10, 10)
     derived = minus(c["rows_exact"], c["m_exact"])
     assert derived is None or not 1 <= derived <= 4, f"rows without caller_age: {derived} (k = 5)"
+
+
+
+# ------------------------------------------------------------------ the guard's "surely released", three owners
+def _three_org_catalog(folder: Path):
+    """catalog.toml plus bank_victims (owner bank, the NGO's schema, not a receiver), as in test_redteam.py:
+    three data organisations, five catalog parties (t = 2)."""
+    text = CATALOG.read_text(encoding="utf-8")
+    ngo = text[text.index("# ---------------------------------------------------------------- NGO"):
+               text.index("# ---------------------------------------------------------------- helpline")]
+    bank = (ngo.replace("ngo_clients", "bank_victims").replace('owner = "ngo"', 'owner = "bank"')
+            .replace("bits = 48, unique = true", "bits = 48"))
+    path = folder / "three.toml"
+    path.write_text(text.replace("[parties.helper]", '[parties.bank]\ndescription = "A bank"\n[parties.helper]')
+                    + "\n" + bank, encoding="utf-8")
+    return load_catalog(path)
+
+
+BK = "bank_victims"
+UNION3 = f"{P} UNION ALL {N} UNION ALL {BK}"
+TYPES = ["SexualExploitation", "ForcedLabour", "ForcedCriminality", "DomesticServitude", "Other"]
+
+
+def _types_world(bank_se: int) -> list:
+    """North: every type has 20 police, 20 NGO and 20 bank rows, except SexualExploitation with `bank_se`
+    bank rows (distinct persons everywhere)."""
+    world = []
+    for j, ty in enumerate(TYPES):
+        world += [block(P, 20, exp_Region="North", exp_Type=ty),
+                  block(N, 20, exp_Region="North", exp_Type=ty, person_id=lambda i, j=j: 10_000 + 100 * j + i),
+                  block(BK, bank_se if j == 0 else 20, exp_Region="North", exp_Type=ty,
+                        person_id=lambda i, j=j: 20_000 + 100 * j + i)]
+    return world
+
+
+def _region_after_types(bank_se: int, tmp_path: Path) -> tuple[list[dict], object]:
+    cat = _three_org_catalog(tmp_path)
+    queries = [f"SELECT exp_Region, exp_Type, COUNT(*) AS n FROM {UNION3} GROUP BY exp_Region, exp_Type;",
+               f"SELECT exp_Region, COUNT(*) AS n FROM {UNION3} GROUP BY exp_Region;"]
+    world = _types_world(bank_se)
+    return [cells(p, t) for p, _, t in releases(queries, world, cat, tmp_path / "run")], (cat, world)
+
+
+@pytest.mark.xfail(strict=True, reason="LEAK: three owners; the guard counts an earlier cell as surely released "
+                                       "testing single owners' complements only, so a region covering a type "
+                                       "suppressed for the bank's 3 rows is released: police + NGO read them off")
+def test_guard_surely_released_misses_a_two_owner_observer(tmp_path):
+    """By region x type over police, NGO and bank, (North, SexualExploitation) is suppressed: an observer
+    holding police and NGO (both receivers) would see the bank's 3 rows (observer.rows). By region next, the
+    North covers its five types; the guard lets it through because it takes that earlier cell as surely
+    released (CellChecks.certainly_released tests the complements of one owner each, never the bank alone)."""
+    t, (cat, world) = _region_after_types(3, tmp_path)
+    assert t[0][("North", "SexualExploitation")]["n"] is None
+    released_types = sum(t[0][("North", ty)]["n"] for ty in TYPES[1:])
+    own = sum(count_rows(cat, world, d, exp_Region="North", exp_Type="SexualExploitation") for d in (P, N))
+    derived = minus(t[1][("North",)]["n"], released_types, own)
+    assert not small(derived), f"the bank's SexualExploitation rows in the North: {derived}"
+
+
+def test_guard_surely_released_control(tmp_path):
+    """With 10 bank rows the earlier cell is released, and so is the region (the difference is the cell)."""
+    t, _ = _region_after_types(10, tmp_path)
+    assert t[0][("North", "SexualExploitation")]["n"] == 50 and t[1][("North",)]["n"] == 290
 
 
 # ------------------------------------------------------------------ attacks that failed (the protection held)
