@@ -4,6 +4,7 @@ writes RESULTS.md and a log-log plot (benchmarks/report.py).
 
     .venv/bin/python benchmarks/run.py                       # the full run (about 10 minutes)
     .venv/bin/python benchmarks/run.py --sizes 1000 --baseline-sizes 30 --repeats 1 --out /tmp/b
+    .venv/bin/python benchmarks/run.py --demo --repeats 3   # the shipped demo's first query, phase by phase
 
 Every InsightQL run starts 4 real MPyC party processes on loopback (police, ngo, ngo2 hold data,
 helper holds none; benchmarks/catalog.toml). Timings are wall-clock, the minimum of --repeats runs.
@@ -216,6 +217,96 @@ def best(runs: list[dict]) -> dict:
 
 
 # ------------------------------------------------------------------ main
+# ------------------------------------------------------------------ the shipped demo (issue 19 item 4)
+ROOT = HERE.parent
+DEMO_ARGS = ["examples/victims_by_exploitation.iq", "--catalog", "examples/catalog.toml",
+             "--data", "police=examples/data/police_victims.csv", "--data", "ngo=examples/data/ngo_clients.csv"]
+DEMO_BEGIN, DEMO_END = "<!-- demo: benchmarks/run.py --demo -->", "<!-- /demo -->"
+SPAWNS = {"fork": "forked from iq run (the default)", "exec": "a fresh interpreter each (IQ_SPAWN=exec)"}
+
+
+def _demo_phases(stderr: str) -> dict:
+    """Phases of one `iq run` from its stderr: the launcher's own start, and per party its timings line."""
+    out: dict = {"parent": None, "parties": {}}
+    m = re.search(r"iq run: ([0-9.]+)s from its start", stderr)
+    out["parent"] = float(m.group(1)) if m else None
+    for name, rest in re.findall(r"\[(\w+)\] timings: (.*)", stderr):
+        steps = {k.strip(): float(v) for k, v in re.findall(r"([a-z][a-z ()':,-]+?) ([0-9.]+)s", rest)}
+        m = re.search(r"bytes sent (\d+)", rest)
+        steps["bytes"] = int(m.group(1)) if m else 0
+        out["parties"][name] = steps
+    return out
+
+
+def run_demo(repeats: int, out: Path) -> int:
+    """The first query of `make demo` end to end, `iq run` as a user starts it, alternating the two
+    ways of starting the parties in the same run so that their ratio is taken under the same load;
+    writes the section between the demo markers of RESULTS.md."""
+    iq = Path(sys.executable).with_name("iq")
+    runs: list[dict] = []
+    for i in range(repeats):
+        for spawn in SPAWNS:
+            load = os.getloadavg()[0]
+            t0, c0 = time.perf_counter(), cpu_seconds(resource.RUSAGE_CHILDREN)
+            r = subprocess.run([str(iq), "run", *DEMO_ARGS], cwd=ROOT, capture_output=True, text=True,
+                               env={**os.environ, "IQ_SPAWN": spawn})
+            wall, cpu = time.perf_counter() - t0, cpu_seconds(resource.RUSAGE_CHILDREN) - c0
+            if r.returncode != 0 or "SexualExploitation" not in r.stdout:
+                raise SystemExit(f"the demo failed ({spawn}):\n{r.stderr[-2000:]}")
+            ph = _demo_phases(r.stderr)
+            comp = {n: p for n, p in ph["parties"].items() if "loading and validating data" in p}
+            row = {"spawn": spawn, "wall": wall, "cpu": cpu, "load": (load, os.getloadavg()[0]), "parent": ph["parent"],
+                   "start": max((p.get("process start", 0) for p in ph["parties"].values()), default=0),
+                   "checks": max((p["loading and validating data"] for p in comp.values()), default=0),
+                   "connect": max((p.get("connecting", 0) + p.get("checking plan and data with all parties", 0)
+                                   for p in comp.values()), default=0),
+                   "secure": max((p.get("local steps", 0) + p.get("secure steps", 0) + p.get("reveal", 0)
+                                  + p.get("shutdown", 0) for p in comp.values()), default=0),
+                   "bytes": sum(p["bytes"] for p in ph["parties"].values())}
+            runs.append(row)
+            log(f"demo {i + 1}/{repeats} {spawn}: {wall:.2f} s wall, {cpu:.2f} s CPU, load {load:.1f}")
+    lines = [DEMO_BEGIN, "## The shipped demo (issue 19 item 4)", "",
+             f"`iq run {' '.join(DEMO_ARGS)}` (the first query of `make demo`: 3 computing parties and an "
+             "output-only receiver on this machine's 2 cores), started as a user does; "
+             f"`benchmarks/run.py --demo --repeats {repeats}`, each run in turn with the parties "
+             + " and ".join(f"{k}: {v}" for k, v in SPAWNS.items())
+             + ". Phases: *iq run* = the launcher from its start to starting the parties (interpreter, imports, "
+             "compile, time estimate); *party start* = from then to a party's first line (the slowest); "
+             "*checks + data* = governance preflight (plan hash, recompiling the source with its own catalog and "
+             "ledger, approvals) and loading its data (the slowest computing party); *connect* = connecting and "
+             "the status handshake; *secure* = local and secure steps, reveal, shutdown. CPU = all processes "
+             "(user + system). Load = 1-minute load average before / after the run.", "",
+             "| run | parties started | wall | CPU | iq run | party start | checks + data | connect | secure | "
+             "bytes sent | load |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for k, r in enumerate(runs):
+        lines.append(f"| {k // len(SPAWNS) + 1} | {r['spawn']} | {r['wall']:.2f} s | {r['cpu']:.2f} s | "
+                     f"{r['parent'] or 0:.2f} s | {r['start']:.2f} s | {r['checks']:.2f} s | {r['connect']:.2f} s | "
+                     f"{r['secure']:.2f} s | {r['bytes'] / 1e6:.2f} MB | {r['load'][0]:.1f} / {r['load'][1]:.1f} |")
+    for spawn in SPAWNS:
+        mine = [r for r in runs if r["spawn"] == spawn]
+        lines.append(f"\n{spawn}: best wall {min(r['wall'] for r in mine):.2f} s, least CPU "
+                     f"{min(r['cpu'] for r in mine):.2f} s over {len(mine)} run(s).")
+    ratio = [a["wall"] / b["wall"] for a, b in zip(runs[::2], runs[1::2])]
+    cpu_ratio = [a["cpu"] / b["cpu"] for a, b in zip(runs[::2], runs[1::2])]
+    lines += ["", f"Same-run ratios fork / exec: wall {', '.join(f'{x:.2f}' for x in ratio)}; CPU "
+              f"{', '.join(f'{x:.2f}' for x in cpu_ratio)}.", DEMO_END]
+    _put_demo_section(out / "RESULTS.md", "\n".join(lines))
+    log(f"wrote the demo section of {out / 'RESULTS.md'}")
+    return 0
+
+
+def _put_demo_section(path: Path, section: str | None) -> str | None:
+    """Replace (or append) the demo section of RESULTS.md; with section None, return the current one."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    a, b = text.find(DEMO_BEGIN), text.find(DEMO_END)
+    old = text[a:b + len(DEMO_END)] if a >= 0 and b > a else None
+    if section is None:
+        return old
+    text = text.replace(old, section) if old else text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")
+    return old
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,10000,100000,1000000", help="rows per party, comma-separated")
@@ -233,7 +324,11 @@ def main(argv: list[str] | None = None) -> int:
                          "less than half a core (the machine is shared)")
     ap.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "insightql-bench",
                     help="cache of generated CSVs")
+    ap.add_argument("--demo", action="store_true",
+                    help="only the shipped demo's first query end to end (its section of RESULTS.md), --repeats times")
     args = ap.parse_args(argv)
+    if args.demo:
+        return run_demo(args.repeats, args.out)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     bsizes = [int(s) for s in args.baseline_sizes.split(",") if s]
     spu_sizes = [int(s) for s in args.spu_sizes.split(",") if s]
@@ -315,7 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats, "repeats_1m": args.repeats_1m, "engine": engine, "plot": plot_name,
         "fits": fits, "notes": notes, "spu": spu_versions, "wait_quiet": args.wait_quiet,
     }
+    demo = _put_demo_section(args.out / "RESULTS.md", None)  # kept: measured by --demo, not by this run
     path = write_report(args.out, results, points, meta, sc.PLACEHOLDERS)
+    if demo:
+        _put_demo_section(path, demo)
     log(f"wrote {path}" + (f" and {args.out / plot_name}" if plot_name else ""))
     return 0
 

@@ -57,6 +57,7 @@ def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet:
     parties_path.write_text(config.to_toml(), encoding="utf-8")
     owners = {d: v["owner"] for d, v in plan["datasets"].items()}
     procs = {}
+    age = _process_age()  # this process before any party starts: interpreter, imports, compile, estimate
     for name in parties:
         cmd = [sys.executable, "-m", "insightql.runtime.cli", "party", "--plan", str(plan_path), "--party", name,
                "--parties", str(parties_path), "--catalog", str(catalog_path), "--out", str(work / f"{name}.json"),
@@ -72,11 +73,9 @@ def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet:
             cmd.append("--quiet")
         if allow_fewer:
             cmd.append("--allow-fewer-parties")
-        procs[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                       start_new_session=True, env={**os.environ, **(env or {})},
-                                       preexec_fn=_die_with_parent)
+        procs[name] = _start_party(cmd, {**(env or {}), "IQ_LAUNCHED_AT": repr(time.time())})
     with _stop_parties_on_exit(procs):
-        errors = _wait_all(procs, timeout + 30, quiet)
+        errors = _wait_all(procs, timeout + 30, quiet, age)
     codes = {n: code for n, (code, _) in errors.items()}  # in the order the parties stopped
     failed = {n: errors[n][1] for n in parties if codes[n] != 0}
     if failed:
@@ -86,6 +85,93 @@ def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet:
     first = plan["receivers"][0]
     table = table_from_json((work / f"{first}.json").read_text(encoding="utf-8"))
     return table, {n: errors[n][1] for n in parties}
+
+
+def _start_party(cmd: list[str], env: dict):
+    """One party process running `iq party` (cmd is its full command line). Where the platform
+    can fork, the process is a fork of this one: it starts with the interpreter and the modules
+    `iq run` has already imported (the compiler, numpy: about 0.5-0.9 s of CPU per party on this
+    machine, spec/runtime.md "Fixed cost of a small run") instead of importing them again, and
+    then runs exactly the code of `iq party`: it reads the plan, catalog, parties file and data
+    from disk and checks them itself, using nothing this process computed. MPyC is imported
+    only in the child (this process never imports it). IQ_SPAWN=exec (or an environment that
+    sets PYTHON* variables, which act only when an interpreter starts, or a process with more
+    than one thread, such as a test worker) executes a fresh interpreter instead, as an
+    organisation's own `iq party` does."""
+    if (not hasattr(os, "fork") or sys.platform != "linux" or os.environ.get("IQ_SPAWN") == "exec"
+            or env.get("IQ_SPAWN") == "exec" or any(k.startswith("PYTHON") for k in env)
+            or "mpyc" in sys.modules or threading.active_count() > 1):  # fork only a single-threaded process
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, env={**os.environ, **env}, preexec_fn=_die_with_parent)
+    return _Forked(cmd, env)
+
+
+class _Forked:
+    """The part of subprocess.Popen the launcher uses, for a forked `iq party`."""
+
+    def __init__(self, cmd: list[str], env: dict):
+        """cmd: [python, "-m", module, args...], run in the child as `python -m` runs it (runpy)."""
+        module = cmd[cmd.index("-m") + 1]
+        argv = cmd[cmd.index("-m") + 2:]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the party: never returns into the launcher's code
+            code = 1
+            try:
+                os.setsid()  # own session, as start_new_session: the terminal's Ctrl-C goes to iq run only
+                _die_with_parent()
+                os.close(read)
+                null = os.open(os.devnull, os.O_RDWR)
+                os.dup2(null, 0)
+                os.dup2(null, 1)
+                os.dup2(write, 2)
+                os.close(write)
+                os.close(null)
+                # fresh streams on fds 1 and 2, no inherited log handlers: as in a new interpreter (a
+                # test runner's capture objects, for instance, write elsewhere)
+                sys.stdout = sys.__stdout__ = open(1, "w", closefd=False)  # noqa: SIM115
+                sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+                import logging
+                logging.root.handlers.clear()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+                os.environ.update(env)
+                sys.argv = [cmd[0], *argv]
+                import runpy
+                runpy.run_module(module, run_name="__main__", alter_sys=True)  # exits with SystemExit
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (print(e.code, file=sys.stderr) or 1)
+            except BaseException:  # noqa: BLE001 - as an uncaught exception in `iq party`: traceback, exit 1
+                import traceback
+                traceback.print_exc()
+                code = 1
+            finally:
+                try:
+                    import logging
+                    logging.shutdown()
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code if isinstance(code, int) else 1)
+        os.close(write)
+        self.pid, self.returncode = pid, None
+        self.stderr = os.fdopen(read, "r", encoding="utf-8", errors="replace")
+
+    def poll(self):
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self):
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
 
 
 def _headline(codes: dict[str, int], order: list[str]) -> str:
@@ -112,7 +198,16 @@ def _failure_report(failed: dict[str, str]) -> str:
     return "\n".join(out)
 
 
-def _wait_all(procs: dict, timeout: float, quiet: bool) -> dict[str, tuple[int, str]]:
+def _process_age() -> float | None:
+    """Seconds since this process started (Linux /proc; 10 ms resolution), None elsewhere."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return float(Path("/proc/uptime").read_text().split()[0]) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _wait_all(procs: dict, timeout: float, quiet: bool, age: float | None = None) -> dict[str, tuple[int, str]]:
     """Wait for every party, echoing progress lines live; after a failure the others get a
     short grace period to stop on their own, then everything left is killed."""
     logs: dict[str, list[str]] = {n: [] for n in procs}
@@ -158,7 +253,8 @@ def _wait_all(procs: dict, timeout: float, quiet: bool) -> dict[str, tuple[int, 
     if not quiet:
         summary = [line for n in procs for line in logs[n] if " timings:" in line]
         if summary:
-            sys.stderr.write("timings per party:\n" + "".join("  " + line for line in summary))
+            before = f" (iq run: {age:.2f}s from its start to starting them)" if age is not None else ""
+            sys.stderr.write(f"timings per party{before}:\n" + "".join("  " + line for line in summary))
     return {n: (out[n], "".join(logs[n])) for n in out}  # in the order they stopped
 
 

@@ -28,7 +28,6 @@ from insightql.compiler.plaintext.results import ResultTable, assemble
 from insightql.runtime.data.loader import DataError, load_dataset
 from insightql.runtime.governance.party_checks import Governance, GovernanceOptions, default_ledger_path
 
-PROFILE = bool(os.environ.get("IQ_PROFILE"))
 EXIT_OK, EXIT_DATA, EXIT_ABORTED, EXIT_PEER, EXIT_TIMEOUT, EXIT_REFUSED = 0, 3, 4, 5, 6, 7
 
 
@@ -45,6 +44,9 @@ class Progress:
     _step: str | None = None
     bytes_sent: int = 0
     _start: float = field(default_factory=time.perf_counter)
+    started_after: float | None = field(default_factory=lambda: _since_launch())
+    """Seconds from the launcher starting this process to this point (interpreter, imports, catalog
+    and parties file): only for the timings line, from IQ_LAUNCHED_AT that `iq run` sets."""
 
     def step(self, name: str):
         now = time.perf_counter()
@@ -55,7 +57,15 @@ class Progress:
             print(f"[{self.party}] {name} ... (at {now - self._start:.1f} s)", file=sys.stderr, flush=True)
 
     def summary(self) -> str:
-        return "  ".join(f"{s} {t:.2f}s" for s, t in self.timings) + f"  bytes sent {self.bytes_sent}"
+        first = f"process start {self.started_after:.2f}s  " if self.started_after is not None else ""
+        return first + "  ".join(f"{s} {t:.2f}s" for s, t in self.timings) + f"  bytes sent {self.bytes_sent}"
+
+
+def _since_launch() -> float | None:
+    try:
+        return max(0.0, time.time() - float(os.environ["IQ_LAUNCHED_AT"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def owned_datasets(plan: dict, me: str) -> list[str]:
@@ -174,6 +184,7 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
     from insightql.runtime.secure.reveal import exchange_status, reveal_to_receivers
     from insightql.runtime.secure.secure_ops import SecureOps
 
+    profile = bool(os.environ.get("IQ_PROFILE"))  # read here, not at import: a forked party sets it later
     progress.step("connecting")
     state["connect_started"] = time.monotonic()
     await mpc.start()
@@ -261,7 +272,7 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
                 values.update(ops.run_batch(batches[n["attrs"]["batch"]], values))
         else:
             values[n["id"]] = ops.run(n, [values[i] for i in operands(n)], values)
-            if PROFILE:
+            if profile:
                 t0 = time.perf_counter()
                 await mpc.barrier()
                 await mpc.gather(values[n["id"]])
