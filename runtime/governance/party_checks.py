@@ -29,6 +29,7 @@ from insightql.compiler.plan import guard as guard_mod
 from insightql.compiler.plan.plan_io import plan_hash
 
 from insightql.runtime.governance.disclosure import commit_table, learned_items
+from insightql.runtime.governance import budget
 from insightql.runtime.governance.ledger import Ledger, LedgerError, release_data
 
 
@@ -65,6 +66,8 @@ class Governance:
         problems = self._ledger_problems() or self._guard_problems()
         if not problems:
             problems = self._plan_problems() or self._approval_problems()
+        if not problems:  # differential privacy: this owner's budget in its own ledger (spec/privacy.md 7)
+            problems = budget.check(self.plan, self.ledger, self.catalog, self.me)
         if problems:
             self.refused = "; ".join(problems)
             self._append("run_refused", {"by": [self.me], "reasons": problems,
@@ -136,6 +139,8 @@ class Governance:
         a guarded plan needs a ledger; every comparable release it records must be in the guard,
         and every guard entry must be a release it records."""
         guard = self.plan.get("guard", [])
+        if self.plan.get("policy", {}).get("privacy"):  # a DP plan has no guard: the budget replaces it
+            return []
         if guard and not self.ledger.path.exists():
             return [f"the plan's differencing guard names earlier release(s), but this party keeps no ledger "
                     f"({self.ledger.path.name}) to confirm them; a guarded plan runs only where each party's own "
@@ -177,6 +182,7 @@ class Governance:
                                      "peer_heads": {s["party"]: s.get("ledger_head") for s in statuses
                                                     if s["party"] != self.me}, **self._datasets(),
                                      **({"run_id": self.run_id} if self.run_id else {})})
+        budget.record(self.plan, self._append)  # differential privacy: the spend, before any input
 
     def aborted(self, message: str, statuses_bad: list[str]) -> None:
         if self.refused is None:
