@@ -109,7 +109,8 @@ def explain_catalog(catalog, path) -> str:
         out.append(f"  columns ({len(ds.columns)}):")
         for c, col in ds.columns.items():
             origin = lin.columns.get(c, name)
-            where = "" if origin == name or not lin.chain else f"  [{origin}]"
+            origin = "own" + origin[len(name):] if origin == name or origin.startswith(name + " (") else origin
+            where = f"  [{origin}]" if lin.chain else ""
             out.append(f"    {c:28} {col.type:9} {col.role:10} {col.description}{where}".rstrip())
     return "\n".join(out)
 

@@ -115,7 +115,7 @@ def _numbers(name: str, arr, kind: str, rows: int, notes: list[str]) -> dict | N
         spec["nullable"] = True
     spec.update(role="measure", clamp=[lo, hi])
     notes.append(f"{kind} (every value {'a whole number' if kind == 'integer' else 'a number'}"
-                 + (f", at most {spec['scale']} decimal places" if kind == "decimal" else "") + ")")
+                 + (f", at most {spec['scale']} decimal place(s)" if kind == "decimal" else "") + ")")
     notes.append("BOUNDS FROM THE DATA, its extremes rounded outward to a power of ten: set public bounds")
     notes.append("a measure, clamp = the bounds (SUM/AVG allowed): make it a dimension if it is a code")
     return spec
@@ -167,6 +167,9 @@ def infer_column(name: str, arr, rows: int, opts: InferOptions) -> Inferred:
     filled = [v for v in pc.unique(text).to_pylist() if v != ""]
     if not filled:
         out.notes.append("NOT DECLARED: every value is empty")
+        return out
+    if pa.types.is_timestamp(arr.type) or pa.types.is_time(arr.type):
+        out.notes.append("NOT DECLARED: times of day; the catalog has dates only (store the date, YYYY-MM-DD)")
         return out
     named_id = bool(IDENTIFIER.search(name))
     if named_id or IDENTIFYING_TEXT.search(name):
@@ -250,7 +253,7 @@ def infer_dataset(path: Path, opts: InferOptions | None = None) -> str:
 
 # ------------------------------------------------------------------------------- the draft as TOML
 def key(name: str) -> str:
-    return name if BARE_KEY.match(name) else json.dumps(name)
+    return name if BARE_KEY.match(name) else basic_string(name)
 
 
 def value(v) -> str:
@@ -265,7 +268,13 @@ def value(v) -> str:
         return v.isoformat()
     if isinstance(v, list):
         return "[" + ", ".join(value(x) for x in v) + "]"
-    return json.dumps(str(v))
+    return basic_string(str(v))
+
+
+def basic_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, but not its surrogate pairs (so non-ASCII stays
+    literal) and JSON leaves DEL unescaped."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def inline(spec: dict) -> str:
@@ -284,7 +293,7 @@ def render_draft(path: Path, name: str, opts, columns, person_key: str | None, r
     max_rows, rows_note = _max_rows(rows)
     declared = [c for c in columns if c.column is not None]
     out = [
-        f"# DRAFT of dataset {name}, inferred by `iq catalog infer {path.name}`: for its owner to REVIEW",
+        f"# DRAFT of dataset {key(name)}, inferred by `iq catalog infer {key(path.name)}`: for its owner to REVIEW",
         "# before use. Every type, domain, bound and policy below is a guess from the data, marked",
         "# `inferred:`; nothing is decided until the owner has checked each line and removed this header.",
         "#",
@@ -310,7 +319,7 @@ def render_draft(path: Path, name: str, opts, columns, person_key: str | None, r
         f"[datasets.{key(name)}.columns]",
     ]
     for c in columns:
-        out += textwrap.wrap(f"{c.name}: inferred: " + "; ".join(c.notes), 110, initial_indent="# ",
+        out += textwrap.wrap(f"{key(c.name)}: inferred: " + "; ".join(c.notes), 110, initial_indent="# ",
                              subsequent_indent="#   ", break_on_hyphens=False)
         if c.column is None:
             out.append(f"# {key(c.name)} is not declared (see above)")
