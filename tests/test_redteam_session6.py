@@ -40,6 +40,10 @@ Found (strict xfail):
   not the complements of the observer holdings the earlier plan tested (observer_holdings: police and
   NGO together, leaving the bank alone). An earlier cell suppressed for the bank's 3 rows counts as
   surely released, so a later margin that covers it is released: police + NGO read off the 3.
+* a_sum_over_two_values_is_a_count: a WHERE that leaves a measure two possible values (prs_Age IN
+  (20, 77)) makes SUM(x) (or AVG(x)) beside COUNT(*) two equations in the two value classes' counts:
+  (SUM - 20 n) / 57 = the one person aged 77, the cell GROUP BY (region, prs_Age) suppresses. No
+  FILTER needed; filter.parts (2.14, in progress) does not count SUM/AVG/VAR as equations.
 """
 from __future__ import annotations
 
@@ -375,6 +379,34 @@ def test_guard_surely_released_control(tmp_path):
     """With 10 bank rows the earlier cell is released, and so is the region (the difference is the cell)."""
     t, _ = _region_after_types(10, tmp_path)
     assert t[0][("North", "SexualExploitation")]["n"] == 50 and t[1][("North",)]["n"] == 290
+
+
+
+# ------------------------------------------------------------------ a SUM over a WHERE that leaves two values
+SUM_TWO_VALUES = {
+    "sum": ("COUNT(*) AS n, SUM(prs_Age) AS s", lambda n, s: (s - 20 * n) / 57),
+    "avg": ("COUNT(*) AS n, AVG(prs_Age) AS s", lambda n, s: (s * n - 20 * n) / 57),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SUM_TWO_VALUES))
+@pytest.mark.xfail(strict=True, reason="LEAK: WHERE prs_Age IN (20, 77) leaves two values, so COUNT(*) and "
+                                       "SUM(prs_Age) (or AVG) solve for the rows of each: one person aged 77")
+def test_a_sum_over_two_values_is_a_count(name, tmp_path):
+    """The cell (North, 77) of GROUP BY exp_Region, prs_Age is suppressed (1 row); the same query grouped by
+    region alone, with SUM beside COUNT, gives it: (SUM - 20 n) / (77 - 20). Spec 2.10 already treats a SUM
+    whose WHERE fixes every value as a count (under rounding); with two values it is two counts."""
+    cols, solve = SUM_TWO_VALUES[name]
+    world = [block(P, 40, exp_Region="North", prs_Age=[20] * 39 + [77]),
+             block(P, 40, exp_Region="East", prs_Age=[20] * 30 + [77] * 10)]
+    where = "WHERE prs_Age IN (20, 77)"
+    grouped = run([f"SELECT exp_Region, prs_Age, COUNT(*) AS n FROM {P} {where} GROUP BY exp_Region, prs_Age;"],
+                  world, tmp_path / "grouped")[0]
+    assert grouped[("North", 77)]["n"] is None and grouped[("East", 77)]["n"] == 10
+    t = run([by_region(cols, where=where)], world, tmp_path / "attack")
+    n, s = north(t, 0, "n"), north(t, 0, "s")
+    derived = None if n is None or s is None else solve(n, s)
+    assert not small(derived), f"persons aged 77 in the North: {derived}"
 
 
 # ------------------------------------------------------------------ attacks that failed (the protection held)
