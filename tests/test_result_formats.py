@@ -197,3 +197,10 @@ def test_csv_quotes_carriage_returns_commas_and_quotes_in_categories(tmp_path):
     write_result(table, None, str(path), meta={})
     back, _ = read_result(path, schema=schema)
     assert [r[0] for r in back.rows] == odd
+
+
+def test_parquet_of_a_table_without_a_plan_types_columns_by_their_values():
+    table = ResultTable(["region", "n", "share"], [["North", 3, 0.5], ["East", Suppressed("x", "cell", CELL), None]])
+    t = pq.read_table(pa.BufferReader(render_result(table, {}, "parquet")))
+    assert [t.schema.field(c).type for c in ("region", "n", "share")] == [pa.string(), pa.int64(), pa.float64()]
+    assert t.column("n_suppressed").to_pylist() == [False, True] and "share_suppressed" not in t.column_names

@@ -151,8 +151,8 @@ def cmd_report(args) -> int:
     except (ValueError, KeyError) as e:
         raise UsageError(f"{args.result}: {e}")
     if not meta:
-        print(f"iq: note: {args.result} holds no plan metadata (written before results carried it); the page "
-              "shows the table only", file=sys.stderr)
+        print(f"iq: note: {args.result} holds no plan metadata (written before results carried it); it has "
+              "the table only", file=sys.stderr)
     content = render_result(table, meta, fmt)
     if args.out is None:
         if isinstance(content, bytes):

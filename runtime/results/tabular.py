@@ -15,7 +15,8 @@ import datetime as dt
 import io
 import json
 
-from insightql.compiler.plaintext.results import ResultTable, Rounded, Suppressed, parse_suppressed_by
+from insightql.compiler.plaintext.results import (ResultTable, Rounded, Suppressed, parse_suppressed_by,
+                                                  suppressed_by)
 
 READ_BACK = "suppressed (reason in the notes)"  # a suppressed cell read from CSV or Parquet: rules, no text
 
@@ -92,8 +93,15 @@ def read_csv(text: str, schema: list[dict] | None = None) -> ResultTable:
 
 
 # -- Parquet ------------------------------------------------------------------------------------
-def _arrow_type(pa, col: dict):
+def _arrow_type(pa, col: dict, values: list):
+    """The column's Arrow type by the plan's type; a table built without a plan: by its values."""
     kind = col.get("type", {}).get("kind")
+    if kind is None:
+        present = [v for v in values if v is not None]
+        kind = ("bool" if present and all(isinstance(v, bool) for v in present) else
+                "int" if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present) else
+                "decimal" if present and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                             for v in present) else "text")
     return {"int": pa.int64(), "decimal": pa.float64(), "bool": pa.bool_(), "date": pa.date32()}.get(kind, pa.string())
 
 
@@ -107,8 +115,8 @@ def parquet_bytes(table: ResultTable, doc_meta: dict) -> bytes:
                               for i, c in enumerate(table.columns)]
     arrays, fields = [], []
     for i, (c, col) in enumerate(zip(table.columns, schema)):
-        atype = _arrow_type(pa, col)
         values = [None if isinstance(r[i], Suppressed) else r[i] for r in table.rows]
+        atype = _arrow_type(pa, col, values)
         if atype == pa.date32():
             values = [dt.date.fromisoformat(v) if isinstance(v, str) else v for v in values]
         elif atype == pa.string():
@@ -124,7 +132,6 @@ def parquet_bytes(table: ResultTable, doc_meta: dict) -> bytes:
             fields.append(pa.field(f"{c}_suppressed", pa.bool_(), nullable=False))
             arrays.append(pa.array([isinstance(r[i], Suppressed) for r in table.rows], type=pa.bool_()))
     if measures:
-        from insightql.compiler.plaintext.results import suppressed_by
         fields.append(pa.field("suppressed_by", pa.string(), nullable=True))
         arrays.append(pa.array([suppressed_by(table.columns, r) or None for r in table.rows], type=pa.string()))
     meta = doc_meta.get("meta", {})
