@@ -211,3 +211,11 @@ def test_any_text_survives_the_toml_as_written(tmp_path, values):
     col = cat.datasets["t"].columns.get(values[0])
     if col is not None:  # a name like identifying text is not declared
         assert col.type != "category" or sorted(col.domain) == sorted(values)
+
+
+def test_distinct_text_per_row_is_never_a_domain_even_with_min_count_1(tmp_path):
+    rows = [[f"Reference {i * 7919 % 1000:03d}", ["a", "b"][i % 2]] for i in range(12)]
+    data = write_csv(tmp_path / "r.csv", ["reference", "kind"], rows)
+    text, cat = draft(tmp_path, data, min_count=1)
+    assert "Reference" not in text and set(cat.datasets["r"].columns) == {"kind"}
+    assert "reference: inferred: NOT DECLARED: a distinct text per row" in text

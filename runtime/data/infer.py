@@ -52,6 +52,7 @@ WORDS = {"true", "false", "yes", "no", "t", "f", "y", "n"}
 UNIQUE_ROWS = 50
 """A distinct whole number per row marks an identifier in a file at least this long, when the numbers
 are consecutive (record numbers) or all of at least 7 digits (hashes); not ages in a small file."""
+DISTINCT_TEXT = 10  # this many texts, each in one row, are an identifier, never a category domain
 
 
 @dataclass
@@ -144,6 +145,9 @@ def _category(name: str, arr, opts: InferOptions, inferred: Inferred) -> dict | 
     if len(counts) > opts.max_categories:
         inferred.notes.append(f"NOT DECLARED: text with more than {opts.max_categories} distinct values (free text or "
                               f"an identifier); the catalog has no text type")
+        return None
+    if len(counts) >= DISTINCT_TEXT and all(n == 1 for _, n in counts):
+        inferred.notes.append("NOT DECLARED: a distinct text per row, like an identifier (whatever --min-count says)")
         return None
     domain = sorted(v for v, n in counts if n >= opts.min_count)
     inferred.left_out = len(counts) - len(domain)
@@ -305,7 +309,7 @@ def render_draft(path: Path, name: str, opts, columns, person_key: str | None, r
         "# it on purpose (spec/catalog.md, spec/stdlib.md section 3).",
         f"[datasets.{key(name)}]",
         f"owner = {value(owner)}" + ("" if opts.owner else "   # inferred: nothing; write the party that holds the data"),
-        f"description = {value('Inferred from ' + path.name + ': describe what one row is')}",
+        f"description = {value('Inferred from ' + path.name)}   # inferred: nothing; say what one row is",
         f"max_rows = {max_rows}   # inferred: {rows_note}",
     ]
     if person_key is not None:
