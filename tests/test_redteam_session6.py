@@ -44,6 +44,10 @@ Found (strict xfail):
   (20, 77)) makes SUM(x) (or AVG(x)) beside COUNT(*) two equations in the two value classes' counts:
   (SUM - 20 n) / 57 = the one person aged 77, the cell GROUP BY (region, prs_Age) suppresses. No
   FILTER needed; filter.parts (2.14, in progress) does not count SUM/AVG/VAR as equations.
+* many_parts_release_an_empty_group: with four subgroup counts a cell has more possible atoms than
+  filter.parts (in progress, compiler/plan/partition.py) searches (MAX_ATOMS), and it falls back to
+  "each atom 0 or >= k'": n - young - mid = 0 is then released, "nobody aged 77 or more here",
+  while one such person withholds the counts (the zero rule, 1.2). With three counts it holds.
 """
 from __future__ import annotations
 
@@ -407,6 +411,32 @@ def test_a_sum_over_two_values_is_a_count(name, tmp_path):
     n, s = north(t, 0, "n"), north(t, 0, "s")
     derived = None if n is None or s is None else solve(n, s)
     assert not small(derived), f"persons aged 77 in the North: {derived}"
+
+
+
+# ------------------------------------------------------------------ many parts: the zero rule
+def _eight_atoms(old: int) -> list:
+    """North: 10 rows in each of the 8 atoms (under 40 / 40-76) x minor x Feminine, and `old` rows aged 80."""
+    world = [block(P, 10, exp_Region="North", prs_Age=age, minor_at_recruitment=minor, prs_Gender=g)
+             for age in (20, 50) for minor in (False, True) for g in ("Feminine", "Masculine")]
+    return world + ([block(P, old, exp_Region="North", prs_Age=80)] if old else [])
+
+
+FOUR_PARTS = (f"COUNT(*) AS n, {YOUNG}, {MID}, COUNT(*) FILTER (WHERE minor_at_recruitment) AS minors, "
+              "COUNT(*) FILTER (WHERE prs_Gender = 'Feminine') AS fem")
+
+
+@pytest.mark.xfail(strict=True, reason="LEAK: with four subgroup counts (more atoms than filter.parts searches) "
+                                       "each atom is tested two-sided, so n - young - mid = 0 is released: "
+                                       "'nobody aged 77 or more', which the zero rule withholds")
+def test_many_parts_release_an_empty_group(tmp_path):
+    """Two more FILTERs (minors, Feminine) beside young and mid: the cell has 12 possible atoms, and every atom
+    0 or >= k lets the release say that nobody in the North is 77 or older; with one such person the same
+    query is withheld, so released vs withheld answers 'is anyone there?' (spec 1.2, the zero rule: GROUP BY
+    (region, the four conditions) would suppress the empty cells). With three counts it is withheld."""
+    t = run([by_region(FOUR_PARTS)], _eight_atoms(0), tmp_path / "none")
+    derived = minus(north(t, 0, "n"), north(t, 0, "young"), north(t, 0, "mid"))
+    assert derived is None or derived >= K, f"rows aged 77 or more: {derived}, read off as 'none'"
 
 
 # ------------------------------------------------------------------ attacks that failed (the protection held)
