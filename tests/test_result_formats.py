@@ -204,3 +204,12 @@ def test_parquet_of_a_table_without_a_plan_types_columns_by_their_values():
     t = pq.read_table(pa.BufferReader(render_result(table, {}, "parquet")))
     assert [t.schema.field(c).type for c in ("region", "n", "share")] == [pa.string(), pa.int64(), pa.float64()]
     assert t.column("n_suppressed").to_pylist() == [False, True] and "share_suppressed" not in t.column_names
+
+
+def test_a_rounded_value_keeps_its_digits_through_the_json_a_party_writes():
+    """`iq run` prints the table it read back from the first receiver's JSON: round(x, 1) of 24
+    must still show 24.0 there (the schema carries the digits)."""
+    from insightql.compiler.plaintext.results import table_from_json
+    back = table_from_json(_sample().to_json())
+    assert back.render().splitlines()[2].split()[-1] == "24.0"
+    assert isinstance(back.rows[0][3], Rounded) and back.to_csv() == _sample().to_csv()
