@@ -14,7 +14,7 @@ check of the ledger alone can see. Two kinds of outside evidence catch it:
 ``verify_heads`` checks every ledger given against both: the entry at each head's position must
 exist and have that hash (else entries were cut off, or the ledger was rewritten there), and every
 run another party recorded with this party among its ``parties`` must follow in this party's
-ledger right after the head recorded for it (else the run was omitted). Each run also gets a
+ledger after the head recorded for it, with the same run id (else the run was omitted). Each run also gets a
 ``run_id``, the same at every computing party: the hash of the plan hash and of every computing
 party's head at the handshake.
 """
@@ -157,12 +157,13 @@ def verify_heads(ledgers: dict[str, Path], signed: list[dict] = (), trusted=None
 
 
 def _run_follows(own_runs: list[dict], count: int, peer_start: dict, who: str, what: str) -> str | None:
-    """The run a peer recorded must be the first run ``who`` started after its head at the handshake."""
-    after = [e for e in own_runs if e["seq"] >= count]
-    first = after[0] if after else None
-    same_id = first is not None and (first["data"].get("run_id") is None or peer_start["data"].get("run_id") is None
-                                     or first["data"]["run_id"] == peer_start["data"]["run_id"])
-    if first is not None and first.get("plan_hash") == peer_start.get("plan_hash") and same_id:
-        return None
+    """The run a peer recorded must be in ``who``'s ledger after the head it had at the handshake:
+    a run_started of the same plan (and the same run id where both record one; two runs at once
+    of different plans may interleave, so not necessarily the next one)."""
+    rid = peer_start["data"].get("run_id")
+    for e in own_runs:
+        if e["seq"] >= count and e.get("plan_hash") == peer_start.get("plan_hash") and (
+                rid is None or e["data"].get("run_id") in (None, rid)):
+            return None
     return (f"{what} records a run with {who} among its parties, started when {who}'s ledger had {count} "
             f"entries; {who}'s ledger records no such run after entry {count - 1}: the run was omitted")
