@@ -125,7 +125,7 @@ def _labels(table: ResultTable, keys: list[int]) -> list[str]:
 def _cell(v, header: str) -> str:
     if isinstance(v, Suppressed):
         why = ", ".join(v.rules) or "the plan's release rules"
-        scope = "whole cell" if v.scope == "cell" else "this value"
+        scope = "whole cell" if v.scope == "cell" else "value withheld"
         return (f'<td class="suppressed" headers="{header}" title="suppressed by a rule among: {_e(why)}" '
                 f'aria-label="suppressed ({_e(scope)}; rules {_e(why)})">suppressed<small>{_e(scope)}</small></td>')
     if v is None:
@@ -157,7 +157,8 @@ def _summary(table: ResultTable, meta: dict, measures: list[int]) -> str:
     q = meta.get("query", {})
     cell_sup = sum(1 for r in table.rows if any(isinstance(v, Suppressed) and v.scope == "cell" for v in r))
     val_sup = sum(1 for r in table.rows if any(isinstance(v, Suppressed) for v in r)) - cell_sup
-    k = (meta.get("policy") or {}).get("min_group_size")
+    policy = meta.get("policy") or {}
+    k, who = policy.get("min_group_size"), "rows and persons" if policy.get("distinct_persons") else "rows"
     rules = ", ".join(r["id"] for r in meta.get("rules", [])) or "not recorded"
     items = [("Query", q.get("name") or q.get("source_name") or "unnamed"),
              ("Purpose", q.get("purpose") or "not stated"),
@@ -166,7 +167,7 @@ def _summary(table: ResultTable, meta: dict, measures: list[int]) -> str:
                       f"suppressed, {val_sup} with single values withheld"),
              ("Receivers", ", ".join(meta.get("receivers", [])) or "not recorded"),
              ("Computed by", ", ".join(meta.get("computing_parties", [])) or "not recorded"),
-             ("Threshold", f"k = {k} rows and persons per released cell" if k else "not recorded"),
+             ("Threshold", f"k = {k} {who} per released cell" if k else "not recorded"),
              ("Rules applied", rules),
              ("Plan hash", meta.get("plan_hash", "not recorded"))]
     dl = "".join(f"<dt>{_e(a)}</dt><dd>{'<code>' + _e(b) + '</code>' if a == 'Plan hash' else _e(b)}</dd>"
