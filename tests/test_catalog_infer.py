@@ -196,6 +196,13 @@ def test_cli_explain_and_diff_of_catalogs_show_effective_policies(tmp_path, monk
     assert "dataset ngo_clients: policy min_group_size = 3, looser than before (5)" in capsys.readouterr().out
     assert main(["diff", "b.toml", "a.toml"]) == 1 and "stricter than before (3)" in capsys.readouterr().out
     assert main(["diff", "a.toml", "a.toml"]) == 0
+    capsys.readouterr()
+    (tmp_path / "c.toml").write_text(base.replace('receivers = ["police", "ngo"]', 'receivers = ["police", "ngo", '
+                                                  '"helper"]'), encoding="utf-8")
+    assert main(["diff", "a.toml", "c.toml"]) == 3  # a change to a layout reaches every dataset like it
+    out = capsys.readouterr().out
+    for name in ("police_victims", "ngo_clients"):
+        assert f"dataset {name}: policy receivers = police, ngo, helper, looser than before (police, ngo)" in out
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
