@@ -163,3 +163,22 @@ def test_interval_matches_the_closed_form_for_one_party():
         q = math.exp(-1 / s)
         inside = lambda x: 1 - 2 * q ** (x + 1) / (1 + q)  # noqa: E731  P(|Z| <= x)
         assert inside(h) >= 0.95 > inside(h - 1)
+
+
+def test_each_owner_keeps_at_most_r_rows_per_person(dp_catalog, tmp_path):
+    """spec/privacy.md 1: with a person key, each owner keeps a person's first R_d rows after WHERE
+    (police R = 5, NGO R = 1 in catalog_dp.toml), so one person moves a count by at most sum R_d."""
+    from redteam_data import block, cells, releases
+
+    plan = _plan(QUERY, dp_catalog)
+    bounds = {n["attrs"]["dataset"]: n["attrs"].get("bound") for n in plan["nodes"] if n["op"] == "partials"}
+    assert bounds == {"police_victims": {"column": "person_id", "rows": 5},
+                      "ngo_clients": {"column": "person_id", "rows": 1}}
+    world = [block("police_victims", 8, exp_Region="North", person_id=424242),  # one person, 8 interviews
+             block("police_victims", 12, exp_Region="North"),
+             block("ngo_clients", 3, exp_Region="North", person_id=424242),  # the same person at the NGO, 3 rows
+             block("ngo_clients", 10, exp_Region="North")]
+    text = "@epsilon 0.5\nSELECT exp_Region, COUNT(*) AS n FROM police_victims UNION ALL " \
+           "ngo_clients GROUP BY exp_Region;"
+    ((p, loaded, table),) = releases([text], world, dp_catalog, tmp_path, guard=False)
+    assert cells(p, table)[("North",)]["n"] == 5 + 12 + 1 + 10  # not 8 + 12 + 3 + 10: the oracle adds no noise

@@ -93,10 +93,27 @@ def _top_n(cells: np.ndarray, values: np.ndarray, ncells: int, n: int) -> np.nda
     return out
 
 
+def first_rows_per_person(mask: np.ndarray, key: Vec, rows: int) -> np.ndarray:
+    """`mask` keeping, of the rows it selects, each person's first `rows` (in the data's order);
+    a row without a key is nobody else's and stays."""
+    idx = np.flatnonzero(mask & ~key.null)
+    keys = key.values[idx]
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    first = np.r_[True, sk[1:] != sk[:-1]] if len(sk) else np.zeros(0, dtype=bool)
+    start = np.maximum.accumulate(np.where(first, np.arange(len(sk)), 0)) if len(sk) else sk
+    drop = idx[order][np.arange(len(sk)) - start >= rows]
+    out = mask.copy()
+    out[drop] = False
+    return out
+
+
 def compute_partials(step: dict, table: Table, n: int) -> np.ndarray:
     """Evaluate a `partials` plan node at its owner: returns an int64 matrix (rows x cells)."""
     ncells = step["cells"]
     mask = predicate_mask(step.get("where"), table, n)
+    if step.get("bound"):  # differential privacy: at most R rows per person (spec/privacy.md 1)
+        mask = first_rows_per_person(mask, table[step["bound"]["column"]], step["bound"]["rows"])
     cells_all = cell_index(step["keys"], table, n)
     cells = cells_all[mask]
     sub = {k: Vec(v.values[mask], v.null[mask]) for k, v in table.items()}

@@ -103,7 +103,8 @@ class CircuitBuilder:
             load = self.add("load", f"local:{owner}", [], [-1], dataset=d,
                             columns={c: lp.columns[c].to_json() for c in sorted(used)})
             part = self.add("partials", f"local:{owner}", [load], [height, self.cells], dataset=d,
-                            where=lp.where, keys=keys_ir, slots=self.slots, cells=self.cells)
+                            where=lp.where, keys=keys_ir, slots=self.slots, cells=self.cells,
+                            **dp_lower.person_bound(self, d) if dp else {})
             shares.append(self.add("share", f"input:{owner}", [part], [height, self.cells], 0, max_rows, party=owner))
         self.shares = shares
         for s in self.slots:

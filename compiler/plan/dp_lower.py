@@ -34,6 +34,16 @@ def spent_epsilon(sensitivity: int, scale: Fraction) -> Fraction:
     return Fraction(sensitivity) / scale
 
 
+def person_bound(b, dataset: str) -> dict:
+    """`partials` attribute `bound`: with a person key, the owner keeps at most R_d of each person's
+    rows (the first in its data's order) after WHERE, so the unit of privacy holds for its dataset
+    whatever its data (spec/privacy.md 1). Without a person key R_d is the owner's declaration."""
+    spec, pk = b.lp.policy.privacy, b.lp.person_key
+    if pk is None:
+        return {}
+    return {"bound": {"column": pk, "rows": dict(spec.rows_per_person)[dataset]}}
+
+
 def finish(b, agg_plans: list[dict]) -> None:
     """Sets b.released (the cell flag) and b.agg_list (each aggregate's value dict) from noisy values."""
     lp, spec = b.lp, b.lp.policy.privacy

@@ -142,7 +142,11 @@ OPS: dict[str, OpSpec] = {o.name: o for o in [
            "cell; earlier: the cells of an earlier release (differencing guard)",
            {"dataset": STR, "where": _ref("expr_or_null"), "cells": POS, "earlier": BOOL,
             "keys": {"type": "array", "items": _ref("group_key")},
-            "slots": {"type": "array", "items": _ref("slot"), "minItems": 1}},
+            "slots": {"type": "array", "items": _ref("slot"), "minItems": 1},
+            "bound": {"type": "object", "additionalProperties": False, "required": ["column", "rows"],
+                      "properties": {"column": STR, "rows": POS},
+                      "description": "differential privacy: keep at most `rows` rows per value of the person "
+                                     "key `column` after WHERE (spec/privacy.md 1)"}},
            ["cells", "dataset", "keys", "slots", "where"]),
     OpSpec("share", "input", "owner secret-shares its partials matrix (fixed shape: slot rows x cells)",
            {"party": STR}),
