@@ -145,6 +145,11 @@ CASES = [
           + rows("police_victims", 10, first=99, persons=1, prs_Age=60)},
          {"police_victims": rows("police_victims", 20, first=1, prs_Age=30)
           + rows("police_victims", 10, first=99, prs_Age=60)}),
+    Case("filter.parts", BY_REGION.format(outs="COUNT(*) AS n, COUNT(*) FILTER (WHERE prs_Age < 40) AS young, "
+                                          "COUNT(*) FILTER (WHERE prs_Age >= 40 AND prs_Age < 77) AS mid",
+                                          src="police_victims"), "mid",  # n - young - mid: 9 aged 77 or more
+         {"police_victims": rows("police_victims", 39, prs_Age=[20] * 15 + [50] * 15 + [80] * 9)},
+         {"police_victims": rows("police_victims", 40, prs_Age=[20] * 15 + [50] * 15 + [80] * 10)}),
     Case("ratio.denominator", BY_REGION.format(outs="COUNT(*) AS n, SUM(prs_Age) / SUM(hours_worked_week) AS r",
                                                src="police_victims"), "r",
          {"police_victims": rows("police_victims", 20, hours_worked_week=0)},

@@ -16,6 +16,7 @@ from insightql.stdlib.functions import FUNCTIONS
 from insightql.compiler.syntax import ast as A
 from insightql.compiler.plan import dp_lower, guard
 from insightql.compiler.plan.aggregates import LOWERING, counted
+from insightql.compiler.plan.partition import PartitionRule
 from insightql.compiler.diagnostics import Diagnostic, PlanError
 from insightql.compiler.plan.logical import AggregateSpec, LogicalPlan
 from insightql.compiler.plan.ops import FRAC_BITS, OPS
@@ -86,6 +87,7 @@ class CircuitBuilder:
         persons = self.slot("persons", column=lp.person_key) if lp.person_key and not dp else None
         agg_plans = [self.plan_aggregate(a) for a in lp.aggregates]
         self.value_columns = {slot: arg for a, p in zip(lp.aggregates, agg_plans) for slot, arg, _ in counted(a, p)}
+        self.partition = PartitionRule(self, agg_plans)  # filter.parts: its slots before the owners' partials
         self.person_slots = self.value_person_slots(agg_plans) if lp.person_key and not dp else {}
         keys_ir = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
         # differencing guard: earlier releases (compiler/plan/guard.py); under DP the budget replaces it
@@ -132,12 +134,15 @@ class CircuitBuilder:
         distinct = [v["node"] for a, v in zip(lp.aggregates, self.agg_list) if a.func == "count_distinct"]
         pairs = self.rules.count_pairs(counts, self.slot("rows"), distinct)
         for a, p, v in zip(lp.aggregates, agg_plans, self.agg_list):
+        parts = self.partition.flags() if getattr(self, "partition", None) else None
             slots = [slot for slot, _, _ in counted(a, p)]
             extra = [pairs.get(slot) for slot in slots] or [pairs.get(v["node"]) if a.func == "count_distinct"
                                                             else None]
             if a.func == "count_distinct" and self.linked(v["node"]):
                 extra.append(self.rules.membership(v["node"], p["distinct"]))
             if any(extra):
+            if slots and parts:
+                extra.append(parts)
                 v["flag"] = self.rules.all_of([v["flag"], *extra])
             for slot in slots:  # the guard on the rows with a value, or of the subgroup
                 if slot in getattr(self, "value_columns", {}):
