@@ -103,8 +103,6 @@ AGES_1 = [block(P, 40, exp_Region="North", prs_Age=[20] * 12 + [50] * 27 + [77])
 AGES_BIG = [block(P, 47, exp_Region="North", prs_Age=[20] * 12 + [50] * 25 + [77] * 10)]  # |young - mid| >= k too
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: COUNT(*) and two FILTER counts of one cell: n - young - mid "
-                                       "is the one person aged 77 (no rule tests the third part)")
 def test_three_way_partition_by_two_filters(tmp_path):
     t = run([by_region(f"COUNT(*) AS n, {YOUNG}, {MID}")], AGES_1, tmp_path)
     derived = minus(north(t, 0, "n"), north(t, 0, "young"), north(t, 0, "mid"))
@@ -112,8 +110,6 @@ def test_three_way_partition_by_two_filters(tmp_path):
     assert not small(derived), f"n - young - mid = {derived}: the persons aged 77 or more"
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: COUNT(*), AVG(prs_Age < 40) and a FILTER count: "
-                                       "n - share * n - mid is the one person aged 77")
 def test_three_way_partition_by_a_share_and_a_filter(tmp_path):
     t = run([by_region(f"COUNT(*) AS n, AVG(prs_Age < 40) AS share_young, {MID}")], AGES_1, tmp_path)
     n, share = north(t, 0, "n"), north(t, 0, "share_young")
@@ -121,8 +117,6 @@ def test_three_way_partition_by_a_share_and_a_filter(tmp_path):
     assert not small(derived), f"n - young - mid = {derived}"
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: two SUM(CASE) counts on a nullable column, hours > 40 and "
-                                       "hours <= 40: n - both is the one row without hours (values.left_out)")
 def test_three_way_partition_gives_the_rows_without_a_value(tmp_path):
     world = [block(P, 40, exp_Region="North", hours_worked_week=[20] * 12 + [50] * 27 + [None])]
     t = run([by_region("COUNT(*) AS n, SUM(CASE WHEN hours_worked_week > 40 THEN 1 ELSE 0 END) AS long_hours, "
@@ -134,8 +128,6 @@ def test_three_way_partition_gives_the_rows_without_a_value(tmp_path):
     assert north(direct, 0, "m") is None
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: over police UNION ALL NGO, the police subtracts its own rows "
-                                       "from the third part: the NGO's one client aged 77")
 def test_three_way_partition_on_an_observers_complement(tmp_path):
     world = [block(P, 30, exp_Region="North", prs_Age=[20] * 15 + [50] * 15),
              block(P, 10, exp_Region="North", prs_Age=80),
@@ -156,8 +148,6 @@ def test_three_way_partition_control(tmp_path):
 HTCDS = load_catalog(Path(__file__).resolve().parents[1] / "examples" / "htcds" / "catalog.toml")
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: HTCDS demo catalog, police_cases (official-tables, k = 5): minors and "
-                                       "adults by FILTER on vic_AgeWhenTrafficked give the one victim without an age")
 def test_three_way_partition_on_the_htcds_template(tmp_path):
     world = [block("police_cases", 20, vic_TraffickingStatus="ActualVictimOfTrafficking",
                    vic_AgeWhenTrafficked=[15] * 6 + [25] * 13 + [None])]
@@ -431,9 +421,6 @@ FOUR_PARTS = (f"COUNT(*) AS n, {YOUNG}, {MID}, COUNT(*) FILTER (WHERE minor_at_r
               "COUNT(*) FILTER (WHERE prs_Gender = 'Feminine') AS fem")
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: with four subgroup counts (more atoms than filter.parts searches) "
-                                       "each atom is tested two-sided, so n - young - mid = 0 is released: "
-                                       "'nobody aged 77 or more', which the zero rule withholds")
 def test_many_parts_release_an_empty_group(tmp_path):
     """Two more FILTERs (minors, Feminine) beside young and mid: the cell has 12 possible atoms, and every atom
     0 or >= k lets the release say that nobody in the North is 77 or older; with one such person the same
