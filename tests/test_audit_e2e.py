@@ -156,3 +156,12 @@ def test_rewritten_ledger_is_caught_by_the_others_heads(tmp_path, corpus_data):
     res = iq("audit", "compare", *ledgers)
     assert res.returncode == 1, res.stdout
     assert "the receivers field differs: police (entry 1) disagrees with the other parties" in res.stdout
+    out = tmp_path / "report"
+    res = iq("audit", "report", "--ledger", *ledgers, "--catalog", CATALOG, "--format", "html", "--out", out,
+             "--heads", head, "--trust", tmp_path / "keys")
+    assert res.returncode == 1 and "verification problem(s)" in res.stdout, res.stdout + res.stderr
+    page = (out / "audit-police_victims-start-end.html").read_text()
+    learned = page[page.index("<h2>What each party learned</h2>"):page.index("<h2>Runs refused")]
+    assert learned.count("group_domain: 4 cell(s)") == 6  # police, ngo, helpline in each of the two runs
+    assert learned.count("<td>helper</td><td>no</td>") == 2  # the helper receives nothing
+    assert '<td class="PROBLEM">PROBLEM</td>' in page and "the head police signed at" in page

@@ -62,7 +62,9 @@ def test_html_report_sections_and_escaping(ledgers, tmp_path):
     assert "default-src 'none'" in page and not re.search(r"(src|href)=", page)  # nothing loaded from anywhere
     assert "data protection officer" in page and "GDPR art. 6(1)(e)" in page and "DPA-7" in page
     assert "expires 2030-01-01, runs 3" in page and "helper, ngo, police" in page  # recorded by every party
-    assert "suppression_flag" not in page or "learned" in page
+    learned = page[page.index("<h2>What each party learned</h2>"):page.index("<h2>Runs refused")]
+    assert "<td>helper</td><td>no</td><td>nothing (no item of the leakage report names it)</td>" in learned
+    assert "<td>police</td><td>yes (commitment hmac-sha256:police...)</td>" in learned
     assert "refused by ngo: stale guard" in page and "ConnectionResetError" in page
     assert "run 2 of 3 approved" in page  # the failed run consumed an approved run
     assert 'class="none"' in page and "No differential privacy budget recorded for police_victims" in page

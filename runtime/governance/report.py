@@ -102,7 +102,7 @@ def collect(ledgers: dict[str, Path], catalog, dataset: str, start: date | None,
             rd = es[0].get("data") or {}
             c = rd.get("commitment")
             items = "; ".join(f"{i.get('item')}: {i.get('detail', '')}" for i in rd.get("learned") or []) or (
-                "nothing recorded" if "learned" in rd else "not recorded (entry predates issue 21)")
+                "nothing (no item of the leakage report names it)" if "learned" in rd else "not recorded (entry predates issue 21)")
             learned.rows.append([when, rd.get("query") or "?", party,
                                  f"yes (commitment {c['value'][:24]}...)" if c else "no", items])
             if rd.get("budget") is not None:

@@ -40,7 +40,8 @@ th, td { border: 1px solid #d0d0d0; padding: 0.3rem 0.5rem; text-align: left; ve
 th { background: #f2f2f2; white-space: nowrap; }
 section.problem h2 { color: #a40000; } section.ok h2::after { content: " \\2713"; color: #1a7f37; }
 section.none .notice { background: #fff8e1; border-left: 4px solid #e0a800; padding: 0.5rem 0.8rem; }
-td.PROBLEM { color: #a40000; font-weight: bold; } td.OK { color: #1a7f37; font-weight: bold; }
+td.PROBLEM { color: #a40000; font-weight: bold; white-space: nowrap; }
+td.OK { color: #1a7f37; font-weight: bold; white-space: nowrap; }
 footer { color: #666; font-size: 0.8rem; margin-top: 3rem; }
 """
 
