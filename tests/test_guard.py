@@ -381,3 +381,79 @@ def test_a_cell_an_earlier_release_already_had_is_not_suppressed_by_its_subgroup
     first, second = [cells(p, t) for p, _, t in releases([WITH_HOURS, SUB.format(cols="COUNT(*) AS n", where="")],
                                                           world, CAT, tmp_path)]
     assert first[("North",)] == {"n": 20, "with_hours": 20} and second[("North",)] == {"n": 20}
+
+
+# -- the rest of a subgroup's cell (spec/disclosure.md 2.13, 3.2): n - m is released as exactly as m ----------
+MINORS = SUB.format(cols="COUNT(*) AS n, COUNT(*) FILTER (WHERE prs_Age < 18) AS minors", where="")
+SOME = SUB.format(cols="COUNT(*) AS n, COUNT(*) FILTER (WHERE hours_worked_week >= 1) AS some_hours", where="")
+
+
+@pytest.mark.parametrize("first,second,column,released", [
+    # the rest of minors (33: aged 18 and 40) minus the later cell (30 aged 19 or more) is the 3 aged 18
+    (MINORS, OVER_18, "n", False),
+    (OVER_18, MINORS, "minors", False),  # the reverse: the later rest (33) minus the earlier cell (30)
+    (MINORS, SUB.format(cols="COUNT(*) AS n", where="WHERE prs_Age >= 18"), "n", True),  # the rest by definition
+    # NULL semantics: the rest of `hours >= 1` holds the rows without hours (20) and those with 0 (3)
+    (SOME, SUB.format(cols="COUNT(*) AS n", where="WHERE hours_worked_week IS NULL"), "n", False),
+    (SOME, SUB.format(cols="COUNT(*) AS n", where="WHERE hours_worked_week IS NULL OR hours_worked_week < 1"),
+     "n", True),  # the rest by definition: released
+    # a nullable column's rest, the rows without a value (20), inside a later subgroup of 23 (or aged 18)
+    (WITH_HOURS, SUB.format(cols="COUNT(*) AS n, COUNT(*) FILTER (WHERE hours_worked_week IS NULL OR prs_Age = 18) "
+                            "AS young", where=""), "young", False),
+])
+def test_the_rest_of_a_subgroup_is_compared_in_both_orders(tmp_path, first, second, column, released):
+    """North holds 20 aged 10 without hours, 3 aged 18 with 0 hours, 30 aged 40 with 40 hours. The earlier
+    (or later) release reveals a subgroup m beside COUNT(*) n, hence the rest of the cell n - m; a WHERE or
+    subgroup of the other release that differs from that rest by the 3 is withheld, one that is the rest
+    by definition is released."""
+    a, b = _attack([first, second], tmp_path / "open", guard=False)
+    assert b[column] is not None  # without the guard every value shows
+    a, b = _attack([first, second], tmp_path / "guarded")
+    assert a["n"] is not None
+    assert (b[column] is not None) == released, (b, a)
+
+
+def test_the_rest_of_a_subgroup_on_an_observers_complement(tmp_path):
+    """Over police and NGO: on all rows the earlier rest (51, aged 40 or more) minus the later cell (30, aged
+    40-76) is 21, but the police holds its own 20 aged 77 and reads off the NGO's one client aged 77: the
+    rest is compared on the police's complement too, and the later North cell is withheld."""
+    from redteam_data import block, cells, releases
+    P, N = "police_victims", "ngo_clients"
+    world = [block(P, 20, exp_Region="North", prs_Age=20), block(P, 10, exp_Region="North", prs_Age=50),
+             block(P, 20, exp_Region="North", prs_Age=77),
+             block(N, 36, exp_Region="North", prs_Age=[20] * 15 + [50] * 20 + [77], person_id=range(1000, 1036))]
+    frm = f"{P} UNION ALL {N}"
+    queries = [f"SELECT exp_Region, COUNT(*) AS n, COUNT(*) FILTER (WHERE prs_Age < 40) AS young FROM {frm} "
+               "GROUP BY exp_Region;",
+               f"SELECT exp_Region, COUNT(*) AS n FROM {frm} WHERE prs_Age >= 40 AND prs_Age < 77 GROUP BY exp_Region;"]
+    first, second = [cells(p, t)[("North",)] for p, _, t in releases(queries, world, CAT, tmp_path / "g")]
+    assert first == {"n": 86, "young": 35}
+    assert second["n"] is None
+    first, second = [cells(p, t)[("North",)] for p, _, t in releases(queries, world, CAT, tmp_path / "o", guard=False)]
+    assert first["n"] - first["young"] - second["n"] - 20 == 1  # the attack the guard closes
+
+
+def test_the_fallback_compares_the_new_subgroup_and_its_rest(tmp_path):
+    """guard.rows (spec/disclosure.md 3.3): the later WHERE is not related over the public domain; the new
+    COUNT(hours) (its rows with hours, and the rows without) is counted against the earlier WHERE row by row
+    in an owner's `partials` step of its own, and withheld only when a difference holds fewer than k rows."""
+    from redteam_data import block, cells, releases
+    P = "police_victims"
+    where = "debt_eur - prs_Age < 800"
+    queries = [SUB.format(cols="COUNT(*) AS n", where=f"WHERE {where}"),
+               SUB.format(cols="COUNT(*) AS n, COUNT(hours_worked_week) AS m",
+                          where=f"WHERE {where} OR (hours_worked_week IS NULL AND minor_at_recruitment)")]
+
+    def world(without: int):
+        return [block(P, 30, exp_Region="North", debt_eur=100, hours_worked_week=40),
+                block(P, without, exp_Region="North", debt_eur=100, hours_worked_week=None),
+                block(P, 10, exp_Region="North", debt_eur=5000, hours_worked_week=None, minor_at_recruitment=True)]
+    runs = releases(queries, world(10), CAT, tmp_path / "control")
+    plan = runs[1][0]
+    assert [e["mode"] for e in plan["guard"]] == ["rows"]
+    family = [n for n in plan["nodes"] if n["op"] == "partials" and n["attrs"]["where"]["op"] == "and"
+              and any(s["kind"] == "symdiff" for s in n["attrs"]["slots"])]
+    assert len(family) == 2  # the rows with hours, and the rows without
+    assert [cells(p, t)[("North",)] for p, _, t in runs] == [{"n": 40}, {"n": 50, "m": 30}]  # every difference >= k
+    runs = releases(queries, world(1), CAT, tmp_path / "attack")  # 31 - 30 = the one row without hours
+    assert [cells(p, t)[("North",)] for p, _, t in runs] == [{"n": 31}, {"n": 41, "m": None}]

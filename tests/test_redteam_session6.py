@@ -197,8 +197,6 @@ REST_CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(REST_CASES))
-@pytest.mark.xfail(strict=True, reason="LEAK: the guard compares an earlier subgroup but not the rest of its "
-                                       "cell (n - m): a later WHERE/subgroup inside that rest differs by 1")
 def test_rest_of_a_subgroup_against_a_later_release(name, tmp_path):
     first, second, world, derive = REST_CASES[name]
     t = run([first, second], world, tmp_path)
@@ -252,8 +250,6 @@ def _fallback_pair(name: str, where: str, tmp_path: Path) -> tuple[list[dict], l
 
 
 @pytest.mark.parametrize("name", sorted(FALLBACK_CASES))
-@pytest.mark.xfail(strict=True, reason="LEAK: the fallback guard (guard.rows) compares the new cells only, not "
-                                       "the new query's subgroups or nullable-column counts: n - m = 1")
 def test_fallback_guard_ignores_the_new_subgroups(name, tmp_path):
     t, modes = _fallback_pair(name, OPAQUE, tmp_path)
     assert modes == ["rows"]

@@ -16,6 +16,10 @@ ledger:
   enumerated, the fallback `guard.rows` requires the rows that satisfy exactly one of the two
   WHERE clauses to be >= k.
 
+Besides the cells, each subgroup a release counts (FILTER, CASE, AVG(b), a nullable column's rows
+with a value) and the rest of its cell are families of released cells compared the same way, new
+against earlier in both orders (guard_cells.CellChecks; in the fallback guard_rows.value_oks).
+
 Each party rebuilds the guard from its own ledger at run time (runtime/governance/party_checks.py).
 """
 from __future__ import annotations
@@ -26,7 +30,8 @@ import json
 from insightql.compiler.plaintext.local_eval import ir_type
 from insightql.compiler.check.observer import maximal, observer_holdings
 from insightql.compiler.diagnostics import Diagnostic, PlanError
-from insightql.compiler.plan.guard_cells import CellChecks, column_types, family_where
+from insightql.compiler.plan import guard_rows
+from insightql.compiler.plan.guard_cells import CellChecks, column_types, rest_of
 from insightql.compiler.plan.structure import relate
 
 
@@ -165,12 +170,12 @@ def declare(builder, keys_ir: list[dict]) -> list[dict]:
         for ir in [e["where"], *(k["expr"] for k in e["keys"]), *e.get("subgroups", [])]:
             _add_column_types(lp, ir)
             irs.append(ir)
-        # the fallback compares the new cells with the earlier cells and with each earlier subgroup
+        # the fallback compares the new cells with the earlier cells, each earlier subgroup and the
+        # rest of its cell (the new subgroups: guard_rows.value_oks)
         builder.guard_slots.append([] if rel is not None else
                                    [builder.slot("symdiff", where, datasets=e["datasets"], scope=scope)
-                                    for where in [e["where"], *(family_where(e["where"], a)
-                                                                for a in e.get("subgroups", []))]
-                                    for scope in (["cell"] if e["scope"] == "cell" else ["cell", "all"])])
+                                    for where in guard_rows.earlier_families(e)
+                                    for scope in guard_rows.entry_scopes(e)])
     return irs
 
 
@@ -219,7 +224,12 @@ def apply(builder, released: str) -> str:
 
 def apply_values(builder, count_slot: str, flag: str) -> str:
     """A value's flag after the guard on its column's rows with a value (spec/disclosure.md 3.2):
-    a SUM over a difference of >= k rows of which 1..k-1 have a value is a value of that group."""
+    a SUM over a difference of >= k rows of which 1..k-1 have a value is a value of that group.
+    And the subgroup it reveals (the rows where a FILTER/CASE condition holds, a boolean's TRUE rows,
+    a nullable column's rows with a value) and the rest of its cell (the rows where it is NULL:
+    n - m beside COUNT(*)), each a family of released cells, against every family of each earlier
+    release (spec/disclosure.md 2.13, 3.2); in the fallback, their rows against the earlier
+    families' rows (guard_rows, 3.3)."""
     oks = []
     for e, checks in getattr(builder, "guard_checks", []):
         if count_slot not in checks.parts:
@@ -227,12 +237,14 @@ def apply_values(builder, count_slot: str, flag: str) -> str:
         for held, new, old in scopes(builder, e):
             if old:
                 oks.append(checks.ok(count_slot, flag, new, old, {"who": list(held)} if held else {}))
-        # the subgroup as released cells of its own (WHERE AND the subgroup, per key cell), against the
-        # earlier cells and every earlier subgroup (spec/disclosure.md 2.13)
+        # the subgroup and its rest as released cells of their own (WHERE AND (NOT) the subgroup, per
+        # key cell), against the earlier cells, every earlier subgroup and every earlier rest
         for held, new, old in scopes(builder, e):
             if old:
-                oks += [checks.ok(count_slot, flag, new, old, {"who": list(held)} if held else {}, q)
-                        for q in checks.families(count_slot)]
+                who = {"who": list(held)} if held else {}
+                oks += [checks.ok(q_new, flag, new, old, who, q)
+                        for q_new in (count_slot, rest_of(count_slot)) for q in checks.families(q_new)]
+    oks += guard_rows.value_oks(builder, count_slot)
     return builder.rules.all_of([flag, *oks]) if oks else flag
 
 

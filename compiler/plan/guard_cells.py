@@ -15,7 +15,10 @@ must hold >= k rows, unless every earlier cell was surely not released, or the d
 the two sums equal and every new cell is released (then nothing is hidden); the mirror for a group
 whose earlier rows lie inside its new rows. Otherwise every new cell of the group is suppressed.
 The same tests run on a nullable column's rows with a value (a SUM over a difference of k rows of
-which one has a value is that one value), with the value's flag in place of the cell's.
+which one has a value is that one value), with the value's flag in place of the cell's; and between
+families of released cells: each release's cells, each subgroup it counted (WHERE AND the subgroup)
+and the rest of that subgroup's cell (WHERE AND NOT the subgroup: the rows where its indicator or
+column is NULL, n - m beside COUNT(*)), every new family against every earlier one (2.13, 3.2).
 """
 from __future__ import annotations
 
@@ -50,14 +53,21 @@ def column_types(irs: list) -> dict[str, dict]:
     return out
 
 
-def family_where(where: dict | None, arg: dict | None) -> dict | None:
+def family_where(where: dict | None, arg: dict | None, rest: bool = False) -> dict | None:
     """The WHERE of a family of released cells: the query's WHERE, and for a subgroup `arg` the rows
-    where it has a value."""
+    where it has a value, or with `rest` the rest of the cell: the rows where it is NULL (a FILTER's
+    indicator is NULL where its condition is FALSE or NULL, a nullable column where it has no value)."""
     if arg is None:
         return where
-    has = {"op": "not", "args": [{"op": "is_null", "args": [arg], "type": {"kind": "bool", "nullable": False}}],
-           "type": {"kind": "bool", "nullable": False}}
-    return has if where is None else {"op": "and", "args": [where, has], "type": {"kind": "bool", "nullable": False}}
+    null = {"op": "is_null", "args": [arg], "type": {"kind": "bool", "nullable": False}}
+    part = null if rest else {"op": "not", "args": [null], "type": {"kind": "bool", "nullable": False}}
+    return part if where is None else {"op": "and", "args": [where, part], "type": {"kind": "bool", "nullable": False}}
+
+
+def rest_of(quantity: str) -> str:
+    """The name of the rest of a subgroup's cell: "rest:s5" for a new count slot s5, "rest:0" for an
+    earlier subgroup "sub:0"."""
+    return "rest:" + quantity.removeprefix("sub:")
 
 
 def groups_of(rel: Relation) -> list[tuple[str, list[tuple[int, ...]], list[tuple[int, ...]], np.ndarray, np.ndarray]]:
@@ -100,7 +110,8 @@ def groups_of(rel: Relation) -> list[tuple[str, list[tuple[int, ...]], list[tupl
 
 class CellChecks:
     """The guard's tests for one earlier release (entry), on rows and on nullable columns' rows with
-    a value, on all rows and on every observer's complement."""
+    a value, and between families of released cells (quantities "rows", a new count slot "s5" and its
+    rest "rest:s5"; earlier "rows", "sub:i" and "rest:i"), on all rows and on every observer's complement."""
 
     def __init__(self, builder, entry: dict, rel: Relation, new_keys: list[dict], columns: dict[str, dict]):
         self.b, self.e, self.rel, self.new_keys = builder, entry, rel, new_keys
@@ -111,6 +122,9 @@ class CellChecks:
         self.subs = {f"sub:{i}": arg for i, arg in enumerate(entry.get("subgroups", []))}  # the earlier's subgroups
         self.rels: dict[tuple, Relation] = {}
         self.parts, persons = self.old_counts()
+        for q in self.subs:  # the rest of each earlier subgroup's cell: as exactly released (n - m)
+            self.parts[rest_of(q)] = {d: self.node("sub", [self.parts["rows"][d], p], self.cE, 0, self.hi)
+                                      for d, p in self.parts[q].items()}
         every = list(entry["datasets"])
         totals = {q: self.total(parts, every) for q, parts in self.parts.items()}
         certain = self.certainly_released(totals["rows"], self.parts["rows"], persons)
@@ -120,9 +134,9 @@ class CellChecks:
             certain, self.test(t, self.cE, self.k, "guard.contains", what="earlier values released"),
             self.node("outside_range", [self.node("sub", [totals["rows"], t], self.cE, 0, self.hi)], self.cE,
                       low=1, high=self.k - 1, rule="guard.contains", what="earlier rows without a value")], self.cE)
-            for q, t in totals.items() if q not in self.subs}
-        for q in self.subs:
-            self.certain[q] = self.subgroup_released(q, certain, totals)
+            for q, t in totals.items() if q not in self.subs and not q.startswith("rest:")}
+        for q in self.subs:  # a subgroup and its rest are released together
+            self.certain[q] = self.certain[rest_of(q)] = self.subgroup_released(q, certain, totals)
 
     # -- nodes of other shapes than the new cells' ------------------------------------------------
     def node(self, op, inputs, n, lo=0, hi=1, **attrs) -> str:
@@ -215,9 +229,9 @@ class CellChecks:
         (filter.rows, the strict reading of values.rows / values.left_out), and it differs from
         each other earlier subgroup by 0 or >= k rows (counts.pair)."""
         cE, hi = self.cE, self.hi
-        rest = {d: self.node("sub", [self.parts["rows"][d], p], cE, 0, hi) for d, p in self.parts[q].items()}
+        rest = self.parts[rest_of(q)]
         flags = [certain, self.certainly_released(totals[q], self.parts[q], {}),
-                 self.certainly_released(self.total(rest, list(rest)), rest, {})]
+                 self.certainly_released(totals[rest_of(q)], rest, {})]
         for other in self.subs:
             if other != q:
                 flags += [self.node("outside_range", [self.node("sub", [a, c], cE, -hi, hi)], cE, low=1,
@@ -225,24 +239,47 @@ class CellChecks:
                           for a, c in ((totals[q], totals[other]), (totals[other], totals[q]))]
         return self.node("and", flags, cE)
 
-    # -- families of released cells: the query's own, and one per counted subgroup -----------------
+    # -- families of released cells: the query's own, and two per counted subgroup -----------------
     def where_of(self, quantity: str, new: bool) -> dict | None:
         """The WHERE of the released cells a quantity counts: the query's own for "rows" (and for an
-        earlier recount of a new column, read with the earlier WHERE), WHERE AND the subgroup else."""
+        earlier recount of a new column, read with the earlier WHERE), WHERE AND the subgroup for a
+        subgroup (a new count slot, an earlier "sub:i"), WHERE AND NOT the subgroup for its rest
+        ("rest:s5", "rest:i": the rows where the subgroup's indicator or column is NULL)."""
         where = self.b.lp.where if new else self.e["where"]
-        arg = (self.columns.get(quantity) if new else self.subs.get(quantity))
-        return family_where(where, arg)
+        rest = quantity.startswith("rest:")
+        sub = quantity[5:] if rest else quantity
+        arg = self.columns.get(sub) if new else self.subs.get("sub:" + sub if rest else sub)
+        return family_where(where, arg, rest)
 
     def same_family(self, quantity: str, old_q: str) -> bool:
         lp = self.b.lp
         return _canon([sorted(lp.datasets), self.where_of(quantity, True), self.new_keys]) == \
             _canon([sorted(self.e["datasets"]), self.where_of(old_q, False), self.e["keys"]])
 
+    def old_families(self) -> list[str]:
+        """The earlier release's families of released cells: its cells, each subgroup and its rest."""
+        return ["rows", *self.subs, *(rest_of(q) for q in self.subs)]
+
     def families(self, quantity: str) -> list[str]:
         """The earlier quantities a new one is compared with as released cells: for the new cells
-        ("rows") the earlier cells and every earlier subgroup, for a new subgroup (a count slot)
-        the same, each unless it holds the same rows by definition (nothing to subtract)."""
-        return [q for q in ["rows", *self.subs] if not self.same_family(quantity, q)]
+        ("rows"), a new subgroup (a count slot) or its rest ("rest:" + slot), the earlier cells,
+        every earlier subgroup and every earlier subgroup's rest, each unless it holds the same rows
+        by definition (nothing to subtract)."""
+        return [q for q in self.old_families() if not self.same_family(quantity, q)]
+
+    def new_count(self, quantity: str, new: list[str]) -> str:
+        """A new quantity's count per new cell over the datasets `new`: the cells' rows, a count
+        slot, or the rest of a count slot's cell (rows minus the count)."""
+        b = self.b
+        full = list(new) == list(b.lp.datasets)
+
+        def count(slot):
+            return b.combined[slot] if full else b.rules.part(slot, new)
+        if quantity == "rows":
+            return count(b.slot("rows"))
+        if quantity.startswith("rest:"):
+            return b.secure("sub", [count(b.slot("rows")), count(quantity[5:])], 0, self.hi)
+        return count(quantity)
 
     def relation(self, quantity: str, old_q: str, new: list[str], old: list[str]) -> Relation | None:
         if quantity == old_q or old_q in self.columns:  # the cells, or a column's rows in the same cells
@@ -265,12 +302,10 @@ class CellChecks:
         rows in the earlier cells; "rows" or an earlier subgroup ("sub:i") compares the quantity's
         released cells with that family of earlier released cells, related over the public domain."""
         b, cN, cE, hi = self.b, self.cN, self.cE, self.hi
-        full = list(new) == list(b.lp.datasets)
-        slot = b.slot("rows") if quantity == "rows" else quantity
-        q_new = b.combined[slot] if full else b.rules.part(slot, new)
+        q_new = self.new_count(quantity, new)
         # a new cell that is an earlier cell by definition (the same family of cells, one of them
         # surely released) tells nothing new, whatever it differs from
-        twin = next((q for q in ["rows", *self.subs] if q != old_q and self.same_family(quantity, q)), None) \
+        twin = next((q for q in self.old_families() if q != old_q and self.same_family(quantity, q)), None) \
             if old_q not in (None, quantity) else None
         old_q = old_q or quantity
         rel = self.relation(quantity, old_q, new, old)
