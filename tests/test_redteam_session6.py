@@ -521,3 +521,24 @@ def test_percent_within_a_partition_does_not_depend_on_its_suppressed_cell(tmp_p
                  block(P, 40, exp_Region="East", minor_at_recruitment=[True, False])]
         views.append(view(releases([query], world, CAT, tmp_path / str(minors))[0][2]))
     assert views[0] == views[1]
+
+
+
+def test_coalesce_in_a_share_does_not_hide_the_nulls(tmp_path):
+    """AVG(coalesce(hours > 40, TRUE)) counts the rows without hours among its TRUE rows; beside
+    COUNT(*) FILTER (WHERE hours > 40) the two counts differ by that one row: withheld in one query
+    (counts.pair), and suppressed by the guard across two (the later subgroup inside the earlier one)."""
+    world = [block(P, 40, exp_Region="North", hours_worked_week=[20] * 12 + [50] * 27 + [None])]
+    share = "AVG(coalesce(hours_worked_week > 40, TRUE)) AS s"
+    longer = "COUNT(*) FILTER (WHERE hours_worked_week > 40) AS h"
+    t = run([by_region(f"COUNT(*) AS n, {share}, {longer}")], world, tmp_path / "one")
+    assert north(t, 0, "n") == 40 and north(t, 0, "s") is None and north(t, 0, "h") is None
+    t = run([by_region(f"COUNT(*) AS n, {share}"), by_region(f"COUNT(*) AS n, {longer}")], world, tmp_path / "two")
+    assert north(t, 0, "s") == pytest.approx(0.7) and north(t, 1, "h") is None
+
+
+def test_arithmetic_on_a_subgroup_count_under_rounding_is_refused():
+    """Unlike a SUM, a subgroup count in arithmetic under rounding is refused (IQ321), FILTER and CASE alike."""
+    for col in ("COUNT(*) FILTER (WHERE caller_is_victim) * 1", "SUM(CASE WHEN caller_is_victim THEN 1 ELSE 0 END) + 0"):
+        text = q(f"SELECT exp_Type, {col} AS s FROM helpline_reports GROUP BY exp_Type;")
+        assert "IQ321" in [d.code for d in compile_source(text, "q.iq", CAT).diagnostics], col
