@@ -165,3 +165,26 @@ def test_rewritten_ledger_is_caught_by_the_others_heads(tmp_path, corpus_data):
     assert learned.count("group_domain: 4 cell(s)") == 6  # police, ngo, helpline in each of the two runs
     assert learned.count("<td>helper</td><td>no</td>") == 2  # the helper receives nothing
     assert '<td class="PROBLEM">PROBLEM</td>' in page and "the head police signed at" in page
+
+
+def test_party_that_hangs_leaves_failed_runs_at_the_others(tmp_path, corpus_data):
+    """police is stopped (SIGSTOP) while it computes: the others stop at their watchdog (or on seeing
+    a peer stop) and record the run as failed, with why; police, killed afterwards, shows it killed."""
+    plan = compile_plan(HEAVY, CAT)
+    parties = LedgerParties(plan, corpus_data, tmp_path, options=["--timeout", "8"]).start()
+    try:
+        assert parties.wait_for_line("police", "secure steps", timeout=90), parties.stderr("police")
+        parties.kill("police", signal.SIGSTOP)
+        codes = parties.wait(timeout=60, names=["ngo", "helper"])
+    finally:
+        parties.kill("police", signal.SIGCONT)
+        parties.stop_all()
+    assert all(codes[n] in (5, 6) for n in ("ngo", "helper")), codes
+    errors = []
+    for name in ("ngo", "helper"):
+        runs = [e for e in Ledger(parties.ledger(name)).entries() if e["kind"] in ("run_started", "run_failed")]
+        assert [e["kind"] for e in runs] == ["run_started", "run_failed"], (name, runs)
+        errors.append(runs[1]["data"]["error"])
+    assert any("did not finish within 8 s" in e for e in errors), errors  # at least one stopped at its watchdog
+    shown = iq("audit", "show", parties.ledger("police"), "--runs")
+    assert "1 run(s): 0 finished, 0 failed, 0 refused, 1 killed" in shown.stdout, shown.stdout

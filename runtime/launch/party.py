@@ -165,13 +165,15 @@ def _install_disconnect_guard(state: dict):
     asyncoro.MessageExchanger.connection_lost = connection_lost
 
 
-def _watchdog(seconds: float, me: str):
+def _watchdog(seconds: float, me: str, state: dict | None = None):
     started = time.monotonic()
 
     def fire():
-        print(f"error: [{me}] the run did not finish within {seconds:g} s (stopped after "
-              f"{time.monotonic() - started:.1f} s; a party hangs or is gone); stopping, nothing was revealed",
-              file=sys.stderr, flush=True)
+        message = (f"the run did not finish within {seconds:g} s (stopped after {time.monotonic() - started:.1f} s; "
+                   "a party hangs or is gone); stopping, nothing was revealed")
+        print(f"error: [{me}] {message}", file=sys.stderr, flush=True)
+        if state is not None and state.get("shared"):  # the ledger's run_started gets its end: failed, and why
+            state["gov"].failed(message)
         os._exit(EXIT_TIMEOUT)
     t = threading.Timer(seconds, fire)
     t.daemon = True
@@ -327,7 +329,7 @@ def run_party(plan: dict, me: str, catalog: Catalog, data: dict[str, str], confi
         except Exception as e:  # noqa: BLE001 - a bug or a resource limit: still stop every party cleanly
             problem = _internal_problem(me, "reading its data", e)
     state = {"names": names, "gov": gov, "connect_timeout": connect_timeout, "config": config}
-    dog = _watchdog(timeout, me)
+    dog = _watchdog(timeout, me, state)
     mpc = start_runtime(config, me, connect_timeout=connect_timeout, computing=names)  # first import of mpyc: must come first
     _install_disconnect_guard(state)
     try:
