@@ -1,4 +1,4 @@
-"""filter.parts (spec/disclosure.md 2.14): which unions of atoms the revealed counts determine.
+"""filter.parts (spec/disclosure.md 2.15): which unions of atoms the revealed counts determine.
 
 `derivable` is checked against brute force: a union is determined by the cell's rows and the
 parts' counts exactly when no two fillings of the atoms with the same revealed counts give it

@@ -319,6 +319,13 @@ class DisclosureChecker:
                 self.error("IQ321", f"`{o.name}` computes with a count, so it would not be rounded to a multiple "
                            f"of {base}", o.expr.span,
                            ["select the count on its own; only a bare COUNT is rounded"])
+            elif not (isinstance(e, A.FuncCall) and e.name in AGGREGATES) and \
+                    any(isinstance(x, A.FuncCall) and x.name == "sum" for x in A.walk(e)):
+                self.error("IQ321", f"`{o.name}` computes with a SUM, so it would not be rounded: a WHERE that "
+                           f"makes every value 1 turns a SUM into the exact count, which counts rounded to "
+                           f"multiples of {base} hide", o.expr.span,
+                           ["select the SUM on its own; only a bare SUM is rounded (to a multiple of "
+                            f"{base} times the largest value one row adds)"])
             for x in _aggregates_in(o.expr):
                 if x.name in ("sum", "avg") and x.args and isinstance(x.args[0], A.ColumnRef):
                     (sums if x.name == "sum" else avgs)[x.args[0].name] = x

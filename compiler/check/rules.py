@@ -78,7 +78,7 @@ RULES: dict[str, Rule] = {r.id: r for r in [
     Rule("filter.persons", "2.13", "a subgroup and the rest of its cell: distinct persons",
          lambda a: f"some dataset" + (f" not held by {_who(a)}" if a.get("who") else "")
                    + f" alone has >= {_k(a)} distinct persons in the {a.get('what', 'subgroup')}", False),
-    Rule("filter.parts", "2.14", "several counted parts of one cell: every group their counts determine",
+    Rule("filter.parts", "2.15", "several counted parts of one cell: every group their counts determine",
          lambda a: f"the {a.get('what', 'group')}" + (f" not held by {_who(a)}" if a.get("who") else "")
                    + (f" number 0 or >= {_k(a)}" if "high" in a else f" number >= {_k(a)} (0 counts as too few)"),
          False),

@@ -1,4 +1,4 @@
-"""filter.parts (spec/disclosure.md 2.14): a query that counts several parts of one cell.
+"""filter.parts (spec/disclosure.md 2.15): a query that counts several parts of one cell.
 
 Each count of a part of a cell that a query reveals (a subgroup: `COUNT(*) FILTER (WHERE p)`,
 `SUM(CASE WHEN p ...)`, the TRUE rows of `AVG(b)`; the rows with a value of a nullable column) is,
