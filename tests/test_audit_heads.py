@@ -180,3 +180,17 @@ def test_a_damaged_ledger_is_a_finding_not_a_crash(ledgers):
     assert "OK: police's ledger" in res.stdout and "Traceback" not in res.stderr
     res = iq("audit", "compare", *ledgers.values())
     assert res.returncode == 1 and "helper's ledger" in res.stdout and "does not verify" in res.stdout, res.stdout
+
+
+def test_malformed_peer_head_and_signed_head(ledgers, police_key, tmp_path):
+    def bad_head(es):
+        es[3]["data"]["peer_heads"]["police"] = {"seq": "two"}
+        return es
+    rewrite(ledgers["ngo"], bad_head)
+    res = iq("audit", "verify-heads", *ledgers.values())
+    assert res.returncode == 1 and "ngo's entry 3 (run_started of by_type" in res.stdout
+    assert "records a malformed head of police" in res.stdout and "Traceback" not in res.stderr, res.stderr
+    head = tmp_path / "h.json"
+    head.write_text(heads.head_text(dict(heads.signed_head(ledgers["police"], police_key), count="6")))
+    res = iq("audit", "verify-heads", ledgers["police"], "--heads", head, "--trust", tmp_path / "keys")
+    assert res.returncode == 2 and "count that is not a number of entries" in res.stderr, res.stderr

@@ -54,7 +54,7 @@ def group_runs(ledgers: dict[str, os.PathLike]) -> list[dict[str, list[dict]]]:
             else:
                 pending.append((party, e, seen[e.get("plan_hash")]))
                 seen[e.get("plan_hash")] += 1
-    ordered = sorted(by_id, key=lambda k: min(e["time"] for es in by_id[k].values() for e in es))
+    ordered = sorted(by_id, key=lambda k: min(e.get("time", "") for es in by_id[k].values() for e in es))
     per_plan: dict[str, list[tuple]] = {}
     for k in ordered:
         plan = next(e["plan_hash"] for es in by_id[k].values() for e in es)
@@ -63,7 +63,7 @@ def group_runs(ledgers: dict[str, os.PathLike]) -> list[dict[str, list[dict]]]:
         keys = per_plan.get(e.get("plan_hash"), [])
         key = keys[n] if n < len(keys) else ("plan", e.get("plan_hash"), n)
         by_id.setdefault(key, {}).setdefault(party, []).append(e)
-    return sorted(by_id.values(), key=lambda g: min(e["time"] for es in g.values() for e in es))
+    return sorted(by_id.values(), key=lambda g: min(e.get("time", "") for es in g.values() for e in es))
 
 
 def _where(party: str, entry: dict) -> str:
@@ -75,7 +75,7 @@ def _label(run: dict[str, dict]) -> str:
     d = e.get("data") or {}
     rid = d.get("run_id")
     return (f"release of {d.get('query')} ({str(e.get('plan_hash'))[:19]}..."
-            + (f", run {rid[7:19]}" if rid else "") + f", {e['time'][:19]})")
+            + (f", run {rid[7:19]}" if rid else "") + f", {str(e.get('time'))[:19]})")
 
 
 def compare(ledgers: dict[str, os.PathLike]) -> tuple[list[str], int]:

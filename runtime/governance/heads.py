@@ -89,6 +89,8 @@ def read_head(path: str | os.PathLike) -> dict:
     missing = [f for f in HEAD_FIELDS if f not in rec]
     if missing:
         raise ValueError(f"{path}: signed head is missing {', '.join(missing)}")
+    if not isinstance(rec["count"], int) or rec["count"] < 0:
+        raise ValueError(f"{path}: signed head has a count that is not a number of entries: {rec['count']!r}")
     return rec
 
 
@@ -136,7 +138,7 @@ def verify_heads(ledgers: dict[str, Path], signed: list[dict] = (), trusted=None
             continue
         bad = head_signature_problem(rec, trusted or {})
         what = f"the head {who} signed at {rec['time']}"
-        problem = bad or _at(hashes[who], int(rec["count"]), str(rec["entry_hash"]), who, f"{who}'s ledger", what)
+        problem = bad or _at(hashes[who], rec["count"], str(rec["entry_hash"]), who, f"{who}'s ledger", what)
         out[who]["problems"] += [problem] if problem else []
         out[who]["checked"] += 1
         out[who]["sources"].add("signed heads")
@@ -146,10 +148,13 @@ def verify_heads(ledgers: dict[str, Path], signed: list[dict] = (), trusted=None
             for who, head in (d.get("peer_heads") or {}).items():
                 if who == witness or who not in ledgers or head is None:
                     continue  # None: no ledger yet at the handshake, or not told (an output-only receiver)
-                what = f"{witness}'s entry {e['seq']} (run_started of {d.get('query')}, {e['time'][:19]})"
-                count = int(head["seq"]) + 1
-                problem = _at(hashes[who], count, head["entry_hash"], who, f"{who}'s ledger", what)
-                problem = problem or _run_follows(runs[who], count, e, who, what)
+                what = f"{witness}'s entry {e['seq']} (run_started of {d.get('query')}, {str(e.get('time'))[:19]})"
+                if not isinstance(head, dict) or not isinstance(head.get("seq"), int) or "entry_hash" not in head:
+                    problem = f"{what} records a malformed head of {who}: {str(head)[:80]}"
+                else:
+                    count = head["seq"] + 1
+                    problem = _at(hashes[who], count, str(head["entry_hash"]), who, f"{who}'s ledger", what)
+                    problem = problem or _run_follows(runs[who], count, e, who, what)
                 out[who]["problems"] += [problem] if problem else []
                 out[who]["checked"] += 1
                 out[who]["sources"].add(witness)

@@ -25,7 +25,10 @@ NO_BUDGET = "No differential privacy budget recorded"
 
 
 def _in_period(entry: dict, start: date | None, end: date | None) -> bool:
-    day = date.fromisoformat(str(entry.get("time", ""))[:10])
+    try:
+        day = date.fromisoformat(str(entry.get("time", ""))[:10])
+    except ValueError:  # a damaged entry: the verification section reports the ledger
+        return False
     return (start is None or day >= start) and (end is None or day <= end)
 
 
@@ -90,7 +93,7 @@ def collect(ledgers: dict[str, Path], catalog, dataset: str, start: date | None,
     runs = Section("Runs refused, failed or killed", header=["date (UTC)", "party", "query", "plan", "outcome", "detail"])
     budget = Section("Differential privacy budget", header=["date (UTC)", "party", "query", "budget"])
     for run in compare_mod.group_runs(ledgers):
-        first = min((es[0] for es in run.values()), key=lambda e: e["time"])
+        first = min((es[0] for es in run.values()), key=lambda e: str(e.get("time")))
         d, ph = first.get("data") or {}, first.get("plan_hash")
         if ph not in mine or not _in_period(first, start, end):
             continue
