@@ -22,13 +22,17 @@ Found (strict xfail):
   the cell, n - m, which the earlier release reveals just as exactly. A later WHERE (or a later
   subgroup) inside that rest, differing from it by one row, is not compared with it:
   (n - m) - later = 1. Two releases; spec 3.2 claims a subgroup "against a later WHERE that
-  differs from it by a few rows, and the reverse" is covered.
+  differs from it by a few rows, and the reverse" is covered. Closed: each subgroup and the rest
+  of its cell (WHERE AND NOT p: p FALSE or NULL; a nullable column's NULL rows) are two families
+  of released cells the guard compares in both orders (guard_cells.py); ordinary tests now.
 * fallback_guard_ignores_the_new_subgroups: when the relation cannot be decided (guard.rows, 3.3), the
   guard counts the rows in exactly one of the two WHEREs (and one more per EARLIER subgroup) and tests
   the new cells' flag only; the new query's subgroups (FILTER) and nullable-column counts (COUNT(x))
   are never compared (apply_values walks only the cells-mode entries). A later WHERE widened by >= k
   rows that by definition lack hours makes its COUNT(hours) the earlier WHERE's rows with hours:
-  n - m = 1. The same pair in cells mode is caught.
+  n - m = 1. The same pair in cells mode is caught. Closed: in rows mode each new subgroup and its
+  rest get a `partials` step of their own whose symdiff slots are tested into the values' flags
+  (guard_rows.py); ordinary tests now.
 * arithmetic_on_a_sum_escapes_rounding: under rounding, a bare SUM is rounded to b times one row's
   largest value (2.10), but `SUM(x) * 1`, `+ 0`, `/ 1` are released exactly (the circuit's
   released_form rounds only outputs that carry `count` or `sum_unit`, and arithmetic drops both;
@@ -454,7 +458,7 @@ LEAK_NESTED = ("LEAK: ages 40-49 as u50 - u40 of two nested FILTER counts (a fam
 
 
 @pytest.mark.parametrize("order", [
-    pytest.param("band_first", marks=pytest.mark.xfail(strict=True, reason=LEAK_NESTED)),
+    "band_first",  # caught: u50 - u40 is a group filter.parts tests, and the guard compares it (7086d72+)
     # caught by the rest families of ccf6840 (the rest of u40, ages >= 40, against the band)
     "subgroups_first"])
 def test_difference_of_two_nested_subgroups_against_a_where(order, tmp_path):
@@ -471,9 +475,7 @@ AGES_80 = [block(P, 70, exp_Region="North", prs_Age=[20] * 20 + [50] * 35 + [78]
 
 
 @pytest.mark.parametrize("order", [
-    pytest.param("band_first", marks=pytest.mark.xfail(strict=True, reason=(
-        "LEAK: ages >= 77 but 80 first; then n, young, mid (every part >= k, so filter.parts releases them): "
-        "n - young - mid is a family the guard does not compare; minus the earlier count = the one aged 80"))),
+    "band_first",  # caught: n - young - mid is a group filter.parts tests, compared by the guard
     "subgroups_first"])  # caught
 def test_third_part_of_a_later_release_against_an_earlier_where(order, tmp_path):
     """The three-part attack across two releases: the third part n - young - mid (ages 77 and more) is
