@@ -78,64 +78,93 @@ def verification(ledgers: dict[str, Path], signed: list[dict], trusted) -> tuple
     return sec, bad
 
 
-def collect(ledgers: dict[str, Path], catalog, dataset: str, start: date | None, end: date | None,
-            verified: Section) -> Document:
-    entries = {p: list(Ledger(path).readable_entries()) for p, path in ledgers.items()}
-    plans = _plan_datasets(entries)
-    mine = {ph for ph, ds in plans.items() if dataset in ds}
-    ds = catalog.datasets.get(dataset)
-    period = f"{start or 'the first entry'} to {end or 'the last entry'}"
+def _when(entry: dict) -> str:
+    return str(entry.get("time"))[:19].replace("T", " ")
+
+
+def _releases(ledgers, mine, start, end) -> tuple[Section, Section, list[list[str]]]:
+    """Releases (one row per run), what each party learned (one row per party), budgets recorded."""
     releases = Section("Releases", header=["date (UTC)", "query", "plan", "receivers", "outputs", "recorded by"])
     learned = Section("What each party learned", header=["date (UTC)", "query", "party", "values received",
                                                          "learned beside the output"])
-    approvals = Section("Approvals", header=["recorded", "query", "approver", "signer", "role", "legal basis",
-                                             "purpose", "reference", "conditions", "recorded by"])
-    runs = Section("Runs refused, failed or killed", header=["date (UTC)", "party", "query", "plan", "outcome", "detail"])
-    budget = Section("Differential privacy budget", header=["date (UTC)", "party", "query", "budget"])
+    budget = []
     for run in compare_mod.group_runs(ledgers):
         first = min((es[0] for es in run.values()), key=lambda e: str(e.get("time")))
         d, ph = first.get("data") or {}, first.get("plan_hash")
         if ph not in mine or not _in_period(first, start, end):
             continue
-        when = first["time"][:19].replace("T", " ")
+        when = _when(first)
         releases.rows.append([when, d.get("query") or "?", _short(ph), ", ".join(d.get("receivers", [])) or "-",
                               _outputs(d.get("outputs", [])),
-                              [f"{p} (entry {es[0]['seq']})" for p, es in sorted(run.items())]])
+                              ", ".join(f"{p} (entry {es[0]['seq']})" for p, es in sorted(run.items()))])
         for party, es in sorted(run.items()):
             rd = es[0].get("data") or {}
             c = rd.get("commitment")
             items = "; ".join(f"{i.get('item')}: {i.get('detail', '')}" for i in rd.get("learned") or []) or (
-                "nothing (no item of the leakage report names it)" if "learned" in rd else "not recorded (entry predates issue 21)")
+                "nothing (no item of the leakage report names it)" if "learned" in rd
+                else "not recorded (entry predates issue 21)")
             learned.rows.append([when, rd.get("query") or "?", party,
                                  f"yes (commitment {c['value'][:24]}...)" if c else "no", items])
             if rd.get("budget") is not None:
-                budget.rows.append([when, party, rd.get("query") or "?", str(rd["budget"])])
-    seen_approvals: dict[str, list] = {}
+                budget.append([when, party, rd.get("query") or "?", str(rd["budget"])])
+    return releases, learned, budget
+
+
+def _approvals_and_budgets(entries, mine, start, end) -> tuple[Section, list[list[str]]]:
+    """Approvals (once each, with the parties that recorded it) and budget entries other than releases."""
+    approvals = Section("Approvals", header=["recorded", "query", "approver", "signer", "role", "legal basis",
+                                             "purpose", "reference", "conditions", "recorded by"])
+    seen: dict[str, list] = {}
+    budget = []
     for party, es in entries.items():
         for e in es:
             d, ph = e.get("data") or {}, e.get("plan_hash")
             if ph not in mine or not _in_period(e, start, end) or e.get("kind") == "release":
                 continue
             if e.get("kind") == "approval":
-                row = seen_approvals.get(d.get("signature"))
+                row = seen.get(d.get("signature"))
                 if row is None:
-                    signer = d.get("signer") or {}
-                    cond = d.get("conditions") or {}
-                    row = seen_approvals[d.get("signature")] = [
-                        e["time"][:19].replace("T", " "), _query_of(es, ph), d.get("approver", "?"),
+                    signer, cond = d.get("signer") or {}, d.get("conditions") or {}
+                    row = seen[d.get("signature")] = [
+                        _when(e), _query_of(es, ph), d.get("approver", "?"),
                         signer.get("name", "not recorded (format 1)"), signer.get("role", "-"),
                         d.get("legal_basis", "not recorded"), d.get("purpose", "-"), d.get("reference") or "-",
                         f"expires {cond.get('expires') or 'never'}, runs {cond.get('runs') or 'unlimited'}", []]
                     approvals.rows.append(row)
                 row[-1].append(party)
             elif "budget" in str(e.get("kind")) or d.get("budget") is not None:
-                budget.rows.append([e["time"][:19].replace("T", " "), party, d.get("query") or "?", str(d.get("budget", d))])
-        for r in history.runs(ledgers[party]):
-            if r["plan_hash"] in mine and r["outcome"] != "finished" and _in_period(r, start, end):
-                runs.rows.append([r["time"][:19].replace("T", " "), party, r["query"] or "?", _short(r["plan_hash"]),
-                                  r["outcome"], history.describe(r)])
-    for row in releases.rows + approvals.rows:
+                budget.append([_when(e), party, d.get("query") or "?", str(d.get("budget", d))])
+    for row in approvals.rows:
         row[-1] = ", ".join(sorted(row[-1]))
+    return approvals, budget
+
+
+def _runs(ledgers, entries, plans, mine, dataset, start, end) -> Section:
+    runs = Section("Runs refused, failed or killed", header=["date (UTC)", "party", "query", "plan", "outcome", "detail"])
+    for party, path in ledgers.items():
+        for r in history.runs(path):
+            if r["plan_hash"] in mine and r["outcome"] != "finished" and _in_period(r, start, end):
+                runs.rows.append([_when(r), party, r["query"] or "?", _short(r["plan_hash"]), r["outcome"],
+                                  history.describe(r)])
+    unknown = sorted({e.get("plan_hash") for es in entries.values() for e in es
+                      if e.get("kind") in ("run_refused", "run_started") and e.get("plan_hash") not in plans})
+    if unknown:
+        runs.paragraphs.append(f"{len(unknown)} plan(s) with runs whose datasets no ledger records (entries written "
+                               f"before issue 21): {', '.join(map(_short, unknown))}; they may concern {dataset}.")
+    return runs
+
+
+def collect(ledgers: dict[str, Path], catalog, dataset: str, start: date | None, end: date | None,
+            verified: Section) -> Document:
+    """The report of ``dataset`` over the period from ``start`` to ``end`` (UTC days, inclusive)."""
+    entries = {p: Ledger(path).readable_entries() for p, path in ledgers.items()}
+    plans = _plan_datasets(entries)
+    mine = {ph for ph, ds in plans.items() if dataset in ds}
+    releases, learned, budget_rows = _releases(ledgers, mine, start, end)
+    approvals, more_budget = _approvals_and_budgets(entries, mine, start, end)
+    runs = _runs(ledgers, entries, plans, mine, dataset, start, end)
+    budget = Section("Differential privacy budget", header=["date (UTC)", "party", "query", "budget"],
+                     rows=sorted(budget_rows + more_budget))
     for sec in (releases, learned, approvals, runs):
         sec.rows.sort(key=lambda r: r[0])
         if not sec.rows:
@@ -145,18 +174,14 @@ def collect(ledgers: dict[str, Path], catalog, dataset: str, start: date | None,
                                  "differential privacy budget (its releases are protected by the threshold and "
                                  "suppression rules only).")
         budget.status = "none"
-    unknown = sorted({e.get("plan_hash") for es in entries.values() for e in es
-                      if e.get("kind") in ("run_refused", "run_started") and e.get("plan_hash") not in plans})
-    if unknown:
-        runs.paragraphs.append(f"{len(unknown)} plan(s) with runs whose datasets no ledger records (entries written "
-                               f"before issue 21): {', '.join(map(_short, unknown))}; they may concern {dataset}.")
+    ds = catalog.datasets.get(dataset)
+    period = f"{start or 'the first entry'} to {end or 'the last entry'}"
     intro = Section("Dataset", paragraphs=[
         f"{dataset}: owned by {ds.owner if ds else '?'}" + (f"; {ds.description}" if ds and ds.description else ""),
         f"Period: {period} (UTC). Ledgers: " + ", ".join(f"{p} ({path})" for p, path in ledgers.items()),
         f"{len(releases.rows)} release(s), {len(approvals.rows)} approval(s), {len(runs.rows)} run(s) refused, "
         "failed or killed."])
-    return Document(f"Audit report: {dataset}", f"{period}", [intro, releases, approvals, learned, runs, budget,
-                                                               verified])
+    return Document(f"Audit report: {dataset}", period, [intro, releases, approvals, learned, runs, budget, verified])
 
 
 def _query_of(entries: list[dict], plan_hash: str | None) -> str:
