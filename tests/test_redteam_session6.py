@@ -409,6 +409,23 @@ def test_a_sum_over_two_values_is_a_count(name, tmp_path):
     assert not small(derived), f"persons aged 77 in the North: {derived}"
 
 
+@pytest.mark.xfail(strict=True, reason="LEAK: WHERE prs_Age IN (20, 50, 77): COUNT, SUM and VAR are three "
+                                       "equations in the three value classes' counts: the one person aged 77")
+def test_a_variance_over_three_values_gives_three_counts(tmp_path):
+    """The same with a second moment: VAR(x) (with n - 1) gives the sum of squares, so three values are solved."""
+    world = [block(P, 41, exp_Region="North", prs_Age=[20] * 20 + [50] * 20 + [77])]
+    t = run([by_region("COUNT(*) AS n, SUM(prs_Age) AS s, VAR(prs_Age) AS v",
+                       where="WHERE prs_Age IN (20, 50, 77)")], world, tmp_path)
+    n, s, v = north(t, 0, "n"), north(t, 0, "s"), north(t, 0, "v")
+    derived = None
+    if None not in (n, s, v):
+        a = [[1, 1, 1], [20, 50, 77], [400, 2500, 5929]]
+        b = [n, s, v * (n - 1) + s * s / n]
+        import numpy as np
+        derived = float(np.linalg.solve(np.array(a, dtype=float), np.array(b, dtype=float))[2])
+    assert not small(derived), f"persons aged 77 in the North: {derived}"
+
+
 
 # ------------------------------------------------------------------ many parts: the zero rule
 def _eight_atoms(old: int) -> list:
