@@ -449,9 +449,6 @@ def test_many_parts_release_an_empty_group(tmp_path):
     assert derived is None or derived >= K, f"rows aged 77 or more: {derived}, read off as 'none'"
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: a third FILTER the guard's domain cannot decide (debt_eur - prs_Age) "
-                                       "sends filter.parts to 'each atom 0 or >= k'': n - young - mid = 0 is "
-                                       "released ('nobody aged 77 or more'), one such person withholds it")
 def test_an_undecidable_part_releases_an_empty_group(tmp_path):
     """The same zero-rule leak as above through filter.parts' other fallback: when structure.relate cannot
     decide the atoms (a part on a wide column in arithmetic), every atom is tested two-sided."""
@@ -475,7 +472,7 @@ LEAK_NESTED = ("LEAK: ages 40-49 as u50 - u40 of two nested FILTER counts (a fam
 
 
 @pytest.mark.parametrize("order", [
-    pytest.param("band_first", marks=pytest.mark.xfail(strict=True, reason=LEAK_NESTED)),
+    "band_first",  # caught: u50 - u40 is a group filter.parts tests, and the guard compares it (7086d72+)
     # caught by the rest families of ccf6840 (the rest of u40, ages >= 40, against the band)
     "subgroups_first"])
 def test_difference_of_two_nested_subgroups_against_a_where(order, tmp_path):
@@ -492,9 +489,7 @@ AGES_80 = [block(P, 70, exp_Region="North", prs_Age=[20] * 20 + [50] * 35 + [78]
 
 
 @pytest.mark.parametrize("order", [
-    pytest.param("band_first", marks=pytest.mark.xfail(strict=True, reason=(
-        "LEAK: ages >= 77 but 80 first; then n, young, mid (every part >= k, so filter.parts releases them): "
-        "n - young - mid is a family the guard does not compare; minus the earlier count = the one aged 80"))),
+    "band_first",  # caught: n - young - mid is a group filter.parts tests, compared by the guard
     "subgroups_first"])  # caught
 def test_third_part_of_a_later_release_against_an_earlier_where(order, tmp_path):
     """The three-part attack across two releases: the third part n - young - mid (ages 77 and more) is

@@ -80,7 +80,7 @@ RULES: dict[str, Rule] = {r.id: r for r in [
                    + f" alone has >= {_k(a)} distinct persons in the {a.get('what', 'subgroup')}", False),
     Rule("filter.parts", "2.15", "several counted parts of one cell: every group their counts determine",
          lambda a: f"the {a.get('what', 'group')}" + (f" not held by {_who(a)}" if a.get("who") else "")
-                   + (f" number 0 or >= {_k(a)}" if "high" in a else f" number >= {_k(a)} (0 counts as too few)"),
+                   + f" number >= {_k(a)} (0 counts as too few)",
          False),
     Rule("linkage.shared", "2.6", "membership: persons shared with other organisations",
          lambda a: f"of the persons held by {_who(a)}, those also in other organisations' rows number >= {_k(a)}",

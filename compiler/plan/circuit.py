@@ -88,6 +88,7 @@ class CircuitBuilder:
         agg_plans = [self.plan_aggregate(a) for a in lp.aggregates]
         self.value_columns = {slot: arg for a, p in zip(lp.aggregates, agg_plans) for slot, arg, _ in counted(a, p)}
         self.partition = PartitionRule(self, agg_plans)  # filter.parts: its slots before the owners' partials
+        self.value_columns.update(self.partition.columns())
         self.person_slots = self.value_person_slots(agg_plans) if lp.person_key and not dp else {}
         keys_ir = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
         # differencing guard: earlier releases (compiler/plan/guard.py); under DP the budget replaces it
@@ -134,6 +135,8 @@ class CircuitBuilder:
         distinct = [v["node"] for a, v in zip(lp.aggregates, self.agg_list) if a.func == "count_distinct"]
         pairs = self.rules.count_pairs(counts, self.slot("rows"), distinct)
         parts = self.partition.flags() if getattr(self, "partition", None) else None
+        for slot in self.partition.columns() if parts else []:  # each derived group against earlier releases
+            parts = guard.apply_values(self, slot, parts)
         for a, p, v in zip(lp.aggregates, agg_plans, self.agg_list):
             slots = [slot for slot, _, _ in counted(a, p)]
             extra = [pairs.get(slot) for slot in slots] or [pairs.get(v["node"]) if a.func == "count_distinct"

@@ -11,7 +11,8 @@ counts, other than the groups 2.4 and 2.13 already test, must hold >= k' rows an
 >= k' persons, in the cell and on every observer's complement, as the cells of GROUP BY (keys,
 p1, ..., pj) would (strict: the zero rule). Which atoms are empty by definition is decided per
 cell over the public domain (structure.relate); where that cannot be decided, every atom must
-hold 0 or >= k' rows.
+hold >= k' rows (strict too, so an atom empty by a definition the procedure cannot read withholds
+the parts: over-suppression, never a released "nobody here").
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from insightql.compiler.plan.structure import relate
 
 MAX_PARTS = 12
 """Parts of one cell whose atoms are related exactly (2**12 atoms); above it every atom is tested on
-its own (0 or >= k'), which implies every union passes."""
+its own (>= k'), which implies every union passes."""
 
 BOOL = {"kind": "bool", "nullable": False}
 
@@ -111,7 +112,7 @@ class PartitionRule:
             if a.func == "share_if":
                 self.strict.append({p["hits"]: 0, **({p["count"]: 1} if a.arg_type.nullable else {})})
         self.parts = list(seen.values())
-        self.tests: list[dict] = []  # {slot, persons, cells: public mask, two_sided}
+        self.tests: list[dict] = []  # {slot, arg, persons, cells: where the test applies (public)}
         if len(self.parts) >= 2 and getattr(lp.policy, "privacy", None) is None:  # DP: no threshold rules
             self._plan()
 
@@ -126,8 +127,8 @@ class PartitionRule:
         rel = relate(b.catalog, q, q) if j <= MAX_PARTS else None
         cells = b.cells
         if j > MAX_PARTS or rel is None:
-            for s in bits:  # undecided: each atom 0 or >= k' on its own
-                self._declare(atom_ir(irs, s), np.ones(cells, dtype=bool), two_sided=True)
+            for s in bits:  # undecided: each atom >= k' on its own (strict: which are empty is not known)
+                self._declare(atom_ir(irs, s), np.ones(cells, dtype=bool))
             return
         possible = rel.new_nonempty.reshape(cells, 2 ** j)
         index = {slot: i for i, (slot, _) in enumerate(self.parts)}
@@ -141,13 +142,18 @@ class PartitionRule:
             tested = [frozenset(a for a in atoms if all(a[index[slot]] == bit for slot, bit in group.items()))
                       for group in self.strict]
             for u in derivable(atoms, j, [t for t in tested if t]):
-                self._declare(_all("or", [atom_ir(irs, s) for s in sorted(u)]), mask, two_sided=False)
+                self._declare(_all("or", [atom_ir(irs, s) for s in sorted(u)]), mask)
 
-    def _declare(self, cond: dict, cells: np.ndarray, two_sided: bool) -> None:
+    def _declare(self, cond: dict, cells: np.ndarray) -> None:
         b = self.b
         pk = b.lp.person_key
-        self.tests.append({"slot": b.slot("count", indicator(cond)), "cells": cells, "two_sided": two_sided,
+        self.tests.append({"slot": b.slot("count", indicator(cond)), "arg": indicator(cond), "cells": cells,
                            "persons": b.slot("persons_where", cond, column=pk) if pk else None})
+
+    def columns(self) -> dict[str, dict]:
+        """{count slot: row IR} of the groups tested: released cells of their own for the differencing
+        guard too, which compares them with every earlier release (spec/disclosure.md 3.2)."""
+        return {t["slot"]: t["arg"] for t in self.tests}
 
     def flags(self) -> str | None:
         """One flag over the cells: every derivable group passes where it applies (else None)."""
@@ -163,12 +169,9 @@ class PartitionRule:
             for held, ds in scopes:
                 who = {"who": list(held)} if held else {}
                 x = b.combined[t["slot"]] if not held else r.part(t["slot"], ds)
-                if t["two_sided"]:
-                    flags.append(r.zero_or_many("filter.parts", x, what=what, **who))
-                else:
-                    flags.append(r.at_least("filter.parts", x, what=what, **who))
+                flags.append(r.at_least("filter.parts", x, what=what, **who))
                 if t["persons"]:
-                    flags.append(r.persons_ok(t["persons"], ds, strict=not t["two_sided"], rule="filter.parts",
+                    flags.append(r.persons_ok(t["persons"], ds, strict=True, rule="filter.parts",
                                               what=what, **who))
             test = r.all_of(flags)
             if t["cells"].all():
