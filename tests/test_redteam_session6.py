@@ -501,6 +501,27 @@ def test_third_part_of_a_later_release_against_an_earlier_where(order, tmp_path)
     assert not small(derived), f"persons aged 80 in the North: {derived}"
 
 
+
+# ------------------------------------------------------------------ dominance across two releases
+@pytest.mark.xfail(strict=True, reason="LEAK: SUM(support_eur) by region, then the same WHERE stay_days < 30: the "
+                                       "difference is 5 stays (>= k, the guard passes) whose sum 20040 is one "
+                                       "stay's 20000: sum.dominance withholds it asked directly, not as a difference")
+def test_dominance_of_a_difference_of_two_sums(tmp_path):
+    """catalog_strict.toml, shelter_stays (k = 5, dominance (1, 60)). The guard tests a difference's rows (and
+    rows with a value, 3.2) but never its dominance (2.7): the long stays' sum, withheld when asked as a cell,
+    is read off as total minus the short stays."""
+    world = [block("shelter_stays", 20, region="North", stay_days=10, support_eur=1000, person_id=lambda i: i + 1),
+             block("shelter_stays", 1, region="North", stay_days=60, support_eur=20000, person_id=500),
+             block("shelter_stays", 4, region="North", stay_days=60, support_eur=10, person_id=lambda i: 600 + i)]
+    base = "SELECT region, COUNT(*) AS n, SUM(support_eur) AS s FROM shelter_stays {} GROUP BY region;"
+    plan, _, table = releases([base.format("WHERE stay_days >= 30")], world, STRICT, tmp_path / "direct")[0]
+    assert cells(plan, table)[("North",)]["s"] is None  # asked directly: one stay dominates (sum.dominance)
+    runs = releases([base.format(""), base.format("WHERE stay_days < 30")], world, STRICT, tmp_path / "two")
+    total, short = (cells(p, t)[("North",)]["s"] for p, _, t in runs)
+    derived = minus(total, short)
+    assert derived is None, f"the long stays' support, {derived}, is one stay's 20000 (99.8 %)"
+
+
 # ------------------------------------------------------------------ attacks that failed (the protection held)
 STRICT = load_catalog(CATALOG.parent / "catalog_strict.toml")
 
