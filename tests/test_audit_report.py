@@ -92,16 +92,25 @@ def test_period_and_dataset_filters(ledgers, tmp_path):
 
 
 def test_budget_recorded_is_shown(ledgers, tmp_path):
-    def with_budget(es):
-        for e in es:
-            if e["kind"] == "release":
-                e["data"]["budget"] = {"epsilon": 0.5, "spent": 1.5, "of": 3.0}
-        return es
+    """budget.py's spends (a `note` {dp_spend} per dataset at every party) from the owner's ledger, and
+    what is left in the current period by the owner's policy."""
+    text = CATALOG.read_text(encoding="utf-8")
+    anchor = "max_groups = 2000\n[datasets.police_victims.columns]"
+    assert anchor in text
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(text.replace(anchor, "max_groups = 2000\n[datasets.police_victims.policy.privacy]\n"
+                                    "epsilon_budget = 1.0\nperiod_days = 30\n[datasets.police_victims.columns]"))
     for p in PARTIES:
-        rewrite(ledgers[p], with_budget)
-    res, files = report(ledgers, tmp_path, "html")
-    page = files[0].read_text()
-    assert "No differential privacy budget recorded" not in page and "&#x27;epsilon&#x27;: 0.5" in page
+        Ledger(ledgers[p]).append("note", "sha256:aaa", {"dp_spend": {"dataset": "police_victims", "epsilon": "3/5",
+                                                                      "delta": "0", "query": "by_region"}})
+    out = tmp_path / "dp"
+    res = iq("audit", "report", "--ledger", *ledgers.values(), "--catalog", catalog, "--format", "html", "--out", out)
+    assert res.returncode == 0, res.stdout + res.stderr
+    page = (out / "audit-police_victims-start-end.html").read_text()
+    section = page[page.index("<h2>Differential privacy budget</h2>"):page.index("<h2>Verification")]
+    assert "No differential privacy budget recorded" not in section
+    assert section.count("<td>3/5</td>") == 1 and "<td>police</td>" in section  # the owner's record only
+    assert "epsilon 0.6 spent of 1 (0.4 left)" in section and "the last 30 days" in section
 
 
 def test_a_rewritten_ledger_is_a_problem_in_the_report(ledgers, tmp_path):

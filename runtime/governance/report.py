@@ -4,7 +4,8 @@ ledgers of the parties (spec/governance.md 2.6).
 Sections: releases (date, plan hash, receivers, outputs), approvals (signer, role, legal basis,
 purpose, reference, conditions), what each party learned (the leakage items its release entry
 records, and whether it received the values), runs refused, failed or killed, the differential
-privacy budget spent (entries that record one; otherwise the section says that none is recorded)
+privacy budget spent (the `dp_spend` notes of budget.py, from the owner's ledger, and what it says
+is left in the current period; otherwise a marked notice says that none is recorded)
 and the verification status of every ledger given (its hash chain, the heads the others hold,
 and the comparison of the release entries). ``collect`` builds a neutral document (sections of
 paragraphs and tables, ``report_render.py``) that is written as HTML or Markdown.
@@ -82,12 +83,11 @@ def _when(entry: dict) -> str:
     return str(entry.get("time"))[:19].replace("T", " ")
 
 
-def _releases(ledgers, mine, start, end) -> tuple[Section, Section, list[list[str]]]:
-    """Releases (one row per run), what each party learned (one row per party), budgets recorded."""
+def _releases(ledgers, mine, start, end) -> tuple[Section, Section]:
+    """Releases (one row per run) and what each party learned (one row per party and release)."""
     releases = Section("Releases", header=["date (UTC)", "query", "plan", "receivers", "outputs", "recorded by"])
     learned = Section("What each party learned", header=["date (UTC)", "query", "party", "values received",
                                                          "learned beside the output"])
-    budget = []
     for run in compare_mod.group_runs(ledgers):
         first = min((es[0] for es in run.values()), key=lambda e: str(e.get("time")))
         d, ph = first.get("data") or {}, first.get("plan_hash")
@@ -105,23 +105,18 @@ def _releases(ledgers, mine, start, end) -> tuple[Section, Section, list[list[st
                 else "not recorded (entry predates issue 21)")
             learned.rows.append([when, rd.get("query") or "?", party,
                                  f"yes (commitment {c['value'][:24]}...)" if c else "no", items])
-            if rd.get("budget") is not None:
-                budget.append([when, party, rd.get("query") or "?", str(rd["budget"])])
-    return releases, learned, budget
+    return releases, learned
 
 
-def _approvals_and_budgets(entries, mine, start, end) -> tuple[Section, list[list[str]]]:
-    """Approvals (once each, with the parties that recorded it) and budget entries other than releases."""
+def _approvals(entries, mine, start, end) -> Section:
+    """Approvals, once each, with the parties that recorded it."""
     approvals = Section("Approvals", header=["recorded", "query", "approver", "signer", "role", "legal basis",
                                              "purpose", "reference", "conditions", "recorded by"])
     seen: dict[str, list] = {}
-    budget = []
     for party, es in entries.items():
         for e in es:
             d, ph = e.get("data") or {}, e.get("plan_hash")
-            if ph not in mine or not _in_period(e, start, end) or e.get("kind") == "release":
-                continue
-            if e.get("kind") == "approval":
+            if ph in mine and e.get("kind") == "approval" and _in_period(e, start, end):
                 row = seen.get(d.get("signature"))
                 if row is None:
                     signer, cond = d.get("signer") or {}, d.get("conditions") or {}
@@ -132,11 +127,47 @@ def _approvals_and_budgets(entries, mine, start, end) -> tuple[Section, list[lis
                         f"expires {cond.get('expires') or 'never'}, runs {cond.get('runs') or 'unlimited'}", []]
                     approvals.rows.append(row)
                 row[-1].append(party)
-            elif "budget" in str(e.get("kind")) or d.get("budget") is not None:
-                budget.append([_when(e), party, d.get("query") or "?", str(d.get("budget", d))])
     for row in approvals.rows:
         row[-1] = ", ".join(sorted(row[-1]))
-    return approvals, budget
+    return approvals
+
+
+def _budget(ledgers, entries, catalog, dataset, start, end) -> Section:
+    """The differential privacy spends on ``dataset`` (budget.py's `note` entries {dp_spend}), from
+    the owner's ledger when it is given (the party that enforces the budget), else from every
+    ledger; and what the owner's ledger says is spent and left in the current period."""
+    from insightql.runtime.governance import budget as budget_mod
+
+    sec = Section("Differential privacy budget", header=["date (UTC)", "recorded by", "query", "plan", "epsilon",
+                                                         "delta"])
+    ds = catalog.datasets.get(dataset)
+    owner = ds.owner if ds is not None and ds.owner in ledgers else None
+    for party, es in entries.items():
+        if owner is not None and party != owner:
+            continue
+        for e in es:
+            spend = (e.get("data") or {}).get(budget_mod.SPEND) if e.get("kind") == "note" else None
+            if isinstance(spend, dict) and spend.get("dataset") == dataset and _in_period(e, start, end):
+                sec.rows.append([_when(e), party, spend.get("query") or "?", _short(e.get("plan_hash")),
+                                 str(spend.get("epsilon")), str(spend.get("delta"))])
+    policy = getattr(getattr(ds, "policy", None), "privacy", None)
+    if owner is not None and policy is not None:
+        now = budget_mod.spent_remaining(Ledger(ledgers[owner]), catalog, me=owner).get(dataset)
+        if now:
+            sec.paragraphs.append(
+                f"As {owner}'s ledger records it, in the current period (the last {now['period_days']} days, not "
+                f"the report's period): epsilon {now['spent_epsilon']:g} spent of {now['budget_epsilon']:g} "
+                f"({now['remaining_epsilon']:g} left), delta {now['spent_delta']:g} of {now['budget_delta']:g}, "
+                f"over {now['releases']} release(s).")
+    elif policy is not None:
+        sec.paragraphs.append(f"The budget is enforced by {ds.owner}'s party; its ledger was not given, so the spends "
+                              "shown are those the other parties recorded.")
+    if not sec.rows:
+        sec.paragraphs.insert(0, f"{NO_BUDGET} for {dataset} in this period"
+                              + (": its policy sets no differential privacy budget (its releases are protected by "
+                                 "the threshold and suppression rules only)." if policy is None else "."))
+        sec.status = "none"
+    return sec
 
 
 def _runs(ledgers, entries, plans, mine, dataset, start, end) -> Section:
@@ -160,20 +191,15 @@ def collect(ledgers: dict[str, Path], catalog, dataset: str, start: date | None,
     entries = {p: Ledger(path).readable_entries() for p, path in ledgers.items()}
     plans = _plan_datasets(entries)
     mine = {ph for ph, ds in plans.items() if dataset in ds}
-    releases, learned, budget_rows = _releases(ledgers, mine, start, end)
-    approvals, more_budget = _approvals_and_budgets(entries, mine, start, end)
+    releases, learned = _releases(ledgers, mine, start, end)
+    approvals = _approvals(entries, mine, start, end)
     runs = _runs(ledgers, entries, plans, mine, dataset, start, end)
-    budget = Section("Differential privacy budget", header=["date (UTC)", "party", "query", "budget"],
-                     rows=sorted(budget_rows + more_budget))
+    budget = _budget(ledgers, entries, catalog, dataset, start, end)
+    budget.rows.sort(key=lambda r: r[0])
     for sec in (releases, learned, approvals, runs):
         sec.rows.sort(key=lambda r: r[0])
         if not sec.rows:
             sec.paragraphs.append("None in this period.")
-    if not budget.rows:
-        budget.paragraphs.append(f"{NO_BUDGET} for {dataset} in this period: no release of it recorded a "
-                                 "differential privacy budget (its releases are protected by the threshold and "
-                                 "suppression rules only).")
-        budget.status = "none"
     ds = catalog.datasets.get(dataset)
     period = f"{start or 'the first entry'} to {end or 'the last entry'}"
     intro = Section("Dataset", paragraphs=[
