@@ -57,6 +57,16 @@ Found (strict xfail):
   counts determine, as filter.parts computes within a release). After WHERE ages 40-49 but 45, the
   nested FILTERs give the person aged 45 (the other order, subgroups first, is caught by the rest
   families since ccf6840).
+* third_part_of_a_later_release_against_an_earlier_where: the same across releases with the three
+  parts: ages >= 77 but 80 first, then n, young, mid (each part >= k): n - young - mid - earlier = 1.
+* an_undecidable_part_releases_an_empty_group: filter.parts' other fallback (structure.relate cannot
+  decide the atoms: a FILTER on debt_eur - prs_Age) is "each atom 0 or >= k'" too: "nobody aged 77
+  or more" is released (the zero rule).
+* a_variance_over_three_values_gives_three_counts: COUNT, SUM and VAR over WHERE x IN (a, b, c) are
+  three equations in the three value classes' counts.
+* dominance_of_a_difference_of_two_sums: the guard tests a difference's rows, never its dominance
+  (2.7): total minus the short stays is the long stays' sum, one stay's 20000 of 20040, which
+  sum.dominance withholds when the long stays are asked as a cell.
 """
 from __future__ import annotations
 
