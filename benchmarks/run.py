@@ -228,7 +228,7 @@ SPAWNS = {"fork": "forked from iq run (the default)", "exec": "a fresh interpret
 def _demo_phases(stderr: str) -> dict:
     """Phases of one `iq run` from its stderr: the launcher's own start, and per party its timings line."""
     out: dict = {"parent": None, "parties": {}}
-    m = re.search(r"iq run: ([0-9.]+)s from its start", stderr)
+    m = re.search(r"this launcher: ([0-9.]+)s from its start", stderr)
     out["parent"] = float(m.group(1)) if m else None
     for name, rest in re.findall(r"\[(\w+)\] timings: (.*)", stderr):
         steps = {k.strip(): float(v) for k, v in re.findall(r"([a-z][a-z ()':,-]+?) ([0-9.]+)s", rest)}

@@ -67,6 +67,23 @@ class Tally:
         self._tree(l, n)
         self.rounds += 2 + math.ceil(math.log2(max(l, 1)))
 
+    def to_bits(self, n: int, l: int):
+        """np_to_bits(l) of a SecInt: l random bits per element, open c, then np_add_bits of the
+        random bits and c's public bits (a carry tree: products with a public bit are local)."""
+        self.open_2t.append(l * n)
+        self.open_t.append(n)
+        self.rounds += 2
+
+        def carries(width: int, high: bool) -> None:  # one product call (one message) per step of the tree
+            if width == 1:
+                return
+            h = width // 2
+            carries(h, high)
+            carries(width - h, True)
+            self.reshare.extend([(width - h) * n] * (2 if high else 1))
+        carries(l, False)
+        self.rounds += math.ceil(math.log2(max(l, 1)))
+
     def _tree(self, rows: int, n: int):
         while rows > 1:
             k = rows // 2
@@ -131,8 +148,12 @@ class _Model:
 
     def reciprocal(self, t: Tally, n: int, b_hi: float):
         L = max(1, math.ceil(math.log2(b_hi + 1)))
-        if L > 1:
-            t.lt0((L - 1) * n, bits(-(2 ** L), 2 ** L))
+        if L > 1:  # b's bits, then suffix products of (1 - bit) over L - 1 columns in log2 rounds
+            t.to_bits(n, L)
+            m, d = L - 1, 1
+            while d < m:
+                t.mul((m - d) * n)
+                d *= 2
         for _ in range(RECIPROCAL_NEWTON_STEPS):
             t.mul(n)
             t.mul(n)

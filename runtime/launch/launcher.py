@@ -253,7 +253,7 @@ def _wait_all(procs: dict, timeout: float, quiet: bool, age: float | None = None
     if not quiet:
         summary = [line for n in procs for line in logs[n] if " timings:" in line]
         if summary:
-            before = f" (iq run: {age:.2f}s from its start to starting them)" if age is not None else ""
+            before = f" (this launcher: {age:.2f}s from its start to starting them)" if age is not None else ""
             sys.stderr.write(f"timings per party{before}:\n" + "".join("  " + line for line in summary))
     return {n: (out[n], "".join(logs[n])) for n in out}  # in the order they stopped
 

@@ -242,8 +242,17 @@ async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | No
     receivers = [names.index(r) for r in plan["receivers"] if r in names]
     table = None
     progress.step("local steps")
-    for n in plan["nodes"]:
+    divisions: list[dict] = []  # div nodes held back until a node reads one: then all of them in one call
+    for n in plan["nodes"] + [None]:
+        if divisions and (n is None or any(i in {d["id"] for d in divisions} for i in operands(n))):
+            values.update(ops.divide_many(divisions, values))
+            divisions = []
+        if n is None:
+            break
         op, place = n["op"], n["placement"]
+        if op == "div" and not profile:  # (IQ_PROFILE times each node on its own)
+            divisions.append(n)
+            continue
         if op == "load":
             if place == f"local:{me}":
                 values[n["id"]] = loaded[n["id"]]
