@@ -22,6 +22,7 @@ import csv
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -222,26 +223,39 @@ def load_results() -> dict:
     return res
 
 
-def record(design: str, query: str, n: int, seconds: float, load: float) -> None:
+def record(design: str, query: str, n: int, seconds: float, load: float, cpu: float | None = None) -> None:
     res = load_results()
     if design in COMPUTING:
         res.setdefault("computing", {})[f"{design}/{query}"] = COMPUTING[design]
     design = os.environ.get("IQ_BENCH_LABEL", design)  # e.g. the previous commit's code, same run
     rows = res.setdefault(design, {}).setdefault(query, []) if design != "baseline" else res.setdefault("baseline", [])
-    rows[:] = sorted([r for r in rows if r[0] != n] + [[n, round(seconds, 2), round(load, 2)]])
+    row = [n, round(seconds, 2), round(load, 2)] + ([] if cpu is None else [round(cpu, 1)])
+    rows[:] = sorted([r for r in rows if r[0] != n] + [row])
     RESULTS.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children: the parties of a run. Less
+    sensitive to other jobs on the machine than wall time (the 2 cores are shared by about six
+    sessions), so the table gives both."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def measure(design: str, query: str, sizes: list[int]) -> None:
     for n in sizes:
-        load = os.getloadavg()[0]
+        load, cpu = os.getloadavg()[0], children_cpu()
         t = run_baseline(n) if design == "baseline" else run_handwritten(query, n) if design == "handwritten" \
             else run_query(QUERIES[query], n, design)
-        record(design, query, n, t, max(load, os.getloadavg()[0]))
-        print(design, query, n, f"{t:.1f} s", f"load {os.getloadavg()[0]:.1f}", flush=True)
+        cpu = children_cpu() - cpu
+        record(design, query, n, t, max(load, os.getloadavg()[0]), cpu)
+        print(design, query, n, f"{t:.1f} s", f"cpu {cpu:.1f} s", f"load {os.getloadavg()[0]:.1f}", flush=True)
 
 
 def _table(rows: list, what: str) -> list[str]:
+    if any(len(r) > 3 for r in rows):
+        return [f"| {what} | time (s) | load average | CPU of the parties (s, sum) |", "|---|---:|---:|---:|",
+                *[f"| {r[0]:,} | {r[1]:.1f} | {r[2]} | {r[3] if len(r) > 3 else '?'} |" for r in rows]]
     return [f"| {what} | time (s) | load average |", "|---|---:|---:|",
             *[f"| {r[0]:,} | {r[1]:.1f} | {r[2] if len(r) > 2 else '?'} |" for r in rows]]
 

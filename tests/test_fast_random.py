@@ -69,3 +69,20 @@ def test_word_sized_fields_share_exactly_and_uniformly():
     for bit in (0, 30, 60):
         ones = int(((top >> np.uint64(bit)) & np.uint64(1)).sum())
         assert abs(ones - 10000) < 300, (bit, ones)
+
+
+def test_two_word_coefficients_are_in_range_and_spread():
+    from insightql.runtime.secure.fast_random import uniform_two_words
+
+    p = 9671406556917033397649353  # 83 bits: the fast design's field
+    r = uniform_two_words(p, 20000)
+    assert r.dtype == object and all(0 <= int(v) < p for v in r)
+    for bit in (0, 63, 64, 81):
+        ones = sum((int(v) >> bit) & 1 for v in r)
+        assert abs(ones - 10000) < 300, (bit, ones)
+    q = (1 << 64) + 13  # rejection near the bottom of the range: values above 2**64 are rare but present
+    r = uniform_two_words(q, 20000)
+    assert all(0 <= int(v) < q for v in r)
+    q = (1 << 63) + 29  # 64 bits, too wide for the uint64 Horner path with 3 parties: one word
+    r = uniform_two_words(q, 20000)
+    assert all(0 <= int(v) < q for v in r) and max(r) > 1 << 62

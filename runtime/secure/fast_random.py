@@ -36,6 +36,26 @@ def random_below(p: int, count: int) -> np.ndarray:
     return acc % p
 
 
+def uniform_two_words(p: int, count: int) -> np.ndarray:
+    """count values uniform in [0, p) as Python ints, p < 2**128: rejection sampling of
+    p.bit_length() bits from two 64-bit words compared in uint64, no big-integer modulo."""
+    b = p.bit_length()
+    if b <= 64:  # (a shift by 64 bits would be undefined in numpy)
+        return uniform_words(p, count).astype(object)
+    ph, pl = np.uint64(p >> 64), np.uint64(p & ((1 << 64) - 1))
+    hi_parts, lo_parts, got = [], [], 0
+    while got < count:
+        want = count - got + (count - got) // 2 + 16
+        raw = np.frombuffer(os.urandom(16 * want), dtype=np.uint64).reshape(2, want)
+        hi, lo = raw[0] >> np.uint64(128 - b), raw[1]
+        ok = (hi < ph) | ((hi == ph) & (lo < pl))
+        hi_parts.append(hi[ok])
+        lo_parts.append(lo[ok])
+        got += int(ok.sum())
+    hi, lo = np.concatenate(hi_parts)[:count], np.concatenate(lo_parts)[:count]
+    return (hi.astype(object) << 64) | lo.astype(object)
+
+
 def uniform_words(p: int, count: int) -> np.ndarray:
     """count values uniform in [0, p) as uint64, p < 2**64: rejection sampling of p.bit_length() bits."""
     b = p.bit_length()
@@ -75,6 +95,18 @@ def np_random_split(field, s, t, m):
     if p * (m + 1) < 1 << 64:
         return _split_words(p, s, t, m)
     n = len(s)
+    if p.bit_length() <= 128:  # Horner's rule with small ints: fewer big-integer operations than V @ C
+        c = uniform_two_words(p, t * n).reshape(t, n) if t else np.empty((0, n), dtype=object)
+        out = np.empty((m, n), dtype=object)
+        for i in range(1, m + 1):
+            acc = s
+            if t:
+                acc = c[t - 1]
+                for k in range(t - 2, -1, -1):
+                    acc = acc * i + c[k]
+                acc = acc * i + s
+            out[i - 1] = acc % p
+        return out
     coefficients = random_below(p, t * n).reshape(t, n) if t else np.empty((0, n), dtype=object)
     V = np.vander(np.array(list(range(1, m + 1)), dtype=object), N=t + 1, increasing=True)
     return (V @ np.concatenate((s.reshape(1, n), coefficients))) % p

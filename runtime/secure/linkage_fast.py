@@ -253,11 +253,31 @@ def columns(a: dict) -> list[tuple[int, str]]:
     return list(dict.fromkeys(out))
 
 
-def column_type(mpc, a: dict, n: int):
-    """One SecInt for keys and per-cell sums: wide enough for both (n rows in all)."""
+def _sum_bits(a: dict, n: int) -> int:
     val_bits = [f["bits"] for side in a["layout"]["sides"] for f in side if f["name"].endswith(".val")]
-    sums = max(val_bits, default=1) + 1 + max(n, 1).bit_length()
-    return mpc.SecInt(max(key_width(a["layout"]), sums) + 2)
+    lo = [abs(int(w.get("lo", 0))) for w in a.get("weights", []) if "field" in w]
+    return max(max(val_bits, default=1), max(lo, default=0).bit_length()) + 1 + max(n, 1).bit_length()
+
+
+def column_type(mpc, a: dict, n: int):
+    """The keys' SecInt, whose prime field MiMC works in (about 83 bits: the tags' security and
+    collision bound, section 6.2 of spec/linkage.md); wide enough for the sums too, as it was when
+    every column used it."""
+    return mpc.SecInt(max(key_width(a["layout"]), _sum_bits(a, n)) + 2)
+
+
+def value_type(mpc, a: dict, n: int):
+    """The other columns' SecInt (0/1 cells and flags, measures, per-cell sums over n rows): about a
+    60-bit field instead of the keys' 83 bits, so the shuffle and the aggregation work on smaller
+    numbers and Shamir splitting takes the uint64 path (runtime/secure/fast_random.py)."""
+    return mpc.SecInt(max(_sum_bits(a, n) + 2, 24))
+
+
+async def shuffle_pair(mpc, rows):
+    """(keys, columns) shuffled by the SAME permutations: seeds drawn once, one derived shuffle each."""
+    key, cols = rows
+    seeds = await shuffle_seeds(mpc)
+    return await shuffle(mpc, key, None, (seeds, 0)), await shuffle(mpc, cols, None, (seeds, 0))
 
 
 def owner_columns(a: dict, vector: int, packed: list[int]) -> np.ndarray:
@@ -284,26 +304,26 @@ def owner_columns(a: dict, vector: int, packed: list[int]) -> np.ndarray:
 
 async def distinct(mpc, node: dict, a: dict, rows):
     """Per cell, the number of runs (distinct keys) holding a row of that cell; `rows` are all
-    owners' column matrices, concatenated."""
+    owners' (keys, columns), concatenated."""
     phases = Phases(mpc, node["id"])
-    x = await shuffle(mpc, rows)
-    await phases.done("shuffle", x)
-    runs = await open_runs(mpc, node, x[:, 0], phases)
-    out = runs.or_total(mpc, mpc.np_transpose(x[runs.order])[1:])
+    key, x = await shuffle_pair(mpc, rows)
+    await phases.done("shuffle", key, x)
+    runs = await open_runs(mpc, node, key, phases)
+    out = runs.or_total(mpc, mpc.np_transpose(x[runs.order]))
     await phases.done("aggregate", out)
     return out
 
 
 async def join(mpc, node: dict, a: dict, rows, m_unique: bool):
-    """Per weight and cell, the sums over the joined rows (`rows`: U's column matrix, then M's).
+    """Per weight and cell, the sums over the joined rows (`rows`: U's (keys, columns), then M's).
     U's columns reach the M rows of their key by segment sums; every weight is then a column, so
     one joint one-hot product and one matrix product do the aggregation."""
     phases = Phases(mpc, node["id"])
-    cols = {c: j for j, c in enumerate(columns(a), 1)}
-    x = await shuffle(mpc, rows)
-    await phases.done("shuffle", x)
+    cols = {c: j for j, c in enumerate(columns(a))}
+    key, x = await shuffle_pair(mpc, rows)
+    await phases.done("shuffle", key, x)
     n = x.shape[0]
-    runs = await open_runs(mpc, node, x[:, 0], phases)
+    runs = await open_runs(mpc, node, key, phases)
     X = mpc.np_transpose(x[runs.order])
     u_names = [c for c in cols if c[0] == 0]
     spread = runs.spread(mpc, X[np.array([cols[c] for c in u_names])])

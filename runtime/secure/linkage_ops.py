@@ -112,19 +112,25 @@ class LinkOps:
         return sum(int(self.sizes[self.nodes[i]["inputs"][0]]) for i in self.consumer(share)["inputs"])
 
     def share_columns(self, node: dict, me: str, names: list[str], local: dict):
-        """Fast design: the owner shares its rows as columns (runtime/secure/linkage_fast.py)."""
+        """Fast design: the owner shares its rows as columns (runtime/secure/linkage_fast.py): the
+        key in the PRF's field, the other columns in a field sized to their sums (a pair)."""
         link = self.consumer(node)
         a, src = link["attrs"], node["inputs"][0]
-        st = linkage_fast.column_type(self.mpc, a, self.total_rows(node))
+        n = self.total_rows(node)
+        kt, vt = linkage_fast.column_type(self.mpc, a, n), linkage_fast.value_type(self.mpc, a, n)
         size, width = int(self.sizes[src]), 1 + len(linkage_fast.columns(a))
         if node["attrs"]["party"] == me:
             plain = linkage_fast.owner_columns(a, link["inputs"].index(node["id"]), local[src])
         else:
             plain = np.zeros((size, width), dtype=object)
         assert plain.shape == (size, width)
-        return self.mpc.input(st.array(plain), senders=names.index(node["attrs"]["party"]))
+        sender = names.index(node["attrs"]["party"])
+        return (self.mpc.input(kt.array(plain[:, 0]), senders=sender),
+                self.mpc.input(vt.array(plain[:, 1:]), senders=sender))
 
     def concat(self, vecs: list):
+        if isinstance(vecs[0], tuple):  # the fast design's (keys, columns) pairs
+            return tuple(self.concat([v[j] for v in vecs]) for j in range(len(vecs[0])))
         return vecs[0] if len(vecs) == 1 else self.mpc.np_concatenate(vecs)
 
     def to_main(self, x):
