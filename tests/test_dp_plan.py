@@ -182,3 +182,16 @@ def test_each_owner_keeps_at_most_r_rows_per_person(dp_catalog, tmp_path):
            "ngo_clients GROUP BY exp_Region;"
     ((p, loaded, table),) = releases([text], world, dp_catalog, tmp_path, guard=False)
     assert cells(p, table)[("North",)]["n"] == 5 + 12 + 1 + 10  # not 8 + 12 + 3 + 10: the oracle adds no noise
+
+
+def test_noisy_values_are_shown_within_their_public_range(dp_catalog, corpus_data):
+    """Post-processing in the public stage: a noisy mean beyond the column's clamp is shown at the
+    bound (a mean age of 99, not 400), and the suppression note names the noisy threshold."""
+    plan = _plan(QUERY, dp_catalog)
+    tables = load_tables(plan, dp_catalog, corpus_data)
+    ids = {n["attrs"]["what"]: n["id"] for n in plan["nodes"] if n["op"] == "dp_noise"}
+    big = run_plan_plaintext(plan, tables, noise={ids["SUM(prs_Age)"]: [10 ** 6] * plan["cells"]})
+    col = big.columns.index("mean_age")
+    assert {r[col] for r in big.rows if not isinstance(r[col], Suppressed)} == {99}
+    low = run_plan_plaintext(plan, tables, noise={ids["COUNT(*)"]: [-(10 ** 6)] * plan["cells"]})
+    assert any("noisy row count below k=10 (differential privacy)" in n for n in low.notes)

@@ -251,6 +251,8 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
     earlier = sorted({o["query"] or "?" for e in plan.get("guard", []) for o in e["from"]})
     reason = (f"fewer than k={k} rows or persons, in the cell or in what an observer does not hold"
               + (", or it would difference with an earlier release" if earlier else ""))
+    if plan["policy"].get("privacy"):  # spec/privacy.md 5: the only cell rule under DP
+        reason = f"noisy row count below k={k} (differential privacy)"
     pcts = {j for j, o in enumerate(a["outputs"]) if o.get("pct")}  # the compiler's marker (circuit.build_outputs)
     cell_rules, own_rules = plan_rules(plan)
     rows, row_combos = [], []
@@ -335,6 +337,10 @@ def _finish(raw: float, o: dict):
     value = float(raw) / 10 ** o["scale"] if o["scale"] > 0 else float(raw) * 10 ** (-o["scale"])
     if o.get("post") == "sqrt":
         value = math.sqrt(max(value, 0.0))
+    if o.get("dp"):  # a noisy value into its type's public range (a count >= 0, a mean within the clamp): post-processing
+        lo, hi = o["type"].get("lo"), o["type"].get("hi")
+        value = max(value, lo) if lo is not None else value
+        value = min(value, hi) if hi is not None else value
     if o["type"]["kind"] == "int":
         return int(round(value, o["round"]["round"] if o.get("round") else 0))
     if o.get("round") is not None:
