@@ -302,7 +302,6 @@ class CellChecks:
         rows in the earlier cells; "rows" or an earlier subgroup ("sub:i") compares the quantity's
         released cells with that family of earlier released cells, related over the public domain."""
         b, cN, cE, hi = self.b, self.cN, self.cE, self.hi
-        q_new = self.new_count(quantity, new)
         # a new cell that is an earlier cell by definition (the same family of cells, one of them
         # surely released) tells nothing new, whatever it differs from
         twin = next((q for q in self.old_families() if q != old_q and self.same_family(quantity, q)), None) \
@@ -314,13 +313,17 @@ class CellChecks:
                                        "release on the rows an observer does not hold, or on a subgroup either "
                                        "counts", None,
                                        ["group and filter by columns whose values the catalog enumerates"]))
+        groups = groups_of(rel)
+        if not groups:  # no cells that can share rows: nothing to subtract
+            return flag
+        q_new = self.new_count(quantity, new)
         q_old = self.total(self.parts[old_q], old)
         possible, certain = self.possible[old_q], self.certain[old_q]
         f_q = b.secure("mul", [flag, q_new], 0, hi)
         p_q = self.node("mul", [possible, q_old], cE, 0, hi)
         unreleased = b.secure("not", [flag], 0, 1)
         bad = []
-        for rule, ns, es, new_in, old_in in groups_of(rel):
+        for rule, ns, es, new_in, old_in in groups:
             m = len(ns)
             n_pairs = [(n, g) for g, cells in enumerate(ns) for n in cells]
             e_pairs = [(e, g) for g, cells in enumerate(es) for e in cells]
