@@ -195,3 +195,14 @@ def test_noisy_values_are_shown_within_their_public_range(dp_catalog, corpus_dat
     assert {r[col] for r in big.rows if not isinstance(r[col], Suppressed)} == {99}
     low = run_plan_plaintext(plan, tables, noise={ids["COUNT(*)"]: [-(10 ** 6)] * plan["cells"]})
     assert any("noisy row count below k=10 (differential privacy)" in n for n in low.notes)
+
+
+def test_iq_diff_names_weaker_privacy(corpus_catalog):
+    from insightql.compiler.review.weakening import weakenings
+
+    half, one = _plan(QUERY.replace("0.9", "0.5"), corpus_catalog), _plan(QUERY.replace("0.9", "1"), corpus_catalog)
+    plain = _plan(QUERY.replace("@epsilon 0.9\n", ""), corpus_catalog)
+    assert "larger epsilon (less noise, more of the budget): 1/2 -> 1" in weakenings(half, one)
+    assert not any("epsilon" in w for w in weakenings(one, half))
+    assert "differential privacy is dropped: values are released without noise" in weakenings(half, plain)
+    assert any("replaced by differential privacy" in w for w in weakenings(plain, half))

@@ -57,7 +57,8 @@ def weakenings(a: dict, b: dict) -> list[str]:
             out.append(f"rule {rule} compares with a smaller constant: {ta[rule]} -> {tb[rule]}")
     dropped = sorted(_rules(a) - _rules(b))
     if dropped:
-        out.append(f"release rules no longer applied: {', '.join(dropped)}")
+        out.append(f"release rules no longer applied: {', '.join(dropped)}"
+                   + (" (replaced by differential privacy's noise: spec/privacy.md 5)" if pb.get("privacy") else ""))
     la, lb = _learnt(a), _learnt(b)
     for key in sorted(lb):
         more = sorted(lb[key] - la.get(key, set()))
@@ -65,6 +66,23 @@ def weakenings(a: dict, b: dict) -> list[str]:
             out.append(f"newly revealed: {key}" + (f" to {', '.join(sorted(lb[key]))}" if lb[key] else ""))
         elif more:
             out.append(f"{key} now also goes to {', '.join(more)}")
+    out += _privacy(pa.get("privacy"), pb.get("privacy"))
     if a.get("guard") and not b.get("guard"):
         out.append("no differencing guard (the earlier releases it compared with are not compared)")
+    return out
+
+
+def _privacy(a: dict | None, b: dict | None) -> list[str]:
+    """Differential privacy (spec/privacy.md): dropped, a larger epsilon, the noisy threshold dropped."""
+    from fractions import Fraction
+
+    if a is None:
+        return []
+    if b is None:
+        return ["differential privacy is dropped: values are released without noise"]
+    out = []
+    if Fraction(b["epsilon"]) > Fraction(a["epsilon"]):
+        out.append(f"larger epsilon (less noise, more of the budget): {a['epsilon']} -> {b['epsilon']}")
+    if a.get("noisy_threshold") and not b.get("noisy_threshold"):
+        out.append("the noisy threshold is dropped: every cell is released with noise")
     return out
