@@ -100,3 +100,21 @@ def test_a_tampered_spend_is_detected_and_the_party_refuses(catalog, tmp_path):
     gov = Governance(plan_of(catalog, "0.5"), "police", catalog, GovernanceOptions(), path)
     reason = gov.preflight()
     assert reason and "corrupted" in reason
+
+
+def test_spending_exactly_the_budget_is_allowed_despite_rounding(tmp_path):
+    """0.1 + 0.2 composes to 0.30000000000000004 in doubles; a budget of 0.3 still admits both."""
+    from insightql.compiler.check.catalog import Catalog
+
+    raw = load_catalog(CORPUS / "catalog_dp.toml").model_dump(mode="json")
+    raw["datasets"]["police_victims"]["policy"]["privacy"].update(epsilon_budget=0.3, max_epsilon_per_query=0.2)
+    cat = Catalog.model_validate(raw)
+    led = Ledger(tmp_path / "police.ledger.jsonl")
+    for eps in ("0.1", "0.2"):
+        plan = plan_of(cat, eps)
+        for n in plan["nodes"]:  # spend exactly the query's epsilon, so the sum is exactly the budget
+            if n["op"] == "dp_noise":
+                n["attrs"]["epsilon"] = str(Fraction(eps) / sum(1 for m in plan["nodes"] if m["op"] == "dp_noise"))
+        assert budget.check(plan, led, cat, "police") == [], eps
+        budget.record(plan, lambda kind, data: led.append(kind, plan["hash"], data))
+    assert budget.check(plan_of(cat, "0.001"), led, cat, "police")

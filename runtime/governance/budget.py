@@ -19,9 +19,12 @@ import math
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 
-from insightql.compiler.check.privacy_policy import fraction
 
 SPEND = "dp_spend"
+SLACK = 1e-9
+"""Relative slack of the comparisons with the budget and the cap: the composition rounds every
+value up to a double (0.1 + 0.2 gives 0.30000000000000004), which must not refuse a plan that
+spends exactly what the owner allows."""
 
 
 def plan_spends(plan: dict) -> dict[str, tuple[Fraction, Fraction]]:
@@ -88,11 +91,11 @@ def check(plan: dict, ledger, catalog, me: str, now: datetime | None = None) -> 
                 out.append(f"{d}: its policy requires differential privacy and the plan has none")
             continue
         eps, delta = new[d]
-        if eps > pol.cap():
+        if float(eps) > float(pol.cap()) * (1 + SLACK):
             out.append(f"{d}: the plan spends epsilon {float(eps):.6g}, above the per-query cap {float(pol.cap()):g}")
         past = [(Fraction(s["epsilon"]), Fraction(s["delta"])) for s in recorded(ledger, d, _window(pol, now))]
         total_eps, total_delta = compose(past + [(eps, delta)])
-        if total_eps > float(fraction(pol.epsilon_budget)) or total_delta > float(fraction(pol.delta_budget)):
+        if total_eps > pol.epsilon_budget * (1 + SLACK) or total_delta > pol.delta_budget * (1 + SLACK):
             spent = compose(past)
             out.append(f"{d}: the privacy budget would be exceeded: {len(past)} release(s) in the last "
                        f"{pol.period_days} days spent epsilon {spent[0]:.6g}, this plan {float(eps):.6g}, "
