@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from insightql.compiler.check.catalog import load_catalog
 from insightql.compiler.pipeline import compile_source
-from insightql.compiler.plan.partition import derivable
+from insightql.compiler.plan.partition import derivable, part_rows
 
 from conftest import CATALOG
 from tiers import examples
@@ -37,7 +37,7 @@ def _determined(atoms, nparts: int, u: frozenset, top: int = 2) -> bool:
 def test_derivable_matches_brute_force(case):
     j, atoms = case
     atoms = sorted(atoms)
-    found = set(derivable(atoms, j, []))
+    found = set(derivable(atoms, *part_rows(atoms, j), []))
     parts = {frozenset(a for a in atoms if a[i] == side) for i in range(j) for side in (0, 1)}
     for mask in range(1, 2 ** len(atoms) - 1):
         u = frozenset(a for i, a in enumerate(atoms) if mask >> i & 1)
@@ -51,14 +51,15 @@ def test_derivable_matches_brute_force(case):
 
 def test_two_disjoint_conditions_determine_the_rest():
     atoms = [(1, 0), (0, 1), (0, 0)]  # young, mid, neither (young and mid is empty by definition)
-    assert set(derivable(atoms, 2, [])) == {frozenset({(0, 0)}), frozenset({(1, 0), (0, 1)})}
+    assert set(derivable(atoms, *part_rows(atoms, 2), [])) == {frozenset({(0, 0)}), frozenset({(1, 0), (0, 1)})}
     # with young and mid tested (filter.rows), their union holds >= k' anyway: only the rest is left
-    assert derivable(atoms, 2, [frozenset({(1, 0)}), frozenset({(0, 1)})]) == [frozenset({(0, 0)})]
+    assert derivable(atoms, *part_rows(atoms, 2), [frozenset({(1, 0)}), frozenset({(0, 1)})]) == [frozenset({(0, 0)})]
 
 
 def test_overlapping_parts_determine_nothing_new():
     """Two nullable columns: every atom possible; n, COUNT(x), COUNT(y) leave a free direction."""
-    assert derivable(list(product((0, 1), repeat=2)), 2, []) == []
+    atoms = list(product((0, 1), repeat=2))
+    assert derivable(atoms, *part_rows(atoms, 2), []) == []
 
 
 def _rules(text: str) -> list[str]:
@@ -82,3 +83,14 @@ def test_a_where_that_empties_the_rest_needs_no_test():
     text = HEAD.format("COUNT(*) FILTER (WHERE prs_Age < 40) AS a, COUNT(*) FILTER (WHERE prs_Age >= 40) AS b")
     text = text.replace("GROUP BY", "WHERE prs_Age < 77 AND prs_Age IS NOT NULL GROUP BY")
     assert not _rules(text)
+
+
+def test_sums_over_few_values_are_counts():
+    """SUM/AVG beside COUNT over two values of a column (VAR over three) determine each value's rows:
+    tested; over the column's whole domain nothing is (and the column is not even analysed)."""
+    two = HEAD.format("SUM(prs_Age) AS s").replace("GROUP BY", "WHERE prs_Age IN (20, 77) GROUP BY")
+    three = HEAD.format("AVG(prs_Age) AS a, VAR(prs_Age) AS v").replace("GROUP BY", "WHERE prs_Age IN (20, 50, 77) GROUP BY")
+    wide = HEAD.format("SUM(prs_Age) AS s, VAR(prs_Age) AS v")
+    assert _rules(two) and _rules(three)
+    assert not _rules(wide)
+    assert not _rules(HEAD.format("SUM(prs_Age) AS s").replace("GROUP BY", "WHERE prs_Age >= 20 GROUP BY"))

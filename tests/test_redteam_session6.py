@@ -400,8 +400,6 @@ SUM_TWO_VALUES = {
 
 
 @pytest.mark.parametrize("name", sorted(SUM_TWO_VALUES))
-@pytest.mark.xfail(strict=True, reason="LEAK: WHERE prs_Age IN (20, 77) leaves two values, so COUNT(*) and "
-                                       "SUM(prs_Age) (or AVG) solve for the rows of each: one person aged 77")
 def test_a_sum_over_two_values_is_a_count(name, tmp_path):
     """The cell (North, 77) of GROUP BY exp_Region, prs_Age is suppressed (1 row); the same query grouped by
     region alone, with SUM beside COUNT, gives it: (SUM - 20 n) / (77 - 20). Spec 2.10 already treats a SUM
@@ -419,8 +417,6 @@ def test_a_sum_over_two_values_is_a_count(name, tmp_path):
     assert not small(derived), f"persons aged 77 in the North: {derived}"
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: WHERE prs_Age IN (20, 50, 77): COUNT, SUM and VAR are three "
-                                       "equations in the three value classes' counts: the one person aged 77")
 def test_a_variance_over_three_values_gives_three_counts(tmp_path):
     """The same with a second moment: VAR(x) (with n - 1) gives the sum of squares, so three values are solved."""
     world = [block(P, 41, exp_Region="North", prs_Age=[20] * 20 + [50] * 20 + [77])]

@@ -134,17 +134,16 @@ class CircuitBuilder:
                   for slot, _, text in counted(a, p)}  # count slot -> column or subgroup
         distinct = [v["node"] for a, v in zip(lp.aggregates, self.agg_list) if a.func == "count_distinct"]
         pairs = self.rules.count_pairs(counts, self.slot("rows"), distinct)
-        parts = self.partition.flags() if getattr(self, "partition", None) else None
-        for slot in self.partition.columns() if parts else []:  # each derived group against earlier releases
-            parts = guard.apply_values(self, slot, parts)
-        for a, p, v in zip(lp.aggregates, agg_plans, self.agg_list):
+        # filter.parts, each derived group also against earlier releases (the differencing guard)
+        parts = self.partition.flags(lambda slot, flag: guard.apply_values(self, slot, flag)) \
+            if getattr(self, "partition", None) else {}
+        for i, (a, p, v) in enumerate(zip(lp.aggregates, agg_plans, self.agg_list)):
             slots = [slot for slot, _, _ in counted(a, p)]
             extra = [pairs.get(slot) for slot in slots] or [pairs.get(v["node"]) if a.func == "count_distinct"
                                                             else None]
             if a.func == "count_distinct" and self.linked(v["node"]):
                 extra.append(self.rules.membership(v["node"], p["distinct"]))
-            if slots and parts:
-                extra.append(parts)
+            extra.append(parts.get(i))
             if any(extra):
                 v["flag"] = self.rules.all_of([v["flag"], *extra])
             for slot in slots:  # the guard on the rows with a value, or of the subgroup
