@@ -27,7 +27,7 @@ def _data_map(items: list[str], plan: dict) -> dict[str, str]:
         owned = [d for d, v in plan["datasets"].items() if v["owner"] == key]
         if len(owned) == 1:
             out[owned[0]] = path
-        elif key in plan["parties"]:
+        elif key in plan["parties"] or key in plan.get("output_parties", []):
             print(f"iq: note: party {key} holds no dataset this query reads; {path} is not used", file=sys.stderr)
         elif not owned:
             raise UsageError(f"--data {key}=...: {key} is neither a dataset of this query nor a party that owns one")
@@ -169,49 +169,67 @@ def cmd_report(args) -> int:
 def add_commands(sub) -> None:
     """Register run and party on the `iq` subparsers object."""
     r = sub.add_parser("run", help="compile and run a query with every party as a local process")
-    r.add_argument("query")
-    r.add_argument("--catalog")
-    r.add_argument("--data", action="append", default=[], help="PARTY=FILE or DATASET=FILE")
-    r.add_argument("--out", help="also write the result to a file: .csv, .json, .parquet or .html (spec/results.md)")
+    r.add_argument("query", metavar="QUERY", help="the .iq file to compile and run, e.g. examples/victims_by_exploitation.iq")
+    r.add_argument("--catalog", metavar="FILE", help="the catalog (default: catalog.toml in the query's folder or a parent), "
+                   "e.g. --catalog examples/catalog.toml")
+    r.add_argument("--data", action="append", default=[], metavar="DATASET=SOURCE",
+                   help="one dataset's data, repeated per dataset: a .csv, .parquet or .xlsx file, or "
+                        "postgresql:TABLE / postgresql:QUERY.sql (spec/runtime.md), e.g. "
+                        "--data police_victims=examples/data/police_victims.csv (PARTY=FILE also works)")
+    r.add_argument("--out", help="also write the result to a file: .csv, .json, .parquet or .html (spec/results.md), e.g. --out result.csv")
     r.add_argument("--format", choices=FORMATS, help="the result file's format (default: by --out's extension); "
-                   "without --out the result goes to stdout in this format instead of the terminal table")
-    r.add_argument("--quiet", action="store_true")
+                   "without --out the result goes to stdout in this format instead of the terminal table, "
+                   "e.g. --format json")
+    r.add_argument("--quiet", action="store_true",
+                   help="print only the result and errors: no stage lines, no MPC library log, e.g. iq run q.iq --quiet")
     r.add_argument("--timeout", type=float, default=None,
                    help="seconds before every party is stopped (default: ten times the estimated run time, "
                         "at least 900), e.g. --timeout 120")
-    r.add_argument("--tls", action="store_true", help="mutual TLS between the parties, with a throw-away test CA")
+    r.add_argument("--tls", action="store_true", help="mutual TLS between the parties, with a throw-away test CA "
+                   "(across hosts use iq certs and iq party), e.g. iq run q.iq --tls")
     r.add_argument("--approvals", action="extend", nargs="+", default=[], metavar="FILE",
-                   help="approval files, passed to every party")
+                   help="approval files, passed to every party, e.g. --approvals approvals/*.json")
     r.add_argument("--trust", action="extend", nargs="+", default=[], metavar="KEYS",
-                   help="trusted .pub.json files or folders, passed to every party")
+                   help="trusted .pub.json files or folders, passed to every party, e.g. --trust keys/")
     r.add_argument("--ledger-dir", help="folder of the parties' ledgers (<party>.ledger.jsonl); also the "
-                   "differencing guard's history. Default: a temporary folder (no history)")
+                   "differencing guard's history. Default: a temporary folder (no history), e.g. --ledger-dir ledgers/")
     r.set_defaults(fn=cmd_run)
 
     pp = sub.add_parser("party", help="run one party of a plan")
-    pp.add_argument("--plan", required=True)
-    pp.add_argument("--party", required=True)
-    pp.add_argument("--data", action="append", help="FILE, or DATASET=FILE when the party owns several")
-    pp.add_argument("--parties", required=True, help="parties file (names, host:port, TLS)")
-    pp.add_argument("--catalog", required=True)
-    pp.add_argument("--out", help="write the received result to a file: .csv, .json, .parquet or .html")
-    pp.add_argument("--format", choices=FORMATS, help="the result file's format (default: by --out's extension)")
-    pp.add_argument("--quiet", action="store_true")
-    pp.add_argument("--timeout", type=float, default=900)
+    pp.add_argument("--plan", required=True, metavar="FILE", help="the compiled plan this party runs "
+                    "(iq compile), e.g. --plan q.plan.json")
+    pp.add_argument("--party", required=True, metavar="NAME", help="this party's name in the catalog, e.g. --party police")
+    pp.add_argument("--data", action="append", metavar="SOURCE", help="FILE (or postgresql:TABLE), or DATASET=FILE "
+                    "when the party owns several, e.g. --data police_victims=police.csv")
+    pp.add_argument("--parties", required=True, metavar="FILE", help="parties file (names, host:port, TLS), "
+                    "e.g. --parties parties.toml (spec/deployment.md)")
+    pp.add_argument("--catalog", required=True, metavar="FILE", help="this party's copy of the catalog, which it "
+                    "compiles the query with itself, e.g. --catalog catalog.toml")
+    pp.add_argument("--out", help="write the received result to a file: .csv, .json, .parquet or .html, "
+                    "e.g. --out result.csv")
+    pp.add_argument("--format", choices=FORMATS, help="the result file's format (default: by --out's extension), "
+                    "e.g. --format json")
+    pp.add_argument("--quiet", action="store_true", help="print only the result and errors (no MPC library log), e.g. iq party ... --quiet")
+    pp.add_argument("--timeout", type=float, default=900,
+                    help="seconds before this party stops the run (default 900), e.g. --timeout 1800")
     pp.add_argument("--connect-timeout", type=float, default=60,
-                    help="seconds to wait for every peer to connect (default 60)")
+                    help="seconds to wait for every peer to connect (default 60), e.g. --connect-timeout 300")
     pp.add_argument("--approvals", action="extend", nargs="+", default=[], metavar="FILE",
-                    help="approval files of the plan (spec/governance.md)")
+                    help="approval files of the plan (spec/governance.md), e.g. --approvals approvals/*.json")
     pp.add_argument("--trust", action="extend", nargs="+", default=[], metavar="KEYS",
-                    help="trusted .pub.json files or folders of them")
-    pp.add_argument("--ledger", help="this party's ledger (default: <party>.ledger.jsonl next to its data)")
+                    help="trusted .pub.json files or folders of them, e.g. --trust keys/")
+    pp.add_argument("--ledger", help="this party's ledger (default: <party>.ledger.jsonl next to its data), "
+                    "e.g. --ledger /srv/iq/police.ledger.jsonl")
     pp.add_argument("--source", help="the .iq source this party's owner reviewed; recompiled with its catalog "
-                    "(default: the source inside the plan)")
-    pp.add_argument("--allow-fewer-parties", action="store_true", help=argparse.SUPPRESS)
+                    "(default: the source inside the plan), e.g. --source q.iq")
+    pp.add_argument("--allow-fewer-parties", action="store_true",
+                    help="tests only: run with fewer than 3 computing parties (no privacy at t = 0), "
+                    "e.g. in a two-party unit test")
     pp.set_defaults(fn=cmd_party)
 
     rp = sub.add_parser("report", help="render a saved result (.json or .parquet) as an HTML page, or convert it")
-    rp.add_argument("result")
-    rp.add_argument("-o", "--out", help="the file to write (default: stdout)")
-    rp.add_argument("--format", choices=FORMATS, help="default: html, or by --out's extension")
+    rp.add_argument("result", metavar="RESULT", help="a result iq run or iq party wrote as .json or .parquet, "
+                    "e.g. result.json")
+    rp.add_argument("-o", "--out", help="the file to write (default: stdout), e.g. -o briefing.html")
+    rp.add_argument("--format", choices=FORMATS, help="default: html, or by --out's extension, e.g. --format csv")
     rp.set_defaults(fn=cmd_report)
