@@ -252,7 +252,23 @@ def measure(design: str, query: str, sizes: list[int]) -> None:
         print(design, query, n, f"{t:.1f} s", f"cpu {cpu:.1f} s", f"load {os.getloadavg()[0]:.1f}", flush=True)
 
 
-def _table(rows: list, what: str) -> list[str]:
+def _computing(res: dict) -> list[str]:
+    comp = res.get("computing", {})
+    if not comp:
+        return []
+    return ["Computing parties per scenario (the plan's computing set, issue 16 item 1): " + "; ".join(
+        f"{k.replace('/', ' ')}: {', '.join(v)} ({len(v)} parties, t = {(len(v) - 1) // 2})"
+        for k, v in sorted(comp.items())) + ". The hand-written MPyC runs use three parties too."]
+
+
+def _table(rows: list, what: str, hand: dict | None = None) -> list[str]:
+    if hand and any(r[0] in hand for r in rows):
+        def cmp(r):
+            h = hand.get(r[0])
+            return f"{h[1]:.1f} (load {h[2]}) | {h[1] / r[1]:.1f}x" if h else "- | -"
+        return [f"| {what} | time (s) | load average | CPU of the parties (s, sum) | hand-written MPyC, same run (s) "
+                "| ratio |", "|---|---:|---:|---:|---:|---:|",
+                *[f"| {r[0]:,} | {r[1]:.1f} | {r[2]} | {r[3] if len(r) > 3 else '?'} | {cmp(r)} |" for r in rows]]
     if any(len(r) > 3 for r in rows):
         return [f"| {what} | time (s) | load average | CPU of the parties (s, sum) |", "|---|---:|---:|---:|",
                 *[f"| {r[0]:,} | {r[1]:.1f} | {r[2]} | {r[3] if len(r) > 3 else '?'} |" for r in rows]]
@@ -285,7 +301,13 @@ def write_report(res: dict) -> None:
              "start-up (about 1 s), data loading, the handshake and the final thresholds and reveal. The load "
              "average beside each figure is the machine's 1-minute load when the run started or ended (whichever "
              "was higher; the 3 parties alone make about 3): where it is well above 3, other jobs shared the 2 cores, "
-             "and a load of L roughly stretches a run by L / 3. Designs: spec/linkage.md.", ""]
+             "and a load of L roughly stretches a run by L / 3. Since issue 16's performance work the tables also "
+             "give the CPU seconds of the three parties together (user + system, from the benchmark's children), "
+             "which other jobs change much less than the wall time: on an idle 2-core machine the wall time would "
+             "be about half of it plus the rounds. 'Hand-written MPyC' is the same query written directly in MPyC "
+             "with `mpc.np_sort` (Batcher's network) and `np_sgn` equality, unpadded, without thresholds "
+             "(`handwritten_party`), run by the same invocation of this script; the ratio is its time over ours. "
+             "Designs: spec/linkage.md.", "", *_computing(res), ""]
     for design, title in (("fast", "Fast design (shuffle + keyed PRF, opens the match pattern; policy opt-in)"),
                           ("oblivious", "Oblivious design (radix sort with shuffled permutations; opens "
                                         "nothing about the data)"),
@@ -299,12 +321,27 @@ def write_report(res: dict) -> None:
             rows = d.get(q, [])
             if not rows:
                 continue
-            lines += [f"### {what}", *_table(rows, "n"), "", f"Fitted growth exponent (time ~ n^e): {_growth(rows)}."]
+            hand = {r[0]: r for r in res.get("handwritten", {}).get(q, [])} if design in ("fast", "oblivious") else {}
+            lines += [f"### {what}", *_table(rows, "n", hand), "", f"Fitted growth exponent (time ~ n^e): {_growth(rows)}."]
             if q == "join":
                 t10, how = _at(rows, 10000)
                 lines.append(f"10,000 x 10,000: {t10:.0f} s ({how}); all-pairs baseline at that size about "
                              f"{base_10k / 3600:.1f} h (extrapolated): {base_10k / t10:.0f}x faster.")
             lines.append("")
+    pairs = res.get("same_run", [])
+    if pairs:
+        lines += ["## Same run: the previous commit's oblivious code against this session's",
+                  "Each pair ran back to back (the previous commit's package first on PYTHONPATH); what changed "
+                  "between them is in the notes.", "",
+                  "| query | n | previous commit (s) | load | with the changes (s) | load | ratio | changes |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|",
+                  *[f"| {e['query']} | {e['n']:,} | {e['prev'][0]:.1f} | {e['prev'][1]} | {e['new'][0]:.1f} | "
+                    f"{e['new'][1]} | {e['prev'][0] / e['new'][0]:.2f}x | {e['what']} |" for e in pairs], ""]
+    for key, title in (("oblivious_before", "Before: the oblivious design at the start of this session (radix sort "
+                        "in a field sized to the packed rows, quiet machine)"),
+                       ("fast_before", "Before: the fast design at the start of this session")):
+        for q, rows in res.get(key, {}).items():
+            lines += [f"## {title}, {q}", *_table(rows, "n"), ""]
     for q, rows in res.get("quicksort_issue6", {}).items():
         lines += [f"## Before: shuffle + quicksort with the tie-break after the shuffle (issue 6), {q}",
                   *_table(rows, "n"), "", "Replaced by the radix sort above (issue 16).", ""]
@@ -389,10 +426,34 @@ NOTES = [
     "COUNT(DISTINCT) 134.4 s (load 2.9), against 216.5 s (load 5.6) and 465.8 s (load 7.5) before: not "
     "the same run, and the loads differ; by the L / 3 rule of thumb the join gained little beyond the "
     "bits, the distinct count more (its whole packed row was decomposed securely).",
-    "* Not reached: the issue's 60 s targets for 10k. Levers left: fuse the unshuffle of one pass with the "
-    "next shuffle (the digit bits would have to be kept in shuffled order); a cheaper adjacent equality "
-    "(50 random-bit products plus a product tree per row) and scan; a compiled field arithmetic backend "
-    "(the remaining cost is Python big-integer arithmetic in resharing).",
+    "* Levers of the performance session (issue 16), each measured on its own, old and new in the same run "
+    "(micro-benchmarks of 3 parties as processes, wall time at party 0 and its CPU; the machine was shared "
+    "with other sessions, hence the loads): (1) the radix design's SecInt sized to positions and per-cell "
+    "sums instead of the packed rows (owners share bits, so the packed value is never formed): a radix sort "
+    "of 4,096 rows by 50 key bits carrying 20 bits, 104-bit field 20.1 s against 60-bit field 12.9 s "
+    "(1.56x, load 2.2-2.5; 12.6 s against 8.3 s in an earlier pair, load 2.0-2.2); (2) Shamir splitting of "
+    "word-sized primes in uint64 (Horner's rule, rejection-sampled coefficients) instead of Python big "
+    "integers: the same sort in the 60-bit field 12.9 s / 11.9 s against 7.4 s / 6.6 s (1.7-1.8x; party CPU "
+    "6.0 / 5.4 s against 2.7 / 2.2 s, load 2.5-2.9); (3) adjacent-key equality as one zero test per 17-bit "
+    "chunk of key' (3 chunks carried through the sort, one product tree) in the small field, against one "
+    "50-bit zero test of the packed key in the 104-bit field: 16,384 rows, 36.6 / 30.2 s against 55.5 / "
+    "64.6 s (party CPU 3.5 / 3.2 s against 6.2 / 6.3 s: 1.8-2.0x), load 9-9.5; (4) the segmented scan "
+    "work-efficient (Brent-Kung, about 2n combines in 2 log2 n rounds) instead of recursive doubling "
+    "(n log2 n): 16,384 columns x 5 rows, 3.2 / 10.5 s against 16.2 / 32.2 s (party CPU 0.40 / 0.49 s "
+    "against 1.73 / 1.99 s: 4x), load 9-13; (5) fast design: coefficients of the 83-bit field from two "
+    "words by rejection and Horner's rule instead of V @ C: 17 ms against 19-24 ms per 20,000-value split "
+    "(one process); its non-key columns in a 60-bit SecInt (the key stays in MiMC's 83-bit field): not "
+    "measured on its own. Whole query, back to back: the 10k x 10k join with (1)-(3) 187.3 s (load "
+    "5.4-10.7) against 350.9 s with the previous commit (load 10.6-12.6): 1.87x (table 'Same run').",
+    "* Levers not taken: a cheaper PRF or fewer MiMC rounds for the fast design. MiMC over a smaller field "
+    "(about 52 bits, 33 rounds instead of 53) would shorten its key to the field's size, and an owner knows "
+    "its own keys and sees every tag, so it could search the PRF key in about 2^52 steps and then tag any "
+    "person id (the documented leakage would no longer hold); algebraic PRFs with few multiplications "
+    "(1/(x+k)) fall to the same owner in O(n) steps; Legendre-symbol PRFs need more products per tag. Owners "
+    "tagging locally under a shared key would let each owner test which of its keys other owners hold. "
+    "Batching reveals: the radix sort already opens one permutation per pass, and the zero tests one masked "
+    "vector each. Carrying key bits (not chunks) through the sort to test equality by XNOR products: 49 more "
+    "columns in the final shuffle (6 sharings each per row) outweigh the zero tests' random bits.",
     "* MPyC's Shamir sharing of arrays drew one `secrets.randbelow` per coefficient; runtime/secure/fast_random.py "
     "draws them in bulk (CPU for splitting 100,000 values: 0.22 s -> 0.13 s).",
 ]
