@@ -24,14 +24,15 @@ def chunk_columns(mpc, bits, lo: int, hi: int, c: int):
 
 
 async def chunks_equal_prev(mpc, chunks, c: int):
-    """1 where row i's chunks (each < 2**c) all equal row i-1's (0 at i = 0): one zero test of
-    (difference + 2**c) mod 2**c per chunk, the product over chunks inside it (`is_zero`, parts)."""
+    """1 where row i's chunks (each < 2**c) all equal row i-1's (0 at i = 0): per chunk one test of
+    difference + 2**c == 2**c, a value below 2**(c+1) tested with c + 1 random bits under MPyC's k-bit
+    mask (as MPyC's own zero test of a (c+1)-bit value); the product over chunks inside it (`is_zero`)."""
     n, q = chunks.shape
     st = type(chunks).sectype
     if n < 2:
         return st.array(np.zeros(n, dtype=object))
     d = mpc.np_transpose(chunks[1:] - chunks[:-1] + (1 << c)).reshape(q * (n - 1))
-    eq = await is_zero(mpc, d, c, list(range(mpc.threshold + 1)), parts=q)
+    eq = await is_zero(mpc, d, c + 1, list(range(mpc.threshold + 1)), parts=q, at=1 << c)
     return mpc.np_concatenate([st.array(np.zeros(1, dtype=object)), eq])
 
 

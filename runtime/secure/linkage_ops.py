@@ -164,8 +164,8 @@ class LinkOps:
         return pos
 
     def chunk_bits(self, st, width: int) -> int:
-        """Bits per chunk of a `width`-bit key compared in `st`: at most l - 2 (is_zero needs
-        2**(c + 1 + k) below the field), as even as possible (each chunk's zero test costs a random
+        """Bits per chunk of a `width`-bit key compared in `st`: at most l - 2 (the zero test of a
+        (c+1)-bit value needs 2**(c + 2 + k) below the field, about 2**(l + 32)), as even as possible (each chunk's zero test costs a random
         bit per bit of the chunk: 49 bits in chunks of 17 rather than 23, 23, 3)."""
         most = st.bit_length - 2
         return -(-width // -(-width // most))

@@ -130,15 +130,14 @@ async def to_bits(mpc, a, l: int, senders: list[int]):
     return mpc.np_stack(bits, axis=1)
 
 
-async def is_zero(mpc, a, l: int, senders: list[int], parts: int = 1):
-    """Shares of [a == 0] for 0 <= a < 2**l: MPyC's zero test (open a + r for l random bits r
-    under a k-bit mask; a = 0 iff the low l bits of the opened value equal r's, a product of l
-    factors), with its randomness from t + 1 parties' inputs like `to_bits`. Nothing but the masked
-    value is opened: the outcome stays secret.
+async def is_zero(mpc, a, l: int, senders: list[int], parts: int = 1, at: int = 0):
+    """Shares of [a == at] for 0 <= a < 2**l and a public 0 <= at < 2**l: MPyC's zero test (open
+    a + r for l random bits r under a k-bit mask; a = at iff the low l bits of the opened value
+    minus `at` equal r's, a product of l factors), with its randomness from t + 1 parties' inputs
+    like `to_bits`. Nothing but the masked value is opened: the outcome stays secret.
 
     With `parts` > 1, a is `parts` vectors of n concatenated and the result (n,) is 1 where all of
-    them are 0 mod 2**l (one product of parts * l factors): 0 <= a < 2**(l+1) is allowed then (the
-    chunks of a key, `chunks_equal_prev`), the field must exceed 2**(l + 1 + k)."""
+    them equal `at` (one product of parts * l factors: the chunks of a key, `chunks_equal_prev`)."""
     from insightql.runtime.secure.quicksort import random_signs_and_masks
     from insightql.runtime.secure.reveal import open_masked
 
@@ -150,7 +149,7 @@ async def is_zero(mpc, a, l: int, senders: list[int], parts: int = 1):
     r_modl = np.sum(r_bits << np.arange(l, dtype=object).reshape(l, 1), axis=0)
     a = (await mpc.gather(a)).value.reshape((n,))
     c = await open_masked(mpc, field.array(a + r_modl + (r_divl << l)))
-    c = np.asarray(c.value, dtype=object) & ((1 << l) - 1)
+    c = (np.asarray(c.value, dtype=object) - at) & ((1 << l) - 1)
     c_bits = np.array([(c >> i) & 1 for i in range(l)], dtype=object)
     same = (r_bits * (2 * c_bits - 1) + 1 - c_bits) % p  # 1 where bit i of r equals bit i of c
     if parts > 1:
