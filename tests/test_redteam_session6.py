@@ -44,6 +44,8 @@ Found (strict xfail):
   not the complements of the observer holdings the earlier plan tested (observer_holdings: police and
   NGO together, leaving the bank alone). An earlier cell suppressed for the bank's 3 rows counts as
   surely released, so a later margin that covers it is released: police + NGO read off the 3.
+  Closed: certainly_released tests the complement of every holding observer_holdings allows (with
+  every receiver the earlier datasets allow) and of each single owner; an ordinary test now.
 * a_sum_over_two_values_is_a_count: a WHERE that leaves a measure two possible values (prs_Age IN
   (20, 77)) makes SUM(x) (or AVG(x)) beside COUNT(*) two equations in the two value classes' counts:
   (SUM - 20 n) / 57 = the one person aged 77, the cell GROUP BY (region, prs_Age) suppresses. No
@@ -369,9 +371,6 @@ def _region_after_types(bank_se: int, tmp_path: Path) -> tuple[list[dict], objec
     return [cells(p, t) for p, _, t in releases(queries, world, cat, tmp_path / "run")], (cat, world)
 
 
-@pytest.mark.xfail(strict=True, reason="LEAK: three owners; the guard counts an earlier cell as surely released "
-                                       "testing single owners' complements only, so a region covering a type "
-                                       "suppressed for the bank's 3 rows is released: police + NGO read them off")
 def test_guard_surely_released_misses_a_two_owner_observer(tmp_path):
     """By region x type over police, NGO and bank, (North, SexualExploitation) is suppressed: an observer
     holding police and NGO (both receivers) would see the bank's 3 rows (observer.rows). By region next, the

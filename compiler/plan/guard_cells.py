@@ -27,7 +27,7 @@ import json
 import numpy as np
 
 from insightql.compiler.diagnostics import Diagnostic, PlanError
-from insightql.compiler.check.observer import maximal
+from insightql.compiler.check.observer import maximal, observer_holdings
 from insightql.compiler.plan.structure import Relation, relate
 
 
@@ -208,16 +208,22 @@ class CellChecks:
         return parts, persons
 
     def certainly_released(self, rows_old, parts, persons) -> str:
-        """An earlier cell that passes the cell rule and every owner's complement rule with this k
-        (the strictest reading of what the earlier plan required)."""
+        """An earlier cell that passes the cell rule and the complement rule of every holding an
+        observer of the earlier release could have with this k (the strictest reading of what the
+        earlier plan required: its holdings with every receiver its datasets allow, which the
+        receivers it named can only narrow, and each single owner)."""
         cE, k = self.cE, self.k
         flags = [self.test(rows_old, cE, k, "guard.contains", what="earlier cell released")]
         if persons:
             flags.append(self.any_of(cE, [self.test(p, cE, k, "guard.contains", what="earlier cell persons")
                                           for p in persons.values()]))
-        owners = {d: self.b.catalog.datasets[d].owner for d in parts}
+        cat = self.b.catalog
+        owners = {d: cat.datasets[d].owner for d in parts}
         if len(set(owners.values())) > 1:
-            for held in maximal([(o,) for o in sorted(set(owners.values()))]):
+            names = sorted(set(owners.values()))
+            receivers = sorted(set.intersection(*(set(cat.datasets[d].receivers()) for d in parts)))
+            for held in maximal(sorted({*observer_holdings(names, receivers, cat.party_names()),
+                                        *((o,) for o in names)})):
                 rest = [d for d in parts if owners[d] not in held]
                 flags.append(self.test(self.total(parts, rest), cE, k, "guard.contains", what="earlier complement",
                                        who=list(held)))
