@@ -45,17 +45,18 @@ def interval_text(h: int, scale_digits: int) -> str:
     return f"± {h / 10 ** scale_digits:g}" if scale_digits else f"± {h}"
 
 
-def output_noise(o: dict) -> str | None:
+def output_noise(o: dict, parties: int) -> str | None:
     """An output's 95% noise interval in its own units, from the plan's `dp` entries (the table
-    node's outputs, compiler/plan/circuit.py): '± h' for a count or a sum; for a quotient (AVG)
-    the intervals of its numerator and denominator. None for a value without DP."""
+    node's outputs, compiler/plan/circuit.py) and the number of computing parties (one sample
+    each): '± h' for a count or a sum; for a quotient (AVG) the intervals of its numerator and
+    denominator. None for a value without DP."""
     dp = o.get("dp")
     if not dp:
         return None
     scale = o.get("scale", 0) if len(dp) == 1 else 0
-    parts = [interval_text(noise_interval(d["scale"], d["parties"]), scale if len(dp) == 1 else 0) for d in dp]
+    parts = [interval_text(noise_interval(d["scale"], parties), scale if len(dp) == 1 else 0) for d in dp]
     if len(parts) == 1:
         return parts[0]
     sum_digits = o.get("scale", 0)
-    num = interval_text(noise_interval(dp[0]["scale"], dp[0]["parties"]), sum_digits)
+    num = interval_text(noise_interval(dp[0]["scale"], parties), sum_digits)
     return f"noisy SUM {num} / noisy COUNT {parts[1]}"

@@ -299,10 +299,10 @@ def assemble(plan: dict, revealed: dict[str, list]) -> ResultTable:
     schema = [{"name": o["name"], "kind": o["kind"], "type": o["type"],
                **({"rules": list(own_rules.get(o["name"], ()))} if o["kind"] == "value" else {}),
                **({"digits": o["round"]["round"]} if _digits(o) else {}),
-               **({"noise95": output_noise(o)} if o.get("dp") else {})} for o in a["outputs"]]
+               **({"noise95": output_noise(o, len(plan["parties"]))} if o.get("dp") else {})} for o in a["outputs"]]
     if any(o.get("dp") for o in a["outputs"]):  # spec/privacy.md 6
         notes.append("Differentially private: every value carries noise drawn inside MPC; 95% of the noise lies "
-                     "within " + "; ".join(f"{o['name']} {output_noise(o)}" for o in a["outputs"] if o.get("dp"))
+                     "within " + "; ".join(f"{o['name']} {output_noise(o, len(plan['parties']))}" for o in a["outputs"] if o.get("dp"))
                      + ". Cells were suppressed on their noisy row count.")
     return ResultTable([o["name"] for o in a["outputs"]], rows, notes + pct_notes, schema)
 

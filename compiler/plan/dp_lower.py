@@ -58,7 +58,9 @@ def finish(b, agg_plans: list[dict]) -> None:
             lo, hi = _range(b, a)
             measured.setdefault(p["sum"], (R * max(abs(int(lo)), abs(int(hi)), 1), f"SUM({_text(a)})"))
     each = spec.epsilon / len(measured)
-    m = len(b.catalog.computing_parties(lp.datasets))
+    # the noise is the sum of one sample per computing party; its bounds allow every party of the
+    # catalog, so the circuit is the same whichever parties compute (tests/test_computing_set.py)
+    m = len(b.catalog.party_names())
     noisy, info = {}, {}
     for slot, (sens, what) in measured.items():
         s = noise_scale(sens, each)
@@ -68,7 +70,7 @@ def finish(b, agg_plans: list[dict]) -> None:
                                epsilon=_frac(spent_epsilon(sens, s)), delta="0", sensitivity=sens, scale=_frac(s),
                                what=what)
         info[slot] = {"mechanism": "discrete_laplace", "epsilon": _frac(spent_epsilon(sens, s)), "delta": "0",
-                      "sensitivity": sens, "scale": _frac(s), "parties": m}
+                      "sensitivity": sens, "scale": _frac(s)}
     if spec.noisy_threshold:
         b.released = b.secure("ge_const", [noisy[rows]], 0, 1, const=lp.policy.min_group_size, rule="dp.threshold")
     else:

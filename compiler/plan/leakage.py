@@ -58,7 +58,7 @@ def leakage_report(builder, policy, parties: list[str]) -> list[dict]:
         if o.get("dp"):  # spec/privacy.md: noise drawn inside MPC, the value is never revealed exact
             protections.insert(0, "differentially private: " + "; ".join(
                 f"discrete Laplace noise (epsilon {d['epsilon']} = {float(Fraction(d['epsilon'])):.6g}, delta {d['delta']}, sensitivity {d['sensitivity']}, "
-                f"scale {d['scale']} from each of {d['parties']} computing parties)" for d in o["dp"])
+                f"scale {d['scale']} from each computing party)" for d in o["dp"])
                 + "; only the noisy value and flags computed from noisy values are revealed")
         if o["rounded_to"] > 1:
             protections.append(f"rounded down to a multiple of {o['rounded_to']}")

@@ -134,7 +134,7 @@ PLAN_SCHEMA: dict = {
                                                             "the same values of these keys"},
                                   "dp": {"type": "array", "minItems": 1, "items": _obj({
                                       "mechanism": {"enum": ["discrete_laplace"]}, "epsilon": FRACTION,
-                                      "delta": FRACTION, "sensitivity": POS, "scale": FRACTION, "parties": POS}),
+                                      "delta": FRACTION, "sensitivity": POS, "scale": FRACTION}),
                                       "description": "differential privacy (present only then): the noisy "
                                                      "measurements the value is computed from (spec/privacy.md)"},
                                   "round": {"anyOf": [{"type": "null"}, _obj({"round": INT})]},

@@ -244,7 +244,7 @@ def dp_rules(plan: dict, where) -> list[tuple[str, str]]:
             f"(rows per person: {', '.join(f'{d} {r}' for d, r in dp['rows_per_person'].items())})"),
            ("noise", "discrete Laplace, drawn by every computing party with an exact sampler and secret-shared; no "
             "coalition of t parties knows the total; 95% of the noise: " + "; ".join(
-                f"{o['name']} {output_noise(o)}" for o in table["outputs"] if o.get("dp")))]
+                f"{o['name']} {output_noise(o, len(plan['parties']))}" for o in table["outputs"] if o.get("dp")))]
     out.append(("noisy threshold", f"a cell is released only where its NOISY row count is at least k="
                 f"{pol['min_group_size']} [dp.threshold]{where('dp.threshold')}" if dp["noisy_threshold"]
                 else "none: every cell is released with noise"))
