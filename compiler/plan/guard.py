@@ -244,7 +244,7 @@ def apply_values(builder, count_slot: str, flag: str) -> str:
                 who = {"who": list(held)} if held else {}
                 oks += [checks.ok(q_new, flag, new, old, who, q)
                         for q_new in (count_slot, rest_of(count_slot)) for q in checks.families(q_new)]
-    oks += guard_rows.value_oks(builder, count_slot)
+    oks += guard_rows.value_oks(builder, count_slot, scopes)
     return builder.rules.all_of([flag, *oks]) if oks else flag
 
 

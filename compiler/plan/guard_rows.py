@@ -40,11 +40,11 @@ def _main_loads(b) -> dict[str, str]:
     return out
 
 
-def value_oks(builder, count_slot: str) -> list[str]:
+def value_oks(builder, count_slot: str, scopes) -> list[str]:
     """The fallback's tests on the new subgroup counted in `count_slot` and on the rest of its cell,
     against every earlier release in rows mode: flags over the new cells, to AND into the flag of
-    each value that reveals the subgroup. Built once per count slot."""
-    from insightql.compiler.plan.guard import scopes  # (guard.py imports this module)
+    each value that reveals the subgroup. Built once per count slot. `scopes` is guard.scopes (passed
+    in: guard.py imports this module)."""
     b = builder
     cache = b.__dict__.setdefault("guard_rows_values", {})
     if count_slot in cache:
