@@ -151,11 +151,14 @@ def test_port_in_use(tmp_path, corpus_data):
 
 
 def _party_processes(marker: str) -> list[str]:
-    """Command lines of live `iq party` processes whose arguments contain `marker`."""
+    """Command lines of live party processes whose arguments contain `marker`: `iq party` started as
+    a fresh interpreter, or forked from `iq run` (its command line is iq run's, its name iq-party)."""
     import subprocess as sp
-    out = sp.run(["ps", "-ww", "-eo", "stat=,args="], capture_output=True, text=True).stdout
+    from insightql.runtime.launch.launcher import PARTY_PROCESS_NAME
+    out = sp.run(["ps", "-ww", "-eo", "stat=,comm=,args="], capture_output=True, text=True).stdout
     return [line for line in out.splitlines()
-            if marker in line and " party " in line and not line.lstrip().startswith("Z")]
+            if marker in line and (" party " in line or line.split()[1:2] == [PARTY_PROCESS_NAME])
+            and not line.lstrip().startswith("Z")]
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])

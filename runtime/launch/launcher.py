@@ -122,6 +122,7 @@ class _Forked:
             try:
                 os.setsid()  # own session, as start_new_session: the terminal's Ctrl-C goes to iq run only
                 _die_with_parent()
+                _set_process_name(PARTY_PROCESS_NAME)  # its command line stays iq run's: `ps -o comm` tells them apart
                 os.close(read)
                 null = os.open(os.devnull, os.O_RDWR)
                 os.dup2(null, 0)
@@ -264,6 +265,17 @@ def _stage(name: str, lines: list[str]) -> str:
         if line.startswith(f"[{name}] ") and " ... (at " in line:
             return line[len(name) + 3:].split(" ... (at ")[0]
     return "starting"
+
+
+PARTY_PROCESS_NAME = "iq-party"  # the name (`ps -o comm`, top) of a forked party process
+
+
+def _set_process_name(name: str) -> None:
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
 
 
 def _die_with_parent() -> None:
