@@ -206,3 +206,19 @@ def test_iq_diff_names_weaker_privacy(corpus_catalog):
     assert not any("epsilon" in w for w in weakenings(one, half))
     assert "differential privacy is dropped: values are released without noise" in weakenings(half, plain)
     assert any("replaced by differential privacy" in w for w in weakenings(plain, half))
+
+
+def test_without_a_noisy_threshold_the_row_count_is_measured_only_when_read(dp_catalog):
+    """noisy_threshold = false: a query of SUMs spends its whole epsilon on them (no hidden noisy count)."""
+    from insightql.compiler.check.catalog import Catalog
+
+    raw = dp_catalog.model_dump(mode="json")
+    raw["datasets"]["police_victims"]["policy"]["privacy"]["noisy_threshold"] = False
+    cat = Catalog.model_validate(raw)
+    text = "@purpose research\n@epsilon 0.5\nSELECT exp_Region, SUM(prs_Age) AS ages FROM police_victims GROUP BY exp_Region;"
+    plan = _plan(text, cat)
+    noise = [n["attrs"] for n in plan["nodes"] if n["op"] == "dp_noise"]
+    assert [a["what"] for a in noise] == ["SUM(prs_Age)"] and Fraction(noise[0]["epsilon"]) == Fraction(1, 2)
+    assert not any(n["attrs"].get("rule") == "dp.threshold" for n in plan["nodes"])
+    counted = _plan(text.replace("SUM(prs_Age) AS ages", "SUM(prs_Age) AS ages, COUNT(*) AS n"), cat)
+    assert sorted(n["attrs"]["what"] for n in counted["nodes"] if n["op"] == "dp_noise") == ["COUNT(*)", "SUM(prs_Age)"]

@@ -49,14 +49,18 @@ def finish(b, agg_plans: list[dict]) -> None:
     lp, spec = b.lp, b.lp.policy.privacy
     R = spec.rows_bound
     rows = b.slot("rows")
-    measured: dict[str, tuple[int, str]] = {rows: (R, "COUNT(*)")}  # slot -> (sensitivity, what)
+    measured: dict[str, tuple[int, str]] = {}  # slot -> (sensitivity, what)
     for a, p in zip(lp.aggregates, agg_plans):
         nullable = a.arg_type is not None and a.arg_type.nullable
+        if spec.noisy_threshold or a.func == "count_rows" or (a.func in ("count", "avg") and not nullable):
+            measured.setdefault(rows, (R, "COUNT(*)"))  # the noisy row count: only where something reads it
         if a.func in ("count", "avg") and nullable:
             measured.setdefault(p["count"], (R, f"COUNT({_text(a)})"))
         if a.func in ("sum", "avg"):
             lo, hi = _range(b, a)
             measured.setdefault(p["sum"], (R * max(abs(int(lo)), abs(int(hi)), 1), f"SUM({_text(a)})"))
+    if spec.noisy_threshold or not measured:
+        measured.setdefault(rows, (R, "COUNT(*)"))
     each = spec.epsilon / len(measured)
     # the noise is the sum of one sample per computing party; its bounds allow every party of the
     # catalog, so the circuit is the same whichever parties compute (tests/test_computing_set.py)
@@ -71,7 +75,7 @@ def finish(b, agg_plans: list[dict]) -> None:
                                what=what)
         info[slot] = {"mechanism": "discrete_laplace", "epsilon": _frac(spent_epsilon(sens, s)), "delta": "0",
                       "sensitivity": sens, "scale": _frac(s)}
-    if spec.noisy_threshold:
+    if rows in noisy and spec.noisy_threshold:
         b.released = b.secure("ge_const", [noisy[rows]], 0, 1, const=lp.policy.min_group_size, rule="dp.threshold")
     else:
         b.released = b.secure("const", [], 1, 1, value=1)
