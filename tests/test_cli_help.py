@@ -26,17 +26,56 @@ def _options(parser: argparse.ArgumentParser, path: tuple[str, ...] = ("iq",)):
 OPTIONS = list(_options(build_parser()))
 
 
-@pytest.mark.xfail(strict=True, reason="the governance, audit, certs and lsp options are being given their help texts")
+def _subparsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ("iq",)):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield " ".join(path + (name,)), sub
+                yield from _subparsers(sub, path + (name,))
+
+
+COMMANDS = dict(_subparsers(build_parser()))
+EXAMPLE_LINE = re.compile(r"^  iq \S", re.M)
+
+
 def test_every_option_has_help():
     missing = [f"{cmd} {opt}" for cmd, opt, text in OPTIONS if not text or text == argparse.SUPPRESS]
-    assert not missing, "options without help text: " + ", ".join(missing)
+    assert OPTIONS and not missing, "options without help text: " + ", ".join(missing)
 
 
-@pytest.mark.parametrize("command", ["iq run", "iq party", "iq report", "iq check", "iq fmt", "iq compile",
-                                     "iq explain", "iq diff"])
+def test_the_commands_are_all_seen():
+    """The walk reaches the nested audit commands: the parametrized tests below cover them."""
+    assert {"iq keygen", "iq approve", "iq revoke", "iq verify", "iq audit verify-heads", "iq audit report",
+            "iq certs", "iq lsp", "iq run", "iq catalog"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", sorted({cmd for cmd, _, _ in OPTIONS}))
 def test_every_option_has_an_example(command):
     bare = [opt for cmd, opt, text in OPTIONS if cmd == command and not EXAMPLE.search(text or "")]
-    assert OPTIONS and not bare, f"{command}: options without an example: {bare}"
+    assert not bare, f"{command}: options without an example: {bare}"
+
+
+GOVERNANCE = ["iq keygen", "iq approve", "iq revoke", "iq verify", "iq audit", "iq certs", "iq lsp",
+              *(f"iq audit {c}" for c in ("verify", "show", "prove", "head", "verify-heads", "compare", "report"))]
+
+
+@pytest.mark.parametrize("command", GOVERNANCE)
+def test_help_ends_with_example_invocations_that_parse(command):
+    """Each example in the epilog is a whole command line of this very command, in the width of a
+    terminal, that the parser accepts (a renamed option would break it)."""
+    import shlex
+    text = COMMANDS[command].format_help()
+    assert re.search(r"^examples?:$", text, re.M), text
+    epilog = text[re.search(r"^examples?:$", text, re.M).end():]
+    joined = epilog.replace("\\\n", " ")
+    found = EXAMPLE_LINE.findall(joined)
+    assert 1 <= len(found) <= 2, epilog
+    assert all(len(line) <= 80 for line in epilog.splitlines()), epilog
+    for line in joined.strip().splitlines():
+        argv = shlex.split(line)[1:]
+        assert " ".join(argv).startswith(command[3:]), line
+        args = build_parser().parse_args(argv)
+        assert args.fn is COMMANDS[command].get_default("fn") or command == "iq audit", line
 
 
 PLAN = {"datasets": {"police_victims": {"owner": "police"}, "ngo_clients": {"owner": "ngo"}},

@@ -19,13 +19,14 @@ from insightql.compiler import __version__
 from insightql.compiler.diagnostics import DiagnosticError
 
 from insightql.runtime.cli import audit, governance, lsp, query, run
-from insightql.runtime.cli.common import UsageError
+from insightql.runtime.cli.common import UsageError, error_words
 from insightql.runtime.launch import certs
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="iq", description="InsightQL: insight queries over secret-shared data")
-    p.add_argument("--version", action="version", version=f"iq {__version__}")
+    p.add_argument("--version", action="version", version=f"iq {__version__}",
+                   help="print iq's version and exit, e.g. iq --version")
     sub = p.add_subparsers(dest="command", required=True)
     query.add_commands(sub)  # check, fmt, compile, explain, diff
     run.add_commands(sub)  # run, party
@@ -50,5 +51,5 @@ def main(argv: list[str] | None = None) -> int:
             print(d.render(), file=sys.stderr)
         return 1
     except (ValueError, OSError) as e:
-        print(f"iq: {e}", file=sys.stderr)
+        print(f"iq: {error_words(e)}", file=sys.stderr)
         return 2

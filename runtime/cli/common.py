@@ -4,6 +4,8 @@ located at a line and column), compiling a query (with the differencing guard's 
 writing a result table."""
 from __future__ import annotations
 
+import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -16,15 +18,87 @@ class UsageError(Exception):
     pass
 
 
+class ExamplesFormatter(argparse.HelpFormatter):
+    """Help text whose description and epilog keep lines indented by two spaces as written (the
+    example command lines) and fill the other lines as paragraphs."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out, para = [], []
+
+        def flush():
+            if para:
+                out.append(super(ExamplesFormatter, self)._fill_text(" ".join(para), width, indent))
+                para.clear()
+        for line in text.splitlines():
+            if line.startswith("  ") or not line.strip():
+                flush()
+                out.append(indent + line if line.strip() else "")
+            else:
+                para.append(line.strip())
+        flush()
+        return "\n".join(out)
+
+
+def examples(*commands: str) -> dict:
+    """Keyword arguments of `add_parser` for an epilog of one or two full example invocations
+    (a long one continued on the next line with a backslash, as in a shell)."""
+    lines = []
+    for command in commands:
+        units: list[str] = []  # words; an option with its value is one
+        for w in re.findall(r"(?:'[^']*'|\"[^\"]*\"|\S)+", command):
+            if units and units[-1].startswith("-") and " " not in units[-1] and not w.startswith("-"):
+                units[-1] += " " + w
+            else:
+                units.append(w)
+        line = "  "
+        for u in units:
+            if len(line) + len(u) > 76 and line.strip():
+                lines.append(line + "\\")
+                line = "      "
+            line += u + " "
+        lines.append(line.rstrip())
+    return {"formatter_class": ExamplesFormatter,
+            "epilog": ("example:\n" if len(commands) == 1 else "examples:\n") + "\n".join(lines)}
+
+
 def os_words(e: OSError) -> str:
     """An OSError in words, without Python's `[Errno N]`."""
     if isinstance(e, FileNotFoundError):
-        return "no such file"
+        return "no such file or folder"
     if isinstance(e, IsADirectoryError):
         return "is a folder, not a file"
+    if isinstance(e, NotADirectoryError):
+        return "is a file, not a folder" if e.filename else "a part of the path is a file, not a folder"
+    if isinstance(e, FileExistsError):
+        return "already exists"
     if isinstance(e, PermissionError):
         return "permission denied"
     return (e.strerror or type(e).__name__).lower()
+
+
+def error_words(e: BaseException, path=None) -> str:
+    """An error as a sentence people read, never Python's text: an OSError names its file and says
+    what in words, a file that is not JSON or not UTF-8 says so with the place (`path`: the file
+    being read when the error does not name it)."""
+    if isinstance(e, OSError) and e.errno is None and e.args:  # raised with a message of ours
+        return str(e)
+    if isinstance(e, OSError):
+        where = e.filename if e.filename is not None else path
+        return f"{where}: {os_words(e)}" if where is not None else os_words(e)
+    prefix = f"{path}: " if path is not None else ""
+    if isinstance(e, json.JSONDecodeError):
+        return f"{prefix}not valid JSON (at line {e.lineno}, column {e.colno})"
+    if isinstance(e, UnicodeDecodeError):
+        return f"{prefix}not UTF-8 text (byte {e.start + 1})"
+    return str(e)
+
+
+def reading(path, read, *args, **kwargs):
+    """`read(path, ...)`, its errors as ValueError in words that name `path` (error_words)."""
+    try:
+        return read(path, *args, **kwargs)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(error_words(e, path)) from None
 
 
 def read_source(path: Path) -> str:

@@ -17,6 +17,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from insightql.runtime.cli.common import error_words, examples, reading
 from insightql.runtime.governance.approvals import (ApprovalError, KeyPassphraseError, approve, default_approval_path,
                                                     generate_key, key_is_encrypted, load_trusted_keys, read_approval,
                                                     required_approvers, verify_approvals, write_approval)
@@ -51,55 +52,103 @@ def _csv(text: str) -> list[str]:
 
 def add_commands(subparsers) -> None:
     """Register keygen, approve, revoke and verify on the `iq` subparsers object."""
-    p = subparsers.add_parser("keygen", help="create an Ed25519 approval key pair for a data owner")
-    p.add_argument("--identity", required=True, help="party name of the owner, e.g. police")
-    p.add_argument("--out", required=True, type=Path, help="directory for NAME.key and NAME.pub.json")
-    p.add_argument("--force", action="store_true", help="overwrite an existing key pair")
-    p.add_argument("--expires", type=_date, help="last day the key may sign (YYYY-MM-DD; default: never)")
+    p = subparsers.add_parser(
+        "keygen", help="create an Ed25519 approval key pair for a data owner",
+        description="Create a data owner's approval key pair: NAME.key (private, for `iq approve`) and "
+                    "NAME.pub.json (public, for every party's --trust folder). spec/governance.md 1.",
+        **examples("iq keygen --identity police --out keys/",
+                   "iq keygen --identity police --out keys/ --protect --expires 2027-06-30"))
+    p.add_argument("--identity", required=True, metavar="PARTY",
+                   help="party name of the owner, as in the catalog, e.g. --identity police")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="folder for PARTY.key and PARTY.pub.json (created if missing), e.g. --out keys/")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing key pair, e.g. iq keygen --identity police --out keys/ --force")
+    p.add_argument("--expires", type=_date, metavar="DATE",
+                   help="last day (UTC) the key may sign; default: never, e.g. --expires 2027-06-30")
     p.add_argument("--protect", action="store_true",
-                   help=f"encrypt the private key with a passphrase (prompted; or --passphrase-file / {PASSPHRASE_ENV})")
+                   help=f"encrypt the private key with a passphrase (prompted; or --passphrase-file / "
+                        f"{PASSPHRASE_ENV}), e.g. iq keygen --identity police --out keys/ --protect")
     _passphrase_option(p)
     p.set_defaults(fn=cmd_keygen)
 
-    p = subparsers.add_parser("approve", help="sign an approval of a compiled plan")
-    p.add_argument("plan", type=Path, help="compiled plan (JSON)")
-    p.add_argument("--key", required=True, type=Path, help="private key file from `iq keygen`")
-    p.add_argument("--expires", type=_date, help="last day the approval is valid (YYYY-MM-DD)")
-    p.add_argument("--runs", type=_positive_int, help="number of runs allowed per party")
-    p.add_argument("--signer", required=True, help="name of the person signing for the owner")
-    p.add_argument("--role", required=True, help="the signer's role in the organisation")
-    p.add_argument("--legal-basis", required=True, help="legal basis relied on, e.g. 'GDPR art. 6(1)(e)'")
-    p.add_argument("--purpose", help="purpose relied on (default: the plan's @purpose)")
-    p.add_argument("--reference", help="case or agreement number")
-    p.add_argument("-o", "--output", type=Path, help="default: PLAN.approval.<identity>.json next to the plan")
+    p = subparsers.add_parser(
+        "approve", help="sign an approval of a compiled plan",
+        description="Sign a data owner's approval of a compiled plan, with who signs, in which role and on "
+                    "which legal basis; the parties check it before they read any data. spec/governance.md 1.",
+        **examples("iq approve q.plan.json --key keys/police.key --signer 'A. Jansen' "
+                   "--role 'data protection officer' --legal-basis 'GDPR art. 6(1)(e)'",
+                   "iq approve q.plan.json --key keys/police.key --signer 'A. Jansen' --role DPO "
+                   "--legal-basis 'GDPR art. 6(1)(e)' --runs 1 --expires 2027-01-31"))
+    p.add_argument("plan", type=Path, metavar="PLAN", help="the compiled plan (iq compile), e.g. q.plan.json")
+    p.add_argument("--key", required=True, type=Path, metavar="FILE",
+                   help="the owner's private key from iq keygen, e.g. --key keys/police.key")
+    p.add_argument("--expires", type=_date, metavar="DATE",
+                   help="last day (UTC) the approval is valid; default: no end, e.g. --expires 2027-01-31")
+    p.add_argument("--runs", type=_positive_int, metavar="N",
+                   help="runs allowed, counted in each party's ledger; default: unlimited, e.g. --runs 1")
+    p.add_argument("--signer", required=True, metavar="NAME",
+                   help="name of the person signing for the owner, e.g. --signer 'A. Jansen'")
+    p.add_argument("--role", required=True,
+                   help="the signer's role in the organisation, e.g. --role 'data protection officer'")
+    p.add_argument("--legal-basis", required=True, metavar="TEXT",
+                   help="the legal basis relied on, e.g. --legal-basis 'GDPR art. 6(1)(e)'")
+    p.add_argument("--purpose", help="the purpose relied on (default: the plan's @purpose), e.g. --purpose research")
+    p.add_argument("--reference", help="case or agreement number, e.g. --reference DSA-2026-014")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE",
+                   help="where to write the approval (default: PLAN.approval.<identity>.json next to the plan), "
+                        "e.g. -o approvals/q.police.json")
     _passphrase_option(p)
     p.set_defaults(fn=cmd_approve)
 
-    p = subparsers.add_parser("revoke", help="revoke an approval before it is used, or a key (its .pub.json)")
-    p.add_argument("approval", type=Path, help="the approval file to revoke, or the public key file of a key to revoke")
-    p.add_argument("--key", required=True, type=Path, help="the private key that signed the approval (or the key revoked)")
-    p.add_argument("--reason", required=True, help="why the approval is withdrawn")
-    p.add_argument("-o", "--output", type=Path, help="default: APPROVAL.revocation.json next to the approval "
-                   "(for a key: IDENTITY.key-revocation.json next to its public key)")
+    p = subparsers.add_parser(
+        "revoke", help="revoke an approval before it is used, or a key (its .pub.json)",
+        description="Withdraw an approval (signed with the key that signed it), or revoke a key (given its "
+                    ".pub.json, signed with that key). Give the file written to every party. "
+                    "spec/governance.md 1.",
+        **examples("iq revoke q.plan.approval.police.json --key keys/police.key --reason 'agreement ended'",
+                   "iq revoke keys/police.pub.json --key keys/police.key --reason 'laptop stolen'"))
+    p.add_argument("approval", type=Path, metavar="FILE",
+                   help="the approval file to revoke, or the public key file of a key to revoke, "
+                        "e.g. q.plan.approval.police.json or keys/police.pub.json")
+    p.add_argument("--key", required=True, type=Path, metavar="FILE",
+                   help="the private key that signed the approval (or the key revoked), e.g. --key keys/police.key")
+    p.add_argument("--reason", required=True, metavar="TEXT",
+                   help="why it is withdrawn, recorded in the revocation, e.g. --reason 'agreement ended'")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE",
+                   help="default: APPROVAL.revocation.json next to the approval (for a key: "
+                        "IDENTITY.key-revocation.json next to its public key), e.g. -o revocations/q.police.json")
     _passphrase_option(p)
     p.set_defaults(fn=cmd_revoke)
 
-    p = subparsers.add_parser("verify", help="check a plan's hash and its owners' approvals")
-    p.add_argument("plan", type=Path, help="compiled plan (JSON)")
-    p.add_argument("--approvals", nargs="+", type=Path, default=[], metavar="APPROVAL", help="approval files")
+    p = subparsers.add_parser(
+        "verify", help="check a plan's hash and its owners' approvals",
+        description="Check a plan's hash and its owners' approvals (signatures, expiry, revocations, run "
+                    "limits) as a party does before it runs. Exit 0 approved, 1 not approved, 2 could not check.",
+        **examples("iq verify q.plan.json --approvals q.plan.approval.*.json --trust keys/",
+                   "iq verify q.plan.json --approvals q.plan.approval.police.json --trust keys/ "
+                   "--ledger police.ledger.jsonl"))
+    p.add_argument("plan", type=Path, metavar="PLAN", help="the compiled plan, e.g. q.plan.json")
+    p.add_argument("--approvals", nargs="+", type=Path, default=[], metavar="APPROVAL",
+                   help="approval files (and revocations), e.g. --approvals q.plan.approval.*.json")
     p.add_argument("--trust", nargs="+", type=Path, required=True, metavar="KEYS",
-                   help="trusted .pub.json files or directories of them")
-    p.add_argument("--require", type=_csv, help="comma-separated approvers (default: owners of the plan's datasets)")
+                   help="trusted .pub.json files or folders of them, e.g. --trust keys/")
+    p.add_argument("--require", type=_csv, metavar="PARTIES",
+                   help="comma-separated approvers (default: owners of the plan's datasets), e.g. --require police,ngo")
     p.add_argument("--revocations", nargs="+", type=Path, default=[], metavar="REVOCATION",
-                   help="revocation files (default: *.revocation.json next to the approvals)")
-    p.add_argument("--ledger", type=Path, help="this party's ledger, to enforce run limits")
-    p.add_argument("--today", type=_date, help="evaluate expiry on this date (default: today, UTC)")
+                   help="revocation files (default: *.revocation.json next to the approvals), "
+                        "e.g. --revocations revocations/*.json")
+    p.add_argument("--ledger", type=Path, metavar="FILE",
+                   help="this party's ledger, to count runs against --runs limits, e.g. --ledger police.ledger.jsonl")
+    p.add_argument("--today", type=_date, metavar="DATE",
+                   help="evaluate expiry on this date (default: today, UTC), e.g. --today 2027-02-01")
     p.set_defaults(fn=cmd_verify)
 
 
 def _passphrase_option(p) -> None:
     p.add_argument("--passphrase-file", type=Path, metavar="FILE",
-                   help=f"read the key's passphrase from FILE (else {PASSPHRASE_ENV}, else a prompt)")
+                   help=f"read the key's passphrase from the first line of FILE (else {PASSPHRASE_ENV}, else a "
+                        "prompt), e.g. --passphrase-file ~/.iq/police.pass")
 
 
 def _passphrase(args, key: Path | None = None) -> bytes | None:
@@ -120,25 +169,45 @@ def _passphrase(args, key: Path | None = None) -> bytes | None:
     return first
 
 
-def _fail(message: str) -> int:
-    print(f"iq: {message}", file=sys.stderr)
+_PEM_ERRORS = ("Unable to load PEM", "Could not deserialize", "Valid PEM but")  # the cryptography library's
+
+
+def _fail(message, key: Path | None = None) -> int:
+    """`iq: ` and the message (an exception: in words, error_words; one from reading the private
+    key `key`: that the file is not a key) on stderr; exit code 2."""
+    if key is not None and (isinstance(message, UnicodeDecodeError) or isinstance(message, ValueError)
+                            and str(message).startswith(_PEM_ERRORS)):
+        message = f"{key}: not an InsightQL private key file, or a damaged one (iq keygen writes them)"
+    print(f"iq: {message if isinstance(message, str) else error_words(message)}", file=sys.stderr)
     return 2
 
 
 def _read_plan(path: Path) -> dict:
-    plan = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(plan, dict):
-        raise ValueError(f"{path}: a plan must be a JSON object")
+    plan = reading(path, lambda p: json.loads(p.read_text(encoding="utf-8")))
+    if not isinstance(plan, dict) or "hash" not in plan:
+        raise ValueError(f"{path}: not a compiled plan (iq compile writes one)")
     return plan
 
 
+def trusted_keys(paths: list[Path]):
+    """load_trusted_keys, its errors in words (a file under a folder that is not JSON: the folder)."""
+    try:
+        return load_trusted_keys(paths)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(error_words(e, "a key file under --trust " + " ".join(map(str, paths)))) from None
+
+
 def cmd_keygen(args) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        return _fail(f"--out {args.out} is a file; give the folder for the key pair, e.g. --out keys/")
     try:
         passphrase = _passphrase(args)
         private_path, public_path = generate_key(args.identity, args.out, overwrite=args.force, passphrase=passphrase,
                                                  expires=args.expires)
+    except FileExistsError as exc:
+        return _fail(f"{exc} (--force replaces the key pair)")
     except (ValueError, OSError) as exc:
-        return _fail(str(exc))
+        return _fail(exc)
     protected = "passphrase-protected; " if passphrase else ""
     print(f"private key: {private_path}  ({protected}keep secret; only {args.identity} signs with it)")
     print(f"public key:  {public_path}  (give to every party)")
@@ -160,7 +229,7 @@ def cmd_approve(args) -> int:
             print(f"refused: {p}")
         return 1
     except (ValueError, OSError) as exc:
-        return _fail(str(exc))
+        return _fail(exc, key=args.key)
     cond = record["conditions"]
     print(f"{record['approver']} approved {record['query_name']!r} ({record['plan_hash']})")
     print(f"  expires: {cond['expires'] or 'never'}   runs: {cond['runs'] or 'unlimited'}")
@@ -172,13 +241,13 @@ def cmd_approve(args) -> int:
 
 def cmd_revoke(args) -> int:
     try:
-        approval = read_approval(args.approval)
+        approval = reading(args.approval, read_approval)
         if approval.get("format") == PUBLIC_KEY_FORMAT:
             return _revoke_key(args)
         record = revoke(approval, args.key, args.reason, passphrase=_passphrase(args, args.key))
         out = write_revocation(record, args.output or default_revocation_path(args.approval))
     except (ValueError, OSError) as exc:
-        return _fail(str(exc))
+        return _fail(exc, key=args.key)
     print(f"{record['approver']} revoked its approval of {approval.get('query_name')!r} ({record['plan_hash']})")
     print(f"  written to {out}; give it to every party with the approvals (parties read *.revocation.json "
           "next to the approval files)")
@@ -197,11 +266,11 @@ def _revoke_key(args) -> int:
 def cmd_verify(args) -> int:
     try:
         plan = _read_plan(args.plan)
-        records = [read_approval(p) for p in args.approvals]
-        revocations = [read_approval(p) for p in args.revocations or revocations_near(args.approvals)]
-        trusted = load_trusted_keys(args.trust)
+        records = [reading(p, read_approval) for p in args.approvals]
+        revocations = [reading(p, read_approval) for p in args.revocations or revocations_near(args.approvals)]
+        trusted = trusted_keys(args.trust)
     except (ValueError, OSError) as exc:
-        return _fail(str(exc))
+        return _fail(exc)
     required = set(args.require) if args.require else None
     notes, broken = [], []
     if args.ledger is not None and not args.ledger.exists():

@@ -142,28 +142,43 @@ def make_test_pki(out_dir: str | Path, names: list[str], hosts: dict[str, str] |
 
 def add_certs_command(subparsers) -> argparse.ArgumentParser:
     """Register `iq certs`; the handler (args -> exit code) is set as `fn` (and `handler`)."""
+    from insightql.runtime.cli.common import examples
     p = subparsers.add_parser(
         "certs", help="generate a test CA and one TLS certificate per party (tests/demos only)",
         description="Generate a test CA and one certificate per party, named "
                     "'MPyC party <index>' in parties-file order. Every private key is "
-                    "generated here: for tests and demos only (see spec/deployment.md).")
-    p.add_argument("--parties", required=True, metavar="FILE", help="parties file (TOML)")
+                    "generated here: for tests and demos only (see spec/deployment.md).",
+        **examples("iq certs --parties parties.toml --out certs/",
+                   "iq certs --parties parties.toml --days 30 --force"))
+    p.add_argument("--parties", required=True, metavar="FILE",
+                   help="the parties file (TOML: names, host:port, [tls]), e.g. --parties parties.toml")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: the folder of the [tls] ca path, "
-                        "else certs/ next to the parties file)")
-    p.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
-    p.add_argument("--force", action="store_true", help="overwrite existing files")
+                        "else certs/ next to the parties file), e.g. --out certs/")
+    p.add_argument("--days", type=int, default=365, metavar="N",
+                   help="validity in days (default 365), e.g. --days 30")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing files, e.g. iq certs --parties parties.toml --force")
     p.set_defaults(fn=run_certs_command)
     return p
 
 
 def run_certs_command(args: argparse.Namespace) -> int:
+    from insightql.runtime.cli.common import error_words
     from insightql.runtime.launch.parties import PartiesError, load_parties
 
+    if not Path(args.parties).is_file():
+        why = "is a folder, not a parties file" if Path(args.parties).is_dir() else "no such parties file"
+        print(f"iq: {args.parties}: {why}", file=sys.stderr)
+        return 2
     try:
         config = load_parties(args.parties, check_files=False)
     except PartiesError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"iq: {e}", file=sys.stderr)
+        return 2
+    if args.days < 1:
+        print(f"iq: --days {args.days}: a certificate must be valid for at least one day, e.g. --days 30",
+              file=sys.stderr)
         return 2
     if args.out is not None:
         out = Path(args.out)
@@ -176,10 +191,14 @@ def run_certs_command(args: argparse.Namespace) -> int:
                                                   for e in ("crt", "key")]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not args.force:
-        print(f"error: {', '.join(existing)} already exist; pass --force to overwrite",
+        print(f"iq: {', '.join(existing)} already exist; pass --force to overwrite",
               file=sys.stderr)
         return 2
-    pki = make_test_pki(out, names, {p.name: p.host for p in config.party}, days=args.days)
+    try:
+        pki = make_test_pki(out, names, {p.name: p.host for p in config.party}, days=args.days)
+    except OSError as e:
+        print(f"iq: cannot write the certificates: {error_words(e)}", file=sys.stderr)
+        return 2
     print(f"wrote test CA {pki.ca_cert} and certificates for "
           + ", ".join(f"{n} (MPyC party {i})" for i, n in enumerate(names)))
     if config.tls is None:
@@ -194,7 +213,7 @@ def run_certs_command(args: argparse.Namespace) -> int:
         if Path(config.tls.ca).resolve() != pki.ca_cert.resolve():
             mismatch.insert(0, config.tls.ca)
         if mismatch:
-            print("warning: the [tls] table points elsewhere: " + ", ".join(mismatch),
+            print("iq: warning: the [tls] table points elsewhere: " + ", ".join(mismatch),
                   file=sys.stderr)
     print("keep ca.key offline; give each organisation only its own .key file")
     return 0
