@@ -129,6 +129,7 @@ STEPS = """
 import json, sys
 import numpy as np
 from mpyc.runtime import mpc
+from insightql.runtime.secure import link_steps
 from insightql.runtime.secure.link_steps import chunk_columns, chunks_equal_prev, segmented_scan
 
 cases = json.loads(sys.argv[-1])
@@ -136,6 +137,7 @@ cases = json.loads(sys.argv[-1])
 async def main():
     await mpc.start()
     st = mpc.SecInt(24)  # the smallest radix_type: chunks of 22 bits
+    link_steps.BITS_AT_ONCE = 23 * 2 * 10  # several blocks of rows in the larger cases
     out = []
     for case in cases:
         z = np.array(case["z"], dtype=object)

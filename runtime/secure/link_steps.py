@@ -31,9 +31,19 @@ async def chunks_equal_prev(mpc, chunks, c: int):
     st = type(chunks).sectype
     if n < 2:
         return st.array(np.zeros(n, dtype=object))
-    d = mpc.np_transpose(chunks[1:] - chunks[:-1] + (1 << c)).reshape(q * (n - 1))
-    eq = await is_zero(mpc, d, c + 1, list(range(mpc.threshold + 1)), parts=q, at=1 << c)
-    return mpc.np_concatenate([st.array(np.zeros(1, dtype=object)), eq])
+    diff = chunks[1:] - chunks[:-1] + (1 << c)
+    # in blocks of rows: the test holds (c + 1) random bits per chunk and row at once, and at 262,144
+    # rows x 3 chunks their sharing (as Python ints in object arrays) took a party beyond its memory
+    rows = max(1, BITS_AT_ONCE // ((c + 1) * q))
+    out = [st.array(np.zeros(1, dtype=object))]
+    for a in range(0, n - 1, rows):
+        b = min(a + rows, n - 1)
+        d = mpc.np_transpose(diff[a:b]).reshape(q * (b - a))
+        out.append(await is_zero(mpc, d, c + 1, list(range(mpc.threshold + 1)), parts=q, at=1 << c))
+    return mpc.np_concatenate(out)
+
+
+BITS_AT_ONCE = 1 << 21  # random bits a zero test draws at once (chunks_equal_prev)
 
 
 def segmented_scan(mpc, z):
