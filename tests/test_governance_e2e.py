@@ -171,6 +171,28 @@ def test_required_approval_missing(tmp_path, corpus_data, keys):
     assert_refused(plan, codes, parties, plan["parties"], "missing approval from 'police' (owner of police_victims)")
 
 
+def test_iq_run_all_parties_refuse(tmp_path, corpus_data, keys):
+    """`iq run` when every party refuses (police's approval is required and missing): its whole
+    output is the headline and each party's reason once (not the handshake lines in which each
+    repeats the others'), no Python text."""
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(CATALOG.read_text().replace("[datasets.police_victims.policy]\n",
+                                                   "[datasets.police_victims.policy]\nrequire_approval = true\n", 1))
+    query = tmp_path / "q.iq"
+    query.write_text(QUERY)
+    plan = compile_plan(QUERY, load_catalog(catalog))
+    names = plan["parties"] + plan.get("output_parties", [])
+    assert len(names) == 4, names
+    proc = iq("run", query, "--catalog", catalog, "--data", f"police_victims={corpus_data['police_victims']}",
+              "--trust", keys["trust"], "--ledger-dir", tmp_path / "ledgers", "--quiet", "--timeout", "90")
+    why = "missing approval from 'police' (owner of police_victims)"
+    assert proc.returncode == EXIT_REFUSED and proc.stdout == "", proc.stdout + proc.stderr
+    assert proc.stderr == (
+        f"iq: the run stopped because of parties {', '.join(names[:-1])} and {names[-1]} (refused the plan); "
+        "every party stopped at the handshake, no data was shared\n"
+        + "".join(f"party {n} failed:\n  error: [{n}] refused the plan: {why}\n" for n in names)), proc.stderr
+
+
 def test_stale_guard(tmp_path, corpus_data):
     """Every party's ledger records a release over police_victims; a plan compiled without that
     ledger has no guard entry for it."""

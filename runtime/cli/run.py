@@ -105,7 +105,7 @@ def cmd_run(args) -> int:
         table, _ = launch_local(res.plan, cat_path, data, quiet=args.quiet, timeout=args.timeout, tls=args.tls,
                                 extra_args=gov_args, ledger_dir=ledger_dir)
     except LaunchError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"iq: {e}", file=sys.stderr)
         return e.code  # 3 when a party's data is bad, 7 when one refused the plan (spec/runtime.md)
     _emit(table, res.plan, args, fmt, terminal=True)
     return 0

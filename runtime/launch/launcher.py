@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -181,21 +182,47 @@ def _headline(codes: dict[str, int], order: list[str]) -> str:
     why = {EXIT_DATA: "invalid data", EXIT_REFUSED: "refused the plan", EXIT_PEER: "lost a peer",
            EXIT_TIMEOUT: "timed out", EXIT_ABORTED: "stopped at the handshake"}
     culprits = [n for n in order if codes[n] in (EXIT_DATA, EXIT_REFUSED)] or order[:1]
-    said = [f"{n} ({why.get(codes[n], f'killed by signal {-codes[n]}' if codes[n] < 0 else f'exit code {codes[n]}')})"
-            for n in culprits]
+    by_why: dict[str, list[str]] = {}  # parties that stopped for the same kind of reason, named together
+    for n in culprits:
+        by_why.setdefault(why.get(codes[n], f"killed by signal {-codes[n]}" if codes[n] < 0 else
+                                  f"exit code {codes[n]}"), []).append(n)
+    said = [f"{', '.join(ns[:-1])} and {ns[-1]}" if len(ns) > 1 else ns[0] for ns in by_why.values()]
     at_handshake = all(c in (0, EXIT_DATA, EXIT_REFUSED, EXIT_ABORTED) for c in codes.values())
-    return (f"the run stopped because of party {', '.join(said)}"
+    return (f"the run stopped because of part{'ies' if len(culprits) > 1 else 'y'} "
+            + ", ".join(f"{names} ({w})" for names, w in zip(said, by_why))
             + ("; every party stopped at the handshake, no data was shared" if at_handshake else ""))
 
 
+_HANDSHAKE = "run stopped before any data was shared: "  # what a party says when another stopped the run
+
+
 def _failure_report(failed: dict[str, str]) -> str:
-    """One block per failed party: its error lines (or its last lines if it crashed)."""
-    out = []
+    """Each failed party's reasons once: one block per party that gave its own (its error lines, or
+    its last lines if it crashed), without what the others' blocks say (its handshake line "run
+    stopped ...: party X cannot take part: ...", "receiver X cannot take part" when X failed); the
+    parties that only stopped at the handshake because of those are named in one line."""
+    own, followers = {}, {}
     for name, err in failed.items():
         lines = [l for l in err.splitlines() if l.startswith(("error", "iq:", "  "))]
         if not any(l.startswith(("error", "iq:")) for l in lines):
             lines = err.strip().splitlines()[-8:]
-        out.append(f"party {name} failed:\n" + "\n".join("  " + l for l in lines))
+        said = [l.removeprefix(f"error: [{name}] ") for l in lines]
+        others = {l: t for l, t in zip(lines, said) if t.startswith(_HANDSHAKE)
+                  or any(t.startswith(f"receiver {r} cannot take part: ") for r in failed)}
+        own[name] = list(dict.fromkeys(l for l in lines if l not in others)) or list(dict.fromkeys(lines))
+        if len(others) == len(lines):
+            followers[name] = [re.findall(r"(?:^|; )party ([\w.-]+) cannot take part: ", t.removeprefix(_HANDSHAKE))
+                               for t in others.values() if t.startswith(_HANDSHAKE)]
+    causes = {n for n in failed if n not in followers}
+    followers = {n: sorted({c for names in f for c in names}, key=list(failed).index) for n, f in followers.items()
+                 if f and all(names and set(names) <= causes and "parties run different plans" not in "".join(own[n])
+                              for names in f)}
+    out = [f"party {name} failed:\n" + "\n".join("  " + l for l in lines)
+           for name, lines in own.items() if name not in followers]
+    for cause in dict.fromkeys(", ".join(c) for c in followers.values()):
+        names = [n for n, c in followers.items() if ", ".join(c) == cause]
+        who = f"parties {', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else f"party {names[0]}"
+        out.append(f"{who} stopped at the handshake because of {cause}")
     return "\n".join(out)
 
 
