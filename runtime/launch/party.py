@@ -339,7 +339,8 @@ def run_party(plan: dict, me: str, catalog: Catalog, data: dict[str, str], confi
             problem = _internal_problem(me, "reading its data", e)
     state = {"names": names, "gov": gov, "connect_timeout": connect_timeout, "config": config}
     dog = _watchdog(timeout, me, state)
-    mpc = start_runtime(config, me, connect_timeout=connect_timeout, computing=names)  # first import of mpyc: must come first
+    mpc = start_runtime(config, me, ("--no-log",) if quiet else (),  # --quiet: none of MPyC's log lines either
+                        connect_timeout=connect_timeout, computing=names)  # first import of mpyc: must come first
     _install_disconnect_guard(state)
     try:
         table = mpc.run(_execute(mpc, plan, me, names, loaded, problem, progress, state))
