@@ -84,7 +84,10 @@ COUNTERPARTY_MIX = {"RO": 15, "BG": 10, "NG": 8, "CN": 8, "VN": 6, "UA": 8, "PL"
 
 def load_schema(path: Path = CATALOG) -> dict[str, dict[str, dict]]:
     """Column declarations per dataset, in catalog order (the CSV header order)."""
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    from insightql.compiler.check.layout import resolve_layouts  # a dataset may reuse another's layout (like)
+    raw, _, errors = resolve_layouts(tomllib.loads(path.read_text(encoding="utf-8")))
+    if errors:
+        raise ValueError(f"{path}: {errors[0].message}")
     return {name: ds["columns"] for name, ds in raw["datasets"].items()}
 
 
