@@ -3,10 +3,14 @@ one `iq:` line naming the file, exit 2, never Python's text (`[Errno 21]`, `Expe
 library's PEM message, a traceback)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from insightql.runtime.cli import main
+from insightql.runtime.governance import heads
 from insightql.runtime.governance.keys import generate_key
+from insightql.runtime.governance.ledger import Ledger
 
 PYTHON_TEXT = ("Errno", "Expecting value", "Traceback", "codec", "PEM", "Error:", "(char ")
 
@@ -22,6 +26,7 @@ def files(tmp_path, monkeypatch):
     (tmp_path / "binary.key").write_bytes(bytes(range(200, 256)))
     (tmp_path / "parties.toml").write_text('[[party]]\nname = "a"\nhost = "127.0.0.1"\nport = 1\n')
     generate_key("police", tmp_path / "keys")
+    Ledger(tmp_path / "police.ledger.jsonl").append("note", None, {"text": "one"})
     return tmp_path
 
 
@@ -54,6 +59,9 @@ CASES = [
     (["audit", "compare", "police=folder"], "folder: is a folder, not a ledger file"),
     (["audit", "verify-heads", "police=notjson.json", "--heads", "notjson.json", "--trust", "keys"],
      "notjson.json: not valid JSON (at line 1, column 1)"),
+    (["audit", "verify", "police.ledger.jsonl", "--head", "notjson.json"], "--head notjson.json: not a ledger head"),
+    (["audit", "report", "--ledger", "police.ledger.jsonl", "--catalog", "c.toml", "--format", "md", "--out",
+      "object.json"], "--out object.json is a file; give the folder for the reports"),
     (["certs", "--parties", "missing.toml"], "missing.toml: no such parties file"),
     (["certs", "--parties", "folder"], "folder: is a folder, not a parties file"),
     (["certs", "--parties", "parties.toml", "--days", "0"], "--days 0: a certificate must be valid for at least one day"),
@@ -68,3 +76,17 @@ def test_errors_in_words(files, capsys, argv, words):
     assert err.startswith("iq: ") and len(err.splitlines()) == 1, err
     assert words in err, err
     assert not [t for t in PYTHON_TEXT if t in err], err
+
+
+def test_audit_verify_takes_a_signed_head(files, capsys):
+    """`--head` accepts the file `iq audit head` writes: a ledger cut back before it is caught."""
+    ledger = files / "police.ledger.jsonl"
+    Ledger(ledger).append("note", None, {"text": "two"})
+    signed = files / "police.head.json"
+    signed.write_text(heads.head_text(heads.signed_head(ledger, files / "keys" / "police.key")))
+    assert main(["audit", "verify", str(ledger), "--head", str(signed)]) == 0
+    assert "intact, 2 entries (head checked)" in capsys.readouterr().out
+    ledger.write_text(ledger.read_text().splitlines(keepends=True)[0])
+    Path(str(ledger) + ".head").unlink(missing_ok=True)
+    assert main(["audit", "verify", str(ledger), "--head", str(signed)]) == 1
+    assert "entries were cut off the end" in capsys.readouterr().out

@@ -43,7 +43,8 @@ def add_commands(subparsers) -> None:
                        **examples("iq audit verify police.ledger.jsonl",
                                   "iq audit verify police.ledger.jsonl --head heads/police.head.json"))
     p.add_argument("ledger", type=Path, metavar="LEDGER", help="a party's ledger, e.g. police.ledger.jsonl")
-    p.add_argument("--head", help="a published head: '<seq>:sha256:<hex>', its JSON, or a file holding it, "
+    p.add_argument("--head", help="a published head: '<seq>:sha256:<hex>', its JSON, or a file holding it "
+                   "(a signed head from iq audit head too; verify-heads checks its signature), "
                    "e.g. --head heads/police.head.json")
     p.set_defaults(fn=cmd_audit_verify)
     p = sub.add_parser("show", help="what was released and to whom, and every run (refused, failed, killed)",
@@ -229,6 +230,8 @@ def cmd_audit_report(args) -> int:
     ledgers = ledger_args(args.ledgers)
     if args.start and args.end and args.start > args.end:
         raise UsageError(f"--from {args.start} is after --to {args.end}")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file; give the folder for the reports, e.g. --out reports/")
     try:
         catalog = load_catalog_file(args.catalog)
     except DiagnosticError as e:
@@ -264,12 +267,28 @@ def _ledger_file(path: Path) -> None:
         raise ValueError(f"{path}: " + ("is a folder, not a ledger file" if path.is_dir() else "no such ledger file"))
 
 
+def _published_head(text: str, given: str) -> dict | None:
+    """The head --head gives: '<seq>:sha256:<hex>', its JSON (LEDGER.head), or a signed head (iq audit
+    head; its signature is checked by verify-heads); None for a signed head of an empty ledger."""
+    try:
+        rec = json.loads(text) if text.strip().startswith("{") else None
+        if isinstance(rec, dict) and rec.get("format") == heads.HEAD_FORMAT:
+            count = int(rec["count"])
+            return {"seq": count - 1, "entry_hash": str(rec["entry_hash"])} if count > 0 else None
+        return ledger_mod.parse_head(text)
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"--head {given}: not a ledger head; give '<seq>:sha256:<hex>', its JSON or a file "
+                         "holding it (LEDGER.head, or a signed head from iq audit head)") from None
+
+
 def cmd_audit_verify(args) -> int:
     head = args.head
     try:
         _ledger_file(args.ledger)
         if head is not None and Path(head).is_file():
             head = reading(Path(head), Path.read_text, encoding="utf-8")
+        if head is not None:
+            head = _published_head(head, args.head)
         problems = ledger_mod.verify(args.ledger, head=head)
     except (ValueError, OSError) as exc:
         return _fail(exc)
@@ -279,7 +298,7 @@ def cmd_audit_verify(args) -> int:
             print(f"  - {p}")
         return 1
     h = ledger_mod.Ledger(args.ledger).head()
-    checked = "head checked" if head is not None or Path(str(args.ledger) + ".head").exists() else "no head to check"
+    checked = "head checked" if args.head is not None or Path(str(args.ledger) + ".head").exists() else "no head to check"
     print(f"OK: {args.ledger} intact, {0 if h is None else h['seq'] + 1} entries ({checked})")
     if h is not None:
         print(f"  head: {h['seq']}:{h['entry_hash']}")
