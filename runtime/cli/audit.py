@@ -50,7 +50,8 @@ def add_commands(subparsers) -> None:
     p = sub.add_parser("show", help="what was released and to whom, and every run (refused, failed, killed)",
                        description="The releases a ledger records (what, to whom) and every run: finished, "
                                    "failed, refused or killed.",
-                       **examples("iq audit show police.ledger.jsonl", "iq audit show police.ledger.jsonl --runs --json"))
+                       **examples("iq audit show police.ledger.jsonl",
+                                  "iq audit show police.ledger.jsonl --runs --json"))
     p.add_argument("ledger", type=Path, metavar="LEDGER", help="a party's ledger, e.g. police.ledger.jsonl")
     p.add_argument("--json", action="store_true", help="print the releases (with --runs: the runs) as JSON, "
                    "e.g. iq audit show police.ledger.jsonl --json")
@@ -138,7 +139,8 @@ def ledger_args(values: list[str]) -> dict[str, Path]:
         party, sep, path = v.partition("=")
         path = Path(path if sep else v)
         if not path.is_file():
-            raise UsageError(f"{path}: " + ("is a folder, not a ledger file" if path.is_dir() else "no such ledger file"))
+            raise UsageError(f"{path}: " + ("is a folder, not a ledger file" if path.is_dir()
+                                            else "no such ledger file"))
         party = party if sep else heads.ledger_party(path)
         if not party:
             raise UsageError(f"cannot tell whose ledger {path} is (no run recorded, name not <party>.ledger.jsonl); "
@@ -298,7 +300,8 @@ def cmd_audit_verify(args) -> int:
             print(f"  - {p}")
         return 1
     h = ledger_mod.Ledger(args.ledger).head()
-    checked = "head checked" if args.head is not None or Path(str(args.ledger) + ".head").exists() else "no head to check"
+    checked = ("head checked" if args.head is not None or Path(str(args.ledger) + ".head").exists()
+               else "no head to check")
     print(f"OK: {args.ledger} intact, {0 if h is None else h['seq'] + 1} entries ({checked})")
     if h is not None:
         print(f"  head: {h['seq']}:{h['entry_hash']}")

@@ -54,8 +54,8 @@ def add_commands(subparsers) -> None:
     """Register keygen, approve, revoke and verify on the `iq` subparsers object."""
     p = subparsers.add_parser(
         "keygen", help="create an Ed25519 approval key pair for a data owner",
-        description="Create a data owner's approval key pair: NAME.key (private, for `iq approve`) and "
-                    "NAME.pub.json (public, for every party's --trust folder). spec/governance.md 1.",
+        description="Create a data owner's approval key pair: PARTY.key (private, for iq approve) and "
+                    "PARTY.pub.json (public, for every party's --trust folder). spec/governance.md 1.",
         **examples("iq keygen --identity police --out keys/",
                    "iq keygen --identity police --out keys/ --protect --expires 2027-06-30"))
     p.add_argument("--identity", required=True, metavar="PARTY",
@@ -116,8 +116,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--reason", required=True, metavar="TEXT",
                    help="why it is withdrawn, recorded in the revocation, e.g. --reason 'agreement ended'")
     p.add_argument("-o", "--output", type=Path, metavar="FILE",
-                   help="default: APPROVAL.revocation.json next to the approval (for a key: "
-                        "IDENTITY.key-revocation.json next to its public key), e.g. -o revocations/q.police.json")
+                   help="where to write the revocation (default: APPROVAL.revocation.json next to the approval; "
+                        "for a key: PARTY.key-revocation.json next to its public key), "
+                        "e.g. -o revocations/q.police.json")
     _passphrase_option(p)
     p.set_defaults(fn=cmd_revoke)
 

@@ -24,6 +24,7 @@ def add_commands(sub) -> None:
                                    "you type, completion and hover (spec/tooling.md, Editors). An editor "
                                    "starts it; it is not run by hand.",
                        **examples("iq lsp", "iq lsp --catalog examples/catalog.toml"))
-    p.add_argument("--catalog", metavar="FILE", help="catalog for every document (default: catalog.toml in the "
-                                                     "document's folder or a parent), e.g. --catalog examples/catalog.toml")
+    p.add_argument("--catalog", metavar="FILE",
+                   help="catalog for every document (default: catalog.toml in the document's folder or a parent), "
+                        "e.g. --catalog examples/catalog.toml")
     p.set_defaults(fn=cmd_lsp)
