@@ -8,6 +8,7 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 from insightql.compiler.check.catalog import find_catalog, load_catalog
@@ -20,14 +21,19 @@ class UsageError(Exception):
 
 class ExamplesFormatter(argparse.HelpFormatter):
     """Help text whose description and epilog keep lines indented by two spaces as written (the
-    example command lines) and fill the other lines as paragraphs."""
+    example command lines) and fill the other lines as paragraphs; an option's name is never broken
+    at its hyphen ("--min-" / "count")."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         out, para = [], []
 
         def flush():
             if para:
-                out.append(super(ExamplesFormatter, self)._fill_text(" ".join(para), width, indent))
+                out.append(textwrap.fill(" ".join(para), width, initial_indent=indent, subsequent_indent=indent,
+                                         break_on_hyphens=False))
                 para.clear()
         for line in text.splitlines():
             if line.startswith("  ") or not line.strip():

@@ -13,8 +13,8 @@ from pathlib import Path
 from insightql.compiler import __version__
 from insightql.compiler.diagnostics import Diagnostic, DiagnosticError, render_github, render_json, render_sarif
 
-from insightql.runtime.cli.common import UsageError, catalog_for, catalog_path, compile_query, load_catalog_file, \
-    read_source
+from insightql.runtime.cli.common import UsageError, catalog_for, catalog_path, compile_query, examples, \
+    load_catalog_file, read_source
 
 
 def _iq_files(paths: list[str], suffixes=(".iq",)) -> list[Path]:
@@ -287,7 +287,8 @@ _CATALOG_HELP = "the catalog (default: catalog.toml in the query's folder or a p
 
 def add_commands(sub) -> None:
     """Register check, fmt, compile, explain and diff on the `iq` subparsers object."""
-    c = sub.add_parser("check", help="check queries (names, types, disclosure rules) and catalogs")
+    c = sub.add_parser("check", help="check queries (names, types, disclosure rules) and catalogs",
+                       **examples("iq check examples/", "iq check queries/ --catalog catalog.toml --format github"))
     c.add_argument("paths", nargs="+", metavar="PATH",
                    help=".iq files, folders (every .iq below) or catalog .toml files, e.g. examples/ "
                         "or examples/catalog.toml")
@@ -304,7 +305,8 @@ def add_commands(sub) -> None:
                         "project's repository), e.g. --docs-url https://git.example.org/insightql/")
     c.set_defaults(fn=cmd_check)
 
-    f = sub.add_parser("fmt", help="print queries in canonical form, comments kept")
+    f = sub.add_parser("fmt", help="print queries in canonical form, comments kept",
+                       **examples("iq fmt examples/overlap.iq", "iq fmt --check examples/"))
     f.add_argument("paths", nargs="+", metavar="PATH", help=".iq files or folders (every .iq below), e.g. examples/")
     g = f.add_mutually_exclusive_group()
     g.add_argument("--write", action="store_true", help="rewrite the files in place, e.g. iq fmt --write examples/")
@@ -313,7 +315,10 @@ def add_commands(sub) -> None:
                         "e.g. iq fmt --check examples/")
     f.set_defaults(fn=cmd_fmt)
 
-    c = sub.add_parser("compile", help="compile a query to a plan file")
+    c = sub.add_parser("compile", help="compile a query to a plan file",
+                       **examples("iq compile examples/victims_by_exploitation.iq -o q.plan.json",
+                                  "iq compile q.iq --catalog catalog.toml --ledger ledgers/police.ledger.jsonl "
+                                  "-o q.plan.json"))
     c.add_argument("query", help="the .iq query, e.g. examples/overlap.iq")
     c.add_argument("--catalog", metavar="FILE", help=_CATALOG_HELP)
     c.add_argument("-o", "--output", metavar="FILE", help="write the plan here instead of printing it, e.g. -o q.plan.json")
@@ -322,7 +327,9 @@ def add_commands(sub) -> None:
                         "e.g. --ledger police.ledger.jsonl")
     c.set_defaults(fn=cmd_compile)
 
-    e = sub.add_parser("explain", help="show a plan: placement, cost, leakage report")
+    e = sub.add_parser("explain", help="show a plan: placement, cost, leakage report",
+                       **examples("iq explain examples/overlap.iq",
+                                  "iq explain q.plan.json --format html -o plan.html"))
     e.add_argument("target", help="a .iq query or a .plan.json file, e.g. examples/overlap.iq")
     e.add_argument("--catalog", metavar="FILE", help=_CATALOG_HELP)
     e.add_argument("--format", choices=["text", "dot", "html", "json"], default="text",
@@ -332,7 +339,8 @@ def add_commands(sub) -> None:
     e.set_defaults(fn=cmd_explain)
 
     d = sub.add_parser("diff", help="explain what changed between two plans, weakenings first "
-                       "(exit 0 same, 1 different, 3 weaker)")
+                       "(exit 0 same, 1 different, 3 weaker)",
+                       **examples("iq diff old.plan.json new.plan.json", "iq diff old/catalog.toml catalog.toml"))
     d.add_argument("a", metavar="OLD", help="the earlier plan file or .iq query, e.g. old.plan.json")
     d.add_argument("b", metavar="NEW", help="the later plan file or .iq query, e.g. new.iq")
     d.add_argument("--catalog", metavar="FILE", help=_CATALOG_HELP + " (for .iq files)")
@@ -343,7 +351,9 @@ def add_catalog_commands(sub) -> None:
     """Register catalog and schema on the `iq` subparsers object."""
     k = sub.add_parser("catalog", usage="iq catalog [FILE] | iq catalog infer DATA [--name DS] [--owner P] [-o OUT]",
                        help="list a catalog's datasets with their effective policies, or draft a dataset "
-                            "from a data file (infer)")
+                            "from a data file (infer)",
+                       **examples("iq catalog examples/catalog.toml",
+                                  "iq catalog infer examples/data/police_victims.csv --owner police -o draft.toml"))
     k.add_argument("catalog_file", nargs="?", metavar="FILE",
                    help="the catalog, as with --catalog, e.g. iq catalog examples/catalog.toml; or `infer`, "
                         "e.g. iq catalog infer police.csv --owner police")
@@ -364,6 +374,6 @@ def add_catalog_commands(sub) -> None:
                                                           "e.g. -o draft.toml")
     k.set_defaults(fn=cmd_catalog)
 
-    s = sub.add_parser("schema", help="print a JSON Schema")
+    s = sub.add_parser("schema", help="print a JSON Schema", **examples("iq schema plan"))
     s.add_argument("what", choices=["catalog", "plan"], help="which schema: catalog or plan, e.g. iq schema catalog")
     s.set_defaults(fn=cmd_schema)

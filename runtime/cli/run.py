@@ -10,7 +10,7 @@ from pathlib import Path
 
 from insightql.compiler.check.catalog import load_catalog
 
-from insightql.runtime.cli.common import UsageError, compile_query
+from insightql.runtime.cli.common import UsageError, compile_query, examples
 from insightql.runtime.results import FORMATS
 
 
@@ -168,7 +168,12 @@ def cmd_report(args) -> int:
 
 def add_commands(sub) -> None:
     """Register run and party on the `iq` subparsers object."""
-    r = sub.add_parser("run", help="compile and run a query with every party as a local process")
+    r = sub.add_parser("run", help="compile and run a query with every party as a local process",
+                       **examples("iq run examples/victims_by_exploitation.iq "
+                                  "--data police=examples/data/police_victims.csv "
+                                  "--data ngo=examples/data/ngo_clients.csv",
+                                  "iq run q.iq --catalog catalog.toml --data police=police.parquet --out result.json "
+                                  "--quiet"))
     r.add_argument("query", metavar="QUERY", help="the .iq file to compile and run, e.g. examples/victims_by_exploitation.iq")
     r.add_argument("--catalog", metavar="FILE", help="the catalog (default: catalog.toml in the query's folder or a parent), "
                    "e.g. --catalog examples/catalog.toml")
@@ -195,7 +200,12 @@ def add_commands(sub) -> None:
                    "differencing guard's history. Default: a temporary folder (no history), e.g. --ledger-dir ledgers/")
     r.set_defaults(fn=cmd_run)
 
-    pp = sub.add_parser("party", help="run one party of a plan")
+    pp = sub.add_parser("party", help="run one party of a plan",
+                        **examples("iq party --plan q.plan.json --party ngo --data ngo.csv --parties parties.toml "
+                                   "--catalog catalog.toml",
+                                   "iq party --plan q.plan.json --party police --data police.csv "
+                                   "--parties parties.toml --catalog catalog.toml "
+                                   "--approvals q.plan.approval.*.json --trust keys/"))
     pp.add_argument("--plan", required=True, metavar="FILE", help="the compiled plan this party runs "
                     "(iq compile), e.g. --plan q.plan.json")
     pp.add_argument("--party", required=True, metavar="NAME", help="this party's name in the catalog, e.g. --party police")
@@ -227,7 +237,8 @@ def add_commands(sub) -> None:
                     "e.g. in a two-party unit test")
     pp.set_defaults(fn=cmd_party)
 
-    rp = sub.add_parser("report", help="render a saved result (.json or .parquet) as an HTML page, or convert it")
+    rp = sub.add_parser("report", help="render a saved result (.json or .parquet) as an HTML page, or convert it",
+                        **examples("iq report result.json -o briefing.html", "iq report result.parquet --format csv"))
     rp.add_argument("result", metavar="RESULT", help="a result iq run or iq party wrote as .json or .parquet, "
                     "e.g. result.json")
     rp.add_argument("-o", "--out", help="the file to write (default: stdout), e.g. -o briefing.html")
