@@ -246,4 +246,4 @@ def test_iq_run_exits_non_zero_and_prints_no_result(tmp_path, corpus_data):
     assert proc.returncode != 0
     assert printed_lines(proc.stdout) == [] and not out.exists()
     assert f"row {BAD_ROW}, column prs_Age: 130 is outside the declared range" in proc.stderr
-    assert "party police cannot take part" in proc.stderr
+    assert "parties ngo, helper and helpline stopped at the handshake because of police" in proc.stderr, proc.stderr
