@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from insightql.runtime.cli.common import UsageError, error_words, examples, reading
+from insightql.runtime.cli.common import UsageError, examples, reading
 from insightql.runtime.cli.governance import _date, _fail, _passphrase, _passphrase_option, trusted_keys
 from insightql.runtime.governance import compare as compare_mod
 from insightql.runtime.governance import disclosure, heads, history
