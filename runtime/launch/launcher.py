@@ -81,8 +81,8 @@ def launch_local(plan: dict, catalog_path: Path, data: dict[str, str], *, quiet:
     failed = {n: errors[n][1] for n in parties if codes[n] != 0}
     if failed:
         code = EXIT_DATA if EXIT_DATA in codes.values() else EXIT_REFUSED if EXIT_REFUSED in codes.values() else 1
-        raise LaunchError(_headline(codes, [n for n in codes if codes[n] != 0]) + "\n" + _failure_report(failed),
-                          code)
+        raise LaunchError(_headline(codes, [n for n in codes if codes[n] != 0], parties) + "\n"
+                          + _failure_report(failed), code)
     first = plan["receivers"][0]
     table = table_from_json((work / f"{first}.json").read_text(encoding="utf-8"))
     return table, {n: errors[n][1] for n in parties}
@@ -176,12 +176,14 @@ class _Forked:
         return self.returncode
 
 
-def _headline(codes: dict[str, int], order: list[str]) -> str:
+def _headline(codes: dict[str, int], order: list[str], parties: list[str] = ()) -> str:
     """Which party stopped the run: one whose data is bad or that refused the plan (the others stop
-    at the handshake because of it), else the first to stop (`order` is the order they stopped in)."""
+    at the handshake because of it; named in the order of `parties`), else the first to stop
+    (`order` is the order they stopped in)."""
     why = {EXIT_DATA: "invalid data", EXIT_REFUSED: "refused the plan", EXIT_PEER: "lost a peer",
            EXIT_TIMEOUT: "timed out", EXIT_ABORTED: "stopped at the handshake"}
-    culprits = [n for n in order if codes[n] in (EXIT_DATA, EXIT_REFUSED)] or order[:1]
+    culprits = sorted((n for n in order if codes[n] in (EXIT_DATA, EXIT_REFUSED)),
+                      key=lambda n: list(parties).index(n) if n in parties else len(parties)) or order[:1]
     by_why: dict[str, list[str]] = {}  # parties that stopped for the same kind of reason, named together
     for n in culprits:
         by_why.setdefault(why.get(codes[n], f"killed by signal {-codes[n]}" if codes[n] < 0 else
