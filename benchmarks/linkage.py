@@ -266,7 +266,7 @@ def _table(rows: list, what: str, hand: dict | None = None) -> list[str]:
         def cmp(r):
             h = hand.get(r[0])
             return f"{h[1]:.1f} (load {h[2]}) | {h[1] / r[1]:.1f}x" if h else "- | -"
-        return [f"| {what} | time (s) | load average | CPU of the parties (s, sum) | hand-written MPyC, same run (s) "
+        return [f"| {what} | time (s) | load average | CPU of the parties (s, sum) | hand-written MPyC, back to back (s) "
                 "| ratio |", "|---|---:|---:|---:|---:|---:|",
                 *[f"| {r[0]:,} | {r[1]:.1f} | {r[2]} | {r[3] if len(r) > 3 else '?'} | {cmp(r)} |" for r in rows]]
     if any(len(r) > 3 for r in rows):
@@ -306,13 +306,14 @@ def write_report(res: dict) -> None:
              "which other jobs change much less than the wall time: on an idle 2-core machine the wall time would "
              "be about half of it plus the rounds. 'Hand-written MPyC' is the same query written directly in MPyC "
              "with `mpc.np_sort` (Batcher's network) and `np_sgn` equality, unpadded, without thresholds "
-             "(`handwritten_party`), run by the same invocation of this script; the ratio is its time over ours. "
+             "(`handwritten_party`), run back to back with ours (the same script, one after the other); the ratio is its time over ours. "
              "Designs: spec/linkage.md.", "", *_computing(res), ""]
     for design, title in (("fast", "Fast design (shuffle + keyed PRF, opens the match pattern; policy opt-in)"),
                           ("oblivious", "Oblivious design (radix sort with shuffled permutations; opens "
                                         "nothing about the data)"),
                           ("oblivious-quicksort", "Oblivious design with the quicksort instead (IQ_LINK_SORT=quicksort; "
-                                                  "tie-break fixed as in issue 16)")):
+                                                  "tie-break fixed as in issue 16; previous session, before the "
+                                                  "performance levers)")):
         d = res.get(design, {})
         lines += [f"## {title}", ""]
         for q, what in (("join", "JOIN + GROUP BY 20 groups + COUNT(*) and AVG, n x n rows"),
@@ -323,7 +324,7 @@ def write_report(res: dict) -> None:
                 continue
             hand = {r[0]: r for r in res.get("handwritten", {}).get(q, [])} if design in ("fast", "oblivious") else {}
             lines += [f"### {what}", *_table(rows, "n", hand), "", f"Fitted growth exponent (time ~ n^e): {_growth(rows)}."]
-            if q == "join":
+            if q == "join" and (len(rows) > 1 or rows[0][0] == 10000):
                 t10, how = _at(rows, 10000)
                 lines.append(f"10,000 x 10,000: {t10:.0f} s ({how}); all-pairs baseline at that size about "
                              f"{base_10k / 3600:.1f} h (extrapolated): {base_10k / t10:.0f}x faster.")
@@ -331,14 +332,14 @@ def write_report(res: dict) -> None:
     pairs = res.get("same_run", [])
     if pairs:
         lines += ["## Same run: the previous commit's oblivious code against this session's",
-                  "Each pair ran back to back (the previous commit's package first on PYTHONPATH); what changed "
-                  "between them is in the notes.", "",
+                  "Each pair ran back to back, this session's code first, then the previous commit's (a copy of "
+                  "its tree first on PYTHONPATH); what changed between them is in the notes.", "",
                   "| query | n | previous commit (s) | load | with the changes (s) | load | ratio | changes |",
                   "|---|---:|---:|---:|---:|---:|---:|---|",
                   *[f"| {e['query']} | {e['n']:,} | {e['prev'][0]:.1f} | {e['prev'][1]} | {e['new'][0]:.1f} | "
                     f"{e['new'][1]} | {e['prev'][0] / e['new'][0]:.2f}x | {e['what']} |" for e in pairs], ""]
     for key, title in (("oblivious_before", "Before: the oblivious design at the start of this session (radix sort "
-                        "in a field sized to the packed rows, quiet machine)"),
+                        "in a field sized to the packed rows)"),
                        ("fast_before", "Before: the fast design at the start of this session")):
         for q, rows in res.get(key, {}).items():
             lines += [f"## {title}, {q}", *_table(rows, "n"), ""]
@@ -445,6 +446,26 @@ NOTES = [
     "(one process); its non-key columns in a 60-bit SecInt (the key stays in MiMC's 83-bit field): not "
     "measured on its own. Whole query, back to back: the 10k x 10k join with (1)-(3) 187.3 s (load "
     "5.4-10.7) against 350.9 s with the previous commit (load 10.6-12.6): 1.87x (table 'Same run').",
+    "* Results of the performance session (issue 16). Every run shared the 2 cores with about six other "
+    "sessions (load 4-21), so the wall times are up to several times what a quiet machine gives; the parties' CPU "
+    "(sum of the three) is the steadier figure, and on two idle cores a run takes at least half of it. "
+    "Oblivious 10k x 10k join: 72.6 s at load 1.6-4.1 when the machine was briefly quieter, CPU 89.8 s "
+    "(181.5 s at load 13.6 and 257.5 s at load 13.7-21 in other runs); the previous commit right after it: "
+    "325.9 s at load 4.8-6.8, CPU 240.3 s (2.68x in CPU); the previous session measured 119.5 s at load 2.4. "
+    "Oblivious COUNT(DISTINCT) over 3 x 10k: 93.2 s at load 4.1-4.7, CPU 119.3 s (188.5 s at load 11 and "
+    "239.7 s at load 11-13.7 in other runs); 134.4 s at load 2.9 before. Oblivious 100k x 100k join: "
+    "1,138.6 s (19 min) at load 6.4-10.8, CPU 967.5 s (at least about 8 min on two idle cores); a first "
+    "attempt, before the zero tests were done in blocks of rows, lost a party to the memory limit (signal 9) "
+    "after 27 min. Fast 100k x 100k join: 694.2 s at load 8.5-13, CPU 380.5 s (at least about 190 s idle; "
+    "280.9 s at load 7.3 before). Hand-written MPyC with mpc.np_sort, run back to back with ours: 1k x 1k join 604.9 s "
+    "(load 8.5-9.7) against 12.6 s (48x), COUNT(DISTINCT) over 3 x 1k 594.4 s (load 7.0-9.4) against 11.4 s (52x); "
+    "at 10k it would take hours on this shared machine (Batcher's network grows as n log^2 n; MPYC-NOTES: "
+    "np_sort of 10,000 values 174 s on a quiet machine) and was not run. The SPU peer in benchmarks/ measures "
+    "a group-by, not a sort, so there are no SPU sort figures to compare with. Targets: 10k join and distinct "
+    "count in 60 s or less: missed (72.6 s and 93.2 s at loads 4.1-4.7; the join's CPU bound, about 45 s on two "
+    "idle cores, leaves it within reach on a quiet machine); fast design at 100k under 2 min: missed (its CPU "
+    "alone needs more than 3 min on two cores); oblivious 100k under 15 min: measured, 19 min at load 6-11, "
+    "missed on this machine (its CPU bound is about 8 min).",
     "* Levers not taken: a cheaper PRF or fewer MiMC rounds for the fast design. MiMC over a smaller field "
     "(about 52 bits, 33 rounds instead of 53) would shorten its key to the field's size, and an owner knows "
     "its own keys and sees every tag, so it could search the PRF key in about 2^52 steps and then tag any "
