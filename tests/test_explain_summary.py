@@ -4,7 +4,10 @@ rules per output, the caps on values and the estimated time, above the circuit."
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from insightql.compiler.check.catalog import load_catalog
 from insightql.compiler.pipeline import compile_source
@@ -59,3 +62,25 @@ def test_values_as_the_query_wrote_them_and_json_for_tools():
     assert doc["computing_parties"] == res.plan["parties"] and doc["time"]["total"] > 0
     page = explain_html(res.plan)
     assert '<dl id="glossary">' in page and "secret sharing" in page
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (apt-get install -y chromium)")
+def test_summary_is_above_the_fold_at_1280x800(tmp_path):
+    """Rendered by headless Chromium at 1280x800: the summary ends within the first screen, so an
+    auditor reads who learns what before scrolling to the circuit."""
+    _, html = page_of("victims_by_exploitation.iq")
+    probe = ("<script>addEventListener('load', () => document.body.setAttribute('data-bottom', "
+             "Math.ceil(document.getElementById('summary').getBoundingClientRect().bottom)))</script>")
+    page = tmp_path / "probe.html"  # the test's copy: any CSP goes, a measuring script comes in
+    page.write_text(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)
+                    .replace("</body>", probe + "</body>"), encoding="utf-8")
+    r = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
+                        "--dump-dom", "--window-size=1280,800", page.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    bottom = int(re.search(r'data-bottom="(\d+)"', r.stdout).group(1))
+    assert 100 < bottom <= 800, f"the summary ends at {bottom} px"
