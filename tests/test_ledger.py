@@ -169,3 +169,14 @@ def test_cli_audit_show(path, capsys):
     path.write_bytes(path.read_bytes().replace(b'"ngo"]', b'"press"]', 1))
     assert iq("audit", "show", path) == 1
     assert "verification failed" in capsys.readouterr().err
+
+
+def test_a_broken_line_is_named_in_words(tmp_path):
+    """A line that is not JSON, or not UTF-8, is reported with its place, never Python's exception."""
+    path = tmp_path / "p.ledger.jsonl"
+    path.write_bytes(b'{"seq": 0\n\xff\xfe\n')
+    problems = L.verify(path)
+    text = "\n".join(problems)
+    assert f"{path}:1: the entry is not valid JSON (at column 10)" in text
+    assert f"{path}:2: the entry is not UTF-8 text (byte 1)" in text
+    assert "Error" not in text

@@ -83,7 +83,7 @@ def read_head(path: str | os.PathLike) -> dict:
     try:
         rec = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not a signed head (not JSON: {e.msg})") from None
+        raise ValueError(f"{path}: not a signed head (not valid JSON at line {e.lineno}, column {e.colno})") from None
     if not isinstance(rec, dict) or rec.get("format") != HEAD_FORMAT:
         raise ValueError(f"{path}: not a signed head (format {HEAD_FORMAT} expected)")
     missing = [f for f in HEAD_FIELDS if f not in rec]

@@ -33,6 +33,15 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 
+
+def json_words(exc: Exception) -> str:
+    """What is wrong with a line that does not parse, in words (never Python's exception text)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.start + 1})"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON (at column {exc.colno})"
+    return "not readable"
+
 class LedgerError(Exception):
     """The ledger cannot be appended to (corrupt tail, bad kind)."""
 
@@ -114,7 +123,7 @@ class Ledger:
         try:
             last = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise LedgerError(f"{self.path}: last entry is not valid JSON ({exc})") from None
+            raise LedgerError(f"{self.path}: last entry is {json_words(exc)}") from None
         if not isinstance(last, dict) or last.get("entry_hash") != entry_hash(last):
             raise LedgerError(f"{self.path}: last entry does not match its entry_hash")
         return last
@@ -218,7 +227,7 @@ def verify(path: str | os.PathLike, head: dict | str | None = None, use_sidecar:
         try:
             entry = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            problems.append(f"{where}: not a valid JSON entry ({exc.__class__.__name__}); chain broken here")
+            problems.append(f"{where}: the entry is {json_words(exc)}; chain broken here")
             prev, expected_seq = None, None
             continue
         if not isinstance(entry, dict) or set(entry) != set(ENTRY_FIELDS):
@@ -244,8 +253,10 @@ def verify(path: str | os.PathLike, head: dict | str | None = None, use_sidecar:
     if head is not None:
         try:
             h = parse_head(head)
-        except (ValueError, KeyError, json.JSONDecodeError) as exc:
-            problems.append(f"{path}: cannot read head: {exc}")
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}: cannot read head: {json_words(exc)}")
+        except (ValueError, KeyError) as exc:
+            problems.append(f"{path}: cannot read head: " + (f"no field {exc}" if isinstance(exc, KeyError) else str(exc)))
         else:
             if h["seq"] not in hashes:
                 problems.append(f"{path}: head entry seq {h['seq']} is missing "
