@@ -51,3 +51,18 @@ def test_party_quiet_prints_only_the_result(tmp_path, corpus_data):
     assert table[0].split() == ["exp_Region", "n"] and set(table[1]) == {"-", " "}, table
     regions = {line.split()[0] for line in table[2:] if not line.endswith("(policy of the data owners).")}
     assert regions == {"North", "East", "South", "West"}, table
+
+
+def test_party_prints_mpyc_log_on_stderr_and_only_the_result_on_stdout(tmp_path, corpus_data):
+    """Without --quiet MPyC's log lines stay, on stderr: stdout holds the result table alone."""
+    plan = compile_plan(QUERY, load_catalog(CATALOG))
+    shown = plan["receivers"][0]
+    parties = ToTerminal(plan, corpus_data, tmp_path).start()
+    try:
+        codes = parties.wait(timeout=120)
+    finally:
+        parties.stop_all()
+    assert all(c == 0 for c in codes.values()), {n: parties.stderr(n) for n in codes}
+    out, err = parties.out[shown], parties.stderr(shown)
+    assert "MPyC" in err and not any(w in out for w in MPYC_WORDS), (out, err)
+    assert out.splitlines()[0].split() == ["exp_Region", "n"], out

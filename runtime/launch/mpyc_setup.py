@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import os
 import shutil
 import socket
@@ -284,6 +285,7 @@ def start_runtime(config: PartiesConfig, me: str, extra: tuple[str, ...] | list[
             rt = mpyc.runtime.setup()
     finally:
         sys.argv = saved
+    _log_to_stderr()
     mpyc.runtime.mpc = rt
     if config.tls is not None:
         _tls_names(mpyc.runtime, {run_i: config.index_of(n) for run_i, n in enumerate(run.names())})
@@ -292,6 +294,14 @@ def start_runtime(config: PartiesConfig, me: str, extra: tuple[str, ...] | list[
     install()  # bulk randomness for Shamir sharing of arrays (runtime/secure/fast_random.py)
     _wrap_start(rt, run, me, tls_dir, connect_timeout)
     return rt
+
+
+def _log_to_stderr() -> None:
+    """MPyC's log lines ("Start MPyC runtime", "All 3 parties connected") go to stderr: MPyC sends
+    them to stdout (logging.basicConfig(stream=sys.stdout)), where a receiver prints its result."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is sys.stdout:
+            handler.setStream(sys.stderr)
 
 
 def _tls_names(runtime_module, file_index: dict[int, int]) -> None:
