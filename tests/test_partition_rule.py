@@ -94,3 +94,13 @@ def test_sums_over_few_values_are_counts():
     assert _rules(two) and _rules(three)
     assert not _rules(wide)
     assert not _rules(HEAD.format("SUM(prs_Age) AS s").replace("GROUP BY", "WHERE prs_Age >= 20 GROUP BY"))
+
+
+def test_huge_coefficients_take_the_exact_rational_path():
+    """Rows whose scaled entries could overflow int64 are searched in rationals, with the same answers."""
+    from insightql.compiler.plan.partition import _rref, _zero_one_combinations
+    assert sorted(_zero_one_combinations(_rref([[1, 0, 1], [0, 1, 1]]), 3)) == [[0, 0, 0], [0, 1, 1], [1, 0, 1]]
+    huge = 2 ** 70  # entries past int64 once scaled: searched in rationals; no 0/1 choice but none meets them
+    assert _zero_one_combinations(_rref([[1, huge]]), 2) == [[0, 0]]
+    assert _zero_one_combinations(_rref([[huge, 1]]), 2) == [[0, 0]]  # 1/huge: a huge common denominator
+    assert _zero_one_combinations(_rref([[2, 0, 2], [0, 3, 3]]), 3) == [[0, 0, 0], [0, 1, 1], [1, 0, 1]]

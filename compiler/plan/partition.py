@@ -17,13 +17,14 @@ the parts: over-suppression, never a released "nobody here").
 from __future__ import annotations
 
 import json
+import math
 from fractions import Fraction
 from itertools import product
 
 import numpy as np
 
 from insightql.compiler.check.observer import maximal
-from insightql.compiler.plan.aggregates import counted, indicator
+from insightql.compiler.plan.aggregates import _is_null, _not, counted, indicator
 from insightql.compiler.plan.lower_expr import columns_used
 from insightql.compiler.plan.structure import relate
 
@@ -35,11 +36,11 @@ BOOL = {"kind": "bool", "nullable": False}
 
 
 def _in(ir: dict) -> dict:
-    return {"op": "not", "args": [{"op": "is_null", "args": [ir], "type": BOOL}], "type": BOOL}
+    """TRUE on the rows in a part (its indicator or column has a value)."""
+    return _not(_is_null(ir))
 
 
-def _out(ir: dict) -> dict:
-    return {"op": "is_null", "args": [ir], "type": BOOL}
+_out = _is_null  # TRUE on the rows outside a part
 
 
 def _all(op: str, args: list[dict]) -> dict:
@@ -82,15 +83,33 @@ def derivable(atoms: list[tuple], rows: list[list], skip: set[frozenset], tested
     combination of the reduced rows given by its own pivot entries, so the candidates are the
     2**rank choices of 0/1 on the pivot columns."""
     basis = _rref(rows)
-    found = set()
-    for choice in product((0, 1), repeat=len(basis)):
-        v = [sum((row[j] for (_, row), b in zip(basis, choice) if b), Fraction(0)) for j in range(len(atoms))]
-        if all(x in (0, 1) for x in v):
-            found.add(frozenset(a for a, x in zip(atoms, v) if x == 1))
+    found = {frozenset(a for a, x in zip(atoms, v) if x) for v in _zero_one_combinations(basis, len(atoms))}
     out: list[frozenset] = []
     for u in sorted(found, key=lambda u: (len(u), repr(sorted(u, key=repr)))):
         if 0 < len(u) < len(atoms) and u not in skip and not any(t <= u for t in tested + out):
             out.append(u)
+    return out
+
+
+def _zero_one_combinations(basis: list[tuple[int, list[Fraction]]], n: int) -> list[list[int]]:
+    """Every 0/1 combination of the reduced rows given by 0/1 pivot entries, exactly: in int64 over
+    the rows scaled to one common denominator where that cannot overflow (a vectorised product of
+    2**rank choices by the rows: the search stays fast with many parts), else row by row in
+    rationals."""
+    if not basis:
+        return []
+    choices = np.array(list(product((0, 1), repeat=len(basis))), dtype=np.int64)
+    den = math.lcm(*(x.denominator for _, row in basis for x in row))
+    scaled = [[int(x * den) for x in row] for _, row in basis]
+    if max(abs(x) for row in scaled for x in row) * len(basis) < 2 ** 62:
+        sums = choices @ np.array(scaled, dtype=np.int64)
+        ok = ((sums == 0) | (sums == den)).all(axis=1)
+        return (sums[ok] == den).astype(int).tolist()
+    out = []
+    for choice in choices:
+        v = [sum((row[j] for (_, row), b in zip(basis, choice) if b), Fraction(0)) for j in range(n)]
+        if all(x in (0, 1) for x in v):
+            out.append([int(x) for x in v])
     return out
 
 
