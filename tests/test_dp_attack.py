@@ -14,10 +14,22 @@ import numpy as np
 from insightql.compiler.plaintext.oracle import run_plan_plaintext
 from insightql.runtime.secure.dp_noise import sample_discrete_laplace
 
+from insightql.compiler.check.catalog import Catalog
+
 from redteam_data import block, cells, releases
-from test_residuals import CAT, K, P, by_region
+from test_residuals import CAT as PLAIN, K, P, by_region
 
 TRIALS = 3000
+
+
+def _with_budget(cat):
+    """The residuals' catalog with a budget on police_victims that DP may spend (IQ328: not without one)."""
+    raw = cat.model_dump(mode="json")
+    raw["datasets"][P]["policy"]["privacy"] = {"require": False, "epsilon_budget": 1.5}
+    return Catalog.model_validate(raw)
+
+
+CAT = _with_budget(PLAIN)
 
 
 def test_three_overlapping_releases_give_only_noisy_answers(tmp_path):

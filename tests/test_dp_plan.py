@@ -107,10 +107,14 @@ def test_epsilon_annotation_round_trips_and_is_exact():
     assert "@epsilon 0.9" in format_query(q)
 
 
-def test_a_query_may_ask_for_dp_without_a_policy(corpus_catalog):
-    plan = _plan(QUERY.replace("0.9", "2"), corpus_catalog)
-    assert plan["policy"]["privacy"]["required_by"] == []
-    assert plan["policy"]["privacy"]["unit"] == "person (rows per person declared by the owners)"  # two datasets
+def test_a_query_may_ask_for_dp_where_every_owner_keeps_a_budget(dp_catalog, corpus_catalog):
+    """ngo_clients has a budget without requiring DP: a query over it alone may ask for DP. Where a dataset
+    read has no `[policy.privacy]` (catalog.toml), `@epsilon` is refused (IQ328): nobody would count its spends."""
+    plan = _plan(QUERY.replace("FROM police_victims UNION ALL ngo_clients", "FROM ngo_clients"), dp_catalog)
+    assert plan["policy"]["privacy"]["required_by"] == [] and plan["policy"]["privacy"]["unit"] == "record"
+    assert _plan(QUERY, dp_catalog)["policy"]["privacy"]["unit"] == "person (rows per person declared by the owners)"
+    res = compile_source(QUERY.replace("0.9", "2"), "q.iq", corpus_catalog)
+    assert res.plan is None and [d.code for d in res.diagnostics] == ["IQ328"]
 
 
 def test_without_epsilon_the_plan_is_the_plain_one(corpus_catalog):
@@ -197,11 +201,12 @@ def test_noisy_values_are_shown_within_their_public_range(dp_catalog, corpus_dat
     assert any("noisy row count below k=10 (differential privacy)" in n for n in low.notes)
 
 
-def test_iq_diff_names_weaker_privacy(corpus_catalog):
+def test_iq_diff_names_weaker_privacy(dp_catalog):
     from insightql.compiler.review.weakening import weakenings
 
-    half, one = _plan(QUERY.replace("0.9", "0.5"), corpus_catalog), _plan(QUERY.replace("0.9", "1"), corpus_catalog)
-    plain = _plan(QUERY.replace("@epsilon 0.9\n", ""), corpus_catalog)
+    ngo = QUERY.replace("FROM police_victims UNION ALL ngo_clients", "FROM ngo_clients")  # DP allowed, not required
+    half, one = _plan(ngo.replace("0.9", "0.5"), dp_catalog), _plan(ngo.replace("0.9", "1"), dp_catalog)
+    plain = _plan(ngo.replace("@epsilon 0.9\n", ""), dp_catalog)
     assert "larger epsilon (less noise, more of the budget): 1/2 -> 1" in weakenings(half, one)
     assert not any("epsilon" in w for w in weakenings(one, half))
     assert "differential privacy is dropped: values are released without noise" in weakenings(half, plain)

@@ -462,7 +462,7 @@ def check_disclosure(cq: CheckedQuery) -> tuple[EffectivePolicy | None, list[Dia
     receivers = dc.run()
     pol = effective_policy(cq, receivers) if cq.datasets() else None
     if pol is not None:
-        privacy, more = check_privacy(cq)  # spec/privacy.md: IQ325-IQ327
+        privacy, more = check_privacy(cq)  # spec/privacy.md: IQ325-IQ328
         dc.diags += more
         pol = dataclasses.replace(pol, privacy=privacy) if privacy is not None else pol
         cells = 1

@@ -1,7 +1,10 @@
 """Differential privacy checks of a query (spec/privacy.md): is DP on, with which epsilon, and can
-every aggregate be released with a DP mechanism? IQ325-IQ327.
+every aggregate be released with a DP mechanism? Does every dataset's owner keep a budget? IQ325-IQ328.
 
-DP is on when the query says `@epsilon E` or when a dataset it reads has `privacy.require`. It
+DP is on when the query says `@epsilon E` or when a dataset it reads has `privacy.require`. DP
+replaces the owners' threshold rules and differencing guard with their budgets, so every dataset
+read must have a `[policy.privacy]` (IQ328): without one nobody counts the spends, and the same
+noisy query asked again and again (or at an epsilon of a million) releases exact counts. It
 returns the `PrivacySpec` the circuit lowers (compiler/plan/dp_lower.py): the query's epsilon, the
 unit of privacy and the bound on one person's rows. Under DP only COUNT(*), COUNT(x), SUM(x) and
 AVG(x) (noisy SUM / noisy COUNT) have a mechanism; anything else is refused, not released exactly.
@@ -42,7 +45,7 @@ class PrivacySpec:
 
 
 def check_privacy(cq) -> tuple[PrivacySpec | None, list[Diagnostic]]:
-    """The query's DP settings, or None when DP is off; diagnostics IQ325-IQ327."""
+    """The query's DP settings, or None when DP is off; diagnostics IQ325-IQ328."""
     from insightql.compiler.check.checker import filtered_count, share_of
 
     datasets = cq.datasets()
@@ -60,6 +63,16 @@ def check_privacy(cq) -> tuple[PrivacySpec | None, list[Diagnostic]]:
                                 ["add `@epsilon 0.5` (or less than the policy's max_epsilon_per_query): "
                                  "spec/privacy.md"]))
         return None, diags
+    unbudgeted = [d for d, p in pols.items() if p is None]
+    if unbudgeted:  # DP replaces the threshold rules and the guard: only where the owner keeps a budget
+        owners = "its owner keeps" if len(unbudgeted) == 1 else "their owners keep"
+        diags.append(Diagnostic("IQ328", "`@epsilon` would replace the threshold rules and the differencing guard of "
+                                f"{', '.join(f'`{d}`' for d in unbudgeted)} with a privacy budget, and {owners} none "
+                                "(no `[policy.privacy]`): noisy releases repeated or differenced without a budget "
+                                "reveal exact counts", span,
+                                ["drop `@epsilon` (the owners' threshold rules then apply), or the owner adds "
+                                 f"`[datasets.{unbudgeted[0]}.policy.privacy]` with an `epsilon_budget` "
+                                 "(`require = false` keeps exact queries allowed): spec/privacy.md 7"]))
     for d, p in pols.items():
         if p is not None and eps > p.cap():
             diags.append(Diagnostic("IQ327", f"`@epsilon {_text(eps)}` is above the largest epsilon one query may "

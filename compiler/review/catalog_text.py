@@ -34,6 +34,31 @@ def _dominance_looser(a, b) -> bool | None:
     return None
 
 
+def _cap_looser(a, b) -> bool:
+    """None is no cap: one query may spend the whole budget."""
+    return a is not None and (b is None or a < b)
+
+
+_PRIVACY_LOOSER = {"require": lambda a, b: a and not b, "epsilon_budget": lambda a, b: a < b,
+                   "max_epsilon_per_query": _cap_looser, "delta_budget": lambda a, b: a < b,
+                   "period_days": lambda a, b: a > b, "max_rows_per_person": lambda a, b: a > b,
+                   "noisy_threshold": lambda a, b: a and not b}
+"""Per field of [policy.privacy]: does the change from a to b release more? (A shorter period renews the
+budget sooner; fewer rows per person means less noise; no cap lets one query spend the whole budget.)"""
+
+
+def _privacy_looser(a, b) -> bool | None:
+    """A privacy section added lets `@epsilon` replace the threshold rules and the guard (IQ328): looser.
+    Removed: looser if it required DP (exact queries again), stricter otherwise (no more DP)."""
+    if a == b:
+        return None
+    if a is None or b is None:
+        return True if a is None else a.require
+    ways = {f(getattr(a, k), getattr(b, k)) or (getattr(a, k) != getattr(b, k) and "stricter")
+            for k, f in _PRIVACY_LOOSER.items()} - {False}
+    return True if True in ways else (False if ways == {"stricter"} else None)
+
+
 def _looser(field: str, a, b) -> bool | None:
     """True if dataset b allows more than a in `field`, False if less, None if neither (or no order)."""
     if field == "receivers":
@@ -48,6 +73,8 @@ def _looser(field: str, a, b) -> bool | None:
         return True if not pb <= pa else False
     if field == "dominance":
         return _dominance_looser(_dominance(a), _dominance(b))
+    if field == "privacy":
+        return _privacy_looser(a.policy.privacy, b.policy.privacy)
     va, vb = getattr(a.policy, field), getattr(b.policy, field)
     if va == vb:
         return None

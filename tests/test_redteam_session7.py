@@ -1,0 +1,127 @@
+"""Red team, session 7: differential privacy mixed with exact releases, catalog layouts (`like`), and
+other recent features, on the plaintext oracle (tests/redteam_data.py; the observer of
+spec/disclosure.md 1.1: a receiver that may own data, remembers every release, colludes with t parties).
+
+Found and closed:
+
+* dp_without_a_budget: `@epsilon` was accepted over a dataset whose policy has no `[policy.privacy]`.
+  A DP plan applies no threshold rule but the noisy one and carries no guard (spec/privacy.md 5),
+  and no party counts spends for a dataset without a budget: `@epsilon 1000000` gives noise that is
+  0 with probability 1 - 2e-1000000, so an exact COUNT(*) by region minus the same count WHERE
+  prs_Age <> 77 is the one person aged 77 (and any DP query repeated N times averages its noise
+  away). The same over a UNION ALL where only one owner keeps a budget: the other owner's rows are
+  released under a budget it never set. Closed: IQ328 (compiler/check/privacy.py).
+* privacy_looser_in_iq_diff: a privacy section added to a dataset (which now is what lets `@epsilon`
+  replace its threshold rules and guard), or a budget raised, was "changed from" in `iq diff` and
+  `iq catalog`, never "looser": with `like`, one owner's edit of its own section reaches every dataset
+  that copies it, and `iq diff` exited 1 instead of 3. Closed (compiler/review/catalog_text.py).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from insightql.compiler.check.catalog import Catalog, load_catalog
+from insightql.compiler.pipeline import compile_source
+
+from conftest import CATALOG
+from redteam_data import block, cells, compile_seq, q, releases
+
+CAT = load_catalog(CATALOG)
+DP_CAT = load_catalog(CATALOG.parent / "catalog_dp.toml")  # both police and NGO keep a budget
+P, N = "police_victims", "ngo_clients"
+BY_REGION = "SELECT exp_Region, COUNT(*) AS n FROM {frm} {where} GROUP BY exp_Region;"
+AGE_77 = [block(P, 40, exp_Region="North", prs_Age=[30] * 39 + [77]), block(P, 40, exp_Region="East")]
+
+
+def _codes(text: str, cat) -> list[str]:
+    return [d.code for d in compile_source(q(text), "q.iq", cat).diagnostics if d.severity == "error"]
+
+
+def _with_privacy(cat, dataset: str, **privacy) -> Catalog:
+    raw = cat.model_dump(mode="json")
+    raw["datasets"][dataset]["policy"]["privacy"] = privacy
+    return Catalog.model_validate(raw)
+
+
+# ------------------------------------------------------------------ DP where no owner keeps a budget
+def test_dp_without_a_budget_is_refused(tmp_path: Path):
+    """The attack: an exact release, then the same count at a huge epsilon minus one person. Before IQ328 the
+    second query compiled with no guard and noise of scale 1e-6 (0 with overwhelming probability)."""
+    exact = BY_REGION.format(frm=P, where="")
+    noisy = "@epsilon 1000000\n" + BY_REGION.format(frm=P, where="WHERE prs_Age <> 77")
+    first, second = compile_seq([exact, noisy], CAT)
+    assert first.plan is not None
+    assert second.plan is None and [d.code for d in second.diagnostics] == ["IQ328"]
+    # the exact release alone keeps the person: the North is 40, never 39 beside it
+    (plan, _, table), = releases([exact], AGE_77, CAT, tmp_path)
+    assert cells(plan, table)[("North",)]["n"] == 40
+
+
+def test_what_the_refused_plan_would_have_released(tmp_path: Path):
+    """Why IQ328 matters: where an owner DOES allow DP (a budget), the checker lets a DP plan skip the guard,
+    so the budget is all that bounds the difference; at the largest epsilon a policy accepts (100) the noise
+    of scale 1/100 is 0 with probability 1 - 2e-100 and the difference is the person. That is the owner's
+    choice of budget (spec/privacy.md 7), not a bypass: without a budget there is no such choice."""
+    cat = _with_privacy(CAT, P, require=False, epsilon_budget=100)
+    runs = releases([BY_REGION.format(frm=P, where=""),
+                     "@epsilon 100\n" + BY_REGION.format(frm=P, where="WHERE prs_Age <> 77")], AGE_77, cat, tmp_path)
+    (plan0, _, t0), (plan1, _, t1) = runs
+    assert not plan1.get("guard")  # a DP plan carries no guard
+    (node,) = [n for n in plan1["nodes"] if n["op"] == "dp_noise"]
+    assert Fraction(node["attrs"]["scale"]) < Fraction(1, 99)  # the smallest double >= 1/100
+    assert cells(plan0, t0)[("North",)]["n"] - cells(plan1, t1)[("North",)]["n"] == 1  # the oracle adds no noise
+
+
+def test_one_owners_budget_does_not_cover_another_in_a_union():
+    """police keeps a budget, the NGO none: the NGO's rows would be released under the police's budget and
+    without the NGO's threshold rules. Refused, naming the NGO's dataset; with both budgets it compiles."""
+    cat = _with_privacy(CAT, P, require=False, epsilon_budget=100)
+    text = "@epsilon 50\n" + BY_REGION.format(frm=f"{P} UNION ALL {N}", where="")
+    res = compile_source(q(text), "q.iq", cat)
+    assert res.plan is None and [d.code for d in res.diagnostics] == ["IQ328"]
+    assert f"`{N}`" in res.diagnostics[0].message and f"`{P}`" not in res.diagnostics[0].message
+    assert _codes(text.replace("@epsilon 50", "@epsilon 1"), DP_CAT) == []
+
+
+def test_dp_control_where_every_owner_keeps_a_budget():
+    """Control: the honest DP query over datasets whose owners keep budgets compiles, spends at most its epsilon
+    and is checked by the owners' parties against their ledgers (tests/test_dp_budget.py)."""
+    res = compile_source(q("@epsilon 0.5\n" + BY_REGION.format(frm=N, where="")), "q.iq", DP_CAT)
+    assert res.plan is not None and res.plan["policy"]["privacy"]["required_by"] == []
+    spent = sum(Fraction(n["attrs"]["epsilon"]) for n in res.plan["nodes"] if n["op"] == "dp_noise")
+    assert 0 < spent <= Fraction(1, 2)
+
+
+# ------------------------------------------------------------------ layouts: a privacy section through `like`
+def _examples_with_police_budget(folder: Path, budget: str) -> Path:
+    text = (Path(__file__).resolve().parents[1] / "examples" / "catalog.toml").read_text(encoding="utf-8")
+    anchor = "max_groups = 2000\n[datasets.police_victims.columns]"
+    assert anchor in text
+    path = folder / f"catalog_{budget}.toml"
+    path.write_text(text.replace(anchor, "max_groups = 2000\n[datasets.police_victims.policy.privacy]\n"
+                                 f"require = false\nepsilon_budget = {budget}\n[datasets.police_victims.columns]"),
+                    encoding="utf-8")
+    return path
+
+
+def test_a_privacy_section_through_like_is_looser_in_iq_diff(tmp_path: Path):
+    """examples/catalog.toml: ngo_clients is `like = "police_victims"`. The police adds a DP budget to its own
+    dataset's policy; the NGO's dataset inherits it without a line of its own, and DP queries over it then skip
+    its threshold rules and guard. `iq diff` must call that looser for both datasets (exit 3), and a larger
+    budget looser again; `iq catalog` shows where the NGO's section comes from."""
+    from insightql.compiler.review.catalog_text import diff_catalogs, explain_catalog
+
+    root = Path(__file__).resolve().parents[1]
+    before = load_catalog(root / "examples" / "catalog.toml")
+    small, big = (load_catalog(_examples_with_police_budget(tmp_path, b)) for b in ("1.0", "100"))
+    assert big.datasets[N].policy.privacy is not None and big.lineage(N).policy.get("privacy") == P
+    text, looser = diff_catalogs(before, small)
+    assert looser and f"dataset {N}: policy privacy" in text and f"dataset {P}: policy privacy" in text
+    assert all("looser than before (none)" in line for line in text.splitlines() if "policy privacy" in line)
+    text, looser = diff_catalogs(small, big)
+    assert looser and "looser than before (require=False, epsilon_budget=1.0" in text
+    text, looser = diff_catalogs(big, small)  # a smaller budget: stricter
+    assert not looser and "stricter than before" in text
+    assert any(line.split()[:1] == ["privacy"] and P in line for line in explain_catalog(big, "x").splitlines()
+               if "epsilon_budget=100" in line)
