@@ -15,6 +15,11 @@ Found and closed:
   replace its threshold rules and guard), or a budget raised, was "changed from" in `iq diff` and
   `iq catalog`, never "looser": with `like`, one owner's edit of its own section reaches every dataset
   that copies it, and `iq diff` exited 1 instead of 3. Closed (compiler/review/catalog_text.py).
+* like_copy_in_the_owners_name: a `like` copy that writes no `owner` is the parent owner's dataset;
+  with a looser policy (k = 2) and a party started with a bare `--data FILE` ("the party owns one
+  dataset of the plan"), a plan over the copy read the owner's file under the copy's policy, outside
+  the guard of the original's releases. Closed: a bare FILE serves only a party that owns one
+  dataset in the whole catalog (runtime/launch/party.py).
 """
 from __future__ import annotations
 
@@ -125,3 +130,53 @@ def test_a_privacy_section_through_like_is_looser_in_iq_diff(tmp_path: Path):
     assert not looser and "stricter than before" in text
     assert any(line.split()[:1] == ["privacy"] and P in line for line in explain_catalog(big, "x").splitlines()
                if "epsilon_budget=100" in line)
+
+
+# ------------------------------------------------------------------ layouts: a copy in another owner's name
+COPY = """
+[datasets.police_copy]
+like = "police_victims"
+[datasets.police_copy.policy]
+min_group_size = 2
+require_approval = false
+"""
+
+
+def test_a_like_copy_in_the_owners_name_is_not_read_from_its_bare_data_file(tmp_path: Path):
+    """Anyone drafting the shared catalog adds `police_copy`, `like = "police_victims"` with k = 2 and no
+    `owner` line: it inherits the owner, so it is the police's dataset. A police party started as
+    `iq party --data police.csv` (a bare FILE: 'the party owns one dataset of the plan') loaded that file
+    for a plan over police_copy, under k = 2 and outside the guard of police_victims' releases (another
+    dataset). Closed: a bare --data FILE serves only a party that owns one dataset in the whole catalog."""
+    from insightql.runtime.data.loader import DataError
+    from insightql.runtime.launch.party import load_own_data
+
+    path = tmp_path / "catalog.toml"
+    path.write_text(CATALOG.read_text(encoding="utf-8") + COPY, encoding="utf-8")
+    cat = load_catalog(path)
+    assert cat.datasets["police_copy"].owner == "police" and cat.datasets["police_copy"].policy.min_group_size == 2
+    world = [block(P, 3, exp_Region="North", prs_Age=77), block(P, 40, exp_Region="East")]
+    copy_world = [block("police_copy", 3, exp_Region="North", prs_Age=77), block("police_copy", 40, exp_Region="East")]
+    text = BY_REGION.format(frm="police_copy", where="")
+    (plan, _, table), = releases([text], copy_world, cat, tmp_path / "copy")
+    assert cells(plan, table)[("North",)]["n"] == 3  # what the copy's policy lets out of the police's rows
+    (plan_own, _, own), = releases([BY_REGION.format(frm=P, where="")], world, cat, tmp_path / "own")
+    assert cells(plan_own, own)[("North",)]["n"] is None  # the police's own policy (k = 10)
+    police_file = tmp_path / "own" / f"{P}.csv"
+    try:
+        load_own_data(plan, "police", cat, {"*": str(police_file)})
+        raise AssertionError("the police's file was read as police_copy")
+    except DataError as e:
+        assert "owns police_victims, police_copy" in str(e)
+    # the police owns two datasets now, so it names the one its file holds (a bare FILE is refused for both)
+    loaded = load_own_data(plan_own, "police", cat, {P: str(police_file)})
+    assert [n for _, n in loaded.values()] == [43]
+
+
+def test_a_bare_data_file_still_serves_a_party_with_one_dataset(tmp_path: Path):
+    """Control: in the corpus catalog the police owns one dataset; `--data FILE` loads it."""
+    from insightql.runtime.launch.party import load_own_data
+
+    (plan, _, _), = releases([BY_REGION.format(frm=P, where="")], AGE_77, CAT, tmp_path)
+    loaded = load_own_data(plan, "police", CAT, {"*": str(tmp_path / f"{P}.csv")})
+    assert len(loaded) == 1

@@ -209,8 +209,8 @@ def add_commands(sub) -> None:
     pp.add_argument("--plan", required=True, metavar="FILE", help="the compiled plan this party runs "
                     "(iq compile), e.g. --plan q.plan.json")
     pp.add_argument("--party", required=True, metavar="NAME", help="this party's name in the catalog, e.g. --party police")
-    pp.add_argument("--data", action="append", metavar="SOURCE", help="FILE (or postgresql:TABLE), or DATASET=FILE "
-                    "when the party owns several, e.g. --data police_victims=police.csv")
+    pp.add_argument("--data", action="append", metavar="SOURCE", help="FILE (or postgresql:TABLE) when the party owns one "
+                    "dataset in the catalog, else DATASET=FILE, e.g. --data police_victims=police.csv")
     pp.add_argument("--parties", required=True, metavar="FILE", help="parties file (names, host:port, TLS), "
                     "e.g. --parties parties.toml (spec/deployment.md)")
     pp.add_argument("--catalog", required=True, metavar="FILE", help="this party's copy of the catalog, which it "

@@ -68,20 +68,22 @@ def _since_launch() -> float | None:
         return None
 
 
-def owned_datasets(plan: dict, me: str) -> list[str]:
-    return [n["attrs"]["dataset"] for n in plan["nodes"] if n["op"] == "load" and n["placement"] == f"local:{me}"]
-
-
 def load_own_data(plan: dict, me: str, catalog: Catalog, data: dict[str, str]) -> dict:
-    """Validate and load every dataset this party owns in the plan: {load node id: (table, n)}."""
+    """Validate and load every dataset this party owns in the plan: {load node id: (table, n)}.
+    A bare `--data FILE` serves only a party that owns ONE dataset in the whole catalog: otherwise a
+    second dataset in its name (a `like` copy with a looser policy, which inherits the owner) would be
+    read from the same file, under the copy's policy and outside the guard of the first."""
     out = {}
+    mine = [d for d, ds in catalog.datasets.items() if ds.owner == me]
     for n in plan["nodes"]:
         if n["op"] != "load" or n["placement"] != f"local:{me}":
             continue
         d = n["attrs"]["dataset"]
-        path = data.get(d) or (data.get("*") if len(owned_datasets(plan, me)) == 1 else None)
+        path = data.get(d) or (data.get("*") if mine == [d] else None)
         if path is None:
-            raise DataError([_issue("<none>", f"no data file given for dataset {d} (use --data {d}=FILE)")])
+            also = (f"; a bare --data FILE is used only by a party that owns one dataset in the catalog, and "
+                    f"{me} owns {', '.join(mine)}") if "*" in data else ""
+            raise DataError([_issue("<none>", f"no data file given for dataset {d} (use --data {d}=FILE){also}")])
         out[n["id"]] = load_dataset(path, d, catalog.datasets[d], n["attrs"]["columns"])
     return out
 
