@@ -75,6 +75,7 @@ CODES: dict[str, str] = {
     "IQ325": "aggregate without a differential privacy mechanism",
     "IQ326": "differential privacy required but no @epsilon",
     "IQ327": "@epsilon above the policy's per-query cap",
+    "IQ329": "sums whose value classes cannot be related to the counts",
     "IQ328": "@epsilon over a dataset whose owner keeps no privacy budget",
     "IQ410": "estimated run time above the limit set for the check",
 }

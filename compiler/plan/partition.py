@@ -26,7 +26,8 @@ import numpy as np
 from insightql.compiler.check.observer import maximal
 from insightql.compiler.plan.aggregates import _is_null, _not, counted, indicator
 from insightql.compiler.plan.lower_expr import columns_used
-from insightql.compiler.plan.structure import relate
+from insightql.compiler.diagnostics import Diagnostic, PlanError
+from insightql.compiler.plan.structure import relate, value_starts
 
 MAX_PARTS = 12
 """Parts of one cell whose atoms are related exactly (2**12 atoms); above it every atom is tested on
@@ -113,6 +114,14 @@ def _zero_one_combinations(basis: list[tuple[int, list[Fraction]]], n: int) -> l
     return out
 
 
+def _patterns(possible: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(cells with this pattern, as a mask; the pattern)] of the rows of `possible` (cells x classes),
+    in the order of their first cell."""
+    patterns, first, inverse = np.unique(possible, axis=0, return_index=True, return_inverse=True)
+    inverse = np.asarray(inverse).reshape(-1)
+    return [(inverse == i, patterns[i]) for i in np.argsort(first)]
+
+
 def part_rows(atoms: list[tuple], nparts: int) -> tuple[list[list], set[frozenset]]:
     """The cell's rows and each part's count as coefficient rows over `atoms` (whose first `nparts`
     entries are the part bits), and the parts and rests as sets of atoms."""
@@ -122,19 +131,86 @@ def part_rows(atoms: list[tuple], nparts: int) -> tuple[list[list], set[frozense
 
 MOMENTS = {"sum": 1, "avg": 1, "var": 2, "stddev": 2}
 """Powers of a column's values an aggregate reveals summed over the cell (with its count)."""
-MAX_VALUES = 256
-"""Integer columns with at most this many values have their value classes related exactly."""
+MAX_CLASSES = 1 << 22
+"""Cells x part combinations x value intervals of the summed columns decided at most (beyond: IQ329)."""
+MAX_ATOMS = 4096
+"""Value classes of one cell related at most (beyond: IQ329)."""
+MAX_RANK = 20
+"""Revealed sums of one cell related at most: 2**rank 0/1 choices are searched (beyond: IQ329)."""
 
 
 def _canon(ir: dict) -> str:
     return json.dumps(ir, sort_keys=True)
 
 
-def _value_ir(col: dict, v: int | None) -> dict:
+def _moment(a) -> dict:
+    """A summed numeric column: its IR, scale, domain and clamp in steps of 10**-scale (what the
+    owners' partials sum), its degree and aggregates."""
+    t = a.arg["type"]
+    scale = t.get("scale", 0) if t["kind"] == "decimal" else 0
+    f = 10 ** scale
+    clamp = None if a.clamp is None else (round(a.clamp[0] * f), round(a.clamp[1] * f))
+    return {"arg": a.arg, "name": a.arg.get("col"), "scale": scale, "lo": math.ceil(t["lo"] * f),
+            "hi": math.floor(t["hi"] * f), "clamp": clamp, "degree": 0, "aggs": [], "span": a.ast.span}
+
+
+def _image(m: dict, lo: int, hi: int) -> range:
+    """The summed values (clamped) of the values lo..hi."""
+    if m["clamp"] is not None:
+        cl, ch = m["clamp"]
+        lo, hi = min(max(lo, cl), ch), min(max(hi, cl), ch)
+    return range(lo, hi + 1)
+
+
+def _value_ir(m: dict, v: int | None) -> dict:
+    """Row IR: TRUE on the rows whose summed value of m's column is v (scaled; None: NULL)."""
+    col = m["arg"]
     if v is None:
         return _out(col)
-    return {"op": "=", "args": [col, {"lit": v, "type": {"kind": "int", "lo": v, "hi": v, "nullable": False}}],
-            "type": BOOL}
+    op = "="
+    if m["clamp"] is not None and v == m["clamp"][0] > m["lo"]:
+        op = "<="  # every value below the clamp is summed as its bound
+    elif m["clamp"] is not None and v == m["clamp"][1] < m["hi"]:
+        op = ">="
+    if m["scale"]:
+        x = v / 10 ** m["scale"]
+        lit = {"lit": x, "type": {"kind": "decimal", "lo": x, "hi": x, "nullable": False, "scale": m["scale"]}}
+    else:
+        lit = {"lit": v, "type": {"kind": "int", "lo": v, "hi": v, "nullable": False}}
+    return {"op": op, "args": [col, lit], "type": BOOL}
+
+
+def _interval_key(m: dict, starts: list[int]) -> dict:
+    """A key numbering the intervals that begin at `starts` (NULL: the extra last slot)."""
+    f = 10 ** m["scale"]
+    edges = [s / f if m["scale"] else s for s in starts[1:]]
+    t = m["arg"]["type"]
+    expr = {"fn": "bucket", "args": [m["arg"], None], "consts": [None, edges], "arg_types": [t, None],
+            "type": {"kind": "category", "nullable": True, "domain": [str(i) for i in range(len(starts))]}}
+    return {"expr": expr, "type": expr["type"], "size": len(starts) + 1}
+
+
+def _kept(degrees: list[int], images: list[list], boxes: list[tuple], j: int) -> list[int]:
+    """The columns whose sums can still tell value classes apart in a cell whose possible classes
+    are `boxes` (part bits, then an interval per column). Column i tells nothing where one class
+    of rows, all else fixed (the other columns' intervals), holds 2d + 1 summed values (NULL sums
+    as 0): f = c(bits) + sum_i p_i(v_i) in {0, 1} there makes p_i constant. Dropping a column
+    merges classes, so the test is repeated until nothing changes."""
+    keep = list(range(len(degrees)))
+    changed = True
+    while changed:
+        changed = False
+        for i in list(keep):
+            seen: dict[tuple, set] = {}
+            for box in boxes:
+                fixed = (box[:j], *(box[j + x] for x in keep if x != i))
+                vals = seen.setdefault(fixed, set())
+                vals.update(0 if v is None else v for v in images[i][box[j + i]][:2 * degrees[i] + 1])
+                if len(vals) > 2 * degrees[i]:
+                    keep.remove(i)
+                    changed = True
+                    break
+    return keep
 
 
 class PartitionRule:
@@ -149,7 +225,7 @@ class PartitionRule:
         # (values.rows), a subgroup and its rest in the cell (filter.rows) or, for AVG(b), in b's rows
         self.strict: list[dict[str, int]] = []
         self.counted_aggs: list[int] = []
-        self.moments: dict[str, dict] = {}  # a summed integer column (its IR) -> degree, clamp, aggregates
+        self.moments: dict[str, dict] = {}  # a summed numeric column (its IR) -> _moment
         for i, (a, p) in enumerate(zip(lp.aggregates, agg_plans)):
             for slot, ir, _ in counted(a, p):
                 seen.setdefault(slot, (slot, ir))
@@ -159,9 +235,8 @@ class PartitionRule:
                 self.strict.append({p["count"]: 0})
             if a.func == "share_if":
                 self.strict.append({p["hits"]: 0, **({p["count"]: 1} if a.arg_type.nullable else {})})
-            t = a.arg.get("type", {}) if a.func in MOMENTS else {}
-            if t.get("kind") == "int" and t["hi"] - t["lo"] + 1 <= MAX_VALUES:
-                m = self.moments.setdefault(_canon(a.arg), {"arg": a.arg, "degree": 0, "clamp": a.clamp, "aggs": []})
+            if a.func in MOMENTS and a.arg.get("type", {}).get("kind") in ("int", "decimal"):
+                m = self.moments.setdefault(_canon(a.arg), _moment(a))
                 m["degree"] = max(m["degree"], MOMENTS[a.func])
                 m["aggs"].append(i)
         self.parts = list(seen.values())
@@ -170,10 +245,10 @@ class PartitionRule:
         if getattr(lp.policy, "privacy", None) is not None:  # DP: no threshold rules
             return
         if len(self.parts) >= 2:
-            self._analyse(None)
-        for m in self.moments.values():
-            if self._may_split(m):
-                self._analyse(m)
+            self._analyse_parts()
+        split = [m for m in self.moments.values() if self._may_split(m)]
+        if split:
+            self._analyse_values(split)
 
     def _may_split(self, m: dict) -> bool:
         """Whether sums of the column's values and powers up to degree d can determine a group: only
@@ -181,9 +256,7 @@ class PartitionRule:
         summed values (a polynomial of degree d with values in {0, 1} on 2d + 1 points is constant).
         A column that no WHERE, key or condition reads has its whole domain in every class."""
         lp, arg = self.b.lp, m["arg"]
-        t = arg["type"]
-        lo, hi = m["clamp"] if m["clamp"] is not None else (t["lo"], t["hi"])
-        summed = len({min(max(v, lo), hi) for v in range(t["lo"], t["hi"] + 1)} | ({0} if t.get("nullable") else set()))
+        summed = len(_image(m, m["lo"], m["hi"])) + bool(arg["type"].get("nullable"))
         if summed <= 2 * m["degree"]:
             return True
         read = set()
@@ -192,57 +265,96 @@ class PartitionRule:
             columns_used(ir, read)
         return bool(columns_used(arg) & read)
 
-    def _analyse(self, m: dict | None) -> None:
-        """The groups the parts' counts (and, with `m`, the sums of that column's values and their
-        powers) determine, per pattern of atoms the definitions allow in a cell."""
-        b, lp = self.b, self.b.lp
-        irs = [ir for _, ir in self.parts]
-        j = len(irs)
+    def _query(self, extra: list[dict]) -> dict:
+        """The cells of GROUP BY (keys, p1, ..., pj, extra), as structure.relate reads a query."""
+        lp = self.b.lp
         ext = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
-        ext += [{"expr": _in(ir), "type": BOOL, "size": 2} for ir in irs]
-        values: list = [None]
-        if m is not None:
-            t = m["arg"]["type"]
-            values = list(range(t["lo"], t["hi"] + 1)) + ([None] if t.get("nullable") else [])
-            ext.append({"expr": m["arg"], "type": t, "size": len(values)})
-        atoms_all = [(*bits, v) for bits in product((0, 1), repeat=j) for v in values]
-        aggs = sorted(set(self.counted_aggs) | set(m["aggs"] if m else []))
-        q = {"datasets": sorted(lp.datasets), "where": lp.where, "keys": ext}
-        rel = relate(b.catalog, q, q) if j <= MAX_PARTS else None
-        cells = b.cells
-        if rel is None:
-            if m is None:  # undecided: each atom >= k' on its own (strict: which are empty is not known)
-                for a in atoms_all:
-                    self._declare(self._atom_ir(a, None), np.ones(cells, dtype=bool), aggs)
-            return  # a column's value classes undecided: spec/disclosure.md 6.13
-        possible = rel.new_nonempty.reshape(cells, len(atoms_all))
-        index = {slot: i for i, (slot, _) in enumerate(self.parts)}
-        by_pattern: dict[tuple, list[int]] = {}
-        for c in range(cells):
-            by_pattern.setdefault(tuple(bool(x) for x in possible[c]), []).append(c)
-        lo, hi = m["clamp"] if m and m["clamp"] is not None else (None, None)
-        clamp = (lambda v: v) if lo is None else (lambda v: min(max(v, lo), hi))
-        for pattern, where in by_pattern.items():
+        ext += [{"expr": _in(ir), "type": BOOL, "size": 2} for _, ir in self.parts]
+        return {"datasets": sorted(lp.datasets), "where": lp.where, "keys": ext + extra}
+
+    def _possible(self, q: dict):
+        """Which cells of q some row the definitions allow can reach (None: undecided)."""
+        whole = {"datasets": q["datasets"], "where": None, "keys": []}
+        rel = relate(self.b.catalog, q, whole)
+        return None if rel is None else rel.new_nonempty
+
+    def _analyse_parts(self) -> None:
+        """The groups the parts' counts determine, per pattern of atoms the definitions allow in a cell."""
+        j, cells = len(self.parts), self.b.cells
+        atoms_all = list(product((0, 1), repeat=j))
+        possible = self._possible(self._query([])) if j <= MAX_PARTS else None
+        if possible is None:  # undecided: each atom >= k' on its own (strict: which are empty is not known)
+            for a in atoms_all:
+                self._declare(self._atom_ir(a, []), np.ones(cells, dtype=bool), self.counted_aggs)
+            return
+        for where, pattern in _patterns(possible.reshape(cells, -1)):
             atoms = [a for a, ok in zip(atoms_all, pattern) if ok]
+            if len(atoms) >= 2:
+                rows, skip = part_rows(atoms, j)
+                for u in derivable(atoms, rows, skip, self._tested(atoms)):
+                    self._declare(_all("or", [self._atom_ir(a, []) for a in sorted(u, key=repr)]), where,
+                                  self.counted_aggs)
+
+    def _analyse_values(self, ms: list[dict]) -> None:
+        """The groups the parts' counts and the sums of the columns `ms` (and their powers) determine
+        together: the atoms are refined by each column's summed value wherever, in a cell, every
+        class of rows holds at most 2d of them (else that column's sums determine nothing there).
+        A column's values come in intervals no definition tells apart (structure.value_starts): an
+        interval some row can reach holds rows of every value in it."""
+        j, cells = len(self.parts), self.b.cells
+        starts = value_starts(self.b.catalog, self._query([]), [m["name"] for m in ms])
+        if starts is None or any(m["name"] is None for m in ms):
+            self._refuse(ms, "a condition reads them in a way the compiler cannot enumerate")
+        ivals = [list(zip(starts[m["name"]], [s - 1 for s in starts[m["name"]][1:]] + [m["hi"]])) for m in ms]
+        shape = [2] * j + [len(iv) + 1 for iv in ivals]
+        if cells * math.prod(shape) > MAX_CLASSES:
+            self._refuse(ms, f"more than {MAX_CLASSES} classes of rows to decide")
+        possible = self._possible(self._query([_interval_key(m, starts[m["name"]]) for m in ms]))
+        if possible is None:
+            self._refuse(ms, "the definitions leave classes of rows the compiler cannot decide")
+        images = [[_image(m, lo, hi) for lo, hi in iv] + [[None]] for m, iv in zip(ms, ivals)]
+        for where, pattern in _patterns(possible.reshape(cells, -1)):
+            boxes = [tuple(int(x) for x in box) for box in np.argwhere(pattern.reshape(shape))]
+            keep = _kept([m["degree"] for m in ms], images, boxes, j)
+            if not keep:
+                continue
+            atoms = sorted({(*box[:j], *vs) for box in boxes
+                            for vs in product(*(images[i][box[j + i]] for i in keep))}, key=repr)
+            degrees = [ms[i]["degree"] for i in keep]
+            if len(atoms) > MAX_ATOMS or 1 + j + sum(degrees) > MAX_RANK:
+                self._refuse([ms[i] for i in keep], f"more than {MAX_ATOMS} value classes or {MAX_RANK} sums in a cell")
             if len(atoms) < 2:
                 continue
             rows, skip = part_rows(atoms, j)
-            for d in range(1, (m["degree"] if m else 0) + 1):
-                rows.append([0 if a[-1] is None else clamp(a[-1]) ** d for a in atoms])
-            mask = np.zeros(cells, dtype=bool)
-            mask[where] = True
-            tested = [frozenset(a for a in atoms if all(a[index[slot]] == bit for slot, bit in group.items()))
-                      for group in self.strict]
-            for u in derivable(atoms, rows, skip, [t for t in tested if t]):
-                if m is not None and all(all(a in u for a in atoms if a[:j] == c) or
-                                         not any(a in u for a in atoms if a[:j] == c) for c in {a[:j] for a in u}):
-                    continue  # whole value classes: the parts alone determine it (the analysis without m)
-                self._declare(_all("or", [self._atom_ir(a, m) for a in sorted(u, key=repr)]), mask, aggs)
+            for pos, d in enumerate(degrees):
+                for e in range(1, d + 1):
+                    rows.append([0 if a[j + pos] is None else a[j + pos] ** e for a in atoms])
+            aggs = sorted(set(self.counted_aggs).union(*(ms[i]["aggs"] for i in keep)))
+            for u in derivable(atoms, rows, skip, self._tested(atoms)):
+                if all(all(a in u for a in atoms if a[:j] == c) or
+                       not any(a in u for a in atoms if a[:j] == c) for c in {a[:j] for a in u}):
+                    continue  # whole classes of parts: the parts alone determine it (_analyse_parts)
+                atom_ir = [self._atom_ir(a[:j], [_value_ir(ms[i], v) for i, v in zip(keep, a[j:])])
+                           for a in sorted(u, key=repr)]
+                self._declare(_all("or", atom_ir), where, aggs)
 
-    def _atom_ir(self, atom: tuple, m: dict | None) -> dict:
-        conds = [_in(ir) if bit else _out(ir) for (_, ir), bit in zip(self.parts, atom)]
-        if m is not None:
-            conds.append(_value_ir(m["arg"], atom[-1]))
+    def _tested(self, atoms: list[tuple]) -> list[frozenset]:
+        """The groups tested strictly elsewhere, as sets of these atoms (their first bits: the parts)."""
+        index = {slot: i for i, (slot, _) in enumerate(self.parts)}
+        groups = [frozenset(a for a in atoms if all(a[index[slot]] == bit for slot, bit in group.items()))
+                  for group in self.strict]
+        return [g for g in groups if g]
+
+    def _refuse(self, ms: list[dict], why: str) -> None:
+        names = ", ".join(sorted(str(m["name"]) for m in ms))
+        raise PlanError(Diagnostic(
+            "IQ329", f"the value classes of the summed column(s) {names} cannot be related to the counts: {why}",
+            ms[0]["span"], ["a sum over few values of a column is a count of each value (spec/disclosure.md 2.15): "
+                            "compare these columns with literals (=, IN, BETWEEN, <), not with other columns, or "
+                            "ask for fewer sums and conditions at once"]))
+
+    def _atom_ir(self, bits: tuple, values: list[dict]) -> dict:
+        conds = [_in(ir) if bit else _out(ir) for (_, ir), bit in zip(self.parts, bits)] + values
         return _all("and", conds) if conds else {"lit": True, "type": BOOL}
 
     def _declare(self, cond: dict, cells: np.ndarray, aggs: list[int]) -> None:

@@ -361,3 +361,27 @@ def relate(catalog, new: dict, old: dict, *, cap: int = 2_000_000) -> Relation |
     comps = _components(cN, cE, pn[both], cN + pe[both], np.concatenate([new_nonempty, old_nonempty]))
     return Relation(possible, new_nonempty, old_nonempty, new_inside_old, old_inside_new, new_outside,
                     old_outside, covered_old, covered_new, comps, points)
+
+
+def value_starts(catalog, q: dict, names: list[str]) -> dict[str, list[int]] | None:
+    """Per numeric column of `names`, the first values (scaled by 10**scale) of the intervals that
+    partition its domain such that no WHERE or key of `q` tells two values of one interval apart:
+    the representatives above, with each dataset's bounds (and bound + 1) so that no interval
+    straddles the end of a domain. None when that cannot be decided (an opaque use over more than
+    FULL_LIMIT values)."""
+    uses = _Uses()
+    try:
+        for ir in [q["where"], *(k["expr"] for k in q["keys"])]:
+            uses.root(ir)
+        out = {}
+        for name in names:
+            starts, top = set(), None
+            for d in q["datasets"]:
+                vals, _, _ = _reps(catalog.datasets[d].columns[name], name, uses)
+                vals = [v for v in vals if v is not None]
+                starts.update(vals + [vals[-1] + 1])
+                top = vals[-1] if top is None else max(top, vals[-1])
+            out[name] = sorted(s for s in starts if s <= top)
+        return out
+    except _Undecidable:
+        return None
