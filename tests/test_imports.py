@@ -231,3 +231,32 @@ def test_every_subcommand_is_registered():
     audit = next(a for a in sub.choices["audit"]._actions if a.dest == "audit_command")
     assert list(audit.choices) == ["verify", "show", "prove", "head", "verify-heads", "compare", "report"]
     assert all(p.get_default("fn") is not None for p in audit.choices.values())
+
+
+def test_a_command_imports_only_its_group():
+    """`iq COMMAND` registers only COMMAND's group in full (spec/runtime.md, "Fixed cost of a small
+    run": `iq run` used to import audit, governance and certs, with pydantic and cryptography,
+    before any party started); the others are named only, and each command's options, help and
+    handler are those of the full parser."""
+    from insightql.runtime.cli import GROUPS, build_parser
+
+    def commands(parser):
+        return next(a for a in parser._actions if a.dest == "command").choices
+
+    full = commands(build_parser())
+    for names, _ in GROUPS:
+        for name in names:
+            only = commands(build_parser(name))
+            assert list(only) == list(full), name
+            assert only[name].format_help() == full[name].format_help(), name
+            assert only[name].get_default("fn") is full[name].get_default("fn"), name
+    code = """
+import sys
+from insightql.runtime.cli import build_parser
+build_parser('run')
+print(sorted(m for m in ('insightql.runtime.cli.audit', 'insightql.runtime.cli.governance',
+                         'insightql.runtime.cli.lsp', 'insightql.runtime.launch.certs') if m in sys.modules))
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", r.stdout

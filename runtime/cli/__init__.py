@@ -1,6 +1,6 @@
 """The `iq` command line. Exit codes: 0 clean, 1 findings or failed run, 2 usage or internal error.
 
-Every subcommand is registered here, explicitly, by the module of its group:
+Every subcommand is registered here, explicitly, by the module of its group (GROUPS):
 
 * query.py: check, fmt, compile, explain, diff, catalog, schema (compile only: never import MPyC,
   so they stay fast enough for pre-commit hooks and CI);
@@ -9,6 +9,11 @@ Every subcommand is registered here, explicitly, by the module of its group:
 * audit.py: audit verify|show|prove|head|verify-heads|compare|report;
 * runtime/launch/certs.py: certs;
 * lsp.py: lsp (the language server, runtime/lsp/; never MPyC).
+
+`iq COMMAND ...` imports only the group of COMMAND (the others are named, without their options):
+the groups pull in what they need (pydantic and cryptography for governance, numpy for results),
+and `iq run` pays that before any party starts (spec/runtime.md, "Fixed cost of a small run").
+`iq`, `iq --help` and `build_parser()` register every group in full.
 """
 from __future__ import annotations
 
@@ -18,28 +23,81 @@ import sys
 from insightql.compiler import __version__
 from insightql.compiler.diagnostics import DiagnosticError
 
-from insightql.runtime.cli import audit, governance, lsp, query, run
 from insightql.runtime.cli.common import UsageError, error_words
-from insightql.runtime.launch import certs
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _query_commands(sub) -> None:
+    from insightql.runtime.cli import query
+    query.add_commands(sub)
+
+
+def _run_commands(sub) -> None:
+    from insightql.runtime.cli import run
+    run.add_commands(sub)
+
+
+def _catalog_commands(sub) -> None:
+    from insightql.runtime.cli import query
+    query.add_catalog_commands(sub)
+
+
+def _governance_commands(sub) -> None:
+    from insightql.runtime.cli import governance
+    governance.add_commands(sub)
+
+
+def _audit_commands(sub) -> None:
+    from insightql.runtime.cli import audit
+    audit.add_commands(sub)
+
+
+def _certs_commands(sub) -> None:
+    from insightql.runtime.launch import certs
+    certs.add_certs_command(sub)
+
+
+def _lsp_commands(sub) -> None:
+    from insightql.runtime.cli import lsp
+    lsp.add_commands(sub)
+
+
+GROUPS = (  # (the commands a group registers, in its order; how to register them), in `iq --help` order
+    (("check", "fmt", "compile", "explain", "diff"), _query_commands),
+    (("run", "party", "report"), _run_commands),
+    (("catalog", "schema"), _catalog_commands),
+    (("keygen", "approve", "revoke", "verify"), _governance_commands),
+    (("audit",), _audit_commands),
+    (("certs",), _certs_commands),
+    (("lsp",), _lsp_commands),
+)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `iq` parser: every group in full, or (`command` one of GROUPS' names) only the group of
+    `command` in full and the other commands by name (enough to parse a command line of `command`)."""
     p = argparse.ArgumentParser(prog="iq", description="InsightQL: insight queries over secret-shared data")
     p.add_argument("--version", action="version", version=f"iq {__version__}",
                    help="print iq's version and exit, e.g. iq --version")
     sub = p.add_subparsers(dest="command", required=True)
-    query.add_commands(sub)  # check, fmt, compile, explain, diff
-    run.add_commands(sub)  # run, party
-    query.add_catalog_commands(sub)  # catalog, schema
-    governance.add_commands(sub)  # keygen, approve, revoke, verify
-    audit.add_commands(sub)  # audit
-    certs.add_certs_command(sub)  # certs
-    lsp.add_commands(sub)  # lsp
+    known = {name for names, _ in GROUPS for name in names}
+    for names, register in GROUPS:
+        if command not in known or command in names:
+            register(sub)
+        else:
+            for name in names:
+                sub.add_parser(name, add_help=False)
     return p
 
 
+def _command_word(argv: list[str]) -> str | None:
+    """The subcommand of a command line: its first word that is not an option (`iq` itself has
+    only --help and --version, which take no value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command_word(argv))
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
