@@ -74,3 +74,32 @@ SCRIPT = textwrap.dedent('''
 def test_reciprocal_start_and_batched_divisions():
     out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and "all equal" in out.stdout, out.stderr[-3000:]
+
+
+def test_reciprocal_scales_keep_the_precision():
+    """The Newton steps at growing scales (compiler/plan/ops.py reciprocal_scales), replayed in plain
+    integers with MPyC's truncation rounding each time down, up or at random: every reciprocal of a
+    divisor of up to L bits stays within 2**-31 of 2**P / b, worst cases (powers of two, where the
+    start is off by a factor 2) included, for the plan's P and a larger one."""
+    import math
+    import random
+
+    from insightql.compiler.plan.ops import RECIPROCAL_NEWTON_STEPS, reciprocal_scales
+
+    def trunc(x, f, up):
+        if f <= 0:
+            return x * 2 ** -f
+        q, r = divmod(x, 2 ** f)
+        return q + (r and up(r / 2 ** f))
+
+    rng = random.Random(5)
+    roundings = (lambda r: 0, lambda r: 1, lambda r: rng.random() < r)
+    for b_hi, P in ((1, 54), (3, 54), (100, 54), (1024, 54), (2_000_000, 54), (2_000_000, 70), (10 ** 9, 62)):
+        L = max(1, math.ceil(math.log2(b_hi + 1)))
+        divisors = {1, b_hi} | {2 ** k + d for k in range(L) for d in (-1, 0, 1)} | {rng.randint(1, b_hi) for _ in range(200)}
+        for b in sorted(v for v in divisors if 1 <= v <= b_hi):
+            for up in roundings:
+                x, p = 2 ** (L - b.bit_length()), L
+                for q in reciprocal_scales(L, P, RECIPROCAL_NEWTON_STEPS):
+                    x, p = trunc(x * (2 ** (p + 1) - b * x), 2 * p - q, up), q
+                assert p == P and abs(x - 2 ** P / b) <= 2 ** P / b * 2.0 ** -31, (b_hi, P, b, x)

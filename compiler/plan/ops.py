@@ -17,6 +17,7 @@ from typing import Callable
 
 FRAC_BITS = 24  # fractional bits of averages, variances and other quotients
 RECIPROCAL_NEWTON_STEPS = 5  # a secret reciprocal's Newton iterations (runtime/secure/secure_ops.py, compiler/review/cost.py)
+RECIPROCAL_GUARD_BITS = 6  # bits a Newton step keeps beyond those it gets right (reciprocal_scales)
 
 
 # -- JSON Schema atoms of the attributes (compiler/plan/plan_schema.py builds the node schema from them) --
@@ -74,6 +75,16 @@ def _quotient(fr: list[int]) -> int:
 def sign_bits(lo: float, hi: float) -> int:
     """`l` for a secure sign or zero test of an integer in [lo, hi] (MPyC's cost grows with it)."""
     return math.ceil(math.log2(max(abs(lo), abs(hi), 1) + 1)) + 2
+
+
+def reciprocal_scales(L: int, P: int, steps: int = RECIPROCAL_NEWTON_STEPS) -> list[int]:
+    """The scale (bits) at which each Newton step of a secret reciprocal of a divisor of L bits holds
+    its result x ~ 2**scale / b (runtime/secure/secure_ops.py; its cost in compiler/review/cost.py).
+    The start is 2**(L - e), off by at most a factor 2, and step k gets about 2**k bits right, so
+    it keeps L + 2**k + RECIPROCAL_GUARD_BITS bits and the last step the plan's P: the truncation
+    after step k drops 2 * (previous scale) - scale bits, one random bit each, 126 instead of
+    5 * P = 270 for the demo's divisors (L = 21, P = 54). Precision: tests/test_division.py."""
+    return [min(P, L + 2 ** k + RECIPROCAL_GUARD_BITS) for k in range(1, steps)] + ([P] if steps else [])
 
 
 def raw_range(node: dict) -> tuple[int, int]:

@@ -24,7 +24,8 @@ import math
 import pickle
 from collections import defaultdict
 
-from insightql.compiler.plan.ops import COST, RECIPROCAL_NEWTON_STEPS, rank_block, rank_weights, raw_range, register, sign_bits as bits
+from insightql.compiler.plan.ops import COST, RECIPROCAL_NEWTON_STEPS, rank_block, rank_weights, raw_range, \
+    reciprocal_scales, register, sign_bits as bits
 
 FRAME = 12                  # MPyC message frame: program counter (8) + length (4)
 PICKLE_HEADER = 145         # pickled 1-D numpy object array without shape and elements
@@ -154,10 +155,12 @@ class _Model:
             while d < m:
                 t.mul((m - d) * n)
                 d *= 2
-        for _ in range(RECIPROCAL_NEWTON_STEPS):
+        p = L
+        for q in reciprocal_scales(L, self.P, RECIPROCAL_NEWTON_STEPS):  # each step at its own scale
             t.mul(n)
             t.mul(n)
-            t.trunc(n, self.P)
+            t.trunc(n, 2 * p - q)
+            p = q
 
     def tally(self, node: dict) -> Tally:
         part = COST.get(node["op"])

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from insightql.compiler.plan.ops import RECIPROCAL_NEWTON_STEPS, operands, rank_block, rank_weights, raw_range, register, sign_bits
+from insightql.compiler.plan.ops import RECIPROCAL_NEWTON_STEPS, operands, rank_block, rank_weights, raw_range, \
+    reciprocal_scales, register, sign_bits
 from insightql.compiler.plaintext.partials import linear_matrix, slot_rows
 from insightql.runtime.secure import dp_noise
 
@@ -118,16 +119,19 @@ class SecureOps:
         return out
 
     def reciprocal(self, b, b_hi: int):
-        """round(2**P / b) for integer 1 <= b <= b_hi.
+        """round(2**P / b) for integer 1 <= b <= b_hi, within 2**-31 relative.
 
-        The start is x0 = 2**(P-e) for b's bit length e, so that b*x0 lies in [2**(P-1), 2**P);
-        each Newton step x <- x(2**(P+1) - bx) / 2**P doubles the correct bits, so
-        RECIPROCAL_NEWTON_STEPS = 5 steps reach the 32 bits of precision beyond b's size.
+        The start is x0 = 2**(L-e) for b's bit length e (L: b_hi's), so that b*x0 lies in
+        [2**(L-1), 2**L); each Newton step x <- x(2**(p+1) - bx) / 2**(2p - q) doubles the correct
+        bits and takes x from scale p to scale q, so RECIPROCAL_NEWTON_STEPS = 5 steps reach the 32
+        bits of precision beyond b's size. The scales (compiler/plan/ops.py reciprocal_scales) grow
+        with the bits a step gets right, ending at P: a truncation costs one random bit per bit it
+        drops, and steps at P throughout dropped 5P bits per element, more than twice as many.
         e comes from b's L bits (MPyC's bit decomposition: L random bits per element, where L - 1
-        sign tests of L + 1 bits each took about L**2; the start, hence the result, is the same):
-        s_j = [b < 2**j] = prod_{i >= j} (1 - bit_i), suffix products in log2(L) rounds of
-        multiplications, and x0 = 2**(P-L) + sum_j s_j 2**(P-j-1) for j = 1 .. L-1."""
-        mpc, P = self.mpc, self.P
+        sign tests of L + 1 bits each took about L**2): s_j = [b < 2**j] = prod_{i >= j} (1 - bit_i),
+        suffix products in log2(L) rounds of multiplications, and x0 = 1 + sum_j s_j 2**(L-j-1)
+        for j = 1 .. L-1."""
+        mpc = self.mpc
         L = max(1, math.ceil(math.log2(b_hi + 1)))
         if L > 1:
             s = 1 - mpc.np_to_bits(b, l=L)[:, 1:]  # column j-1: 1 - bit j, j = 1 .. L-1
@@ -135,13 +139,15 @@ class SecureOps:
             while d < m:  # Hillis-Steele scan from the top: column j-1 becomes prod_{i >= j} (1 - bit_i)
                 s = mpc.np_hstack((s[:, :m - d] * s[:, d:], s[:, m - d:]))
                 d *= 2
-            weights = np.array([2 ** (P - j - 1) for j in range(1, L)], dtype=object)
-            x = s @ weights + 2 ** (P - L)
+            weights = np.array([2 ** (L - j - 1) for j in range(1, L)], dtype=object)
+            x = s @ weights + 1
         else:
-            x = self.const(2 ** (P - 1), b.shape[0])
-        for _ in range(RECIPROCAL_NEWTON_STEPS):
-            x = self.trunc(x * (2 ** (P + 1) - b * x), P)
-        return x
+            x = self.const(1, b.shape[0])
+        p = L
+        for q in reciprocal_scales(L, self.P, RECIPROCAL_NEWTON_STEPS):
+            x = self.trunc(x * (2 ** (p + 1) - b * x), 2 * p - q)
+            p = q
+        return self.trunc(x, p - self.P)  # no steps (tests): the start at scale P
 
     def safe_denominator(self, b, guard, lo: int, hi: int):
         """(|b| or 1 where the guard is off, sign flag) so the reciprocal is always defined."""
