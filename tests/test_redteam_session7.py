@@ -15,6 +15,12 @@ Found and closed:
   replace its threshold rules and guard), or a budget raised, was "changed from" in `iq diff` and
   `iq catalog`, never "looser": with `like`, one owner's edit of its own section reaches every dataset
   that copies it, and `iq diff` exited 1 instead of 3. Closed (compiler/review/catalog_text.py).
+* noisy_threshold_of_one_owner: over a UNION ALL the noisy threshold applied only when every owner
+  asked for it, so one owner turning it off for its own dataset dropped it for the others' rows too
+  (cells with a noisy count below their k shown). Now the strictest: any owner asking applies it.
+* infer_exact_extremes_of_a_small_count: `iq catalog infer` rounded bounds outward to a power of ten
+  chosen by the magnitude, which is 1 below 10: a count column's bounds were its exact extremes (one
+  family's 7 children). The step is now at least 10 (runtime/data/infer.py).
 * like_copy_in_the_owners_name: a `like` copy that writes no `owner` is the parent owner's dataset;
   with a looser policy (k = 2) and a party started with a bare `--data FILE` ("the party owns one
   dataset of the plan"), a plan over the copy read the owner's file under the copy's policy, outside
@@ -180,3 +186,40 @@ def test_a_bare_data_file_still_serves_a_party_with_one_dataset(tmp_path: Path):
     (plan, _, _), = releases([BY_REGION.format(frm=P, where="")], AGE_77, CAT, tmp_path)
     loaded = load_own_data(plan, "police", CAT, {"*": str(tmp_path / f"{P}.csv")})
     assert len(loaded) == 1
+
+
+def test_the_noisy_threshold_of_one_owner_holds_in_a_union():
+    """police asks for the noisy threshold (the default), the NGO turns it off for its own dataset: over their
+    UNION ALL the threshold was dropped (all owners had to ask), so cells whose noisy count is below the
+    police's k were shown. The strictest policy applies, as for every other field of a UNION ALL."""
+    raw = DP_CAT.model_dump(mode="json")
+    raw["datasets"][N]["policy"]["privacy"]["noisy_threshold"] = False
+    cat = Catalog.model_validate(raw)
+    text = "@epsilon 1\n" + BY_REGION.format(frm=f"{P} UNION ALL {N}", where="")
+    plan = compile_source(q(text), "q.iq", cat).plan
+    assert plan["policy"]["privacy"]["noisy_threshold"] is True
+    assert [n["attrs"]["rule"] for n in plan["nodes"] if n["op"] == "ge_const"] == ["dp.threshold"]
+    alone = compile_source(q("@epsilon 1\n" + BY_REGION.format(frm=N, where="")), "q.iq", cat).plan
+    assert not any(n["attrs"].get("rule") == "dp.threshold" for n in alone["nodes"])  # the NGO's own choice
+
+
+# ------------------------------------------------------------------ iq catalog infer: bounds of small counts
+def test_infer_does_not_publish_the_exact_extremes_of_a_small_count(tmp_path: Path):
+    """A draft's bounds are the data's extremes rounded outward to a power of ten; below 10 the power was 1, so
+    a count column's bounds were its exact extremes: one family with 7 children (every other row 0..4) was
+    `max = 7` in the public catalog, the rare-value disclosure --min-count prevents for categories. Now the step
+    is at least 10 (0..10); ages 17..83 still become 10..90 (tests/test_catalog_infer.py)."""
+    import re
+
+    from insightql.runtime.data.infer import InferOptions, infer_dataset
+
+    data = tmp_path / "families.csv"
+    data.write_text("children,delta\n" + "".join(f"{i % 5},{i % 4 - 2}\n" for i in range(59)) + "7,-3\n",
+                    encoding="utf-8")
+    text = infer_dataset(data, InferOptions())
+    out = tmp_path / "draft.toml"
+    out.write_text(text, encoding="utf-8")
+    cols = load_catalog(out).datasets["families"].columns
+    assert (cols["children"].min, cols["children"].max) == (0, 10) and cols["children"].clamp == (0, 10)
+    assert (cols["delta"].min, cols["delta"].max) == (-10, 10)
+    assert not re.search(r"(?<![\d.-])(7|-3)(?![\d.])", text)

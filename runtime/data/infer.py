@@ -8,7 +8,7 @@ validates against the same file, except the rows whose category values were left
             seen, at most 6), date (YYYY-MM-DD), else text: a category when it has at most
             `max_categories` distinct values, else not declared (the catalog has no free text)
   nullable  when some value is empty
-  bounds    the data's extremes rounded outward (integers, decimals: to a power of ten; dates: to
+  bounds    the data's extremes rounded outward (integers, decimals: to a power of ten, at least 10; dates: to
             whole years), and flagged: bounds from the data still hint at its extremes, so the
             owner should set public bounds (legal or physical limits)
   domain    only values seen in at least `min_count` rows: a catalog is public, and a value held
@@ -86,9 +86,11 @@ def _parses_as(spec: dict, arr) -> tuple[bool, object]:
 
 
 def _outward(lo: float, hi: float) -> tuple[float, float]:
-    """[lo, hi] widened to multiples of a power of ten: 16..78 -> 10..80, 3..12000 -> 0..20000."""
+    """[lo, hi] widened to multiples of a power of ten, at least 10: 16..78 -> 10..80, 3..12000 -> 0..20000,
+    0..7 -> 0..10. With a step of 1 a small count's extremes (7 children: maybe one family) were the
+    exact values, the disclosure a domain's --min-count prevents for categories."""
     top = max(abs(lo), abs(hi), 1)
-    step = 10 ** (len(str(int(top))) - 1)
+    step = 10 ** max(1, len(str(int(top))) - 1)
     return math.floor(lo / step) * step, math.ceil(hi / step) * step
 
 
