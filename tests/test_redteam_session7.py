@@ -14,7 +14,9 @@ Found and closed:
 * privacy_looser_in_iq_diff: a privacy section added to a dataset (which now is what lets `@epsilon`
   replace its threshold rules and guard), or a budget raised, was "changed from" in `iq diff` and
   `iq catalog`, never "looser": with `like`, one owner's edit of its own section reaches every dataset
-  that copies it, and `iq diff` exited 1 instead of 3. Closed (compiler/review/catalog_text.py).
+  that copies it, and `iq diff` exited 1 instead of 3. The same for columns: the police opting its
+  prs_Age in to MIN/MAX opened the NGO's `like` copy of it too, and `iq diff` said only "changed".
+  Closed (compiler/review/catalog_text.py).
 * noisy_threshold_of_one_owner: over a UNION ALL the noisy threshold applied only when every owner
   asked for it, so one owner turning it off for its own dataset dropped it for the others' rows too
   (cells with a noisy count below their k shown). Now the strictest: any owner asking applies it.
@@ -223,3 +225,31 @@ def test_infer_does_not_publish_the_exact_extremes_of_a_small_count(tmp_path: Pa
     assert (cols["children"].min, cols["children"].max) == (0, 10) and cols["children"].clamp == (0, 10)
     assert (cols["delta"].min, cols["delta"].max) == (-10, 10)
     assert not re.search(r"(?<![\d.-])(7|-3)(?![\d.])", text)
+
+
+def test_a_column_opened_through_like_is_looser_in_iq_diff(tmp_path: Path):
+    """The police opts its own prs_Age in to MIN and MAX (one person's value, spec/disclosure.md 6.5). The NGO's
+    prs_Age is `like` the police's with only its own description, so MAX over the NGO's clients compiles too,
+    though the NGO wrote nothing. `iq diff` listed 'column prs_Age changed: aggregates' without 'looser' (exit 1,
+    not 3), for both datasets; now each opened column (aggregates, role, WHERE, clamp, unique) is looser."""
+    from insightql.compiler.review.catalog_text import diff_catalogs
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "examples" / "catalog.toml").read_text(encoding="utf-8")
+    before = load_catalog(root / "examples" / "catalog.toml")
+    path = tmp_path / "catalog.toml"
+    old = 'role = "measure", clamp = [0, 99], description = "Age in years when identified"'
+    assert old in text
+    opened = ", ".join(f'"{a}"' for a in before.datasets[P].columns["prs_Age"].allowed_aggregates() + ("min", "max"))
+    path.write_text(text.replace(old, old.replace("clamp = [0, 99]", f"clamp = [0, 99], aggregates = [{opened}]")),
+                    encoding="utf-8")
+    after = load_catalog(path)
+    query = q(BY_REGION.format(frm=N, where="").replace("COUNT(*) AS n", "MAX(prs_Age) AS oldest"))
+    assert compile_source(query, "q.iq", before).plan is None
+    assert compile_source(query, "q.iq", after).plan is not None  # the NGO's column, opened by the police's edit
+    diff, looser = diff_catalogs(before, after)
+    assert looser, diff
+    for ds in (P, N):
+        assert f"dataset {ds}: column prs_Age changed: aggregates, looser: aggregates max, min" in diff
+    _, back = diff_catalogs(after, before)
+    assert not back  # closing it again is not looser

@@ -92,6 +92,29 @@ def _looser(field: str, a, b) -> bool | None:
     return None
 
 
+ROLE_RANK = {"hidden": 0, "key": 1, "dimension": 2, "measure": 3}
+"""What a role lets a query do, least first: nothing; join and count distinct; group and filter; aggregate."""
+
+
+def column_looser(old, new) -> list[str]:
+    """How a column's new definition allows more than its old one (empty: not looser). Through `like`,
+    one owner's edit of its column reaches every dataset that copies it: `iq diff` must say so."""
+    out = []
+    if ROLE_RANK[new.role] > ROLE_RANK[old.role]:
+        out.append(f"role {old.role} -> {new.role}")
+    if new.where and not old.where:
+        out.append("allowed in WHERE")
+    more = sorted(set(new.allowed_aggregates()) - set(old.allowed_aggregates()))
+    if more:
+        out.append("aggregates " + ", ".join(more))
+    lo, hi = getattr(old, "clamp", None), getattr(new, "clamp", None)
+    if hi is not None and (lo is None or hi[0] < lo[0] or hi[1] > lo[1]):
+        out.append(f"clamp {list(lo) if lo else 'none'} -> {list(hi)}")
+    if getattr(new, "unique", False) and not getattr(old, "unique", False):
+        out.append("declared unique")
+    return out
+
+
 def show(field: str, ds) -> str:
     if field == "receivers":
         return ", ".join(ds.receivers()) + ("" if ds.policy.receivers else "  (the owner only)")
@@ -168,11 +191,15 @@ def diff_catalogs(a, b) -> tuple[str, bool]:
             lines.append(f"dataset {name}: column {c} removed")
         for c in new.columns:
             if c not in old.columns:
-                lines.append(f"dataset {name}: column {c} added ({new.columns[c].type})")
+                lines.append(f"dataset {name}: column {c} added ({new.columns[c].type}), looser: a column to query")
+                looser = True
             elif old.columns[c] != new.columns[c]:
                 changed = [k for k, v in new.columns[c].model_dump().items()
                            if old.columns[c].model_dump().get(k) != v]
-                lines.append(f"dataset {name}: column {c} changed: {', '.join(changed)}")
+                more = column_looser(old.columns[c], new.columns[c])
+                looser |= bool(more)
+                lines.append(f"dataset {name}: column {c} changed: {', '.join(changed)}"
+                             + (f", looser: {'; '.join(more)}" if more else ""))
         if any(getattr(old, f) != getattr(new, f) for f in ("max_rows", "person_key", "description")):
             lines.append(f"dataset {name}: " + ", ".join(f"{f} {getattr(old, f)!r} -> {getattr(new, f)!r}" for f in
                                                        ("max_rows", "person_key", "description")
