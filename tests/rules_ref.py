@@ -153,3 +153,21 @@ class Rules:
             if shared_low < kk or unshared_low < kk:
                 return False
         return True
+
+
+def difference_dominated(parts: dict[str, tuple[int, int]], rule: tuple[int, int], new_released: bool,
+                         old_certain: bool, old_possible: bool = True) -> bool:
+    """guard.dominance (3.2) for one new cell and one earlier cell that nest, from the rows: `parts` gives
+    (n largest contributions, sum of absolute values) of the rows in both queries ("both"), in the new
+    query only ("new_only") and in the earlier only ("old_only"). The receiver subtracts the two sums:
+    the earlier minus the new is the earlier-only rows, and the rows of both while the new sum is not
+    released; the new minus the earlier is the new-only rows, and the rows of both while the earlier sum
+    was not released (for the n largest: unless it surely was; for the absolute values: unless it
+    possibly was). The n largest of a union are bounded by the sum of its parts' n largest. True when
+    either difference breaks the rule 100 * top <= k% * abs (an empty difference keeps it)."""
+    _, pct = rule
+    zero = (0, 0)
+    both, new, old = parts.get("both", zero), parts.get("new_only", zero), parts.get("old_only", zero)
+    earlier_minus_new = (old[0] + (0 if new_released else both[0]), old[1] + (0 if new_released else both[1]))
+    new_minus_earlier = (new[0] + (0 if old_certain else both[0]), new[1] + (0 if old_possible else both[1]))
+    return any(100 * top > pct * absolute for top, absolute in (earlier_minus_new, new_minus_earlier))

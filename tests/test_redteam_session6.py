@@ -68,7 +68,9 @@ Found (strict xfail):
   three equations in the three value classes' counts.
 * dominance_of_a_difference_of_two_sums: the guard tests a difference's rows, never its dominance
   (2.7): total minus the short stays is the long stays' sum, one stay's 20000 of 20040, which
-  sum.dominance withholds when the long stays are asked as a cell.
+  sum.dominance withholds when the long stays are asked as a cell. Closed: guard.dominance tests the
+  dominance rule on every difference the guard relates (guard_sums.py, spec 3.2); an ordinary test now,
+  with controls, the other order, a mean, persons and an observer's own rows in tests/test_guard_dominance.py.
 """
 from __future__ import annotations
 
@@ -508,9 +510,6 @@ def test_third_part_of_a_later_release_against_an_earlier_where(order, tmp_path)
 
 
 # ------------------------------------------------------------------ dominance across two releases
-@pytest.mark.xfail(strict=True, reason="LEAK: SUM(support_eur) by region, then the same WHERE stay_days < 30: the "
-                                       "difference is 5 stays (>= k, the guard passes) whose sum 20040 is one "
-                                       "stay's 20000: sum.dominance withholds it asked directly, not as a difference")
 def test_dominance_of_a_difference_of_two_sums(tmp_path):
     """catalog_strict.toml, shelter_stays (k = 5, dominance (1, 60)). The guard tests a difference's rows (and
     rows with a value, 3.2) but never its dominance (2.7): the long stays' sum, withheld when asked as a cell,

@@ -311,7 +311,23 @@ def test_guard_margin_on_groups_that_cross():
     assert "guard.margin" in rules_of(p2, None)
 
 
+def test_guard_dominance_of_a_difference():
+    """SUM per region, then WHERE stay_days < 30: the five long stays' 20040 is one stay's 20000 (rule (1, 60));
+    the control's five long stays of 4000 each are released as a difference (tests/test_guard_dominance.py)."""
+    q = HEAD + "SELECT region, COUNT(*) AS n, SUM(support_eur) AS s FROM shelter_stays {} GROUP BY region;"
+    short = rows("shelter_stays", 20, STRICT, support_eur="1000.00", stay_days=10)
+    for long_support, released in (([20000] + [10] * 4, False), ([4000] * 5, True)):
+        data = {"shelter_stays": short + rows("shelter_stays", 5, STRICT, first=100, stay_days=60,
+                                              support_eur=long_support)}
+        _, p1 = run(q.format(""), data, STRICT)
+        guarded, p2 = run(q.format("WHERE stay_days < 30"), data, STRICT, earlier=[signature_of_plan(p1)])
+        assert north(guarded, "n") == 20
+        assert isinstance(north(guarded, "s"), Suppressed) != released
+        assert "guard.dominance" in rules_of(p2, "s")
+
+
 OWNED_ELSEWHERE = {
+    "guard.dominance": "test_guard_dominance_of_a_difference (above)",
     "dp.threshold": "tests/test_dp_plan.py::test_noisy_threshold_reads_only_the_noisy_count",
     "observer.persons": "tests/test_disclosure_property.py::test_persons_in_every_observers_complement",
     "guard.rows": "tests/test_guard.py::test_undecidable_relation_falls_back_to_the_row_difference",

@@ -116,6 +116,11 @@ RULES: dict[str, Rule] = {r.id: r for r in [
     Rule("guard.margin", "3.2", "margins across queries",
          lambda a: _guard(a, "a group of cells that can share rows: one release's sum minus the other's holds "
                              ">= {k} rows, or the definitions force it to 0 with nothing hidden"), True),
+    Rule("guard.dominance", "3.2", "dominance of a difference across queries",
+         lambda a: _guard(a, "") if "const" in a else
+         f"the {a['n']} largest contributors (persons) hold at most {a['k']:g}% of the sum of absolute values of "
+         f"{a.get('what', 'a difference of two released sums')}"
+         + (f", on the rows not held by {_who(a)}" if a.get("who") else ""), False),
     Rule("guard.rows", "3.3", "row difference (fallback)",
          lambda a: f"the rows that differ from an earlier release number >= {_k(a)} (0 counts as too few)", True),
 ]}

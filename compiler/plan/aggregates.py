@@ -19,6 +19,7 @@ from insightql.compiler.syntax import ast as A
 from insightql.compiler.syntax.formatter import expr
 from insightql.compiler.check.checker import filtered_count
 from insightql.compiler.diagnostics import Diagnostic, PlanError
+from insightql.compiler.plan import guard
 
 FORMS = ("count_rows", "count_distinct", "count_if", "share_if")
 """COUNT(*), COUNT(DISTINCT key), a count of a subgroup (COUNT(*) FILTER (WHERE p), SUM(CASE WHEN p
@@ -204,8 +205,8 @@ def _share_if(b, a, p) -> dict:
 @lowers("finish", "sum")
 def _sum(b, a, p) -> dict:
     _, flag, scale = _value(b, a, p)
-    if "top" in p:
-        flag = b.rules.dominance(p["top"], p["abssum"], flag)
+    if "top" in p:  # sum.dominance on the cell, then guard.dominance on its differences with earlier releases
+        flag = guard.apply_sums(b, p, b.rules.dominance(p["top"], p["abssum"], flag))
     lo, hi = _range(b, a, scale)
     return {"node": b.combined[p["sum"]], "flag": flag, "scale": scale, "sum_unit": max(abs(lo), abs(hi), 1)}
 

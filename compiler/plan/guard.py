@@ -16,6 +16,9 @@ ledger:
   enumerated, the fallback `guard.rows` requires the rows that satisfy exactly one of the two
   WHERE clauses to be >= k.
 
+A SUM under a dominance rule gets `guard.dominance` on the same differences: the rule on the
+contributions in the difference's rows, which the owners recount (guard_sums.py).
+
 Besides the cells, each subgroup a release counts (FILTER, CASE, AVG(b), a nullable column's rows
 with a value) and the rest of its cell are families of released cells compared the same way, new
 against earlier in both orders (guard_cells.CellChecks; in the fallback guard_rows.value_oks).
@@ -32,6 +35,7 @@ from insightql.compiler.check.observer import maximal, observer_holdings
 from insightql.compiler.diagnostics import Diagnostic, PlanError
 from insightql.compiler.plan import guard_rows
 from insightql.compiler.plan.guard_cells import CellChecks, column_types, rest_of
+from insightql.compiler.plan.guard_sums import SumChecks, symdiff_oks
 from insightql.compiler.plan.structure import relate
 
 
@@ -248,10 +252,32 @@ def apply_values(builder, count_slot: str, flag: str) -> str:
     return builder.rules.all_of([flag, *oks]) if oks else flag
 
 
-def leakage_item(plan_guard: list[dict], to: list[str], cells: int) -> dict:
+def apply_sums(builder, p: dict, flag: str) -> str:
+    """A SUM's flag after guard.dominance (spec/disclosure.md 3.2): under a dominance rule (the SUM
+    has `top` and `abssum` slots), the difference of two released sums is the sum over the
+    difference's rows, and the rule must hold on it, in every group of cells the guard relates,
+    on all rows and on every observer's complement (compiler/plan/guard_sums.py)."""
+    if "top" not in p:
+        return flag
+    oks = []
+    for e, checks in getattr(builder, "guard_checks", []):
+        sums = SumChecks(checks, p["top"], p["abssum"], p["count"])
+        for held, new, old in scopes(builder, e):
+            if old:
+                oks.append(sums.ok(flag, new, old, {"who": list(held)} if held else {}))
+    for e in builder.guard if getattr(builder, "guard", None) else []:
+        if e["mode"] == "rows":
+            oks += symdiff_oks(builder, e, p["top"], p["abssum"], scopes)
+    if oks:
+        builder.guard_dominance = True
+    return builder.rules.all_of([flag, *oks]) if oks else flag
+
+
+def leakage_item(plan_guard: list[dict], to: list[str], cells: int, dominance: bool = False) -> dict:
     names = sorted({o["query"] or "?" for e in plan_guard for o in e["from"]})
     rules = sorted({r for e in plan_guard for r in (["guard.rows"] if e["mode"] == "rows" else
-                                                     ["guard.inside", "guard.contains", "guard.margin"])})
+                                                     ["guard.inside", "guard.contains", "guard.margin"])}
+                   | ({"guard.dominance"} if dominance else set()))
     return {"item": "guard_outcome", "to": [], "cells": cells, "rules": rules, "public": False,
             "detail": "not revealed on its own: the differencing guard against earlier release(s) "
                       + ", ".join(names) + " is part of each cell's suppression flag (spec/disclosure.md section 3)"}

@@ -184,19 +184,11 @@ class CellChecks:
         for count, arg in [*sorted(self.columns.items()), *self.subs.items()]:
             named[count] = f"s{len(slots)}"
             slots.append({"name": named[count], "kind": "count", "arg": arg})
-        loads = {n["attrs"]["dataset"]: nid for nid, n in b.g.nodes(data=True) if n["op"] == "load"}
-        read = column_types([e["where"], *(k["expr"] for k in e["keys"]), *self.columns.values(), *self.subs.values()])
-        if b.lp.person_key:
-            read.setdefault(b.lp.person_key, b.lp.columns[b.lp.person_key].to_json())
         parts: dict[str, dict[str, str]] = {"rows": {}, **{c: {} for c in named}}
         persons = {}
         for d in e["datasets"]:
             owner = b.catalog.datasets[d].owner
-            load = loads.get(d)
-            if load is None or any(b.g.nodes[load]["attrs"]["columns"].get(c) != t for c, t in read.items()):
-                # the earlier query saw a column with another type (a UNION ALL widens category
-                # domains, so codes differ): read it again as the earlier query did
-                load = b.add("load", f"local:{owner}", [], [-1], dataset=d, columns=dict(sorted(read.items())))
+            load = self.load_of(d)
             part = b.add("partials", f"local:{owner}", [load], [len(slots), self.cE], dataset=d, where=e["where"],
                          keys=e["keys"], slots=slots, cells=self.cE, earlier=True)
             share = b.add("share", f"input:{owner}", [part], [len(slots), self.cE], 0, self.hi, party=owner)
@@ -206,6 +198,45 @@ class CellChecks:
             for count, name in named.items():
                 parts[count][d] = self.node("combine", [share], self.cE, 0, self.hi, slot=name, how="sum")
         return parts, persons
+
+    def load_of(self, d: str, extra: dict[str, dict] | None = None) -> str:
+        """Dataset d's load node for the earlier release's recounts: the query's own when it read every
+        column the earlier WHERE, keys and subgroups use (and `extra`: {column: type}) with the same
+        type, else a load of its own (a UNION ALL widens category domains, so codes differ: read it
+        again as the earlier query did)."""
+        b, e = self.b, self.e
+        read = column_types([e["where"], *(k["expr"] for k in e["keys"]), *self.columns.values(), *self.subs.values()])
+        if b.lp.person_key:
+            read.setdefault(b.lp.person_key, b.lp.columns[b.lp.person_key].to_json())
+        for c, t in (extra or {}).items():
+            if read.setdefault(c, t) != t:
+                raise PlanError(Diagnostic("IQ408", f"the differencing guard cannot recount `{c}` for an earlier "
+                                           "release that read it with another type (another UNION ALL)", None,
+                                           ["ask the owners to review the two releases together"]))
+        cache = self.__dict__.setdefault("loads", {})
+        key = (d, _canon(sorted(read.items())))
+        if key not in cache:
+            load = ([nid for nid, n in b.g.nodes(data=True) if n["op"] == "load" and n["attrs"]["dataset"] == d]
+                    or [None])[-1]
+            if load is None or any(b.g.nodes[load]["attrs"]["columns"].get(c) != t for c, t in read.items()):
+                load = b.add("load", f"local:{b.catalog.datasets[d].owner}", [], [-1], dataset=d,
+                             columns=dict(sorted(read.items())))
+            cache[key] = load
+        return cache[key]
+
+    def earlier_complements(self) -> list[tuple[tuple, list[str]]]:
+        """(holding, the earlier datasets it does not hold) for every holding an observer of the earlier
+        release could have with this k (its holdings with every receiver its datasets allow, which the
+        receivers it named can only narrow, and each single owner); none with one owner."""
+        cat, every = self.b.catalog, list(self.e["datasets"])
+        owners = {d: cat.datasets[d].owner for d in every}
+        if len(set(owners.values())) < 2:
+            return []
+        names = sorted(set(owners.values()))
+        receivers = sorted(set.intersection(*(set(cat.datasets[d].receivers()) for d in every)))
+        return [(held, [d for d in every if owners[d] not in held])
+                for held in maximal(sorted({*observer_holdings(names, receivers, cat.party_names()),
+                                            *((o,) for o in names)}))]
 
     def certainly_released(self, rows_old, parts, persons) -> str:
         """An earlier cell that passes the cell rule and the complement rule of every holding an
@@ -217,16 +248,9 @@ class CellChecks:
         if persons:
             flags.append(self.any_of(cE, [self.test(p, cE, k, "guard.contains", what="earlier cell persons")
                                           for p in persons.values()]))
-        cat = self.b.catalog
-        owners = {d: cat.datasets[d].owner for d in parts}
-        if len(set(owners.values())) > 1:
-            names = sorted(set(owners.values()))
-            receivers = sorted(set.intersection(*(set(cat.datasets[d].receivers()) for d in parts)))
-            for held in maximal(sorted({*observer_holdings(names, receivers, cat.party_names()),
-                                        *((o,) for o in names)})):
-                rest = [d for d in parts if owners[d] not in held]
-                flags.append(self.test(self.total(parts, rest), cE, k, "guard.contains", what="earlier complement",
-                                       who=list(held)))
+        for held, rest in self.earlier_complements():
+            flags.append(self.test(self.total(parts, rest), cE, k, "guard.contains", what="earlier complement",
+                                   who=list(held)))
         return flags[0] if len(flags) == 1 else self.node("and", flags, cE)
 
     def subgroup_released(self, q: str, certain: str, totals: dict[str, str]) -> str:
@@ -348,13 +372,22 @@ class CellChecks:
             ok_b = self.any_of(m, [self.node("not", [all_new], m), self.test(h, m, self.k, rule, **who),
                                    self.keep(all_certain, np.flatnonzero(new_in), m),
                                    self.keep(self.const(m, 1), np.flatnonzero(~old_in), m)])
-            group_bad = self.node("not", [self.node("and", [ok_a, ok_b], m)], m)
-            bad.append(self.linear(group_bad, [(gi, n) for n, gi in n_pairs], cN, m))
+            bad.append(self.group_to_cells(ok_a, ok_b, n_pairs, m))
+        allowed = self.allowed_by(bad, flag, "guard.margin")
+        return allowed if twin is None else b.secure("or", [allowed, self.certain[twin]], 0, 1)
+
+    def group_to_cells(self, ok_a: str, ok_b: str, n_pairs: list[tuple[int, int]], m: int) -> str:
+        """Per new cell, 1 where a group of it fails (ok_a and ok_b over the m groups)."""
+        group_bad = self.node("not", [self.node("and", [ok_a, ok_b], m)], m)
+        return self.linear(group_bad, [(gi, n) for n, gi in n_pairs], self.cN, m)
+
+    def allowed_by(self, bad: list[str], flag: str, rule: str) -> str:
+        """The new cells in no failed group (`bad`: failed groups per new cell)."""
+        b = self.b
         if not bad:
             return flag
         count = bad[0]
         for x in bad[1:]:
-            count = b.secure("add", [count, x], 0, 4 * (cN + cE))
-        blocked = b.secure("ge_const", [count], 0, 1, const=1, rule="guard.margin", what="new cell in a failed group")
-        allowed = b.secure("not", [blocked], 0, 1)
-        return allowed if twin is None else b.secure("or", [allowed, self.certain[twin]], 0, 1)
+            count = b.secure("add", [count, x], 0, 4 * (self.cN + self.cE))
+        blocked = b.secure("ge_const", [count], 0, 1, const=1, rule=rule, what="new cell in a failed group")
+        return b.secure("not", [blocked], 0, 1)

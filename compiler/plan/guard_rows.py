@@ -30,7 +30,7 @@ def entry_scopes(entry: dict) -> list[str]:
     return ["cell"] if entry["scope"] == "cell" else ["cell", "all"]
 
 
-def _main_loads(b) -> dict[str, str]:
+def main_loads(b) -> dict[str, str]:
     """Each dataset's load node of the query's own `partials` step (it reads every column the query,
     its subgroups and the earlier releases' WHERE and subgroups use)."""
     out = {}
@@ -53,7 +53,7 @@ def value_oks(builder, count_slot: str, scopes) -> list[str]:
     arg = b.value_columns.get(count_slot)
     oks: list[str] = []
     if entries and arg is not None:
-        loads, cN, hi = _main_loads(b), b.cells, b.max_rows
+        loads, cN, hi = main_loads(b), b.cells, b.max_rows
         for rest in (False, True):
             slots, tests = [], []
             for e in entries:

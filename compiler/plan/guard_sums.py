@@ -1,0 +1,236 @@
+"""The differencing guard on the dominance of a difference of two sums (`guard.dominance`,
+spec/disclosure.md 3.2).
+
+`guard_cells.CellChecks` tests the ROWS of every difference of two releases a receiver can form
+(an earlier cell minus the released new cells inside it, a new cell minus the earlier cells inside
+it, the groups of cells that cross). A SUM under a dominance rule reveals more: the difference of
+two released sums is the sum over the difference's rows, and one person may dominate it (the
+total minus the short stays is the long stays' sum, one stay's 20000 of 20040), a value
+`sum.dominance` (2.7) withholds when the same group is asked as a cell.
+
+So each owner also recounts the summed column's contributions against the earlier release, on
+today's rows, in three `partials` steps per dataset (slots `top`, per person where a person key
+exists, and `abssum`, as the SUM's own): the rows in both queries per (earlier cell, new cell), the
+earlier rows outside the new WHERE per earlier cell, and the new rows outside the earlier WHERE
+per new cell. A group's difference is a union of these parts, chosen by the release flags inside
+MPC; its n largest contributions are bounded from above by the sum of its parts' n largest (exact
+with one part), its sum of absolute values is exact, and the dominance rule (n, k%) of the policy
+must hold on it, on all rows and on every observer's complement, else every new cell of the group
+has its sum withheld. Which earlier sums were released is not recorded: the n largest read an
+earlier sum as released only when it surely was (its cell surely released and its own dominance
+test passing on today's rows), the absolute values whenever it possibly was (the difference can
+only be smaller).
+
+In the fallback (`guard.rows`, 3.3: the relation cannot be decided) each owner counts the column's
+contributions in the rows that satisfy exactly one of the two WHERE clauses, per new cell (and in
+total when the keys differ), as it counts those rows, and the rule must hold on them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from insightql.compiler.plan import guard_rows
+from insightql.compiler.plan.guard_cells import CellChecks, column_types, groups_of
+
+PARTS = ("both", "old_only", "new_only")  # rows in both WHEREs; only the earlier's; only the new's
+
+
+def _not_true(where: dict) -> dict:
+    """Row IR: the rows where `where` is FALSE or NULL (outside that WHERE)."""
+    b = {"kind": "bool", "nullable": False}
+    return {"op": "or", "args": [{"op": "not", "args": [where], "type": {**b, "nullable": True}},
+                                 {"op": "is_null", "args": [where], "type": b}], "type": b}
+
+
+def _and(x: dict | None, y: dict) -> dict:
+    return y if x is None else {"op": "and", "args": [x, y], "type": {"kind": "bool", "nullable": True}}
+
+
+class SumChecks:
+    """guard.dominance for one summed column (its `top` and `abssum` slots) against one earlier
+    release whose cells `checks` relates to the new ones."""
+
+    def __init__(self, checks: CellChecks, top: str, abssum: str, count: str):
+        self.c, self.b = checks, checks.b
+        self.cN, self.cE = checks.cN, checks.cE
+        pol = self.b.lp.policy
+        self.dom = {"k": pol.dominance_k, "n": pol.dominance_n}
+        spec = {s["name"]: s for s in self.b.slots}
+        self.slots = [{**spec[top], "name": "s0"}, {**spec[abssum], "name": "s1"}]
+        self.height = spec[top]["n"] + 1
+        lo, hi = self.b._arg_range(spec[top])
+        rows = sum(self.b.catalog.datasets[d].max_rows for d in {*self.b.lp.datasets, *checks.e["datasets"]})
+        self.hi = max(abs(lo), abs(hi)) * rows  # any sum of absolute values over disjoint rows
+        self.read = column_types([self.b.lp.where, *(k["expr"] for k in checks.new_keys), spec[top]["arg"]])
+        self.shares = self.recount()
+        q = count if count in checks.columns else "rows"
+        self.possible = checks.possible[q]
+        self.certain = self.surely_released(checks.certain[q])
+
+    # -- the owners' recount ----------------------------------------------------------------------
+    def recount(self) -> dict[str, dict[str, str]]:
+        """{part: {dataset: share}}: each owner's contributions in the rows of both queries (per
+        earlier cell x new cell), of the earlier query only (per earlier cell) and of the new query
+        only (per new cell). A dataset one query does not read has rows of the other only."""
+        b, e = self.b, self.c.e
+        new_where, old_where = b.lp.where, e["where"]
+        keys = {"both": [*e["keys"], *self.c.new_keys], "old_only": e["keys"], "new_only": self.c.new_keys}
+        cells = {"both": self.cE * self.cN, "old_only": self.cE, "new_only": self.cN}
+        assert all(int(np.prod([k["size"] for k in keys[p]])) == cells[p] for p in PARTS), "cells of the keys"
+        out: dict[str, dict[str, str]] = {p: {} for p in PARTS}
+        for d in sorted({*b.lp.datasets, *e["datasets"]}):
+            in_new, in_old = d in b.lp.datasets, d in e["datasets"]
+            wheres = {}
+            if in_new and in_old:
+                wheres["both"] = old_where if new_where is None else _and(old_where, new_where)
+            if in_old and (new_where is not None or not in_new):
+                wheres["old_only"] = _and(old_where, _not_true(new_where)) if in_new else old_where
+            if in_new and (old_where is not None or not in_old):
+                wheres["new_only"] = _and(new_where, _not_true(old_where)) if in_old else new_where
+            owner = b.catalog.datasets[d].owner
+            load = self.c.load_of(d, self.read)
+            for part, where in wheres.items():
+                step = b.add("partials", f"local:{owner}", [load], [self.height, cells[part]], dataset=d,
+                             where=where, keys=keys[part], slots=self.slots, cells=cells[part], earlier=True)
+                out[part][d] = b.add("share", f"input:{owner}", [step], [self.height, cells[part]], 0, self.hi,
+                                     party=owner)
+        return out
+
+    def parts(self, part: str, datasets: list[str]) -> tuple[str, str]:
+        """(n largest, sum of absolute values) of one part over some datasets (zeros if none has it)."""
+        size = {"both": self.cE * self.cN, "old_only": self.cE, "new_only": self.cN}[part]
+        shares = [self.shares[part][d] for d in datasets if d in self.shares[part]]
+        if not shares:
+            zero = self.c.const(size, 0)
+            return zero, zero
+        return tuple(self.c.node("combine", shares, size, 0, self.hi, slot=s, how=how)
+                     for s, how in (("s0", "total"), ("s1", "sum")))
+
+    def surely_released(self, certain: str) -> str:
+        """The earlier sums that surely were released: the cell surely was, and the dominance rule
+        holds on today's rows of each earlier cell, on all rows and on each complement the earlier
+        plan could have tested (guard_cells.CellChecks.earlier_complements)."""
+        c, cE, cN = self.c, self.cE, self.cN
+        to_old = [(e * cN + n, e) for e in range(cE) for n in range(cN) if c.rel.possible[n, e]]
+        flags = [certain]
+        for held, datasets in [((), list(c.e["datasets"])), *c.earlier_complements()]:
+            t_both, a_both = self.parts("both", datasets)
+            t_old, a_old = self.parts("old_only", datasets)
+            t = c.node("add", [t_old, c.linear(t_both, to_old, cE, self.hi)], cE, 0, self.hi)
+            a = c.node("add", [a_old, c.linear(a_both, to_old, cE, self.hi)], cE, 0, self.hi)
+            flags.append(self.holds(t, a, cE, what="an earlier cell (is its sum surely released)", **({"who": list(held)} if held else {})))
+        return c.node("and", flags, cE)
+
+    # -- the test ----------------------------------------------------------------------------------
+    def ok(self, flag: str, new: list[str], old: list[str], who: dict) -> str:
+        """The sum's flag (over the new cells) that guard.dominance allows on the rows of the
+        datasets `new` and `old` (all, or what an observer does not hold)."""
+        c, b, cN, cE, hi = self.c, self.b, self.cN, self.cE, self.hi
+        rel = c.relation("rows", "rows", new, old)
+        groups = groups_of(rel)
+        if not groups:
+            return flag
+        shared = [d for d in new if d in old]
+        t_both, a_both = self.parts("both", shared)
+        t_old, a_old = self.parts("old_only", old)
+        t_new, a_new = self.parts("new_only", new)
+        cross = [(e * cN + n) for e in range(cE) for n in range(cN) if rel.possible[n, e]]
+        # the cross part of a new cell not released stays in "earlier minus new"; of an earlier sum not
+        # surely (possibly) released, in "new minus earlier" for the n largest (the absolute values)
+        spread_new = c.linear(b.secure("not", [flag], 0, 1), [(i % cN, i) for i in cross], cE * cN, 1)
+        spread_old = {q: c.linear(c.node("not", [x], cE), [(i // cN, i) for i in cross], cE * cN, 1)
+                      for q, x in (("certain", self.certain), ("possible", self.possible))}
+        size = cE * cN
+        t_new_out = c.node("mul", [t_both, spread_new], size, 0, hi)
+        a_new_out = c.node("mul", [a_both, spread_new], size, 0, hi)
+        t_old_out = c.node("mul", [t_both, spread_old["certain"]], size, 0, hi)
+        a_old_out = c.node("mul", [a_both, spread_old["possible"]], size, 0, hi)
+        not_possible = c.node("not", [self.possible], cE)
+        bad = []
+        for rule, ns, es, new_in, old_in in groups:
+            m = len(ns)
+            e_pairs = [(e, g) for g, cells in enumerate(es) for e in cells]
+            n_pairs = [(n, g) for g, cells in enumerate(ns) for n in cells]
+            # earlier minus new (the group's new rows inside its earlier ones): an earlier cell's rows
+            # outside the new WHERE, in new cells outside the group, in new cells not released
+            dom_a = self.dominated(m, rel, es, ns, True, (t_old, a_old, e_pairs, cE), (t_both, a_both),
+                                   (t_new_out, a_new_out), rule, who)
+            some_unknown = c.node("ge_const", [c.linear(not_possible, e_pairs, m, cE)], m, const=1,
+                                  rule="guard.dominance", what="earlier sum not released")
+            ok_a = c.any_of(m, [dom_a, some_unknown, c.keep(c.const(m, 1), np.flatnonzero(~new_in), m)])
+            # new minus earlier (the group's earlier rows inside its new ones): the mirror
+            dom_b = self.dominated(m, rel, ns, es, False, (t_new, a_new, n_pairs, cN), (t_both, a_both),
+                                   (t_old_out, a_old_out), rule, who)
+            ok_b = c.any_of(m, [dom_b, c.keep(c.const(m, 1), np.flatnonzero(~old_in), m)])
+            bad.append(c.group_to_cells(ok_a, ok_b, n_pairs, m))
+        return c.allowed_by(bad, flag, "guard.dominance")
+
+    def dominated(self, m: int, rel, outer: list, inner: list, outer_old: bool, own: tuple, both: tuple,
+                  masked: tuple, rule: str, who: dict) -> str:
+        """1 per group where the dominance rule holds on the difference `outer` minus `inner` (cells of
+        the earlier release if `outer_old`): the outer cells' rows outside the other WHERE (`own`: n
+        largest, absolute values, pairs into the groups, length), their rows in cells of the other
+        release outside the group (`both`), and in the group's inner cells (`masked`: zero where the
+        inner sum is released)."""
+        c, cN = self.c, self.cN
+        fixed, flagged = [], []
+        for g, (outs, ins) in enumerate(zip(outer, inner)):
+            for o in outs:
+                for i in range(cN if outer_old else self.cE):
+                    e, n = (o, i) if outer_old else (i, o)
+                    if rel.possible[n, e]:
+                        (flagged if i in ins else fixed).append((e * cN + n, g))
+
+        def total(k):
+            nodes = [c.linear(x[k], pairs, m, self.hi) for x, pairs in ((own, own[2]), (both, fixed), (masked, flagged))
+                     if pairs]
+            out = nodes[0] if nodes else c.const(m, 0)
+            for x in nodes[1:]:
+                out = c.node("add", [out, x], m, 0, self.hi)
+            return out
+        return self.holds(total(0), total(1), m, what=f"a difference of two released sums ({rule})", **who)
+
+    def holds(self, top: str, absolute: str, size: int, **attrs) -> str:
+        """1 where the policy's dominance rule (n, k%) holds: 100 * top <= k * absolute."""
+        return self.b.add("dominance", "secure", [top, absolute], [size], 0, 1, rule="guard.dominance", **self.dom,
+                          **attrs)
+
+
+def symdiff_oks(builder, entry: dict, top: str, abssum: str, scopes) -> list[str]:
+    """guard.dominance in the fallback: flags over the new cells that the rule holds on the contributions
+    of the rows in exactly one of the new and the earlier WHERE (per new cell; in total too when the keys
+    differ), on all rows and on every observer's complement. `scopes` is guard.scopes."""
+    b = builder
+    new_where, old_where = b.lp.where, entry["where"]
+    if new_where is None and old_where is None:
+        return []  # the same rows: the keys differ only, and the row test withholds every cell
+    # a WHERE that is absent holds everywhere: no row is outside it
+    parts = [_and(w, _not_true(other)) for w, other in ((new_where, old_where), (old_where, new_where))
+             if other is not None]
+    either = parts[0] if len(parts) == 1 else {"op": "or", "args": parts, "type": {"kind": "bool", "nullable": True}}
+    spec = {s["name"]: s for s in b.slots}
+    slots = [{**spec[top], "name": "s0"}, {**spec[abssum], "name": "s1"}]
+    height, cN = spec[top]["n"] + 1, b.cells
+    lo, hi = b._arg_range(spec[top])
+    hi = max(abs(lo), abs(hi)) * b.max_rows
+    pol = b.lp.policy
+    loads, oks = guard_rows.main_loads(b), []
+    for scope in guard_rows.entry_scopes(entry):
+        keys, size = (b.guard_keys, cN) if scope == "cell" else ([], 1)
+        shares = {}
+        for d in b.lp.datasets:
+            owner = b.catalog.datasets[d].owner
+            step = b.add("partials", f"local:{owner}", [loads[d]], [height, size], dataset=d,
+                         where=either if d in entry["datasets"] else new_where, keys=keys, slots=slots, cells=size,
+                         earlier=True)
+            shares[d] = b.add("share", f"input:{owner}", [step], [height, size], 0, hi, party=owner)
+        for held, new, _ in scopes(b, entry):
+            t, a = (b.add("combine", "secure", [shares[d] for d in new], [size], 0, hi, slot=slot, how=how)
+                    for slot, how in (("s0", "total"), ("s1", "sum")))
+            ok = b.add("dominance", "secure", [t, a], [size], 0, 1, rule="guard.dominance", k=pol.dominance_k,
+                       n=pol.dominance_n, what="the rows in exactly one of the two WHEREs, " + ("per cell" if scope == "cell" else "in total"),
+                       **({"who": list(held)} if held else {}))
+            if size == 1:  # the total, for every new cell
+                ok = b.add("linear", "secure", [ok], [cN], 0, 1, pairs=[[0, n] for n in range(cN)], size=cN)
+            oks.append(ok)
+    return oks
