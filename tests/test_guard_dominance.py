@@ -209,3 +209,21 @@ def test_the_fallback_tests_the_rows_in_one_where_only(tmp_path, order):
     world = [*stays(ONE_DOMINATES)]
     assert north(world, queries, tmp_path / "a")[1] is None
     assert north(stays(4000), queries, tmp_path / "c2")[1] is not None
+
+
+# -- a margin minus sums withheld for dominance ------------------------------------------------------
+def test_a_total_after_a_breakdown_with_a_dominated_cell(tmp_path):
+    """SUM by region with the North withheld (one stay of 20000 beside five of 100: sum.dominance), then the
+    total: total minus the three released regions would be the North's sum, so the total is withheld.
+    Control: a North of six stays of 1000 is released, and so is the total (an empty difference)."""
+    others = [block(S, 30, region=r, stay_days=10, support_eur=500, person_id=lambda i, j=j: 1000 * j + i)
+              for j, r in enumerate(["East", "South", "West"], 1)]
+    total = "SELECT SUM(support_eur) AS s FROM shelter_stays;"  # (the owner allows no row count of all rows)
+    for north_support, released in (([20000] + [100] * 5, False), (1000, True)):
+        world = others + [block(S, 6, region="North", stay_days=60, support_eur=north_support,
+                                person_id=lambda i: 9000 + i)]
+        (p1, _, t1), (p2, _, t2) = releases([query(), total], world, STRICT, tmp_path / str(released))
+        assert (cells(p1, t1)[("North",)]["s"] is not None) == released
+        assert isinstance(t2.rows[0][0], Suppressed) != released
+        (_, _, alone), = releases([total], world, STRICT, tmp_path / f"alone{released}")
+        assert not isinstance(alone.rows[0][0], Suppressed)  # asked without the earlier release: released

@@ -137,14 +137,17 @@ class SumChecks:
         cross = [(e * cN + n) for e in range(cE) for n in range(cN) if rel.possible[n, e]]
         # the cross part of a new cell not released stays in "earlier minus new"; of an earlier sum not
         # surely (possibly) released, in "new minus earlier" for the n largest (the absolute values)
-        spread_new = c.linear(b.secure("not", [flag], 0, 1), [(i % cN, i) for i in cross], cE * cN, 1)
-        spread_old = {q: c.linear(c.node("not", [x], cE), [(i // cN, i) for i in cross], cE * cN, 1)
+        size, made = cE * cN, {}
+
+        def new_out():  # only for groups of several new cells (it waits for the new flags)
+            if not made:
+                spread = c.linear(b.secure("not", [flag], 0, 1), [(i % cN, i) for i in cross], size, 1)
+                made["x"] = tuple(c.node("mul", [x, spread], size, 0, hi) for x in (t_both, a_both))
+            return made["x"]
+        spread_old = {q: c.linear(c.node("not", [x], cE), [(i // cN, i) for i in cross], size, 1)
                       for q, x in (("certain", self.certain), ("possible", self.possible))}
-        size = cE * cN
-        t_new_out = c.node("mul", [t_both, spread_new], size, 0, hi)
-        a_new_out = c.node("mul", [a_both, spread_new], size, 0, hi)
-        t_old_out = c.node("mul", [t_both, spread_old["certain"]], size, 0, hi)
-        a_old_out = c.node("mul", [a_both, spread_old["possible"]], size, 0, hi)
+        old_out = (c.node("mul", [t_both, spread_old["certain"]], size, 0, hi),
+                   c.node("mul", [a_both, spread_old["possible"]], size, 0, hi))
         not_possible = c.node("not", [self.possible], cE)
         bad = []
         for rule, ns, es, new_in, old_in in groups:
@@ -154,24 +157,25 @@ class SumChecks:
             # earlier minus new (the group's new rows inside its earlier ones): an earlier cell's rows
             # outside the new WHERE, in new cells outside the group, in new cells not released
             dom_a = self.dominated(m, rel, es, ns, True, (t_old, a_old, e_pairs, cE), (t_both, a_both),
-                                   (t_new_out, a_new_out), rule, who)
+                                   new_out, rule, who)
             some_unknown = c.node("ge_const", [c.linear(not_possible, e_pairs, m, cE)], m, const=1,
                                   rule="guard.dominance", what="earlier sum not released")
             ok_a = c.any_of(m, [dom_a, some_unknown, c.keep(c.const(m, 1), np.flatnonzero(~new_in), m)])
             # new minus earlier (the group's earlier rows inside its new ones): the mirror
             dom_b = self.dominated(m, rel, ns, es, False, (t_new, a_new, n_pairs, cN), (t_both, a_both),
-                                   (t_old_out, a_old_out), rule, who)
+                                   lambda: old_out, rule, who)
             ok_b = c.any_of(m, [dom_b, c.keep(c.const(m, 1), np.flatnonzero(~old_in), m)])
             bad.append(c.group_to_cells(ok_a, ok_b, n_pairs, m))
         return c.allowed_by(bad, flag, "guard.dominance")
 
     def dominated(self, m: int, rel, outer: list, inner: list, outer_old: bool, own: tuple, both: tuple,
-                  masked: tuple, rule: str, who: dict) -> str:
+                  masked, rule: str, who: dict) -> str:
         """1 per group where the dominance rule holds on the difference `outer` minus `inner` (cells of
         the earlier release if `outer_old`): the outer cells' rows outside the other WHERE (`own`: n
         largest, absolute values, pairs into the groups, length), their rows in cells of the other
-        release outside the group (`both`), and in the group's inner cells (`masked`: zero where the
-        inner sum is released)."""
+        release outside the group (`both`), and in the group's inner cells (`masked()`: zero where the
+        inner sum is released). A group of one new cell reads it as released: where it is not, the
+        group's outcome withholds nothing more (its one sum is withheld already)."""
         c, cN = self.c, self.cN
         fixed, flagged = [], []
         for g, (outs, ins) in enumerate(zip(outer, inner)):
@@ -179,11 +183,14 @@ class SumChecks:
                 for i in range(cN if outer_old else self.cE):
                     e, n = (o, i) if outer_old else (i, o)
                     if rel.possible[n, e]:
-                        (flagged if i in ins else fixed).append((e * cN + n, g))
+                        if i not in ins:
+                            fixed.append((e * cN + n, g))
+                        elif not outer_old or len(ins) > 1:
+                            flagged.append((e * cN + n, g))
 
         def total(k):
-            nodes = [c.linear(x[k], pairs, m, self.hi) for x, pairs in ((own, own[2]), (both, fixed), (masked, flagged))
-                     if pairs]
+            nodes = [c.linear(x[k], pairs, m, self.hi) for x, pairs in ((own, own[2]), (both, fixed))
+                     if pairs] + ([c.linear(masked()[k], flagged, m, self.hi)] if flagged else [])
             out = nodes[0] if nodes else c.const(m, 0)
             for x in nodes[1:]:
                 out = c.node("add", [out, x], m, 0, self.hi)
