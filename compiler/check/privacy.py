@@ -94,8 +94,9 @@ def check_privacy(cq) -> tuple[PrivacySpec | None, list[Diagnostic]]:
                                          "(spec/privacy.md 8)"]))
     if diags:
         return None, diags
-    return PrivacySpec(eps, tuple((d, p.max_rows_per_person if p else 1) for d, p in pols.items()),
-                       all(p.noisy_threshold for p in pols.values() if p is not None), required), []
+    # the noisy threshold where any owner asks for it: the strictest policy, as for every UNION ALL
+    return PrivacySpec(eps, tuple((d, p.max_rows_per_person) for d, p in pols.items()),
+                       any(p.noisy_threshold for p in pols.values()), required), []
 
 
 def _text(x: Fraction) -> str:
