@@ -179,20 +179,27 @@ def test_the_oracle_follows_the_restated_rule(tmp_path, seed, order):
 
 
 # -- through real parties ---------------------------------------------------------------------------
+BY_NATIONALITY = "SELECT nationality, COUNT(*) AS n, SUM(support_eur) AS s FROM shelter_stays {} GROUP BY nationality;"
+
+
 @pytest.mark.mpc
 def test_mpc_equals_the_oracle_on_a_guarded_pair(tmp_path):
     """The attack and its control through real parties, each party with its ledger: the second sum
-    withheld (attack) or released (control), the tables equal to the oracle's."""
-    for name, world in (("attack", stays(ONE_DOMINATES)), ("control", stays(4000))):
+    withheld (attack) or released (control), the tables equal to the oracle's; and the fallback with
+    other keys (the rows in one WHERE only, in total: every nationality's sum withheld)."""
+    runs = [("attack", stays(ONE_DOMINATES), [query(), query(SHORT)], ("North",), [40040, None]),
+            ("control", stays(4000), [query(), query(SHORT)], ("North",), [40000, 20000]),
+            ("fallback", stays(ONE_DOMINATES), [query(), BY_NATIONALITY.format(WIDE)], ("NG",), [None, None])]
+    for name, world, queries, key, want in runs:
         data = write_world(tmp_path / name, STRICT, world)
         sigs, got = [], []
-        for i, text in enumerate([query(), query(SHORT)]):
+        for i, text in enumerate(queries):
             plan = compile_source(q(text), f"q{i}", STRICT, earlier=list(sigs)).plan
             table = run_mpc(plan, data, catalog_path=STRICT_PATH, ledger_dir=tmp_path / name / "ledgers")
             assert_same_result(plan, table, run_plan_plaintext(plan, load_tables(plan, STRICT, data)))
             sigs.append(signature_of_plan(plan))
-            got.append(cells(plan, table)[("North",)]["s"])
-        assert got == ([40040, None] if name == "attack" else [40000, 20000]), (name, got)
+            got.append(cells(plan, table).get(key, {}).get("s"))
+        assert got[1] == want[1] and (want[0] is None or got[0] == want[0]), (name, got)
 
 
 # -- the fallback (guard.rows, 3.3): the relation cannot be decided ---------------------------------
@@ -209,6 +216,16 @@ def test_the_fallback_tests_the_rows_in_one_where_only(tmp_path, order):
     world = [*stays(ONE_DOMINATES)]
     assert north(world, queries, tmp_path / "a")[1] is None
     assert north(stays(4000), queries, tmp_path / "c2")[1] is not None
+
+
+def test_the_fallback_with_other_keys_tests_the_total(tmp_path):
+    """By region, then by nationality WHERE stay_days - payment_eur < 30: the rows in one WHERE only are
+    tested per new cell and in total (the earlier cells are sums of new ones): every sum is withheld."""
+    for world, released in ((stays(ONE_DOMINATES), False), (stays(4000), True)):
+        (_, _, _), (p2, _, t2) = releases([query(), BY_NATIONALITY.format(WIDE)], world, STRICT, tmp_path / str(released))
+        assert [(e["mode"], e["scope"]) for e in p2["guard"]] == [("rows", "all")]
+        got = cells(p2, t2)[("NG",)]
+        assert got["n"] == 50 and (got["s"] == 35000 if released else got["s"] is None)
 
 
 # -- a margin minus sums withheld for dominance ------------------------------------------------------

@@ -178,15 +178,15 @@ class SumChecks:
         group's outcome withholds nothing more (its one sum is withheld already)."""
         c, cN = self.c, self.cN
         fixed, flagged = [], []
+        can = rel.possible.T if outer_old else rel.possible  # (outer cell, inner cell): can share rows
         for g, (outs, ins) in enumerate(zip(outer, inner)):
-            for o in outs:
-                for i in range(cN if outer_old else self.cE):
-                    e, n = (o, i) if outer_old else (i, o)
-                    if rel.possible[n, e]:
-                        if i not in ins:
-                            fixed.append((e * cN + n, g))
-                        elif not outer_old or len(ins) > 1:
-                            flagged.append((e * cN + n, g))
+            r, i = np.nonzero(can[list(outs)])
+            o = np.asarray(outs, dtype=np.int64)[r]
+            cell = o * cN + i if outer_old else i * cN + o
+            mine = np.isin(i, list(ins))
+            fixed += [(int(x), g) for x in cell[~mine]]
+            if not outer_old or len(ins) > 1:
+                flagged += [(int(x), g) for x in cell[mine]]
 
         def total(k):
             nodes = [c.linear(x[k], pairs, m, self.hi) for x, pairs in ((own, own[2]), (both, fixed))
