@@ -244,3 +244,24 @@ def test_a_total_after_a_breakdown_with_a_dominated_cell(tmp_path):
         assert isinstance(t2.rows[0][0], Suppressed) != released
         (_, _, alone), = releases([total], world, STRICT, tmp_path / f"alone{released}")
         assert not isinstance(alone.rows[0][0], Suppressed)  # asked without the earlier release: released
+
+
+# -- a nullable column: its rows with a value ----------------------------------------------------------
+def test_a_nullable_column_under_a_dominance_rule(tmp_path):
+    """catalog.toml with a dominance rule (1, 60) on police_victims (k = 10): SUM(debt_eur) by region, then
+    WHERE prs_Age < 60. The difference is the ten persons aged 60, one of whom owes 50000 beside nine debts
+    of 10 (and ten aged 61 without a debt): withheld; with ten debts of 5000 it is released."""
+    text = CATALOG.read_text(encoding="utf-8").replace(
+        "[datasets.police_victims.policy]\n", "[datasets.police_victims.policy]\ndominance = { n = 1, k = 60 }\n", 1)
+    path = tmp_path / "catalog_dominance.toml"
+    path.write_text(text, encoding="utf-8")
+    cat = load_catalog(path)
+    sums = "SELECT exp_Region, COUNT(debt_eur) AS c, SUM(debt_eur) AS s FROM police_victims {} GROUP BY exp_Region;"
+    for old_debts, released in (([50000] + [10] * 9, False), ([5000] * 10, True)):
+        world = [block("police_victims", 30, exp_Region="North", prs_Age=30, debt_eur=2000),
+                 block("police_victims", 10, exp_Region="North", prs_Age=60, debt_eur=old_debts),
+                 block("police_victims", 10, exp_Region="North", prs_Age=61, debt_eur=None)]
+        runs = releases([sums.format(""), sums.format("WHERE prs_Age < 60")], world, cat, tmp_path / str(released))
+        first, second = (cells(p, t)[("North",)] for p, _, t in runs)
+        assert first["s"] is not None and second["c"] == 30
+        assert (second["s"] is not None) == released, (first, second)
