@@ -42,7 +42,7 @@ from redteam_data import block, cells, compile_seq, q, releases
 
 CAT = load_catalog(CATALOG)
 DP_CAT = load_catalog(CATALOG.parent / "catalog_dp.toml")  # both police and NGO keep a budget
-P, N = "police_victims", "ngo_clients"
+P, N, HL = "police_victims", "ngo_clients", "helpline_reports"
 BY_REGION = "SELECT exp_Region, COUNT(*) AS n FROM {frm} {where} GROUP BY exp_Region;"
 AGE_77 = [block(P, 40, exp_Region="North", prs_Age=[30] * 39 + [77]), block(P, 40, exp_Region="East")]
 
@@ -253,3 +253,42 @@ def test_a_column_opened_through_like_is_looser_in_iq_diff(tmp_path: Path):
         assert f"dataset {ds}: column prs_Age changed: aggregates, looser: aggregates max, min" in diff
     _, back = diff_catalogs(after, before)
     assert not back  # closing it again is not looser
+
+
+# ------------------------------------------------------------------ attacks that failed (the protection held)
+def test_an_exact_release_is_guarded_against_an_earlier_dp_release(tmp_path: Path):
+    """police allows DP without requiring it. A DP count WHERE prs_Age <> 77 (noisy; the oracle adds no noise),
+    then the exact total, then the exact count WHERE prs_Age <> 77: the guard compares each exact release with
+    the DP one as if it were exact (spec/privacy.md 5), so the total is suppressed after the DP release, and
+    the exact WHERE after the total; the exact difference of 1 never comes out. Before any DP release the total
+    is released (40)."""
+    cat = _with_privacy(CAT, P, require=False, epsilon_budget=3, max_epsilon_per_query=1)
+    total, but_77 = BY_REGION.format(frm=P, where=""), BY_REGION.format(frm=P, where="WHERE prs_Age <> 77")
+    for i, (seq, north) in enumerate([(["@epsilon 1\n" + but_77, total, but_77], [39, None, None]),
+                                      ([total, "@epsilon 1\n" + but_77, but_77], [40, 39, None])]):
+        got = [cells(p, t)[("North",)]["n"] for p, _, t in releases(seq, AGE_77, cat, tmp_path / str(i))]
+        assert got == north, (seq, got)
+
+
+def test_order_limit_pct_and_having_under_rounding_do_not_read_the_exact_count(tmp_path: Path):
+    """helpline_reports rounds counts to 5. Two channels with 11 and 14 reports (both shown as 10), swapped, and
+    10 and 10: ORDER BY ... LIMIT, pct() with 3 digits, HAVING COUNT(*) >= 10 and ORDER BY a rounded SUM give
+    the same table in all three worlds (no tie broken by the exact counts)."""
+    from redteam_data import view
+
+    queries = ["SELECT report_channel, COUNT(*) AS n FROM helpline_reports GROUP BY report_channel ORDER BY n DESC;",
+               "SELECT report_channel, COUNT(*) AS n FROM helpline_reports GROUP BY report_channel "
+               "ORDER BY n DESC LIMIT 1;",
+               "SELECT report_channel, COUNT(*) AS n, round(pct(COUNT(*)), 3) AS p FROM helpline_reports "
+               "GROUP BY report_channel;",
+               "SELECT report_channel, COUNT(*) AS n FROM helpline_reports GROUP BY report_channel "
+               "HAVING COUNT(*) >= 10;",
+               "SELECT report_channel, SUM(victims_mentioned) AS s FROM helpline_reports GROUP BY report_channel "
+               "ORDER BY s DESC;"]
+    for j, text in enumerate(queries):
+        views = []
+        for a, b in ((11, 14), (14, 11), (10, 10)):
+            world = [block(HL, a, report_channel="Phone"), block(HL, b, report_channel="Chat"),
+                     block(HL, 30, report_channel="Email", victims_mentioned=2)]
+            views.append(view(releases([text], world, CAT, tmp_path / f"{j}_{a}_{b}")[0][2]))
+        assert views[0] == views[1] == views[2], text
