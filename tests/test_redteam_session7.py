@@ -75,7 +75,8 @@ def test_what_the_refused_plan_would_have_released(tmp_path: Path):
     """Why IQ328 matters: where an owner DOES allow DP (a budget), the checker lets a DP plan skip the guard,
     so the budget is all that bounds the difference; at the largest epsilon a policy accepts (100) the noise
     of scale 1/100 is 0 with probability 1 - 2e-100 and the difference is the person. That is the owner's
-    choice of budget (spec/privacy.md 7), not a bypass: without a budget there is no such choice."""
+    choice of budget (spec/privacy.md 7), not a bypass: without a budget there is no such choice. Not protected
+    (spec/disclosure.md 6.15): this test shows the leak and fails if it ever closes."""
     cat = _with_privacy(CAT, P, require=False, epsilon_budget=100)
     runs = releases([BY_REGION.format(frm=P, where=""),
                      "@epsilon 100\n" + BY_REGION.format(frm=P, where="WHERE prs_Age <> 77")], AGE_77, cat, tmp_path)
