@@ -15,7 +15,12 @@ outsider) combines released numbers with its own rows; every number it can deriv
     COUNT(x) - COUNT(y) where nested in the data), also minus own rows; rows minus distinct persons;
 (c) across releases (3.2): a group of released cells of one query minus every released cell of
     another that lies inside the group by definition (a cell in a cell, margins, groups that
-    cross), for row counts, counts of a column and sums, also minus own rows.
+    cross), for row counts, counts of a column and sums, also minus own rows;
+(d) the parts of one cell (2.13, 2.15): the counts of a cell released together (COUNT(*), COUNT(x),
+    subgroup counts `COUNT(*) FILTER (WHERE p)` and `SUM(CASE WHEN p THEN 1 ELSE 0 END)`) are sums
+    over the atoms of the partition their conditions make; every union of atoms the definitions
+    allow whose indicator lies in the span of the released counts' indicators is a derived set
+    (brute force over the subsets of atoms), also on the rows the observer does not hold.
 
 Each derived set is judged:
 
@@ -37,6 +42,8 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 _CAT = tomllib.loads((Path(__file__).resolve().parent / "corpus" / "catalog.toml").read_text())
 K = 10  # min_group_size of police_victims and ngo_clients
@@ -77,11 +84,18 @@ class Query:
     where: tuple = ()  # AND of clauses, each an OR of atoms
     keys: tuple = ()  # a column name, or ("bucket", column, edges)
     outputs: tuple = ("n",)
+    parts: tuple = ()  # subgroup counts: (form 'filter' | 'case', Atom), released as p0, p1, ...
+
+    @property
+    def names(self) -> tuple:
+        return self.outputs + tuple(f"p{i}" for i in range(len(self.parts)))
 
     def text(self) -> str:
         keys = [k if isinstance(k, str) else f"bucket({k[1]}, [{', '.join(map(str, k[2]))}])" for k in self.keys]
         sel = [k if isinstance(k, str) else f"{k} AS key{i}" for i, k in enumerate(keys)]
-        out = "@purpose research\nSELECT " + ", ".join(sel + [f"{OUTPUTS[o]} AS {o}" for o in self.outputs])
+        parts = [(f"COUNT(*) FILTER (WHERE {a.text()})" if form == "filter" else
+                  f"SUM(CASE WHEN {a.text()} THEN 1 ELSE 0 END)") + f" AS p{i}" for i, (form, a) in enumerate(self.parts)]
+        out = "@purpose research\nSELECT " + ", ".join(sel + [f"{OUTPUTS[o]} AS {o}" for o in self.outputs] + parts)
         out += "\nFROM " + " UNION ALL ".join(self.datasets)
         if self.where:
             out += "\nWHERE " + " AND ".join(
@@ -132,7 +146,7 @@ def universe(queries: list[Query]) -> list[dict]:
     combination of the columns they use; every other column does not change any cell."""
     lits, keyed = {"hours_worked_week": set()}, set()
     for q in queries:
-        for a in (a for c in q.where for a in c):
+        for a in [a for c in q.where for a in c] + [a for _, a in q.parts]:
             lits.setdefault(a.col, set()).update(a.args)
         for k in q.keys:
             col = k if isinstance(k, str) else k[1]
@@ -179,17 +193,19 @@ class Model:
     `released[i]`: {cell: {output: value}} of query i, only the values not suppressed."""
 
     def __init__(self, rows: list[dict], queries: list[Query], k: int = K, *, zero=True, persons_parts=True,
-                 across_values=True, across_own=True, subgroups=True, persons_across=False):
+                 across_values=True, across_own=True, subgroups=True, persons_across=False, parts=True):
         """Switches, each a kind of derivation: `zero` the zero rule (1.2); `persons_parts` distinct
         persons of the parts of a released cell (rows with or without a value, repeat records: 2.4,
         2.5, section 5); `across_values` differences across releases of counts and sums of a column
         (3.2 on the rows that have a value); `across_own` a difference across releases minus the
         observer's own rows (3.2 with 2.3); `subgroups` a group of several cells across releases that
         is only part of a connected group of cells that cross (3.2: "a group of cells in a group");
-        `persons_across` distinct persons of a difference across releases (off: a residual, 6.7)."""
+        `persons_across` distinct persons of a difference across releases (off: a residual, 6.7);
+        `parts` unions of the atoms of the counted parts of one cell (2.15)."""
         self.rows, self.queries, self.k = {r["id"]: r for r in rows}, queries, k
         self.zero, self.persons_parts, self.across_values = zero, persons_parts, across_values
         self.across_own, self.subgroups, self.persons_across = across_own, subgroups, persons_across
+        self.parts = parts
         self.points = universe(queries)
         self.cells = [self._group(q, self.rows.items()) for q in queries]
         self.regions = [self._group(q, enumerate(self.points)) for q in queries]
@@ -224,6 +240,8 @@ class Model:
                          CLAMP["hours_worked_week"][1]) for r in self._only(rows, "H", self.rows)]
             want = {"n": len(rows), "h": len(hours), "dn": len(self._only(rows, "D", self.rows)), "s": sum(hours),
                     "d": len(self.persons(rows)), "a": sum(hours) / len(hours) if hours else None}
+            want |= {f"p{j}": sum(_atom(a, self.rows[r]) is True for r in rows)
+                     for j, (_, a) in enumerate(self.queries[i].parts)}
             bad += [f"q{i} {cell} {o}: released {v}, model {want[o]}" for o, v in vals.items() if o in want and not (
                 v == want[o] or (o == "a" and want[o] is not None and math.isclose(v, want[o], rel_tol=1e-3)))]
         return bad + [f"q{i}: model cell {c} not in the table" for c in self.cells[i] if c not in shown]
@@ -277,6 +295,10 @@ class Model:
                 if 0 < repeats < self.k or (repeats >= self.k and 0 < len(many) < self.k and self.persons_parts):
                     found.append(Finding("small" if repeats < self.k else "persons", "(b)",
                                          f"(b) q{q} {cell}: {repeats} repeat records of {len(many)} persons"))
+        if self.parts:  # (d) unions of the atoms of the counted parts of one cell, 2.15
+            for i, rel in enumerate(released):
+                for cell, vals in rel.items():
+                    found += self._parts(i, cell, vals, S, outside)
         for i, j in itertools.permutations(range(len(released)), 2):  # (c) across releases, 3.2
             crossing = self._crossing(i, j)
             for kind in sorted({(f.measure, f.only) for f in facts if f.measure in ("rows", "sum")
@@ -285,6 +307,45 @@ class Model:
                                       [f for f in facts if f.q == j and (f.measure, f.only) == kind], kind, S, outside,
                                       crossing)
         return sorted(set(found), key=lambda f: (f.kind, f.text))
+
+    def _parts(self, i: int, cell: tuple, vals: dict, S: frozenset, outside) -> list[Finding]:
+        """(d): the released counts of one cell as indicators over the atoms (the combinations of their
+        conditions the cell's domain points allow); every subset of atoms in their span is derived.
+        Each count itself, and its rest in the cell, are judged by (a) and (b) (two-sided where a
+        rule is: the rows with a value, 2.4) and left out here, except a subgroup and its rest, which
+        2.13 tests strictly; every other union is strict (2.15)."""
+        q = self.queries[i]
+        preds = [(o, (lambda r, c=ONLY["H" if o == "h" else "D"]: r.get(c) is not None))
+                 for o in ("h", "dn") if o in vals]
+        preds += [(f"p{j}", (lambda r, a=a: _atom(a, r) is True)) for j, (_, a) in enumerate(q.parts) if f"p{j}" in vals]
+        if not any(o.startswith("p") for o, _ in preds) or len(preds) + ("n" in vals) < 2:
+            return []
+        rows, region = self.cells[i].get(cell, frozenset()), self.regions[i].get(cell, frozenset())
+        found = []
+        for held in ([frozenset()] + ([S] if S else [])):
+            ids = outside(rows, self.rows) if held else rows
+            pts = outside(region, self.points) if held else region
+            sig = lambda r: tuple(f(r) for _, f in preds)
+            atoms = sorted({sig(self.points[x]) for x in pts})
+            if len(atoms) < 2 or len(atoms) > 12:
+                continue
+            eqs = ([[1] * len(atoms)] if "n" in vals else []) + [[int(a[k]) for a in atoms] for k in range(len(preds))]
+            m = np.array(eqs, dtype=float)
+            proj = np.linalg.pinv(m) @ m  # onto the row space: u is derived iff u proj = u
+            subsets = np.array(list(itertools.product((0, 1), repeat=len(atoms))), dtype=float)[1:]
+            derived = subsets[np.abs(subsets @ proj - subsets).max(axis=1) < 1e-6]
+            sides = {tuple(int(a[k] == side) for a in atoms): preds[k][0]
+                     for k in range(len(preds)) for side in (True, False)}
+            for u in derived.astype(int):
+                name = sides.get(tuple(u))
+                if u.all() or (name is not None and not name.startswith("p")):
+                    continue  # the cell, or a count of a column and its rest: (a), (b)
+                chosen = {atoms[x] for x in np.flatnonzero(u)}
+                what = (f"(d) q{i} {cell} atoms {sorted(chosen)} of {[o for o, _ in preds]}"
+                        + (f" minus the rows of {sorted(S)}" if held else ""))
+                found += self._judge(frozenset(r for r in ids if sig(self.rows[r]) in chosen),
+                                     frozenset(x for x in pts if sig(self.points[x]) in chosen), True, what)
+        return found
 
     def _crossing(self, i: int, j: int) -> set:
         """The outer cells of each connected group of cells of queries i and j that can share rows

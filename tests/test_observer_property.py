@@ -15,6 +15,7 @@ import csv
 import random
 import tempfile
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,25 @@ def gen_data(pick: Pick) -> list[dict]:
     return rows
 
 
+def gen_data_parts(pick: Pick) -> list[dict]:
+    """Blocks of (region, gender) per dataset, each a few sub-blocks of rows that agree on every
+    attribute, of sizes straddling k: the atoms of subgroup counts then hold 0, 1, k-1, k, ... rows
+    (random rows per row, as gen_data draws them, rarely leave a part and its rest >= k both)."""
+    rows = []
+    for b, (region, gender) in enumerate((r, g) for r in ("North", "East") for g in ("Feminine", "Masculine")):
+        for ds, base in (("police_victims", 1000), ("ngo_clients", 5000)):
+            for _ in range(pick.int(0, 3)):
+                n, typ, minor = pick.choice(SIZES), pick.choice(TYPES), pick.choice([False, True])
+                age, hours = pick.choice(AGES), pick.choice(HOURS + [None])
+                debt = None if hours is None else pick.choice([0, 500, 2000])
+                for _ in range(n):
+                    rows.append({"id": f"{ds}:{len(rows)}", "dataset": ds, "person_id": base + 100 * len(rows),
+                                 "exp_Region": region, "prs_Gender": gender, "exp_Type": typ,
+                                 "minor_at_recruitment": minor, "prs_Age": age, "hours_worked_week": hours,
+                                 "debt_eur": debt})
+    return rows
+
+
 def write_data(folder: Path, rows: list[dict]) -> dict[str, str]:
     paths = {}
     for ds in ORG:
@@ -144,27 +164,36 @@ def gen_keys(pick: Pick) -> tuple:
         not isinstance(j, str) and j[1] == k[1] for j in keys[:i]))  # one band per column
 
 
-def gen_query(pick: Pick) -> Query:
+def gen_parts(pick: Pick, most: int) -> tuple:
+    """Subgroup counts (filter.rows, filter.parts), as FILTER or SUM(CASE): none in about half the
+    queries, else 1..most (the guard's work across releases grows fast with them)."""
+    n = pick.choice([0, 0, 0] + list(range(1, most + 1)))
+    return tuple((pick.choice(["filter", "case"]), gen_atom(pick)) for _ in range(n))
+
+
+def gen_query(pick: Pick, parts: int = 1) -> Query:
     return Query(pick.choice(SOURCES), tuple(tuple(gen_atom(pick) for _ in range(pick.int(1, 2)))
-                                             for _ in range(pick.int(0, 2))), gen_keys(pick), gen_outputs(pick))
+                                             for _ in range(pick.int(0, 2))), gen_keys(pick), gen_outputs(pick),
+                 gen_parts(pick, parts))
 
 
 def mutate(pick: Pick, q: Query) -> Query:
     """A neighbour of an earlier query, so that cells of the two releases nest or cross."""
-    how = pick.choice(["narrow", "widen", "keys", "keys", "source", "outputs", "negate"])
+    how = pick.choice(["narrow", "widen", "keys", "keys", "source", "outputs", "negate", "parts"])
     if how == "narrow":
-        return Query(q.datasets, q.where + ((gen_atom(pick),),), q.keys, q.outputs)
+        return replace(q, where=q.where + ((gen_atom(pick),),))
     if how == "widen" and q.where:
-        return Query(q.datasets, q.where[:-1], q.keys, q.outputs)
+        return replace(q, where=q.where[:-1])
     if how == "keys":
-        return Query(q.datasets, q.where, gen_keys(pick), q.outputs)
+        return replace(q, keys=gen_keys(pick))
     if how == "source":
-        return Query(pick.choice(SOURCES), q.where, q.keys, q.outputs)
+        return replace(q, datasets=pick.choice(SOURCES))
     if how == "negate" and q.where:
         c = q.where[-1]
-        return Query(q.datasets, q.where[:-1] + ((Atom(c[0].col, c[0].op, c[0].args, not c[0].negated),) + c[1:],),
-                     q.keys, q.outputs)
-    return Query(q.datasets, q.where, q.keys, gen_outputs(pick))
+        return replace(q, where=q.where[:-1] + ((Atom(c[0].col, c[0].op, c[0].args, not c[0].negated),) + c[1:],))
+    if how == "parts":
+        return replace(q, parts=gen_parts(pick, 1))
+    return replace(q, outputs=gen_outputs(pick))
 
 
 def gen_case(pick: Pick) -> tuple[list[dict], list[Query]]:
@@ -188,7 +217,7 @@ def tables_for(plan: dict, data: dict[str, str]) -> dict:
 def released_of(q: Query, table) -> tuple[dict, set]:
     """{cell: {output: value}} of the values not suppressed, and every cell key in the table."""
     nk = len(q.keys)
-    rel = {tuple(r[:nk]): {o: v for o, v in zip(q.outputs, r[nk:]) if not isinstance(v, Suppressed)}
+    rel = {tuple(r[:nk]): {o: v for o, v in zip(q.names, r[nk:]) if not isinstance(v, Suppressed)}
            for r in table.rows}
     return {c: v for c, v in rel.items() if v}, {tuple(r[:nk]) for r in table.rows}
 
@@ -244,6 +273,27 @@ def check(rows: list[dict], queries: list[Query], mpc: bool = False) -> None:
 @given(st.data())
 def test_no_observer_derives_a_small_group(data):
     check(*gen_case(Pick(data)))
+
+
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_no_observer_derives_a_union_of_parts_of_a_cell(data):
+    """filter.parts (2.15) against the brute-force observer (d): one release with up to three
+    subgroup counts beside COUNT(*), COUNT(x) and sums, on random data."""
+    pick = Pick(data)
+    check(pick.choice([gen_data, gen_data_parts])(pick), [gen_query(pick, parts=3)])
+
+
+def test_the_model_finds_a_third_part_of_a_cell():
+    """Control of (d): the three-way partition of tests/test_redteam_session6.py released as if no
+    rule held (n 40, under 40: 12, 40 to 76: 27): the model derives the one person aged 77."""
+    rows = [row("police_victims", p) | {"prs_Age": 20 if p < 12 else 50 if p < 39 else 77} for p in range(40)]
+    young, mid = Atom("prs_Age", "<", (40,)), Atom("prs_Age", "between", (40, 76))
+    q = Query(("police_victims",), outputs=("n",), parts=(("filter", young), ("case", mid)))
+    model = Model(rows, [q])
+    found = model.findings([{(): {"n": 40, "p0": 12, "p1": 27}}], frozenset())
+    assert any(f.rule == "(d)" and f.kind == "small" and ": 1 rows" in f.text for f in found), found
+    assert not Model(rows, [q], parts=False).findings([{(): {"n": 40, "p0": 12, "p1": 27}}], frozenset())
 
 
 def test_a_fair_share_of_cells_is_released():
