@@ -68,18 +68,22 @@ def uniform_words(p: int, count: int) -> np.ndarray:
 
 
 def _split_words(p: int, s: np.ndarray, t: int, m: int) -> np.ndarray:
-    """np_random_split for p * (m + 1) < 2**64: Horner's rule in uint64, no value ever reaches 2**64."""
+    """np_random_split for p * (m + 1) < 2**64: Horner's rule in uint64, no value ever reaches 2**64.
+    The shares stay uint64 (an (m, n) array): MPyC pickles each party's row for sending, and a
+    uint64 row pickles as one buffer where an object row pickles every Python int (dumps and loads
+    were a sixth of a radix-sorting party's CPU); the receiver's `field.array` turns it into Python
+    ints as it does any value array."""
     n = len(s)
     sw = s.astype(np.uint64) if n else np.zeros(0, dtype=np.uint64)
     c = uniform_words(p, t * n).reshape(t, n)
     P = np.uint64(p)
-    out = np.empty((m, n), dtype=object)
+    out = np.empty((m, n), dtype=np.uint64)
     for i in range(1, m + 1):
         acc = np.zeros(n, dtype=np.uint64)
         x = np.uint64(i)
         for k in range(t - 1, -1, -1):
             acc = (acc * x + c[k]) % P
-        out[i - 1] = ((acc * x + sw) % P).astype(object)
+        out[i - 1] = (acc * x + sw) % P
     return out
 
 

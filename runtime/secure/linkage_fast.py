@@ -114,14 +114,20 @@ async def unshuffle(mpc, x, steps: list):
 
 async def _reshare_permuted(mpc, x, A: list[int], perm):
     """The parties in A turn their Shamir shares into additive ones, permute the rows by `perm` and
-    re-share them; the sum of their sharings is a Shamir sharing of x[perm]."""
+    re-share them; the sum of their sharings is a Shamir sharing of x[perm]. `perm` may also be a
+    tuple of one permutation per column of a 2-D x (runtime/secure/radix.py fuses two shuffles' steps)."""
     stype = type(x)
     field = stype.sectype.field
     p = field.modulus
     if mpc.pid in A:
         share = await mpc.gather(x)
         lam = _lagrange_at_zero(p, [a + 1 for a in A], mpc.pid + 1)
-        mine = field.array((share.value * lam % p)[perm], check=False)
+        v = share.value * lam % p
+        if isinstance(perm, tuple):
+            v = np.stack([v[q, j] for j, q in enumerate(perm)], axis=1)
+        else:
+            v = v[perm]
+        mine = field.array(v, check=False)
     else:
         mine = field.array(np.zeros(x.shape, dtype=object), check=False)
     parts = mpc.input(stype(mine), senders=A)

@@ -12,8 +12,9 @@ row and two resharings of short vectors (Hamada et al. 2014; ORQ, SOSP'25):
   are arranged in the current order by public index arithmetic on shares;
 * the stable partition by that bit: position i goes to i - c1 (bit 0) or zeros + c1 - 1 (bit 1),
   c1 the prefix count of ones, a linear function of the shares plus ONE product per row;
-* the new sigma back in row order: the shuffle undone (`unshuffle`, the same parties re-share with
-  the inverse permutations).
+* the new sigma is rho[a], in the shuffled order; the next pass undoes that shuffle on the way into
+  its own (`unshuffle`, the same parties re-share with the inverse permutations), the first step of
+  each fused into one resharing by their common holders (`_shuffled_with_sigma`).
 At the end the rows themselves are shuffled together with sigma by a fresh permutation, sigma o pi^-1
 is opened and the rows are placed. Every opened vector is a uniformly random permutation independent
 of the data and of every other opened vector (each uses a fresh pi), so every party can simulate them:
@@ -23,14 +24,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from insightql.runtime.secure.linkage_fast import shuffle, shuffle_seeds, unshuffle
+from insightql.runtime.secure.linkage_fast import (_reshare_permuted, derived_permutation, shuffle_seeds,
+                                                   shuffle_sets, unshuffle)
 
 
 def destinations(mpc, bits: list):
     """Stable partition by a digit of one or two 0/1 vectors (least significant first): the new
     position of each position, smaller digits first. Bucket q's rows go to start_q + (their rank
     among q's rows): prefix sums (linear) and, for two bits, one product per row (the digit's
-    one-hot) and one inner product of length 3 per row (resharing one value per row)."""
+    one-hot) and one inner product of length 3 per row (resharing one value per row).
+    (Packing the two bits as one value b0 + 2 b1 would shuffle one column fewer, but its one-hot
+    needs v^2 and v^3: two products and a dozen more vector operations per pass, measured no faster,
+    benchmarks/LINKAGE.md.)"""
     n = bits[0].shape[0]
     st = type(bits[0]).sectype
     i = st.array(np.arange(n, dtype=object))
@@ -58,26 +63,44 @@ def destinations(mpc, bits: list):
     return v0 + (H @ O).reshape(n)
 
 
-async def _arranged(mpc, node: dict, sigma, digit: list, seeds: tuple):
-    """(the digit's bits in the current order, opened sigma o pi^-1, the shuffle's steps)."""
-    from insightql.runtime.secure.reveal import open_permutation
-
-    steps: list = []
-    cols = await shuffle(mpc, mpc.np_stack([sigma, *digit], axis=1), steps, seeds)
-    a = await open_permutation(mpc, node, cols[:, 0])
-    order = np.argsort(a)
-    return [cols[:, 1 + j][order] for j in range(len(digit))], a, steps
+async def _shuffled_with_sigma(mpc, sigma, previous: list | None, rest, seeds: tuple):
+    """[sigma | rest] (n, 1 + c) shuffled by a fresh shuffle (permutations derived from `seeds`),
+    and its steps. `rest` is in row order; sigma is in row order (`previous` None) or still in the
+    order of the `previous` shuffle (its steps), which is undone on the way: its last steps alone
+    on sigma (`unshuffle`), and its first step FUSED with the new shuffle's first step, which the
+    same parties apply (sigma's column permuted by the composition, the others by the new
+    permutation): one resharing step and one round fewer per pass."""
+    n = rest.shape[0]
+    if previous:
+        sigma = await unshuffle(mpc, sigma, previous[1:])
+    x = mpc.np_concatenate([sigma.reshape(n, 1), rest], axis=1)
+    steps = []
+    for j, A in enumerate(shuffle_sets(mpc)):
+        perm = derived_permutation(seeds[0][j], seeds[1], n) if mpc.pid in A else None
+        step = perm
+        if j == 0 and previous and perm is not None:
+            assert previous[0][0] == A
+            step = (np.argsort(previous[0][1])[perm],) + (perm,) * rest.shape[1]
+        x = await _reshare_permuted(mpc, x, A, step)
+        steps.append((A, perm))
+    return x, steps
 
 
 async def radix_sort(mpc, node: dict, digits: list, rows, width: int = 2):
     """rows (n,) or (n, c) ordered by the key whose 0/1 digits are given least significant first
     (each an (n,) secure vector of the same type as rows); stable. `width` bits (1 or 2) per pass:
-    two halve the passes and rounds for four products per row instead of one."""
+    two halve the passes and rounds for four products per row instead of one.
+
+    Per pass after the first: [sigma | digit's bits] shuffled, sigma o
+    pi^-1 opened, the digit arranged in the current order, rho = its stable partition, and rho o sigma
+    per row is rho[a] in the shuffled order: left there, the next pass undoes the shuffle on the way
+    into its own (`_shuffled_with_sigma`)."""
     from insightql.runtime.secure.reveal import open_permutation
 
     n = rows.shape[0]
     st = type(rows).sectype
     sigma = None  # identity: the first pass needs no shuffle and opens nothing
+    steps = None  # the shuffle whose order sigma is in (None: row order)
     seeds = await shuffle_seeds(mpc)  # once per sort; each shuffle derives fresh permutations
     count = 0
     for k in range(0, len(digits), width):
@@ -85,14 +108,16 @@ async def radix_sort(mpc, node: dict, digits: list, rows, width: int = 2):
         if sigma is None:
             sigma = destinations(mpc, digit)
             continue
-        arranged, a, steps = await _arranged(mpc, node, sigma, digit, (seeds, count))
+        cols, steps = await _shuffled_with_sigma(mpc, sigma, steps, mpc.np_stack(digit, axis=1), (seeds, count))
         count += 1
-        rho = destinations(mpc, arranged)
-        sigma = await unshuffle(mpc, rho[a], steps)  # rho o sigma, per row
+        a = await open_permutation(mpc, node, cols[:, 0])
+        arranged = cols[:, 1:][np.argsort(a)]
+        rho = destinations(mpc, [arranged[:, j] for j in range(len(digit))])
+        sigma = rho[a]  # rho o sigma, in this pass's shuffled order
     if sigma is None:
         sigma = st.array(np.arange(n, dtype=object))
     wide = rows.reshape(n, 1) if len(rows.shape) == 1 else rows
-    both = await shuffle(mpc, mpc.np_concatenate([sigma.reshape(n, 1), wide], axis=1), None, (seeds, count))
+    both, _ = await _shuffled_with_sigma(mpc, sigma, steps, wide, (seeds, count))
     h = await open_permutation(mpc, node, both[:, 0])
     out = both[:, 1:][np.argsort(h)]
     return out[:, 0] if len(rows.shape) == 1 else out
@@ -131,27 +156,37 @@ async def to_bits(mpc, a, l: int, senders: list[int]):
 
 
 async def is_zero(mpc, a, l: int, senders: list[int], parts: int = 1, at: int = 0):
-    """Shares of [a == at] for 0 <= a < 2**l and a public 0 <= at < 2**l: MPyC's zero test (open
-    a + r for l random bits r under a k-bit mask; a = at iff the low l bits of the opened value
-    minus `at` equal r's, a product of l factors), with its randomness from t + 1 parties' inputs
-    like `to_bits`. Nothing but the masked value is opened: the outcome stays secret.
+    """Shares of [a == at] for 0 <= a < 2**l and a public 0 <= at < 2**l, with its randomness from
+    t + 1 parties' inputs like `to_bits`. As MPyC's zero test, open a + r for l random bits r under
+    a k-bit mask; a = at iff the low l bits of the opened value minus `at` equal r's. Instead of a
+    product of those l equalities (l - 1 products per value), their Hamming distance h (a sum of
+    XORs of public bits with shared bits: linear, no product) is tested for zero the same way, on
+    its few bits: h <= l needs bit_length(l) random bits and products (5 products per row instead
+    of 53 for a 54-bit key), for one more opening. Only masked values are opened: the outcome stays secret.
 
     With `parts` > 1, a is `parts` vectors of n concatenated and the result (n,) is 1 where all of
-    them equal `at` (one product of parts * l factors: the chunks of a key, `chunks_equal_prev`)."""
+    them equal `at` (one Hamming distance over parts * l bits: the chunks of a key, `chunks_equal_prev`)."""
     from insightql.runtime.secure.quicksort import random_signs_and_masks
     from insightql.runtime.secure.reveal import open_masked
 
     stype = type(a)
     field = stype.sectype.field
     p, n = field.modulus, a.shape[0]
-    signs, r_divl = await random_signs_and_masks(mpc, stype.sectype, l * n, n, senders)
-    r_bits = ((signs + 1) * ((p + 1) >> 1) % p).reshape((l, n))
+    m = n // parts
+    l2 = (l * parts).bit_length()  # bits of the Hamming distance, at most l * parts
+    signs, masks = await random_signs_and_masks(mpc, stype.sectype, l * n + l2 * m, n + m, senders)
+    r_all = (signs + 1) * ((p + 1) >> 1) % p  # 0/1 shares
+    r_bits, r2_bits = r_all[:l * n].reshape((l, n)), r_all[l * n:].reshape((l2, m))
     r_modl = np.sum(r_bits << np.arange(l, dtype=object).reshape(l, 1), axis=0)
     a = (await mpc.gather(a)).value.reshape((n,))
-    c = await open_masked(mpc, field.array(a + r_modl + (r_divl << l)))
+    c = await open_masked(mpc, field.array(a + r_modl + (masks[:n] << l)))
     c = (np.asarray(c.value, dtype=object) - at) & ((1 << l) - 1)
     c_bits = np.array([(c >> i) & 1 for i in range(l)], dtype=object)
-    same = (r_bits * (2 * c_bits - 1) + 1 - c_bits) % p  # 1 where bit i of r equals bit i of c
-    if parts > 1:
-        same = same.reshape(l, parts, n // parts).reshape(l * parts, n // parts)
+    xor = r_bits * (1 - 2 * c_bits) + c_bits  # 1 where bit i of r differs from bit i of c
+    h = np.sum(xor.reshape(l, parts, m), axis=(0, 1)) % p  # the Hamming distance, < 2**l2
+    r2_modl = np.sum(r2_bits << np.arange(l2, dtype=object).reshape(l2, 1), axis=0)
+    c2 = await open_masked(mpc, field.array(h + r2_modl + (masks[n:] << l2)))
+    c2 = np.asarray(c2.value, dtype=object) & ((1 << l2) - 1)
+    c2_bits = np.array([(c2 >> i) & 1 for i in range(l2)], dtype=object)
+    same = (r2_bits * (2 * c2_bits - 1) + 1 - c2_bits) % p  # 1 where bit i of r2 equals bit i of c2
     return mpc.np_prod(stype(field.array(same)), axis=0)
