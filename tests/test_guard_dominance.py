@@ -222,7 +222,7 @@ def test_the_fallback_with_other_keys_tests_the_total(tmp_path):
     """By region, then by nationality WHERE stay_days - payment_eur < 30: the rows in one WHERE only are
     tested per new cell and in total (the earlier cells are sums of new ones): every sum is withheld."""
     for world, released in ((stays(ONE_DOMINATES), False), (stays(4000), True)):
-        (_, _, _), (p2, _, t2) = releases([query(), BY_NATIONALITY.format(WIDE)], world, STRICT, tmp_path / str(released))
+        _, (p2, _, t2) = releases([query(), BY_NATIONALITY.format(WIDE)], world, STRICT, tmp_path / str(released))
         assert [(e["mode"], e["scope"]) for e in p2["guard"]] == [("rows", "all")]
         got = cells(p2, t2)[("NG",)]
         assert got["n"] == 50 and (got["s"] == 35000 if released else got["s"] is None)

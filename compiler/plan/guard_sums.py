@@ -53,8 +53,6 @@ class SumChecks:
     def __init__(self, checks: CellChecks, top: str, abssum: str, count: str):
         self.c, self.b = checks, checks.b
         self.cN, self.cE = checks.cN, checks.cE
-        pol = self.b.lp.policy
-        self.dom = {"k": pol.dominance_k, "n": pol.dominance_n}
         spec = {s["name"]: s for s in self.b.slots}
         self.slots = [{**spec[top], "name": "s0"}, {**spec[abssum], "name": "s1"}]
         self.height = spec[top]["n"] + 1
@@ -118,7 +116,8 @@ class SumChecks:
             t_old, a_old = self.parts("old_only", datasets)
             t = c.node("add", [t_old, c.linear(t_both, to_old, cE, self.hi)], cE, 0, self.hi)
             a = c.node("add", [a_old, c.linear(a_both, to_old, cE, self.hi)], cE, 0, self.hi)
-            flags.append(self.holds(t, a, cE, what="an earlier cell (is its sum surely released)", **({"who": list(held)} if held else {})))
+            flags.append(self.holds(t, a, cE, what="an earlier cell (is its sum surely released)",
+                                    **({"who": list(held)} if held else {})))
         return c.node("and", flags, cE)
 
     # -- the test ----------------------------------------------------------------------------------
@@ -198,9 +197,14 @@ class SumChecks:
         return self.holds(total(0), total(1), m, what=f"a difference of two released sums ({rule})", **who)
 
     def holds(self, top: str, absolute: str, size: int, **attrs) -> str:
-        """1 where the policy's dominance rule (n, k%) holds: 100 * top <= k * absolute."""
-        return self.b.add("dominance", "secure", [top, absolute], [size], 0, 1, rule="guard.dominance", **self.dom,
-                          **attrs)
+        return holds(self.b, top, absolute, size, **attrs)
+
+
+def holds(b, top: str, absolute: str, size: int, **attrs) -> str:
+    """1 where the policy's dominance rule (n, k%) holds: 100 * top <= k * absolute."""
+    pol = b.lp.policy
+    return b.add("dominance", "secure", [top, absolute], [size], 0, 1, rule="guard.dominance", k=pol.dominance_k,
+                 n=pol.dominance_n, **attrs)
 
 
 def symdiff_oks(builder, entry: dict, top: str, abssum: str, scopes) -> list[str]:
@@ -220,7 +224,6 @@ def symdiff_oks(builder, entry: dict, top: str, abssum: str, scopes) -> list[str
     height, cN = spec[top]["n"] + 1, b.cells
     lo, hi = b._arg_range(spec[top])
     hi = max(abs(lo), abs(hi)) * b.max_rows
-    pol = b.lp.policy
     loads, oks = guard_rows.main_loads(b), []
     for scope in guard_rows.entry_scopes(entry):
         keys, size = (b.guard_keys, cN) if scope == "cell" else ([], 1)
@@ -234,9 +237,8 @@ def symdiff_oks(builder, entry: dict, top: str, abssum: str, scopes) -> list[str
         for held, new, _ in scopes(b, entry):
             t, a = (b.add("combine", "secure", [shares[d] for d in new], [size], 0, hi, slot=slot, how=how)
                     for slot, how in (("s0", "total"), ("s1", "sum")))
-            ok = b.add("dominance", "secure", [t, a], [size], 0, 1, rule="guard.dominance", k=pol.dominance_k,
-                       n=pol.dominance_n, what="the rows in exactly one of the two WHEREs, " + ("per cell" if scope == "cell" else "in total"),
-                       **({"who": list(held)} if held else {}))
+            ok = holds(b, t, a, size, what="the rows in exactly one of the two WHEREs, "
+                       + ("per cell" if scope == "cell" else "in total"), **({"who": list(held)} if held else {}))
             if size == 1:  # the total, for every new cell
                 ok = b.add("linear", "secure", [ok], [cN], 0, 1, pairs=[[0, n] for n in range(cN)], size=cN)
             oks.append(ok)
