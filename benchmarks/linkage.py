@@ -290,6 +290,13 @@ def _at(rows: list, n: int) -> tuple[float, str]:
     return last[1] * (n / last[0]) ** e, f"extrapolated from {last[0]:,} with e = {e:.2f}"
 
 
+def _cpu_pair(e: dict) -> str:
+    """'previous / new | ratio' of the parties' CPU seconds, where the pair recorded them."""
+    if len(e["prev"]) > 2 and len(e["new"]) > 2:
+        return f"{e['prev'][2]:.1f} / {e['new'][2]:.1f} | {e['prev'][2] / e['new'][2]:.2f}x"
+    return "- | -"
+
+
 def write_report(res: dict) -> None:
     base = res["baseline"]
     nb, tb = base[-1][0], base[-1][1]
@@ -334,10 +341,12 @@ def write_report(res: dict) -> None:
         lines += ["## Same run: the previous commit's oblivious code against this session's",
                   "Each pair ran back to back, this session's code first, then the previous commit's (a copy of "
                   "its tree first on PYTHONPATH); what changed between them is in the notes.", "",
-                  "| query | n | previous commit (s) | load | with the changes (s) | load | ratio | changes |",
-                  "|---|---:|---:|---:|---:|---:|---:|---|",
+                  "| query | n | previous commit (s) | load | with the changes (s) | load | ratio | CPU of the parties, "
+                  "previous / with the changes (s) | CPU ratio | changes |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
                   *[f"| {e['query']} | {e['n']:,} | {e['prev'][0]:.1f} | {e['prev'][1]} | {e['new'][0]:.1f} | "
-                    f"{e['new'][1]} | {e['prev'][0] / e['new'][0]:.2f}x | {e['what']} |" for e in pairs], ""]
+                    f"{e['new'][1]} | {e['prev'][0] / e['new'][0]:.2f}x | {_cpu_pair(e)} | {e['what']} |"
+                    for e in pairs], ""]
     for key, title in (("oblivious_before", "Before: the oblivious design at the start of this session (radix sort "
                         "in a field sized to the packed rows)"),
                        ("fast_before", "Before: the fast design at the start of this session")):
@@ -475,6 +484,38 @@ NOTES = [
     "Batching reveals: the radix sort already opens one permutation per pass, and the zero tests one masked "
     "vector each. Carrying key bits (not chunks) through the sort to test equality by XNOR products: 49 more "
     "columns in the final shuffle (6 sharings each per row) outweigh the zero tests' random bits.",
+    "* Issue 16, second performance round (profile first, then levers; the machine's load was 5-12 throughout, "
+    "from other sessions). Profile of a 3k x 3k join (8,192 rows, IQ_PROFILE=1, load 1.1-2): radix sort 9.2 s, "
+    "adjacent equality 3.5 s, the rest (start-up, sharing, scan, aggregation) about 4 s of 17 s; cProfile of "
+    "one party: CPU, not rounds, and inside it pickling 3.3 s of 18 s (MPyC pickles every share row of an "
+    "input or resharing, as an array of Python ints), MPyC's field-array construction and reduction 1.8 s, "
+    "converting split shares to Python ints 0.9 s, our permutation resharing 0.6 s. Levers, each against "
+    "the previous commit in the same run (`benchmarks/linkage_sort.py 4096`: a radix sort of 4,096 rows by 50 "
+    "key bits carrying the key's chunks, then the chunked adjacent equality; CPU of the 3 parties summed; "
+    "the runs alternate): the previous commit sort 7.06 s, equality 3.0 s (means of 5 runs); (1) Shamir shares "
+    "of word-sized fields kept as uint64 rows, which pickle as one buffer (fast_random._split_words): sort 5.50 s "
+    "(1.28x), equality 1.80 s (1.7x) (6 runs; the split, pickle round trip and conversion of 24,576 values "
+    "0.44-0.48 s against 1.08-1.58 s per 100 in one process); (2) with (1), sigma left in the shuffled order and "
+    "the next pass's first shuffle step fused with the undoing of the last one (same holder set, composed "
+    "permutation: one resharing step and one round fewer per pass): sort 4.81 s (1.14x over (1), 1.47x over "
+    "the previous commit; 3 runs); (3) the zero test's product tree over 54 factors replaced by a zero test of "
+    "the Hamming distance (6 bits: 5 products per row instead of 53, one more masked opening): equality 1.46 s "
+    "(1.23x over (1), 2.05x over the previous commit; 6 runs). Tried and dropped: shuffling a pass's two bits "
+    "packed as one value (one column fewer; the one-hot from v^2 and v^3 costs a product and a dozen vector "
+    "operations more): sort 5.71 s against 4.81 s without; the fast design's 83-bit shares pickled as two "
+    "uint64 words: 4.3 ms against 2.2 ms per 20,000 values, slower. Whole queries, same run (table 'Same run'; "
+    "parties started by exec in both versions): 10k x 10k join 127.4 s / CPU 84.1 s against 191.0 s / 104.4 s "
+    "(1.50x wall, 1.24x CPU, load 8.8-11.2); COUNT(DISTINCT) over 3 x 10k 187.3 s / CPU 100.9 s against "
+    "239.7 s / 140.8 s (1.28x, 1.40x in CPU, load 11-12.4); 1k x 1k join 21.8 s / 11.1 s against 23.7 s / "
+    "13.3 s (load 11.6). The 100k runs were not repeated. Still open: the 60 s targets at 10k need a quieter "
+    "machine than this round had (the join's CPU, 84 s with exec start-up, bounds it near 42 s on two idle "
+    "cores; the distinct count's near 50 s); a resharing in which each of a shuffle step's two holders sends "
+    "only the non-holder's share (the other holder's drawn from their common seed) would halve the shuffle's "
+    "messages and splitting but needs a new sending function in runtime/secure/reveal.py; the fast design's "
+    "MiMC in the 83-bit field has no word-sized path. The time estimate (compiler/review/timing.py, linear in "
+    "rows x sort-key bits) gives 361 s for the 10k join and 22.6 s at 1k: right at 1k, 3-6x high at 10k "
+    "(fixed costs per pass weigh more at small sizes); it was left as it is, as no quiet-machine measurement "
+    "was possible to calibrate a two-term model on.",
     "* MPyC's Shamir sharing of arrays drew one `secrets.randbelow` per coefficient; runtime/secure/fast_random.py "
     "draws them in bulk (CPU for splitting 100,000 values: 0.22 s -> 0.13 s).",
 ]
