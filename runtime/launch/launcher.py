@@ -6,6 +6,7 @@ TCP to the others; this module only starts them, waits, and shows what a receive
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import signal
@@ -117,11 +118,19 @@ class _Forked:
         sys.stdout.flush()
         sys.stderr.flush()
         read, write = os.pipe()
-        pid = os.fork()
+        gc.freeze()  # the child's collections skip what this process made (and leave its pages shared)
+        try:
+            pid = os.fork()
+        except BaseException:
+            gc.unfreeze()
+            raise
+        if pid:
+            gc.unfreeze()
         if pid == 0:  # the party: never returns into the launcher's code
             code = 1
             try:
                 os.setsid()  # own session, as start_new_session: the terminal's Ctrl-C goes to iq run only
+                gc.enable()  # as in a new interpreter (`iq run` pauses the collector while it starts them)
                 _die_with_parent()
                 _set_process_name(PARTY_PROCESS_NAME)  # its command line stays iq run's: `ps -o comm` tells them apart
                 os.close(read)
@@ -277,7 +286,7 @@ def _wait_all(procs: dict, timeout: float, quiet: bool, age: float | None = None
                 logs[name].append(f"error: [{name}] still computing at stage '{_stage(name, logs[name])}' after "
                                   f"{now - started:.1f} s ({why}); stopped\n")
             pending = {}
-        time.sleep(0.05)
+        time.sleep(0.01)  # a party's end is seen within 10 ms
     for t in readers:
         t.join(timeout=5)
     if not quiet:
