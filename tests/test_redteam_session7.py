@@ -28,6 +28,17 @@ Found and closed:
   dataset of the plan"), a plan over the copy read the owner's file under the copy's policy, outside
   the guard of the original's releases. Closed: a bare FILE serves only a party that owns one
   dataset in the whole catalog (runtime/launch/party.py).
+
+Not protected (spec/disclosure.md 6.15): DP at a large epsilon the owner allows (up to 100 per query)
+is nearly exact, and DP plans carry no guard: a DP count minus an exact one can be a person.
+
+Held (tests at the end): an exact release after a DP one is guarded as if the DP one were exact;
+ORDER BY / LIMIT / pct / HAVING under rounding read no exact count. Tried without a test: HAVING on
+MIN, MEDIAN, COUNT(DISTINCT) or FILTER under DP (IQ325/IQ319; AVG and SUM in HAVING read noisy
+values), SUM under DP is clamped before the noise, FILTER on COUNT(x)/COUNT(DISTINCT)/MEDIAN/
+PERCENTILE (IQ313), `where = false` through coalesce/CASE/region()/IS NULL (IQ312), suppressed values
+in CSV/JSON/Parquet/HTML and their metadata (none: a suppressed value is revealed as 0), the status
+handshake (bad data: counts only), guard signatures in `iq explain` (no values).
 """
 from __future__ import annotations
 
