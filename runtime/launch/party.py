@@ -161,6 +161,8 @@ def _install_disconnect_guard(state: dict):
             print(message, file=sys.stderr, flush=True)
             if state.get("shared"):  # the ledger's run_started gets its end: failed, and why
                 state["gov"].failed(message.removeprefix("error: "))
+            if "preparing" in state:  # its preflight may be writing to the ledger: let it finish
+                state["preparing"].acquire(timeout=60)
             os._exit(EXIT_PEER)
         return original(self, exc)
 
@@ -183,16 +185,41 @@ def _watchdog(seconds: float, me: str, state: dict | None = None):
     return t
 
 
-async def _execute(mpc, plan: dict, me: str, names: list[str], loaded: dict | None, problem: str | None,
-                   progress: Progress, state: dict) -> ResultTable | None:
+async def _connect(mpc, prepare, progress: Progress, state: dict) -> tuple[dict | None, str | None]:
+    """Connect to every peer and prepare (governance preflight and own data: `prepare()` gives
+    (loaded, problem), or it is that pair already). Without TLS the preparation runs in a thread
+    while the event loop connects, so a party is connected by the time its data is ready, instead
+    of starting to dial then (spec/runtime.md, "Fixed cost of a small run"); nothing is sent but
+    MPyC's connection set-up before the status exchange either way."""
+    state["connect_started"] = time.monotonic()
+    if not callable(prepare):
+        progress.step("connecting")
+        await mpc.start()
+        return prepare
+    busy = state["preparing"] = threading.Lock()  # a lost peer's exit waits for it (a ledger line may be written)
+
+    def prepare_now():
+        with busy:
+            return prepare()
+    connecting = asyncio.ensure_future(mpc.start())
+    try:
+        loaded, problem = await asyncio.get_running_loop().run_in_executor(None, prepare_now)
+    except BaseException:
+        connecting.cancel()
+        raise
+    progress.step("connecting")
+    await connecting
+    return loaded, problem
+
+
+async def _execute(mpc, plan: dict, me: str, names: list[str], prepare, progress: Progress,
+                   state: dict) -> ResultTable | None:
     from insightql.runtime.secure.reveal import exchange_status, reveal_to_receivers
     from insightql.runtime.secure.secure_ops import SecureOps
 
     profile = bool(os.environ.get("IQ_PROFILE"))  # read here, not at import: a forked party sets it later
-    progress.step("connecting")
-    state["connect_started"] = time.monotonic()
-    await mpc.start()
-    state["connected"] = True
+    loaded, problem = await _connect(mpc, prepare, progress, state)
+    state["connected"], state["problem"] = True, problem
     progress.step("checking plan and data with all parties")
     link_local, link_sizes = {}, {}
     if problem is None and any(n["op"] == "link_rows" for n in plan["nodes"]):  # record linkage (issue 6)
@@ -327,30 +354,38 @@ def run_party(plan: dict, me: str, catalog: Catalog, data: dict[str, str], confi
     opts = governance or GovernanceOptions()
     gov = Governance(plan, me, catalog, opts, Path(opts.ledger) if opts.ledger else
                      default_ledger_path(me, data, plan_path))
-    problem, loaded = gov.preflight(), None  # approvals, recompilation, guard: before reading data
-    if problem:
-        problem = f"refused the plan: {problem}"
-        print(f"error: [{me}] {problem}", file=sys.stderr, flush=True)
-    else:
+
+    def prepare() -> tuple[dict | None, str | None]:
+        """(own data, None), or (None, why this party cannot take part)."""
+        problem = gov.preflight()  # approvals, recompilation, guard: before reading data
+        if problem:
+            problem = f"refused the plan: {problem}"
+            print(f"error: [{me}] {problem}", file=sys.stderr, flush=True)
+            return None, problem
         try:
-            loaded = load_own_data(plan, me, catalog, data)
+            return load_own_data(plan, me, catalog, data), None
         except DataError as e:
-            problem = f"invalid data ({len(e.issues)} problem(s); details at {me})"
             print(f"error: [{me}] {e}", file=sys.stderr, flush=True)
+            return None, f"invalid data ({len(e.issues)} problem(s); details at {me})"
         except Exception as e:  # noqa: BLE001 - a bug or a resource limit: still stop every party cleanly
-            problem = _internal_problem(me, "reading its data", e)
+            return None, _internal_problem(me, "reading its data", e)
+
+    # With TLS, MPyC's start() runs inside the certificate folder (runtime/launch/mpyc_setup.py), which
+    # would move the relative paths the preparation reads: prepare first, then connect.
+    early = config.tls is None
+    prepared = prepare if early else prepare()
     state = {"names": names, "gov": gov, "connect_timeout": connect_timeout, "config": config}
     dog = _watchdog(timeout, me, state)
     mpc = start_runtime(config, me, ("--no-log",) if quiet else (),  # --quiet: none of MPyC's log lines either
                         connect_timeout=connect_timeout, computing=names)  # first import of mpyc: must come first
     _install_disconnect_guard(state)
     try:
-        table = mpc.run(_execute(mpc, plan, me, names, loaded, problem, progress, state))
+        table = mpc.run(_execute(mpc, plan, me, names, prepared, progress, state))
     except RunAborted as e:
         dog.cancel()
         gov.aborted(str(e), state.get("refusers", []))
         print(f"error: [{me}] run stopped before any data was shared: {e}", file=sys.stderr, flush=True)
-        return (EXIT_REFUSED if gov.refused else EXIT_DATA if problem else EXIT_ABORTED), None, progress
+        return (EXIT_REFUSED if gov.refused else EXIT_DATA if state.get("problem") else EXIT_ABORTED), None, progress
     except Exception as e:
         gov.failed(f"{type(e).__name__}: {e}")
         if not state.get("connected"):  # never reached the handshake: output-only receivers would wait
