@@ -17,8 +17,9 @@ outsider) combines released numbers with its own rows; every number it can deriv
     another that lies inside the group by definition (a cell in a cell, margins, groups that
     cross), for row counts, counts of a column and sums, also minus own rows;
 (d) the parts of one cell (2.13, 2.15): the counts of a cell released together (COUNT(*), COUNT(x),
-    subgroup counts `COUNT(*) FILTER (WHERE p)` and `SUM(CASE WHEN p THEN 1 ELSE 0 END)`) are sums
-    over the atoms of the partition their conditions make; every union of atoms the definitions
+    subgroup counts `COUNT(*) FILTER (WHERE p)` and `SUM(CASE WHEN p THEN 1 ELSE 0 END)`), and the sum
+    of hours, are sums over the atoms of the partition their conditions (and the hours) make; every
+    union of atoms the definitions
     allow whose indicator lies in the span of the released counts' indicators is a derived set
     (brute force over the subsets of atoms), also on the rows the observer does not hold.
 
@@ -310,41 +311,51 @@ class Model:
 
     def _parts(self, i: int, cell: tuple, vals: dict, S: frozenset, outside) -> list[Finding]:
         """(d): the released counts of one cell as indicators over the atoms (the combinations of their
-        conditions the cell's domain points allow); every subset of atoms in their span is derived.
-        Each count itself, and its rest in the cell, are judged by (a) and (b) (two-sided where a
-        rule is: the rows with a value, 2.4) and left out here, except a subgroup and its rest, which
-        2.13 tests strictly; every other union is strict (2.15)."""
-        q = self.queries[i]
+        conditions the cell's domain points allow); with a sum of hours (SUM, or AVG beside COUNT)
+        the atoms are refined by the (clamped) hours, every value 0..120 tried on each domain point,
+        and the sum is one more equation. Every subset of atoms in their span is derived (brute
+        force, up to 2**16 subsets). Each count itself, and its rest in the cell, are judged by (a)
+        and (b) (two-sided where a rule is: the rows with a value, 2.4) and left out here, except a
+        subgroup and its rest, which 2.13 tests strictly; every other union is strict (2.15)."""
+        q, hours = self.queries[i], "hours_worked_week"
         preds = [(o, (lambda r, c=ONLY["H" if o == "h" else "D"]: r.get(c) is not None))
                  for o in ("h", "dn") if o in vals]
         preds += [(f"p{j}", (lambda r, a=a: _atom(a, r) is True)) for j, (_, a) in enumerate(q.parts) if f"p{j}" in vals]
-        if not any(o.startswith("p") for o, _ in preds) or len(preds) + ("n" in vals) < 2:
+        summed = "s" in vals or {"a", "h"} <= set(vals)
+        if not any(o.startswith("p") for o, _ in preds) or len(preds) + ("n" in vals) + summed < 2:
             return []
+        lo, hi = CLAMP[hours]
+        value = (lambda r: None if r.get(hours) is None else min(max(r[hours], lo), hi)) if summed else (lambda r: None)
+        atom_of = lambda r: (tuple(f(r) for _, f in preds), value(r))
         rows, region = self.cells[i].get(cell, frozenset()), self.regions[i].get(cell, frozenset())
         found = []
         for held in ([frozenset()] + ([S] if S else [])):
             ids = outside(rows, self.rows) if held else rows
-            pts = outside(region, self.points) if held else region
-            sig = lambda r: tuple(f(r) for _, f in preds)
-            atoms = sorted({sig(self.points[x]) for x in pts})
-            if len(atoms) < 2 or len(atoms) > 12:
+            pts = [self.points[x] for x in (outside(region, self.points) if held else region)]
+            if summed:  # every hours value on every point that differs from others in its other columns only
+                bases = {tuple(sorted((k, v) for k, v in pt.items() if k != hours)) for pt in pts}
+                pts = [pt for b in bases for pt in (dict(b, **{hours: h}) for h in [None, *range(0, 121)])
+                       if passes(q, pt) and cell_of(q, pt) == cell]
+            atoms = sorted({atom_of(pt) for pt in pts}, key=repr)
+            if len(atoms) < 2 or len(atoms) > 16:
                 continue
-            eqs = ([[1] * len(atoms)] if "n" in vals else []) + [[int(a[k]) for a in atoms] for k in range(len(preds))]
+            eqs = ([[1] * len(atoms)] if "n" in vals else []) + [[int(a[0][k]) for a in atoms] for k in range(len(preds))]
+            eqs += [[a[1] or 0 for a in atoms]] if summed else []
             m = np.array(eqs, dtype=float)
             proj = np.linalg.pinv(m) @ m  # onto the row space: u is derived iff u proj = u
             subsets = np.array(list(itertools.product((0, 1), repeat=len(atoms))), dtype=float)[1:]
             derived = subsets[np.abs(subsets @ proj - subsets).max(axis=1) < 1e-6]
-            sides = {tuple(int(a[k] == side) for a in atoms): preds[k][0]
+            sides = {tuple(int(a[0][k] == side) for a in atoms): preds[k][0]
                      for k in range(len(preds)) for side in (True, False)}
             for u in derived.astype(int):
                 name = sides.get(tuple(u))
                 if u.all() or (name is not None and not name.startswith("p")):
                     continue  # the cell, or a count of a column and its rest: (a), (b)
                 chosen = {atoms[x] for x in np.flatnonzero(u)}
-                what = (f"(d) q{i} {cell} atoms {sorted(chosen)} of {[o for o, _ in preds]}"
-                        + (f" minus the rows of {sorted(S)}" if held else ""))
-                found += self._judge(frozenset(r for r in ids if sig(self.rows[r]) in chosen),
-                                     frozenset(x for x in pts if sig(self.points[x]) in chosen), True, what)
+                what = (f"(d) q{i} {cell} atoms {sorted(chosen, key=repr)} of {[o for o, _ in preds]}"
+                        + (" and the sum of hours" if summed else "") + (f" minus the rows of {sorted(S)}" if held else ""))
+                found += self._judge(frozenset(r for r in ids if atom_of(self.rows[r]) in chosen),
+                                     frozenset({"possible by definition"}), True, what)
         return found
 
     def _crossing(self, i: int, j: int) -> set:

@@ -146,6 +146,8 @@ def gen_atom(pick: Pick) -> Atom:
     if col == "hours_worked_week":
         if pick.choice([True, False]):
             return Atom(col, "is_null", (), neg)
+        if pick.choice([True, False, False]):  # few values: sums over them are counts (2.15)
+            return Atom(col, "in", tuple(pick.some(HOURS, 1, 3)), neg)
         lo = pick.choice(HOURS[:4])
         return Atom(col, "between", (lo, pick.choice([h for h in HOURS if h >= lo])), neg)
     op = pick.choice(["between", "<", ">=", "="])
@@ -175,6 +177,16 @@ def gen_query(pick: Pick, parts: int = 1) -> Query:
     return Query(pick.choice(SOURCES), tuple(tuple(gen_atom(pick) for _ in range(pick.int(1, 2)))
                                              for _ in range(pick.int(0, 2))), gen_keys(pick), gen_outputs(pick),
                  gen_parts(pick, parts))
+
+
+def gen_query_parts(pick: Pick) -> Query:
+    """A query with up to three subgroup counts; in half of them a WHERE leaves the hours few values
+    and the query sums them, so that the sum is an equation in the value classes too (2.15)."""
+    q = gen_query(pick, parts=3)
+    if pick.choice([True, False]):
+        few = (Atom("hours_worked_week", "in", tuple(pick.some(HOURS, 1, 3))),)
+        q = replace(q, where=q.where + (few,), outputs=tuple(dict.fromkeys(q.outputs + (pick.choice(["s", "a"]), "h"))))
+    return q
 
 
 def mutate(pick: Pick, q: Query) -> Query:
@@ -281,7 +293,7 @@ def test_no_observer_derives_a_union_of_parts_of_a_cell(data):
     """filter.parts (2.15) against the brute-force observer (d): one release with up to three
     subgroup counts beside COUNT(*), COUNT(x) and sums, on random data."""
     pick = Pick(data)
-    check(pick.choice([gen_data, gen_data_parts])(pick), [gen_query(pick, parts=3)])
+    check(pick.choice([gen_data, gen_data_parts])(pick), [gen_query_parts(pick)])
 
 
 def test_the_model_finds_a_third_part_of_a_cell():
@@ -294,6 +306,19 @@ def test_the_model_finds_a_third_part_of_a_cell():
     found = model.findings([{(): {"n": 40, "p0": 12, "p1": 27}}], frozenset())
     assert any(f.rule == "(d)" and f.kind == "small" and ": 1 rows" in f.text for f in found), found
     assert not Model(rows, [q], parts=False).findings([{(): {"n": 40, "p0": 12, "p1": 27}}], frozenset())
+
+
+def test_the_model_finds_a_class_only_a_sum_determines():
+    """Control of (d) with a sum: four classes of two parts, one hours value each (40, 45, 60, 70); n, the two
+    counts and SUM(hours) released as if no rule held give the one row with 60 hours
+    (tests/test_partition_values.py::test_sums_determine_a_whole_class_of_parts)."""
+    rows = [row("police_victims", p, hours=h) for p, h in enumerate([40] * 12 + [45] * 12 + [60] + [70] * 12)]
+    hi, mid = Atom("hours_worked_week", ">=", (50,)), Atom("hours_worked_week", "in", (40, 60))
+    where = ((Atom("hours_worked_week", "in", (40, 45, 60, 70)),),)
+    q = Query(("police_victims",), where, outputs=("n", "s"), parts=(("filter", hi), ("filter", mid)))
+    released = [{(): {"n": 37, "s": 480 + 540 + 60 + 840, "p0": 13, "p1": 13}}]
+    found = Model(rows, [q]).findings(released, frozenset())
+    assert any(f.rule == "(d)" and "sum of hours" in f.text and ": 1 rows" in f.text for f in found), found
 
 
 def test_a_fair_share_of_cells_is_released():

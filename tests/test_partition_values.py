@@ -185,3 +185,18 @@ def test_control_joint_classes_each_at_least_k(tmp_path):
              block(P, 10, exp_Region="North", prs_Age=40, hours_worked_week=50)]
     t = north([by_region("COUNT(*) AS n, SUM(prs_Age) AS a, SUM(hours_worked_week) AS h", JOINT)], world, tmp_path)
     assert (t["n"], t["a"], t["h"]) == (40, 400 + 300 + 400, 800 + 600 + 500)
+
+
+# ------------------------------------------------------------------ whole classes that only the sums determine
+def test_sums_determine_a_whole_class_of_parts(tmp_path):
+    """Two FILTERs make four classes of parts, one value each (40, 45, 60, 70): n and the two counts leave one
+    free direction, the SUM closes it. The class (>= 50, in (40, 60)) is the one row with 60 hours, a union of
+    whole classes of parts that the counts alone do not determine."""
+    world = [block(P, 12, exp_Region="North", hours_worked_week=40), block(P, 12, exp_Region="North", hours_worked_week=45),
+             block(P, 1, exp_Region="North", hours_worked_week=60), block(P, 12, exp_Region="North", hours_worked_week=70)]
+    cols = ("COUNT(*) AS n, COUNT(*) FILTER (WHERE hours_worked_week >= 50) AS hi, "
+            "COUNT(*) FILTER (WHERE hours_worked_week IN (40, 60)) AS mid, SUM(hours_worked_week) AS s")
+    t = north([by_region(cols, "WHERE hours_worked_week IN (40, 45, 60, 70)")], world, tmp_path)
+    a = [[1, 1, 1, 1], [0, 0, 1, 1], [1, 0, 1, 0], [40, 45, 60, 70]]
+    derived = solve(a, [t["n"], t["hi"], t["mid"], t["s"]], 2)
+    assert not small(derived), f"rows with 60 hours: {derived}"

@@ -114,6 +114,11 @@ def _zero_one_combinations(basis: list[tuple[int, list[Fraction]]], n: int) -> l
     return out
 
 
+def _in_span(rows: list[list[int]], v: list[int]) -> bool:
+    """Whether v is a rational combination of `rows` (equal rank with and without it)."""
+    return len(_rref(rows + [v])) == len(_rref(rows))
+
+
 def _patterns(possible: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(cells with this pattern, as a mask; the pattern)] of the rows of `possible` (cells x classes),
     in the order of their first cell."""
@@ -302,8 +307,9 @@ class PartitionRule:
         A column's values come in intervals no definition tells apart (structure.value_starts): an
         interval some row can reach holds rows of every value in it."""
         j, cells = len(self.parts), self.b.cells
-        starts = value_starts(self.b.catalog, self._query([]), [m["name"] for m in ms])
-        if starts is None or any(m["name"] is None for m in ms):
+        names = [m["name"] for m in ms]
+        starts = value_starts(self.b.catalog, self._query([]), names) if None not in names else None
+        if starts is None:
             self._refuse(ms, "a condition reads them in a way the compiler cannot enumerate")
         ivals = [list(zip(starts[m["name"]], [s - 1 for s in starts[m["name"]][1:]] + [m["hi"]])) for m in ms]
         shape = [2] * j + [len(iv) + 1 for iv in ivals]
@@ -330,10 +336,15 @@ class PartitionRule:
                 for e in range(1, d + 1):
                     rows.append([0 if a[j + pos] is None else a[j + pos] ** e for a in atoms])
             aggs = sorted(set(self.counted_aggs).union(*(ms[i]["aggs"] for i in keep)))
+            classes = sorted({a[:j] for a in atoms})
+            counts = part_rows(classes, j)[0]
             for u in derivable(atoms, rows, skip, self._tested(atoms)):
-                if all(all(a in u for a in atoms if a[:j] == c) or
-                       not any(a in u for a in atoms if a[:j] == c) for c in {a[:j] for a in u}):
-                    continue  # whole classes of parts: the parts alone determine it (_analyse_parts)
+                whole = {c for c in classes if all(a in u for a in atoms if a[:j] == c)}
+                if whole == {a[:j] for a in u}:  # whole classes of parts: as a union of them, unless
+                    if _in_span(counts, [int(c in whole) for c in classes]):  # the counts alone determine it
+                        continue  # (_analyse_parts tests it, or it is a part, a rest, or holds a tested group)
+                    self._declare(_all("or", [self._atom_ir(c, []) for c in sorted(whole)]), where, aggs)
+                    continue
                 atom_ir = [self._atom_ir(a[:j], [_value_ir(ms[i], v) for i, v in zip(keep, a[j:])])
                            for a in sorted(u, key=repr)]
                 self._declare(_all("or", atom_ir), where, aggs)
