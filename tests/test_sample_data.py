@@ -239,3 +239,27 @@ def test_readme_queries_compile(catalog):
     for text in blocks:
         result = pipeline.compile_source(text, "README.md", catalog)
         assert result.ok, [d.message for d in result.diagnostics]
+
+
+def test_every_shipped_query_checks_clean():
+    """`make check` (iq check examples/) on what a newcomer clones: every shipped query compiles against the
+    catalog iq check finds for it (examples/dp/ has its own), with no diagnostics at all."""
+    from insightql.runtime.cli import main
+
+    assert main(["check", str(EXAMPLES), "--format", "json"]) == 0
+
+
+def test_dp_catalog_is_the_demo_catalog_with_a_budget():
+    """examples/dp/catalog.toml differs from examples/catalog.toml only by its header comment, its name and the
+    police's [policy.privacy] section (which the NGO's dataset inherits through `like`), so the DP example runs
+    on the demo's datasets and policies, not on a drifted copy."""
+    base = (EXAMPLES / "catalog.toml").read_text(encoding="utf-8")
+    dp = (EXAMPLES / "dp" / "catalog.toml").read_text(encoding="utf-8")
+    section = ("[datasets.police_victims.policy.privacy]\nrequire = false\nepsilon_budget = 3.0\n"
+               "max_epsilon_per_query = 1.0\n")
+    body = dp[dp.index("# Catalog for the demo"):]
+    assert section in body
+    assert body.replace(section, "").replace('name = "examples-dp"', 'name = "examples"') == base
+    dp_catalog = load_catalog(EXAMPLES / "dp" / "catalog.toml")
+    assert dp_catalog.datasets["ngo_clients"].policy.privacy is not None
+    assert dp_catalog.datasets["helpline_reports"].policy.privacy is None
