@@ -66,7 +66,8 @@ def test_every_disclosure_code_is_specified():
 
 # -- spec/diagnostics-disclosure.md: generated from the examples above, never edited by hand ----
 DIAGNOSTICS = ROOT / "spec" / "diagnostics-disclosure.md"
-STAGE = {"IQ301": "name checker (SELECT *) and disclosure stage", "IQ306": "name checker"}
+STAGE = {"IQ301": "name checker (SELECT *) and disclosure stage", "IQ306": "name checker",
+         "IQ329": "circuit builder (filter.parts, `compiler/plan/partition.py`)"}
 
 
 def rendered(code: str, cat: str, query: str) -> str:
