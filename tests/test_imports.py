@@ -244,6 +244,7 @@ def test_a_command_imports_only_its_group():
         return next(a for a in parser._actions if a.dest == "command").choices
 
     full = commands(build_parser())
+    assert [name for names, _ in GROUPS for name in names] == list(full)  # a new command is named in GROUPS
     for names, _ in GROUPS:
         for name in names:
             only = commands(build_parser(name))
