@@ -87,3 +87,17 @@ def test_two_word_coefficients_are_in_range_and_spread():
     q = (1 << 63) + 29  # 64 bits, too wide for the uint64 Horner path with 3 parties: one word
     r = uniform_two_words(q, 20000)
     assert all(0 <= int(v) < q for v in r) and max(r) > 1 << 62
+
+
+def test_times_mod_in_words_equals_python_ints():
+    """linkage_fast.times_mod (a shuffle step's Lagrange scaling in 64-bit words) == values * c % p,
+    at the edges (0, 1, p - 1) and on random values, for word-sized primes and a larger one."""
+    from insightql.runtime.secure.linkage_fast import times_mod
+
+    rng = np.random.default_rng(5)
+    for p in (1000000007, 288230376151711687, (1 << 59) + 21, 1152921504606846883, 9671406556917033397649353):
+        vals = np.array([0, 1, p - 1, p - 2] + [int(v) % p for v in rng.integers(0, 2 ** 63, 5000, dtype=np.uint64)],
+                        dtype=object)
+        for c in (0, 1, 2, p - 1, (p + 1) // 2, int(rng.integers(0, 2 ** 62)) % p):
+            got = times_mod(vals, c, p)
+            assert [int(v) for v in got] == [v * c % p for v in vals], (p, c)
