@@ -58,7 +58,8 @@ def signature_of_plan(plan: dict) -> dict:
                        if n["op"] == "partials" and not n["attrs"].get("earlier")})
     return {"query": plan["query"]["name"], "plan_hash": plan["hash"], "datasets": datasets,
             "where": part["attrs"]["where"], "keys": part["attrs"]["keys"],
-            "k": plan["policy"]["min_group_size"], **_subgroups(part["attrs"]["slots"])}
+            "k": plan["policy"]["min_group_size"], **_subgroups(part["attrs"]["slots"]),
+            **({"dp": True} if plan["policy"].get("privacy") else {})}  # dp_lower.exact_releases
 
 
 def _subgroups(slots: list[dict]) -> dict:
