@@ -162,3 +162,19 @@ def view(table) -> tuple:
     """Everything a receiver sees: columns, rows in order, values, suppression marks and reasons, notes."""
     rows = tuple(tuple(("suppressed", v.reason) if isinstance(v, Suppressed) else v for v in r) for r in table.rows)
     return tuple(table.columns), rows, tuple(table.notes)
+
+
+NATIONS = ["NG", "RO", "VN", "OTHER"]  # catalog_strict.toml's nationalities
+
+
+def stays_by_nationality(ng_long: list[int]) -> list[Block]:
+    """catalog_strict.toml's shelter_stays: in the North, per nationality twenty short stays (10 days) of
+    1000, so no nationality's cell is empty; NG's long stays (60 days) of `ng_long` each, the other
+    nationalities' ten long stays of 10000 each. East: thirty short stays of 500 (NG). Three releases
+    over it (by region; by region and nationality WHERE stay_days < 30; by region and nationality)
+    withhold the third's North x NG for the second and give it back from the first (spec 6.14)."""
+    s = "shelter_stays"
+    return [*(block(s, 20, region="North", nationality=n, stay_days=10, support_eur=1000) for n in NATIONS),
+            block(s, len(ng_long), region="North", nationality="NG", stay_days=60, support_eur=ng_long),
+            *(block(s, 10, region="North", nationality=n, stay_days=60, support_eur=10000) for n in NATIONS[1:]),
+            block(s, 30, region="East", stay_days=10, support_eur=500)]

@@ -27,6 +27,7 @@ Each party rebuilds the guard from its own ledger at run time (runtime/governanc
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 
@@ -189,16 +190,18 @@ def _add_column_types(lp, ir) -> None:
         lp.columns.setdefault(c, ir_type(t))
 
 
-def scopes(builder, entry: dict) -> list[tuple[tuple, list[str], list[str]]]:
+def scopes(builder, entry: dict, every: bool = False) -> list[tuple[tuple, list[str], list[str]]]:
     """(held, new datasets, earlier datasets) the guard's differences are tested on: all rows, and
     for every largest holding of an observer (over the owners of both queries' datasets) what it
     does not hold, where the new query still has rows (an owner subtracts its own rows from a
-    difference too: spec/disclosure.md 3.2)."""
+    difference too: spec/disclosure.md 3.2). `every`: every holding, not only the largest, for a
+    rule that is not monotone in the rows (guard.dominance: a larger complement can be dominated
+    where each smaller one is not)."""
     cat, lp = builder.catalog, builder.lp
     owner = {d: cat.datasets[d].owner for d in {*lp.datasets, *entry["datasets"]}}
     out = [((), list(lp.datasets), list(entry["datasets"]))]
     held_sets = observer_holdings(sorted(set(owner.values())), list(lp.policy.receivers), cat.party_names())
-    for held in maximal(held_sets):
+    for held in held_sets if every else maximal(held_sets):
         new = [d for d in lp.datasets if owner[d] not in held]
         if new:
             out.append((held, new, [d for d in entry["datasets"] if owner[d] not in held]))
@@ -261,14 +264,15 @@ def apply_sums(builder, p: dict, flag: str) -> str:
     if "top" not in p:
         return flag
     oks = []
+    every = functools.partial(scopes, every=True)  # sum.dominance too tests every holding (not monotone)
     for e, checks in getattr(builder, "guard_checks", []):
         sums = SumChecks(checks, p["top"], p["abssum"], p["count"])
-        for held, new, old in scopes(builder, e):
+        for held, new, old in every(builder, e):
             if old:
                 oks.append(sums.ok(flag, new, old, {"who": list(held)} if held else {}))
     for e in builder.guard if getattr(builder, "guard", None) else []:
         if e["mode"] == "rows":
-            oks += symdiff_oks(builder, e, p["top"], p["abssum"], scopes)
+            oks += symdiff_oks(builder, e, p["top"], p["abssum"], every)
     if oks:
         builder.guard_dominance = True
     return builder.rules.all_of([flag, *oks]) if oks else flag

@@ -224,19 +224,19 @@ class CellChecks:
             cache[key] = load
         return cache[key]
 
-    def earlier_complements(self) -> list[tuple[tuple, list[str]]]:
-        """(holding, the earlier datasets it does not hold) for every holding an observer of the earlier
-        release could have with this k (its holdings with every receiver its datasets allow, which the
-        receivers it named can only narrow, and each single owner); none with one owner."""
-        cat, every = self.b.catalog, list(self.e["datasets"])
-        owners = {d: cat.datasets[d].owner for d in every}
+    def earlier_complements(self, every: bool = False) -> list[tuple[tuple, list[str]]]:
+        """(holding, the earlier datasets it does not hold) for every largest holding an observer of the
+        earlier release could have with this k (its holdings with every receiver its datasets allow,
+        which the receivers it named can only narrow, and each single owner); none with one owner.
+        `every`: every holding, for a rule that is not monotone in the rows (dominance)."""
+        cat, datasets = self.b.catalog, list(self.e["datasets"])
+        owners = {d: cat.datasets[d].owner for d in datasets}
         if len(set(owners.values())) < 2:
             return []
         names = sorted(set(owners.values()))
-        receivers = sorted(set.intersection(*(set(cat.datasets[d].receivers()) for d in every)))
-        return [(held, [d for d in every if owners[d] not in held])
-                for held in maximal(sorted({*observer_holdings(names, receivers, cat.party_names()),
-                                            *((o,) for o in names)}))]
+        receivers = sorted(set.intersection(*(set(cat.datasets[d].receivers()) for d in datasets)))
+        held = sorted({*observer_holdings(names, receivers, cat.party_names()), *((o,) for o in names)})
+        return [(h, [d for d in datasets if owners[d] not in h]) for h in (held if every else maximal(held))]
 
     def certainly_released(self, rows_old, parts, persons) -> str:
         """An earlier cell that passes the cell rule and the complement rule of every holding an

@@ -15,8 +15,9 @@ earlier rows outside the new WHERE per earlier cell, and the new rows outside th
 per new cell. A group's difference is a union of these parts, chosen by the release flags inside
 MPC; its n largest contributions are bounded from above by the sum of its parts' n largest (exact
 with one part), its sum of absolute values is exact, and the dominance rule (n, k%) of the policy
-must hold on it, on all rows and on every observer's complement, else every new cell of the group
-has its sum withheld. Which earlier sums were released is not recorded: the n largest read an
+must hold on it, on all rows and on the complement of every holding an observer can have (not only
+the largest: dominance is not monotone in the rows), else every new cell of the group has its sum
+withheld. Which earlier sums were released is not recorded: the n largest read an
 earlier sum as released only when it surely was (its cell surely released and its own dominance
 test passing on today's rows), the absolute values whenever it possibly was (the difference can
 only be smaller).
@@ -106,12 +107,13 @@ class SumChecks:
 
     def surely_released(self, certain: str) -> str:
         """The earlier sums that surely were released: the cell surely was, and the dominance rule
-        holds on today's rows of each earlier cell, on all rows and on each complement the earlier
-        plan could have tested (guard_cells.CellChecks.earlier_complements)."""
+        holds on today's rows of each earlier cell, on all rows and on the complement of every holding
+        the earlier plan could have tested (guard_cells.CellChecks.earlier_complements, each holding:
+        the rule is not monotone in the rows)."""
         c, cE, cN = self.c, self.cE, self.cN
         to_old = [(e * cN + n, e) for e in range(cE) for n in range(cN) if c.rel.possible[n, e]]
         flags = [certain]
-        for held, datasets in [((), list(c.e["datasets"])), *c.earlier_complements()]:
+        for held, datasets in [((), list(c.e["datasets"])), *c.earlier_complements(every=True)]:
             t_both, a_both = self.parts("both", datasets)
             t_old, a_old = self.parts("old_only", datasets)
             t = c.node("add", [t_old, c.linear(t_both, to_old, cE, self.hi)], cE, 0, self.hi)
