@@ -5,7 +5,7 @@ spec/disclosure.md 1.1: a receiver that may own data, remembers every release, c
 Found and closed:
 
 * dp_without_a_budget: `@epsilon` was accepted over a dataset whose policy has no `[policy.privacy]`.
-  A DP plan applies no threshold rule but the noisy one and carries no guard (spec/privacy.md 5),
+  A DP plan applies no threshold rule but the noisy one and no guard against DP releases (spec/privacy.md 5),
   and no party counts spends for a dataset without a budget: `@epsilon 1000000` gives noise that is
   0 with probability 1 - 2e-1000000, so an exact COUNT(*) by region minus the same count WHERE
   prs_Age <> 77 is the one person aged 77 (and any DP query repeated N times averages its noise
@@ -29,8 +29,13 @@ Found and closed:
   the guard of the original's releases. Closed: a bare FILE serves only a party that owns one
   dataset in the whole catalog (runtime/launch/party.py).
 
+* dp_minus_exact_at_a_large_epsilon: where an owner allows DP without requiring it, a DP plan carried no
+  guard; at the epsilon the policy allowed (100) a DP count WHERE prs_Age <> 77 minus an earlier exact
+  count by region was the one person aged 77. Closed: a DP plan is compared with the earlier EXACT
+  releases by the guard (compiler/plan/dp_lower.exact_releases; tests/test_dp_guard.py).
+
 Not protected (spec/disclosure.md 6.15): DP at a large epsilon the owner allows (up to 100 per query)
-is nearly exact, and DP plans carry no guard: a DP count minus an exact one can be a person.
+is nearly exact; two DP releases are not compared (the budget is all that bounds their difference).
 
 Held (tests at the end): an exact release after a DP one is guarded as if the DP one were exact;
 ORDER BY / LIMIT / pct / HAVING under rounding read no exact count. Tried without a test: HAVING on
@@ -83,19 +88,19 @@ def test_dp_without_a_budget_is_refused(tmp_path: Path):
 
 
 def test_what_the_refused_plan_would_have_released(tmp_path: Path):
-    """Why IQ328 matters: where an owner DOES allow DP (a budget), the checker lets a DP plan skip the guard,
-    so the budget is all that bounds the difference; at the largest epsilon a policy accepts (100) the noise
-    of scale 1/100 is 0 with probability 1 - 2e-100 and the difference is the person. That is the owner's
-    choice of budget (spec/privacy.md 7), not a bypass: without a budget there is no such choice. Not protected
-    (spec/disclosure.md 6.15): this test shows the leak and fails if it ever closes."""
+    """Why IQ328 matters, and the mixed case closed since: where an owner DOES allow DP (a budget) without
+    requiring it, at the largest epsilon a policy accepts (100) the noise of scale 1/100 is 0 with
+    probability 1 - 2e-100, so a DP count minus an earlier exact one would be the person. The DP plan is
+    compared by the differencing guard with the earlier EXACT releases (spec/privacy.md 5): the North is
+    withheld (more in tests/test_dp_guard.py)."""
     cat = _with_privacy(CAT, P, require=False, epsilon_budget=100)
     runs = releases([BY_REGION.format(frm=P, where=""),
                      "@epsilon 100\n" + BY_REGION.format(frm=P, where="WHERE prs_Age <> 77")], AGE_77, cat, tmp_path)
     (plan0, _, t0), (plan1, _, t1) = runs
-    assert not plan1.get("guard")  # a DP plan carries no guard
+    assert [o["plan_hash"] for e in plan1["guard"] for o in e["from"]] == [plan0["hash"]]
     (node,) = [n for n in plan1["nodes"] if n["op"] == "dp_noise"]
-    assert Fraction(node["attrs"]["scale"]) < Fraction(1, 99)  # the smallest double >= 1/100
-    assert cells(plan0, t0)[("North",)]["n"] - cells(plan1, t1)[("North",)]["n"] == 1  # the oracle adds no noise
+    assert Fraction(node["attrs"]["scale"]) < Fraction(1, 99)  # the smallest double >= 1/100: still nearly exact
+    assert cells(plan0, t0)[("North",)]["n"] == 40 and cells(plan1, t1)[("North",)]["n"] is None
 
 
 def test_one_owners_budget_does_not_cover_another_in_a_union():
@@ -273,11 +278,11 @@ def test_an_exact_release_is_guarded_against_an_earlier_dp_release(tmp_path: Pat
     then the exact total, then the exact count WHERE prs_Age <> 77: the guard compares each exact release with
     the DP one as if it were exact (spec/privacy.md 5), so the total is suppressed after the DP release, and
     the exact WHERE after the total; the exact difference of 1 never comes out. Before any DP release the total
-    is released (40)."""
+    is released (40), and then the DP release is compared with it (tests/test_dp_guard.py): withheld too."""
     cat = _with_privacy(CAT, P, require=False, epsilon_budget=3, max_epsilon_per_query=1)
     total, but_77 = BY_REGION.format(frm=P, where=""), BY_REGION.format(frm=P, where="WHERE prs_Age <> 77")
     for i, (seq, north) in enumerate([(["@epsilon 1\n" + but_77, total, but_77], [39, None, None]),
-                                      ([total, "@epsilon 1\n" + but_77, but_77], [40, 39, None])]):
+                                      ([total, "@epsilon 1\n" + but_77, but_77], [40, None, None])]):
         got = [cells(p, t)[("North",)]["n"] for p, _, t in releases(seq, AGE_77, cat, tmp_path / str(i))]
         assert got == north, (seq, got)
 

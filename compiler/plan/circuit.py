@@ -91,8 +91,11 @@ class CircuitBuilder:
         self.value_columns.update(self.partition.columns())
         self.person_slots = self.value_person_slots(agg_plans) if lp.person_key and not dp else {}
         keys_ir = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
-        # differencing guard: earlier releases (compiler/plan/guard.py); under DP the budget replaces it
-        earlier_irs = guard.declare(self, keys_ir) if not dp else []
+        # differencing guard: earlier releases (compiler/plan/guard.py); under DP the exact ones only
+        # (a DP release against a DP one is the budget's: spec/privacy.md 5)
+        if dp:
+            self.earlier = dp_lower.exact_releases(getattr(self, "earlier", None) or [])
+        earlier_irs = guard.declare(self, keys_ir)
         used = set()
         for ir in [lp.where, *(k.expr for k in lp.keys), *(s.get("arg") for s in self.slots), *earlier_irs]:
             columns_used(ir, used)

@@ -7,12 +7,17 @@ count or sum the outputs need (COUNT(x) of a nullable x, SUM(x); AVG(x) reuses t
 measurement is a `dp_noise` node over the whole cell vector: its L1 sensitivity Δ is what one
 person can change in all cells together (R rows: R for a count, R * max|clamp| for a sum), and
 its noise scale s is the smallest double >= Δ / ε_m, so ε_m' = Δ / s <= ε_m exactly. Everything
-after the noise (threshold, mask, quotients, rounding, HAVING) reads noisy values only.
+after the noise (threshold, mask, quotients, rounding, HAVING) reads noisy values only, but for
+one exception: the differencing guard against earlier EXACT releases of the same datasets
+(`exact_releases`), which tests exact counts like for an exact query (spec/privacy.md 5).
 """
 from __future__ import annotations
 
 import math
 from fractions import Fraction
+
+from insightql.compiler.plan import guard
+from insightql.compiler.plan.aggregates import counted
 
 TAIL = 40
 """The plan's value bounds allow each party's noise up to TAIL * scale (probability e^-40 beyond);
@@ -32,6 +37,14 @@ def noise_scale(sensitivity: int, epsilon: Fraction) -> Fraction:
 def spent_epsilon(sensitivity: int, scale: Fraction) -> Fraction:
     """What a dp_noise node spends: exactly Δ / s (discrete Laplace: P(z) ∝ exp(-|z| / s))."""
     return Fraction(sensitivity) / scale
+
+
+def exact_releases(releases: list[dict]) -> list[dict]:
+    """The earlier releases a DP plan is compared with by the differencing guard: the exact ones.
+    A DP release minus an exact one at a large epsilon is an exact difference (spec/disclosure.md
+    6.15); two DP releases together are what the budget bounds. A signature without `dp` (also
+    one recorded before DP releases were marked) counts as exact."""
+    return [r for r in releases if not r.get("dp")]
 
 
 def person_bound(b, dataset: str) -> dict:
@@ -79,6 +92,7 @@ def finish(b, agg_plans: list[dict]) -> None:
         b.released = b.secure("ge_const", [noisy[rows]], 0, 1, const=lp.policy.min_group_size, rule="dp.threshold")
     else:
         b.released = b.secure("const", [], 1, 1, value=1)
+    b.released = guard.apply(b, b.released)  # earlier exact releases only (circuit.py: exact_releases)
     out = []
     for a, p in zip(lp.aggregates, agg_plans):
         nullable = a.arg_type is not None and a.arg_type.nullable
@@ -98,6 +112,9 @@ def finish(b, agg_plans: list[dict]) -> None:
         top = max(abs(x) for x in b.bounds(noisy[p["sum"]]))
         node = b.secure("div", [noisy[p["sum"]], noisy[cnt]], -top, top, guard=flag)
         out.append({"node": node, "flag": flag, "scale": scale, "dp": [info[p["sum"]], info[cnt]]})
+    for a, p, v in zip(lp.aggregates, agg_plans, out):  # the guard on each subgroup counted (COUNT(x) of a nullable x)
+        for slot in (slot for slot, _, _ in counted(a, p) if slot in b.value_columns):
+            v["flag"] = guard.apply_values(b, slot, v["flag"])
     b.agg_list = out
 
 

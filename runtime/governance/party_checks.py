@@ -26,6 +26,7 @@ from datetime import date
 from pathlib import Path
 
 from insightql.compiler.plan import guard as guard_mod
+from insightql.compiler.plan.dp_lower import exact_releases
 from insightql.compiler.plan.plan_io import plan_hash
 
 from insightql.runtime.governance.disclosure import commit_table, learned_items
@@ -139,13 +140,13 @@ class Governance:
         a guarded plan needs a ledger; every comparable release it records must be in the guard,
         and every guard entry must be a release it records."""
         guard = self.plan.get("guard", [])
-        if self.plan.get("policy", {}).get("privacy"):  # a DP plan has no guard: the budget replaces it
-            return []
         if guard and not self.ledger.path.exists():
             return [f"the plan's differencing guard names earlier release(s), but this party keeps no ledger "
                     f"({self.ledger.path.name}) to confirm them; a guarded plan runs only where each party's own "
                     "ledger records those releases"]
         releases = [r["guard_signature"] for r in self._own_releases()]
+        if self.plan.get("policy", {}).get("privacy"):  # a DP plan is compared with the exact releases only
+            releases = exact_releases(releases)
         new = guard_mod.signature_of_plan(self.plan)
         missing, unknown = guard_mod.coverage(guard, new, releases)
         out = []
