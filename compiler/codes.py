@@ -14,6 +14,7 @@ CODES: dict[str, str] = {
     "IQ003": "like names no dataset, template or preset",
     "IQ004": "like forms a cycle",
     "IQ005": "column change or exclude not in the inherited layout",
+    "IQ006": "privacy policy allows a large epsilon per query (warning)",
     "IQ101": "unexpected character",
     "IQ102": "query ends too early",
     "IQ103": "unexpected token",

@@ -137,3 +137,31 @@ def test_mpc_withholds_what_the_oracle_withholds(tmp_path: Path):
         got.append(mine)
     assert [got[0][("North",)]["n"], got[0][("East",)]["n"]] == [40, 60]
     assert got[1][("North",)]["n"] is None and abs(got[1][("East",)]["n"] - 30) <= 16
+
+
+def test_iq_check_warns_of_a_large_epsilon_per_query(tmp_path: Path):
+    """spec/disclosure.md 6.15: DP minus DP is bounded only by the owner's per-query cap, so `iq check` warns
+    (IQ006, at the cap's line) when a catalog it reads lets one query spend more than epsilon 1, and is
+    silent at 1 (the shipped DP example). The catalog still loads: a warning, not an error."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "examples" / "dp" / "catalog.toml").read_text(encoding="utf-8")
+    assert "max_epsilon_per_query = 1.0" in text
+    (tmp_path / "big").mkdir()
+    (tmp_path / "big" / "catalog.toml").write_text(text.replace("max_epsilon_per_query = 1.0",
+                                                                "max_epsilon_per_query = 2.5"), encoding="utf-8")
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "catalog.toml").write_text(text, encoding="utf-8")
+
+    def check(folder: str):
+        return subprocess.run([sys.executable, "-m", "insightql.runtime.cli", "check", "catalog.toml"],
+                              cwd=tmp_path / folder, capture_output=True, text=True)
+
+    big, ok = check("big"), check("ok")
+    line = 1 + text[:text.index("max_epsilon_per_query")].count("\n")
+    assert big.returncode == 1 and f"catalog.toml:{line}:1: IQ006 warning" in big.stdout, big.stdout
+    assert big.stdout.count("IQ006") == 1  # once for the section, naming the NGO's dataset that inherits it
+    assert "ngo_clients, police_victims may spend epsilon 2.5" in big.stdout and "6.15" in big.stdout
+    assert ok.returncode == 0 and "IQ006" not in ok.stdout + ok.stderr, ok.stdout

@@ -49,3 +49,35 @@ def fraction(x) -> Fraction:
     if isinstance(x, Fraction):
         return x
     return Fraction(repr(x)) if isinstance(x, float) else Fraction(str(x))
+
+
+LARGE_EPSILON = Fraction(1)
+"""Per-query epsilon above which `iq check` warns: the noise of one release has scale 1/epsilon, so
+above 1 it is mostly smaller than one person (spec/disclosure.md 6.15)."""
+
+
+def large_epsilon_warnings(catalog, source=None) -> list:
+    """IQ006 warnings for every privacy section whose per-query cap (the budget when there is no cap)
+    is above LARGE_EPSILON, one per section as written (datasets that inherit it through `like` are
+    named with it): two DP releases are not compared by the guard, so at a large epsilon a DP count
+    minus another DP count shows one person (spec/disclosure.md 6.15). A warning, not an error: the
+    budget is the owner's choice."""
+    from insightql.compiler.diagnostics import Diagnostic, Severity
+
+    written: dict[str, list[str]] = {}
+    for name in sorted(catalog.datasets):
+        p = catalog.datasets[name].policy.privacy
+        if p is not None and p.cap() > LARGE_EPSILON:
+            written.setdefault(catalog.lineage(name).policy.get("privacy") or name, []).append(name)
+    out = []
+    for origin, names in sorted(written.items()):
+        p = catalog.datasets[names[0]].policy.privacy
+        field = "max_epsilon_per_query" if p.max_epsilon_per_query is not None else "epsilon_budget"
+        out.append(Diagnostic(
+            "IQ006", f"catalog field datasets.{origin}.policy.privacy.{field}: one query over {', '.join(names)} "
+            f"may spend epsilon {float(p.cap()):g}; above {LARGE_EPSILON} the noise is mostly smaller than one "
+            "person, and two DP releases are not compared by the differencing guard, so their difference can "
+            "show one person", None,
+            ["set max_epsilon_per_query = 1 or less (spec/privacy.md, spec/disclosure.md 6.15)"],
+            Severity.WARNING, source))
+    return out

@@ -132,7 +132,7 @@ def read_source(path: Path) -> str:
 _TOML_AT = re.compile(r" \(at line (\d+), column (\d+)\)$")
 
 
-def _locate(d: Diagnostic) -> Diagnostic:
+def locate(d: Diagnostic) -> Diagnostic:
     """Give a catalog diagnostic a span: TOML's `(at line L, column C)`, or the key a field error
     names (found key by key along its path), else the first line."""
     text = d.source.text if d.source else ""
@@ -160,7 +160,7 @@ def load_catalog_file(path: Path):
     try:
         return load_catalog(path)
     except DiagnosticError as e:
-        raise DiagnosticError([_locate(d) for d in e.diagnostics])
+        raise DiagnosticError([locate(d) for d in e.diagnostics])
 
 
 def catalog_path(path: Path, explicit: str | None) -> Path:

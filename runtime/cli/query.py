@@ -13,7 +13,7 @@ from pathlib import Path
 from insightql.compiler import __version__
 from insightql.compiler.diagnostics import Diagnostic, DiagnosticError, render_github, render_json, render_sarif
 
-from insightql.runtime.cli.common import UsageError, catalog_for, catalog_path, compile_query, examples, \
+from insightql.runtime.cli.common import UsageError, locate, catalog_for, catalog_path, compile_query, examples, \
     load_catalog_file, read_source
 
 
@@ -54,6 +54,11 @@ def _catalog_once(path: Path, loaded: dict, diags: list[Diagnostic]):
         except DiagnosticError as e:
             diags += e.diagnostics
             loaded[key] = None
+        else:
+            from insightql.compiler.check.privacy_policy import large_epsilon_warnings
+            from insightql.compiler.diagnostics import Source
+            text = path.read_text(encoding="utf-8")
+            diags += [locate(d) for d in large_epsilon_warnings(loaded[key], Source(str(path), text))]
     return loaded[key]
 
 
