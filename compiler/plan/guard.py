@@ -36,7 +36,7 @@ from insightql.compiler.check.observer import maximal, observer_holdings
 from insightql.compiler.diagnostics import Diagnostic, PlanError
 from insightql.compiler.plan import guard_rows
 from insightql.compiler.plan.guard_cells import CellChecks, column_types, rest_of
-from insightql.compiler.plan.guard_sums import SumChecks, symdiff_oks
+from insightql.compiler.plan.guard_sums import SumChecks, recorded, symdiff_oks
 from insightql.compiler.plan.structure import relate
 
 
@@ -50,7 +50,8 @@ def digest(obj) -> str:
 
 # -- what a release is, for the guard ------------------------------------------------------------
 def signature_of_plan(plan: dict) -> dict:
-    """The guard-relevant shape of a plan: datasets, row-level WHERE IR, group keys, k.
+    """The guard-relevant shape of a plan: datasets, row-level WHERE IR, group keys, k, and the
+    columns it summed and parts it counted (`sums`, `parts`: guard_sums.recorded).
     Recorded in each `release` ledger entry (`data.guard_signature`)."""
     if any(n["op"] == "link_join" for n in plan["nodes"]):  # its rows are comparable only with the same join
         return _join_signature(plan)
@@ -60,6 +61,7 @@ def signature_of_plan(plan: dict) -> dict:
     return {"query": plan["query"]["name"], "plan_hash": plan["hash"], "datasets": datasets,
             "where": part["attrs"]["where"], "keys": part["attrs"]["keys"],
             "k": plan["policy"]["min_group_size"], **_subgroups(part["attrs"]["slots"]),
+            **recorded(plan, part["attrs"]["slots"]),
             **({"dp": True} if plan["policy"].get("privacy") else {})}  # dp_lower.exact_releases
 
 

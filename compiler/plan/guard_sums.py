@@ -28,10 +28,13 @@ total when the keys differ), as it counts those rows, and the rule must hold on 
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from insightql.compiler.plan import guard_rows
 from insightql.compiler.plan.guard_cells import CellChecks, column_types, groups_of
+from insightql.compiler.plan.lower_expr import columns_used
 
 PARTS = ("both", "old_only", "new_only")  # rows in both WHEREs; only the earlier's; only the new's
 
@@ -47,14 +50,56 @@ def _and(x: dict | None, y: dict) -> dict:
     return y if x is None else {"op": "and", "args": [x, y], "type": {"kind": "bool", "nullable": True}}
 
 
+# -- which columns a release summed, and which parts it counted (ledger: `sums`, `parts`) ----------
+def recorded(plan: dict, slots: list[dict]) -> dict:
+    """{"sums": [{arg, clamp, degree}], "parts": [row IR]} of a release, for its guard signature: the
+    numeric columns whose sums (degree 1: SUM, AVG) and sums of squares (degree 2: VAR, STDDEV) it
+    revealed per cell, and the counted parts of its cells (spec/disclosure.md 2.15: a FILTER's or
+    CASE's indicator, a boolean's TRUE rows, a nullable column's rows with a value), without the
+    groups its filter.parts tested (they are in the span of these). A ledger entry written before
+    these fields reads as unknown (filter.parts: not related; guard.dominance: summed)."""
+    nodes = {n["id"]: n for n in plan["nodes"]}
+    tested = {nodes[i]["attrs"].get("slot") for n in plan["nodes"] if n["attrs"].get("rule") == "filter.parts"
+              for i in n["inputs"] if nodes[i]["op"] == "combine"}
+    sums: dict[str, dict] = {}
+    for s in slots:
+        if s["kind"] in ("sum", "sumsq") and s["arg"].get("type", {}).get("kind") in ("int", "decimal"):
+            m = sums.setdefault(_key(s["arg"], s.get("clamp")), {
+                "arg": s["arg"], **({"clamp": list(s["clamp"])} if s.get("clamp") is not None else {}), "degree": 1})
+            m["degree"] = max(m["degree"], 2 if s["kind"] == "sumsq" else 1)
+    parts = {_key(s["arg"]): s["arg"] for s in slots if s["kind"] == "count" and s["name"] not in tested
+             and s["arg"].get("type", {}).get("nullable")}
+    return {"sums": [sums[k] for k in sorted(sums)], "parts": [parts[k] for k in sorted(parts)]}
+
+
+def _key(*irs) -> str:
+    return json.dumps(irs, sort_keys=True)
+
+
+def summed_before(builder, entry: dict, arg: dict) -> bool:
+    """Whether an earlier release of a guard entry may have revealed a sum of the column(s) of `arg`:
+    its ledger entry records one, or does not record its sums (an older entry)."""
+    sigs = {s.get("plan_hash"): s for s in getattr(builder, "earlier", None) or []}
+    cols = columns_used(arg)
+    for o in entry["from"]:
+        sig = sigs.get(o["plan_hash"])
+        if sig is None or "sums" not in sig or any(columns_used(s["arg"]) & cols for s in sig["sums"]):
+            return True
+    return False
+
+
 class SumChecks:
     """guard.dominance for one summed column (its `top` and `abssum` slots) against one earlier
-    release whose cells `checks` relates to the new ones."""
+    release whose cells `checks` relates to the new ones (none where no earlier release of the
+    entry summed the column: `summed_before`)."""
 
     def __init__(self, checks: CellChecks, top: str, abssum: str, count: str):
         self.c, self.b = checks, checks.b
         self.cN, self.cE = checks.cN, checks.cE
         spec = {s["name"]: s for s in self.b.slots}
+        self.skip = not summed_before(self.b, checks.e, spec[top]["arg"])
+        if self.skip:
+            return
         self.slots = [{**spec[top], "name": "s0"}, {**spec[abssum], "name": "s1"}]
         self.height = spec[top]["n"] + 1
         lo, hi = self.b._arg_range(spec[top])
@@ -126,6 +171,8 @@ class SumChecks:
     def ok(self, flag: str, new: list[str], old: list[str], who: dict) -> str:
         """The sum's flag (over the new cells) that guard.dominance allows on the rows of the
         datasets `new` and `old` (all, or what an observer does not hold)."""
+        if self.skip:
+            return flag
         c, b, cN, cE, hi = self.c, self.b, self.cN, self.cE, self.hi
         rel = c.relation("rows", "rows", new, old)
         groups = groups_of(rel)
@@ -215,13 +262,15 @@ def symdiff_oks(builder, entry: dict, top: str, abssum: str, scopes) -> list[str
     differ), on all rows and on every observer's complement. `scopes` is guard.scopes."""
     b = builder
     new_where, old_where = b.lp.where, entry["where"]
+    spec = {s["name"]: s for s in b.slots}
+    if not summed_before(b, entry, spec[top]["arg"]):
+        return []  # no earlier sum of the column: no difference of two sums
     if new_where is None and old_where is None:
         return []  # the same rows: the keys differ only, and the row test withholds every cell
     # a WHERE that is absent holds everywhere: no row is outside it
     parts = [_and(w, _not_true(other)) for w, other in ((new_where, old_where), (old_where, new_where))
              if other is not None]
     either = parts[0] if len(parts) == 1 else {"op": "or", "args": parts, "type": {"kind": "bool", "nullable": True}}
-    spec = {s["name"]: s for s in b.slots}
     slots = [{**spec[top], "name": "s0"}, {**spec[abssum], "name": "s1"}]
     height, cN = spec[top]["n"] + 1, b.cells
     lo, hi = b._arg_range(spec[top])

@@ -24,7 +24,9 @@ from itertools import product
 import numpy as np
 
 from insightql.compiler.check.observer import maximal
+from insightql.compiler.plaintext.local_eval import ir_type
 from insightql.compiler.plan.aggregates import _is_null, _not, counted, indicator
+from insightql.compiler.plan.guard_cells import column_types
 from insightql.compiler.plan.lower_expr import columns_used
 from insightql.compiler.diagnostics import Diagnostic, PlanError
 from insightql.compiler.plan.structure import relate, value_starts
@@ -75,21 +77,30 @@ def _rref(rows: list[list[int]]) -> list[tuple[int, list[Fraction]]]:
     return [(c, m[i]) for i, c in enumerate(pivots)]
 
 
-def derivable(atoms: list[tuple], rows: list[list], skip: set[frozenset], tested: list[frozenset]) -> list[frozenset]:
+def derivable(atoms: list[tuple], rows: list[list], skip: set[frozenset], tested: list[frozenset],
+              known: list[list] | None = None) -> list[frozenset]:
     """The unions of `atoms` (the possibly nonempty ones of a cell) whose size the revealed sums
     determine (`rows`: each one's coefficient per atom: 1 for a count of the atom's rows, a value for
     a SUM), smallest first, leaving out the empty and the whole union, `skip` (each part and its
-    rest: 2.4 and 2.13 test them), and every union that contains a group tested strictly (`tested`,
-    or found here: it then holds >= k'). A 0/1 vector lies in the span exactly when it is the
-    combination of the reduced rows given by its own pivot entries, so the candidates are the
-    2**rank choices of 0/1 on the pivot columns."""
+    rest: 2.4 and 2.13 test them), every union that contains a group tested strictly (`tested`,
+    or found here: it then holds >= k'), and every union the rows `known` (earlier releases of the
+    same cells) determine already: this release adds nothing to it. A 0/1 vector lies in the span
+    exactly when it is the combination of the reduced rows given by its own pivot entries, so the
+    candidates are the 2**rank choices of 0/1 on the pivot columns."""
     basis = _rref(rows)
     found = {frozenset(a for a, x in zip(atoms, v) if x) for v in _zero_one_combinations(basis, len(atoms))}
+    old = _rref(known) if known else []
     out: list[frozenset] = []
     for u in sorted(found, key=lambda u: (len(u), repr(sorted(u, key=repr)))):
-        if 0 < len(u) < len(atoms) and u not in skip and not any(t <= u for t in tested + out):
+        if 0 < len(u) < len(atoms) and u not in skip and not any(t <= u for t in tested + out) \
+                and not (old and _reduces([int(a in u) for a in atoms], old)):
             out.append(u)
     return out
+
+
+def _reduces(v: list[int], basis: list[tuple[int, list[Fraction]]]) -> bool:
+    """Whether v is the combination of the reduced rows `basis` given by its pivot entries (in their span)."""
+    return all(x == sum((v[c] * row[j] for c, row in basis), Fraction(0)) for j, x in enumerate(v))
 
 
 def _zero_one_combinations(basis: list[tuple[int, list[Fraction]]], n: int) -> list[list[int]]:
@@ -148,15 +159,16 @@ def _canon(ir: dict) -> str:
     return json.dumps(ir, sort_keys=True)
 
 
-def _moment(a) -> dict:
+def _moment(arg: dict, clamp, span) -> dict:
     """A summed numeric column: its IR, scale, domain and clamp in steps of 10**-scale (what the
-    owners' partials sum), its degree and aggregates."""
-    t = a.arg["type"]
+    owners' partials sum), its degree and aggregates, and the degree earlier releases of the same
+    cells revealed (`old`)."""
+    t = arg["type"]
     scale = t.get("scale", 0) if t["kind"] == "decimal" else 0
     f = 10 ** scale
-    clamp = None if a.clamp is None else (round(a.clamp[0] * f), round(a.clamp[1] * f))
-    return {"arg": a.arg, "name": a.arg.get("col"), "scale": scale, "lo": math.ceil(t["lo"] * f),
-            "hi": math.floor(t["hi"] * f), "clamp": clamp, "degree": 0, "aggs": [], "span": a.ast.span}
+    clamp = None if clamp is None else (round(clamp[0] * f), round(clamp[1] * f))
+    return {"arg": arg, "name": arg.get("col"), "scale": scale, "lo": math.ceil(t["lo"] * f),
+            "hi": math.floor(t["hi"] * f), "clamp": clamp, "degree": 0, "old": 0, "aggs": [], "span": span}
 
 
 def _image(m: dict, lo: int, hi: int) -> range:
@@ -241,7 +253,7 @@ class PartitionRule:
             if a.func == "share_if":
                 self.strict.append({p["hits"]: 0, **({p["count"]: 1} if a.arg_type.nullable else {})})
             if a.func in MOMENTS and a.arg.get("type", {}).get("kind") in ("int", "decimal"):
-                m = self.moments.setdefault(_canon(a.arg), _moment(a))
+                m = self.moments.setdefault(_canon(a.arg), _moment(a.arg, a.clamp, a.ast.span))
                 m["degree"] = max(m["degree"], MOMENTS[a.func])
                 m["aggs"].append(i)
         self.parts = list(seen.values())
@@ -249,11 +261,42 @@ class PartitionRule:
         self.tests: list[dict] = []  # {slot, arg, persons, cells: where it applies (public), aggs}
         if getattr(lp.policy, "privacy", None) is not None:  # DP: no threshold rules
             return
-        if len(self.parts) >= 2:
+        new_parts = bool(self.parts)
+        self.old_parts = self._relate_earlier() if new_parts or self.moments else set()
+        if len(self.parts) >= 2 and new_parts:
             self._analyse_parts()
         split = [m for m in self.moments.values() if self._may_split(m)]
-        if split:
+        if split and (new_parts or any(m["aggs"] for m in split)):
             self._analyse_values(split)
+
+    def _relate_earlier(self) -> set[int]:
+        """Add the counted parts and summed columns of every earlier release of the same cells (same
+        datasets, WHERE and keys; its ledger entry records them: `sums`, `parts`) as if this query
+        had them too: they are public, so this release's flags must make the joint system safe
+        (spec/disclosure.md 2.15). An entry without `sums` (older) is not related. Returns the
+        indices of the parts an earlier release counted."""
+        lp = self.b.lp
+        keys = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
+        cells = _canon([sorted(lp.datasets), lp.where, keys])
+        index = {_canon(ir): i for i, (_, ir) in enumerate(self.parts)}
+        old: set[int] = set()
+        for e in getattr(self.b, "earlier", None) or []:
+            if "sums" not in e or e.get("dp") or _canon([sorted(e["datasets"]), e["where"], e["keys"]]) != cells:
+                continue
+            for ir in e.get("parts", []):
+                if _canon(ir) not in index:
+                    index[_canon(ir)] = len(self.parts)
+                    self.parts.append((None, ir))
+                old.add(index[_canon(ir)])
+            for s in e["sums"]:
+                m = self.moments.setdefault(_canon(s["arg"]), _moment(s["arg"], s.get("clamp"), None))
+                if _moment(s["arg"], s.get("clamp"), None)["clamp"] != m["clamp"]:
+                    self._refuse([m], f"the earlier release {e.get('query')} summed it under other clamp bounds")
+                m["degree"] = max(m["degree"], int(s["degree"]))
+                m["old"] = max(m["old"], int(s["degree"]))
+            for c, t in column_types([*e.get("parts", []), *(s["arg"] for s in e["sums"])]).items():
+                lp.columns.setdefault(c, ir_type(t))  # the owners evaluate the earlier parts in the tests
+        return old
 
     def _may_split(self, m: dict) -> bool:
         """Whether sums of the column's values and powers up to degree d can determine a group: only
@@ -296,7 +339,7 @@ class PartitionRule:
             atoms = [a for a, ok in zip(atoms_all, pattern) if ok]
             if len(atoms) >= 2:
                 rows, skip = part_rows(atoms, j)
-                for u in derivable(atoms, rows, skip, self._tested(atoms)):
+                for u in derivable(atoms, rows, skip, self._tested(atoms), self._known(rows, [])):
                     self._declare(_all("or", [self._atom_ir(a, []) for a in sorted(u, key=repr)]), where,
                                   self.counted_aggs)
 
@@ -332,13 +375,15 @@ class PartitionRule:
             if len(atoms) < 2:
                 continue
             rows, skip = part_rows(atoms, j)
+            powers = []  # (row, revealed by an earlier release of the same cells)
             for pos, d in enumerate(degrees):
                 for e in range(1, d + 1):
-                    rows.append([0 if a[j + pos] is None else a[j + pos] ** e for a in atoms])
+                    powers.append(([0 if a[j + pos] is None else a[j + pos] ** e for a in atoms], e <= ms[keep[pos]]["old"]))
+            rows += [r for r, _ in powers]
             aggs = sorted(set(self.counted_aggs).union(*(ms[i]["aggs"] for i in keep)))
             classes = sorted({a[:j] for a in atoms})
             counts = part_rows(classes, j)[0]
-            for u in derivable(atoms, rows, skip, self._tested(atoms)):
+            for u in derivable(atoms, rows, skip, self._tested(atoms), self._known(rows, [r for r, old in powers if old])):
                 whole = {c for c in classes if all(a in u for a in atoms if a[:j] == c)}
                 if whole == {a[:j] for a in u}:  # whole classes of parts: as a union of them, unless
                     if _in_span(counts, [int(c in whole) for c in classes]):  # the counts alone determine it
@@ -348,6 +393,13 @@ class PartitionRule:
                 atom_ir = [self._atom_ir(a[:j], [_value_ir(ms[i], v) for i, v in zip(keep, a[j:])])
                            for a in sorted(u, key=repr)]
                 self._declare(_all("or", atom_ir), where, aggs)
+
+    def _known(self, rows: list[list], powers: list[list]) -> list[list] | None:
+        """The rows earlier releases of the same cells revealed (with the cell's: n, the parts they
+        counted, `powers` of the columns they summed), or None where there are none."""
+        if not self.old_parts and not powers:
+            return None
+        return [rows[0], *(rows[1 + i] for i in sorted(self.old_parts)), *powers]
 
     def _tested(self, atoms: list[tuple]) -> list[frozenset]:
         """The groups tested strictly elsewhere, as sets of these atoms (their first bits: the parts)."""
