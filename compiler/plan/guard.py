@@ -62,7 +62,18 @@ def signature_of_plan(plan: dict) -> dict:
             "where": part["attrs"]["where"], "keys": part["attrs"]["keys"],
             "k": plan["policy"]["min_group_size"], **_subgroups(part["attrs"]["slots"]),
             **recorded(plan, part["attrs"]["slots"]),
-            **({"dp": True} if plan["policy"].get("privacy") else {})}  # dp_lower.exact_releases
+            **({"dp": True} if plan["policy"].get("privacy") else {}),  # dp_lower.exact_releases
+            **({"guard": [_recorded(e) for e in plan["guard"]]} if plan.get("guard") else {})}
+
+def _recorded(entry: dict, nested: bool = True) -> dict:
+    """What a release's signature records of one release its guard compared it with: that release's
+    cells (datasets, WHERE, keys, subgroups), k, k_old and mode, and (one level) what that release
+    recorded of its own guard, so a later query can recompute this release's guard on today's rows
+    (guard_cells.CellChecks.own_guard, spec/disclosure.md 3.2). Absent: no guard (or an older entry)."""
+    out = {f: entry[f] for f in ("datasets", "where", "keys", "k", "k_old", "mode", "subgroups") if f in entry}
+    if nested and entry.get("guarded"):
+        out["guarded"] = [_recorded(g, False) for g in entry["guarded"]]
+    return out
 
 
 def _subgroups(slots: list[dict]) -> dict:
@@ -132,6 +143,9 @@ def select(new: dict, releases: list[dict]) -> list[dict]:
         e["k"] = max(e["k"], int(r["k"]), int(new["k"]))
         e["k_old"] = min(e["k_old"], int(r.get("k_old", r["k"])))
         e["from"] = sorted({_canon(o): o for o in e["from"] + origin}.values(), key=_canon)
+        guarded = r.get("guarded", r.get("guard", []))  # what each earlier release's own guard compared
+        if guarded:
+            e["guarded"] = sorted({_canon(g): g for g in e.get("guarded", []) + guarded}.values(), key=_canon)
     return [merged[k] for k in sorted(merged) if merged[k]["k"] > 1]  # k = 1: nothing to protect
 
 

@@ -127,16 +127,24 @@ class CellChecks:
                                       for d, p in self.parts[q].items()}
         every = list(entry["datasets"])
         totals = {q: self.total(parts, every) for q, parts in self.parts.items()}
-        certain = self.certainly_released(totals["rows"], self.parts["rows"], persons)
+        strict = self.certainly_released(totals["rows"], self.parts["rows"], persons)
         self.possible = {q: self.test(t, self.cE, entry["k_old"], "guard.inside", what="earlier cell possibly released")
                          for q, t in totals.items()}
+        self.touched = np.zeros(self.cE, dtype=bool)  # earlier cells its own guard had a test on
+        from insightql.compiler.plan.guard_earlier import own_guard  # (it builds on this module)
+        certain = own_guard(self, strict)
+        # values, subgroups and rests: where no guard of the earlier release had a test on the cell
+        untouched = [self.keep(self.const(self.cE, 1), np.flatnonzero(~self.touched), self.cE)] \
+            if self.touched.any() else []
         self.certain = {q: certain if q == "rows" else self.node("and", [
-            certain, self.test(t, self.cE, self.k, "guard.contains", what="earlier values released"),
+            certain, *untouched, self.test(t, self.cE, self.k, "guard.contains", what="earlier values released"),
             self.node("outside_range", [self.node("sub", [totals["rows"], t], self.cE, 0, self.hi)], self.cE,
                       low=1, high=self.k - 1, rule="guard.contains", what="earlier rows without a value")], self.cE)
             for q, t in totals.items() if q not in self.subs and not q.startswith("rest:")}
         for q in self.subs:  # a subgroup and its rest are released together
-            self.certain[q] = self.certain[rest_of(q)] = self.subgroup_released(q, certain, totals)
+            released = self.subgroup_released(q, certain, totals)
+            self.certain[q] = self.certain[rest_of(q)] = \
+                self.node("and", [*untouched, released], self.cE) if untouched else released
 
     # -- nodes of other shapes than the new cells' ------------------------------------------------
     def node(self, op, inputs, n, lo=0, hi=1, **attrs) -> str:
@@ -224,12 +232,12 @@ class CellChecks:
             cache[key] = load
         return cache[key]
 
-    def earlier_complements(self, every: bool = False) -> list[tuple[tuple, list[str]]]:
+    def earlier_complements(self, every: bool = False, datasets: list[str] | None = None) -> list[tuple[tuple, list[str]]]:
         """(holding, the earlier datasets it does not hold) for every largest holding an observer of the
         earlier release could have with this k (its holdings with every receiver its datasets allow,
         which the receivers it named can only narrow, and each single owner); none with one owner.
         `every`: every holding, for a rule that is not monotone in the rows (dominance)."""
-        cat, datasets = self.b.catalog, list(self.e["datasets"])
+        cat, datasets = self.b.catalog, list(self.e["datasets"] if datasets is None else datasets)
         owners = {d: cat.datasets[d].owner for d in datasets}
         if len(set(owners.values())) < 2:
             return []

@@ -34,6 +34,7 @@ import numpy as np
 
 from insightql.compiler.plan import guard_rows
 from insightql.compiler.plan.guard_cells import CellChecks, column_types, groups_of
+from insightql.compiler.plan.guard_earlier import own_sums
 from insightql.compiler.plan.lower_expr import columns_used
 
 PARTS = ("both", "old_only", "new_only")  # rows in both WHEREs; only the earlier's; only the new's
@@ -108,8 +109,16 @@ class SumChecks:
         self.read = column_types([self.b.lp.where, *(k["expr"] for k in checks.new_keys), spec[top]["arg"]])
         self.shares = self.recount()
         q = count if count in checks.columns else "rows"
-        self.possible = checks.possible[q]
+        self.possible, self.top, self.abssum = checks.possible[q], top, abssum
         self.certain = self.surely_released(checks.certain[q])
+        # an earlier sum its own release's guard may have withheld is not surely released, and a group
+        # whose difference holds it fails: it would give that sum back (guard_earlier.own_sums)
+        passed = own_sums(self, self.certain)
+        self.guarded = None if passed is None else checks.node("and", [self.possible, checks.node(
+            "not", [passed], self.cE)], self.cE)
+        if passed is not None:
+            self.certain = checks.node("and", [self.certain, passed], self.cE)
+
 
     # -- the owners' recount ----------------------------------------------------------------------
     def recount(self) -> dict[str, dict[str, str]]:
@@ -168,9 +177,11 @@ class SumChecks:
         return c.node("and", flags, cE)
 
     # -- the test ----------------------------------------------------------------------------------
-    def ok(self, flag: str, new: list[str], old: list[str], who: dict) -> str:
+    def ok(self, flag: str, new: list[str], old: list[str], who: dict, low: str | None = None) -> str:
         """The sum's flag (over the new cells) that guard.dominance allows on the rows of the
-        datasets `new` and `old` (all, or what an observer does not hold)."""
+        datasets `new` and `old` (all, or what an observer does not hold). `low`: where the new flags
+        are known only to lie between `low` and `flag` (guard_earlier.own_sums), the n largest read
+        a new sum as released only by `low`, the absolute values by `flag` (a sound bound for both)."""
         if self.skip:
             return flag
         c, b, cN, cE, hi = self.c, self.b, self.cN, self.cE, self.hi
@@ -189,8 +200,9 @@ class SumChecks:
 
         def new_out():  # only for groups of several new cells (it waits for the new flags)
             if not made:
-                spread = c.linear(b.secure("not", [flag], 0, 1), [(i % cN, i) for i in cross], size, 1)
-                made["x"] = tuple(c.node("mul", [x, spread], size, 0, hi) for x in (t_both, a_both))
+                spread = [c.linear(b.secure("not", [f], 0, 1), [(i % cN, i) for i in cross], size, 1)
+                          for f in ([low, flag] if low else [flag])]
+                made["x"] = tuple(c.node("mul", [x, spread[-i]], size, 0, hi) for i, x in ((0, t_both), (1, a_both)))
             return made["x"]
         spread_old = {q: c.linear(c.node("not", [x], cE), [(i // cN, i) for i in cross], size, 1)
                       for q, x in (("certain", self.certain), ("possible", self.possible))}
@@ -212,6 +224,8 @@ class SumChecks:
             # new minus earlier (the group's earlier rows inside its new ones): the mirror
             dom_b = self.dominated(m, rel, ns, es, False, (t_new, a_new, n_pairs, cN), (t_both, a_both),
                                    lambda: old_out, rule, who)
+            if self.guarded is not None:  # the difference holds an earlier sum its own guard may have withheld
+                dom_b = c.node("and", [dom_b, c.none_of(c.linear(self.guarded, e_pairs, m, cE), m)], m)
             ok_b = c.any_of(m, [dom_b, c.keep(c.const(m, 1), np.flatnonzero(~old_in), m)])
             bad.append(c.group_to_cells(ok_a, ok_b, n_pairs, m))
         return c.allowed_by(bad, flag, "guard.dominance")

@@ -146,6 +146,9 @@ PLAN_SCHEMA: dict = {
             "mode": {"enum": ["cells", "rows"], "description": "cells: related over the public domain "
                                                                "(guard.inside/contains/margin); rows: fallback"},
             "scope": {"enum": ["cell", "all"]}, "k": POS, "k_old": POS,
+            "guarded": {"type": "array", "items": {"type": "object"},
+                        "description": "the releases the earlier release's own guard compared it with, as its "
+                                       "ledger signature records them (compiler/plan/guard_cells.py own_guard)"},
             "from": {"type": "array", "minItems": 1, "items": _obj({"query": {"type": ["string", "null"]},
                                                                    "plan_hash": {"type": "string", "pattern": SHA256}})}},
             required=["datasets", "from", "k", "k_old", "keys", "mode", "where"]),

@@ -1,0 +1,109 @@
+"""An earlier release's own guard in "surely released" (spec/disclosure.md 3.2, 6.14), on the plaintext oracle.
+
+The backward order of "a withheld cell comes back": W = by region and nationality WHERE stay_days < 30;
+F = by region and nationality, whose North x NG the guard withholds against W (they differ by NG's long
+stays); T = by region. T's North is covered by F's North cells; read as surely released by their cell
+and observer rules alone, T's North was released, and T's North minus F's three released nationalities
+is F's North x NG, minus W's the long stays. The earlier release's guard is now part of "surely
+released" (compiler/plan/guard_cells.py `own_guard`), from its guard recorded in the ledger's
+`guard_signature`.
+"""
+from __future__ import annotations
+
+from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.plan.guard import signature_of_plan
+
+from conftest import CATALOG
+from redteam_data import NATIONS, block, cells, compile_seq, releases, stays_by_nationality
+
+STRICT = load_catalog(CATALOG.parent / "catalog_strict.toml")
+K = STRICT.datasets["shelter_stays"].policy.min_group_size
+S = "shelter_stays"
+W = "SELECT region, nationality, {c} FROM shelter_stays WHERE stay_days < 30 GROUP BY region, nationality;"
+F = "SELECT region, nationality, {c} FROM shelter_stays GROUP BY region, nationality;"
+T = "SELECT region, {c} FROM shelter_stays GROUP BY region;"
+COUNT, SUM = "COUNT(*) AS n", "SUM(support_eur) AS s"
+
+
+def run(texts: list[str], world, folder) -> list[dict]:
+    return [cells(p, t) for p, _, t in releases(texts, world, STRICT, folder)]
+
+
+def others(c: dict, col: str) -> float:
+    return sum(c[("North", x)][col] for x in NATIONS[1:])
+
+
+def test_the_backward_order_of_counts_is_closed(tmp_path):
+    """F's North x NG differs from W's by NG's two long stays (< k) and is withheld; T's North, which
+    would give it back (112 - 90 = 22, minus W's 20: the two), is withheld now."""
+    w, f, t = run([W.format(c=COUNT), F.format(c=COUNT), T.format(c=COUNT)], stays_by_nationality([1000, 1000]),
+                  tmp_path)
+    assert f[("North", "NG")]["n"] is None and w[("North", "NG")]["n"] == 20 and others(f, "n") == 90
+    assert t[("North",)]["n"] is None  # was 112: 112 - 90 - 20 = 2 < k
+
+
+def test_the_backward_order_of_sums_is_closed(tmp_path):
+    """The same with SUM(support_eur): F's North x NG sum (40040 of which one stay's 20000) minus W's
+    (20000) is NG's long stays, 20040, dominated by one stay: withheld by guard.dominance. T's North sum
+    would give it back (400040 - 360000 - 20000 = 20040): withheld now."""
+    w, f, t = run([W.format(c=SUM), F.format(c=SUM), T.format(c=SUM)],
+                  stays_by_nationality([20000, 10, 10, 10, 10]), tmp_path)
+    assert f[("North", "NG")]["s"] is None and w[("North", "NG")]["s"] == 20000 and others(f, "s") == 360000
+    assert t[("North",)]["s"] is None  # was 400040
+
+
+def test_released_when_the_earlier_guard_passed(tmp_path):
+    """NG's long stays are ten (>= k, not dominated): F releases every cell, and T's North, covered by
+    F's released cells, is released as before."""
+    for col, c, long_stays in (("n", COUNT, [1000] * 10), ("s", SUM, [1000] * 10)):
+        w, f, t = run([W.format(c=c), F.format(c=c), T.format(c=c)], stays_by_nationality(long_stays),
+                      tmp_path / col)
+        assert all(v[col] is not None for key, v in f.items() if key[0] == "North"), f
+        assert t[("North",)][col] == sum(f[("North", x)][col] for x in NATIONS)
+
+
+def workflow_world() -> list:
+    """Stays in every region, every nationality in each, enough for every cell (k = 5): no cell empty
+    (an empty cell is never surely released, so a margin over it is withheld whatever the order)."""
+    return [block(S, 12, region=r, nationality=n, stay_days=[10, 60], support_eur=[1000, 2000, 1500])
+            for r in ("North", "East", "South", "West") for n in NATIONS]
+
+
+def test_the_usual_workflow_still_releases(tmp_path):
+    """A total, a breakdown, another breakdown, when no guard fires: every cell of each is released
+    (the breakdown's guard against the total passed, and the third reads the breakdown's cells as
+    surely released by recomputing that guard). Counts; sums release as stated in spec 3.2."""
+    texts = ["SELECT region, {c} FROM shelter_stays GROUP BY region;",
+             "SELECT region, nationality, {c} FROM shelter_stays GROUP BY region, nationality;",
+             "SELECT nationality, {c} FROM shelter_stays GROUP BY nationality;"]
+    total, breakdown, second = run([x.format(c=COUNT) for x in texts], workflow_world(), tmp_path)
+    for rel in (total, breakdown, second):
+        assert all(v["n"] is not None for v in rel.values()), rel
+    assert second[("NG",)]["n"] == sum(breakdown[(r, "NG")]["n"] for r in ("North", "East", "South", "West"))
+
+
+def test_the_signature_records_the_earlier_guard():
+    """F's ledger signature names the releases its guard compared it with (W), without nesting further."""
+    w, f = (r.plan for r in compile_seq([W.format(c=COUNT), F.format(c=COUNT)], STRICT))
+    assert "guard" not in signature_of_plan(w)
+    rec = signature_of_plan(f)["guard"]
+    assert len(rec) == 1 and rec[0]["where"] == signature_of_plan(w)["where"]
+    t = compile_seq([W.format(c=COUNT), F.format(c=COUNT), T.format(c=COUNT)], STRICT)[2].plan
+    entry = next(e for e in t["guard"] if e["keys"] == signature_of_plan(f)["keys"] and e["where"] is None)
+    assert entry["guarded"] == rec
+
+
+def test_two_owners_and_their_complements(tmp_path):
+    """The three releases over the NGO's and the police's stays (UNION ALL): F's guard against W ran on
+    all rows and on each owner's complement, and is recomputed on each. The police has ten long stays
+    per nationality; the NGO's two long NG stays (its complement, where the police holds its own rows)
+    withhold F's North x NG, and T's North with it; with ten long stays everything is released."""
+    union = "shelter_stays UNION ALL police_stays"
+    texts = [x.replace("FROM shelter_stays", f"FROM {union}").format(c=COUNT) for x in (W, F, T)]
+    police = [block("police_stays", 20, region="North", nationality=n, stay_days=[10, 60]) for n in NATIONS]
+    for long_stays, withheld in ((2, True), (10, False)):
+        w, f, t = run(texts, police + stays_by_nationality([1000] * long_stays), tmp_path / str(long_stays))
+        assert (f[("North", "NG")]["n"] is None) == withheld
+        assert (t[("North",)]["n"] is None) == withheld
+        if not withheld:
+            assert t[("North",)]["n"] == sum(f[("North", x)]["n"] for x in NATIONS)
