@@ -17,7 +17,9 @@ MPC; its n largest contributions are bounded from above by the sum of its parts'
 with one part), its sum of absolute values is exact, and the dominance rule (n, k%) of the policy
 must hold on it, on all rows and on the complement of every holding an observer can have (not only
 the largest: dominance is not monotone in the rows), else every new cell of the group has its sum
-withheld. Which earlier sums were released is not recorded: the n largest read an
+withheld. Only an earlier release that may have summed the column is compared (`summed_before`:
+its ledger entry's `sums` name it, or the entry predates them: `recorded` writes them). Which
+earlier sums were released is not recorded: the n largest read an
 earlier sum as released only when it surely was (its cell surely released and its own dominance
 test passing on today's rows), the absolute values whenever it possibly was (the difference can
 only be smaller).

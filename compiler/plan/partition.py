@@ -12,13 +12,15 @@ counts, other than the groups 2.4 and 2.13 already test, must hold >= k' rows an
 p1, ..., pj) would (strict: the zero rule). Which atoms are empty by definition is decided per
 cell over the public domain (structure.relate); where that cannot be decided, every atom must
 hold >= k' rows (strict too, so an atom empty by a definition the procedure cannot read withholds
-the parts: over-suppression, never a released "nobody here").
+the parts: over-suppression, never a released "nobody here"). Sums of numeric columns over few
+values are counts too: they refine the atoms by value. Earlier releases of the same cells (same
+datasets, WHERE and keys: the differencing guard skips them) join the system with the parts and
+sums their ledger entries record; what they alone determine is theirs, not tested again.
 """
 from __future__ import annotations
 
 import json
 import math
-from fractions import Fraction
 from itertools import product
 
 import numpy as np
@@ -29,6 +31,8 @@ from insightql.compiler.plan.aggregates import _is_null, _not, counted, indicato
 from insightql.compiler.plan.guard_cells import column_types
 from insightql.compiler.plan.lower_expr import columns_used
 from insightql.compiler.diagnostics import Diagnostic, PlanError
+from insightql.compiler.plan.span import derivable, in_span, part_rows
+from insightql.compiler.plan.span import rref as _rref, zero_one_combinations as _zero_one_combinations  # noqa: F401 (their tests)
 from insightql.compiler.plan.structure import relate, value_starts
 
 MAX_PARTS = 12
@@ -58,91 +62,12 @@ def atom_ir(parts: list[dict], bits: tuple[int, ...]) -> dict:
     return _all("and", [_in(p) if b else _out(p) for p, b in zip(parts, bits)])
 
 
-def _rref(rows: list[list[int]]) -> list[tuple[int, list[Fraction]]]:
-    """Reduced row echelon form over the rationals: [(pivot column, row)]."""
-    m = [[Fraction(x) for x in r] for r in rows]
-    pivots, r = [], 0
-    for c in range(len(m[0]) if m else 0):
-        pivot = next((i for i in range(r, len(m)) if m[i][c] != 0), None)
-        if pivot is None:
-            continue
-        m[r], m[pivot] = m[pivot], m[r]
-        m[r] = [x / m[r][c] for x in m[r]]
-        for i in range(len(m)):
-            if i != r and m[i][c] != 0:
-                f = m[i][c]
-                m[i] = [x - f * y for x, y in zip(m[i], m[r])]
-        pivots.append(c)
-        r += 1
-    return [(c, m[i]) for i, c in enumerate(pivots)]
-
-
-def derivable(atoms: list[tuple], rows: list[list], skip: set[frozenset], tested: list[frozenset],
-              known: list[list] | None = None) -> list[frozenset]:
-    """The unions of `atoms` (the possibly nonempty ones of a cell) whose size the revealed sums
-    determine (`rows`: each one's coefficient per atom: 1 for a count of the atom's rows, a value for
-    a SUM), smallest first, leaving out the empty and the whole union, `skip` (each part and its
-    rest: 2.4 and 2.13 test them), every union that contains a group tested strictly (`tested`,
-    or found here: it then holds >= k'), and every union the rows `known` (earlier releases of the
-    same cells) determine already: this release adds nothing to it. A 0/1 vector lies in the span
-    exactly when it is the combination of the reduced rows given by its own pivot entries, so the
-    candidates are the 2**rank choices of 0/1 on the pivot columns."""
-    basis = _rref(rows)
-    found = {frozenset(a for a, x in zip(atoms, v) if x) for v in _zero_one_combinations(basis, len(atoms))}
-    old = _rref(known) if known else []
-    out: list[frozenset] = []
-    for u in sorted(found, key=lambda u: (len(u), repr(sorted(u, key=repr)))):
-        if 0 < len(u) < len(atoms) and u not in skip and not any(t <= u for t in tested + out) \
-                and not (old and _reduces([int(a in u) for a in atoms], old)):
-            out.append(u)
-    return out
-
-
-def _reduces(v: list[int], basis: list[tuple[int, list[Fraction]]]) -> bool:
-    """Whether v is the combination of the reduced rows `basis` given by its pivot entries (in their span)."""
-    return all(x == sum((v[c] * row[j] for c, row in basis), Fraction(0)) for j, x in enumerate(v))
-
-
-def _zero_one_combinations(basis: list[tuple[int, list[Fraction]]], n: int) -> list[list[int]]:
-    """Every 0/1 combination of the reduced rows given by 0/1 pivot entries, exactly: in int64 over
-    the rows scaled to one common denominator where that cannot overflow (a vectorised product of
-    2**rank choices by the rows: the search stays fast with many parts), else row by row in
-    rationals."""
-    if not basis:
-        return []
-    choices = np.array(list(product((0, 1), repeat=len(basis))), dtype=np.int64)
-    den = math.lcm(*(x.denominator for _, row in basis for x in row))
-    scaled = [[int(x * den) for x in row] for _, row in basis]
-    if max(abs(x) for row in scaled for x in row) * len(basis) < 2 ** 62:
-        sums = choices @ np.array(scaled, dtype=np.int64)
-        ok = ((sums == 0) | (sums == den)).all(axis=1)
-        return (sums[ok] == den).astype(int).tolist()
-    out = []
-    for choice in choices:
-        v = [sum((row[j] for (_, row), b in zip(basis, choice) if b), Fraction(0)) for j in range(n)]
-        if all(x in (0, 1) for x in v):
-            out.append([int(x) for x in v])
-    return out
-
-
-def _in_span(rows: list[list[int]], v: list[int]) -> bool:
-    """Whether v is a rational combination of `rows` (equal rank with and without it)."""
-    return len(_rref(rows + [v])) == len(_rref(rows))
-
-
 def _patterns(possible: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(cells with this pattern, as a mask; the pattern)] of the rows of `possible` (cells x classes),
     in the order of their first cell."""
     patterns, first, inverse = np.unique(possible, axis=0, return_index=True, return_inverse=True)
     inverse = np.asarray(inverse).reshape(-1)
     return [(inverse == i, patterns[i]) for i in np.argsort(first)]
-
-
-def part_rows(atoms: list[tuple], nparts: int) -> tuple[list[list], set[frozenset]]:
-    """The cell's rows and each part's count as coefficient rows over `atoms` (whose first `nparts`
-    entries are the part bits), and the parts and rests as sets of atoms."""
-    rows = [[1] * len(atoms)] + [[a[i] for a in atoms] for i in range(nparts)]
-    return rows, {frozenset(a for a in atoms if a[i] == side) for i in range(nparts) for side in (0, 1)}
 
 
 MOMENTS = {"sum": 1, "avg": 1, "var": 2, "stddev": 2}
@@ -386,7 +311,7 @@ class PartitionRule:
             for u in derivable(atoms, rows, skip, self._tested(atoms), self._known(rows, [r for r, old in powers if old])):
                 whole = {c for c in classes if all(a in u for a in atoms if a[:j] == c)}
                 if whole == {a[:j] for a in u}:  # whole classes of parts: as a union of them, unless
-                    if _in_span(counts, [int(c in whole) for c in classes]):  # the counts alone determine it
+                    if in_span(counts, [int(c in whole) for c in classes]):  # the counts alone determine it
                         continue  # (_analyse_parts tests it, or it is a part, a rest, or holds a tested group)
                     self._declare(_all("or", [self._atom_ir(c, []) for c in sorted(whole)]), where, aggs)
                     continue
