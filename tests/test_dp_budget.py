@@ -63,7 +63,10 @@ def test_the_owner_refuses_what_would_exceed_its_budget(catalog, tmp_path):
     budget.record(plan, lambda kind, data: led.append(kind, plan["hash"], data))
     small = plan_of(catalog, "0.1")
     problems = budget.check(small, led, catalog, "police")
-    assert len(problems) == 1 and "privacy budget would be exceeded" in problems[0] and "3 release(s)" in problems[0]
+    own = [p for p in problems if p.startswith("police_victims:")]
+    assert len(own) == 1 and "privacy budget would be exceeded" in own[0] and "3 release(s)" in own[0]
+    # the NGO's dataset was spent in the same runs, which the police's ledger recorded too
+    assert [p for p in problems if p not in own] and all("as police's ledger records" in p for p in problems if p not in own)
     # the NGO judges its own dataset (its own budget of 3) on its own ledger, which records no spend yet
     assert budget.check(small, Ledger(tmp_path / "ngo.ledger.jsonl"), catalog, "ngo") == []
     later = datetime.now(timezone.utc) + timedelta(days=366)  # the period has passed
@@ -119,3 +122,25 @@ def test_spending_exactly_the_budget_is_allowed_despite_rounding(tmp_path):
         assert budget.check(plan, led, cat, "police") == [], eps
         budget.record(plan, lambda kind, data: led.append(kind, plan["hash"], data))
     assert budget.check(plan_of(cat, "0.001"), led, cat, "police")
+
+
+def test_a_deleted_owner_ledger_does_not_reset_the_budget(catalog, tmp_path):
+    """spec/privacy.md 7: every party records every run's spends, so when the police's ledger is deleted
+    (a new file: its budget would start again), the NGO's party, which computed in those runs, still
+    refuses the plan for police_victims, and says whose ledger it read. The NGO never refuses what the
+    owner's intact ledger allows (its records are a subset of the owner's)."""
+    plan = plan_of(catalog, "1")
+    police, ngo = Ledger(tmp_path / "police.ledger.jsonl"), Ledger(tmp_path / "ngo.ledger.jsonl")
+    for _ in range(3):  # the whole budget of 3, recorded at both parties
+        for led in (police, ngo):
+            assert budget.check(plan, led, catalog, led.path.name.split(".")[0]) == []
+            budget.record(plan, lambda kind, data, led=led: led.append(kind, plan["hash"], data))
+    small = plan_of(catalog, "0.1")
+    fresh = Ledger(tmp_path / "police.new.ledger.jsonl")  # the owner's ledger deleted: nothing recorded
+    assert budget.check(small, fresh, catalog, "police") == []
+    problems = budget.check(small, ngo, catalog, "ngo")
+    assert any(p.startswith("police_victims: the privacy budget would be exceeded") and "as ngo's ledger records"
+               in p for p in problems), problems
+    assert budget.check(small, ngo, catalog, "ngo") == budget.check(small, police, catalog, "ngo")
+    helper_ledger = Ledger(tmp_path / "helper.ledger.jsonl")  # a party that took part in none of those runs
+    assert budget.check(plan_of(catalog, "1"), helper_ledger, catalog, "helper") == []

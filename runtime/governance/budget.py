@@ -2,7 +2,7 @@
 
 What a plan spends: per dataset it reads, the composition of its `dp_noise` measurements (each
 spends its exact epsilon Δ/s, delta 0). Before a party reads its data (`check`, called from
-party_checks.py preflight) it composes, for every dataset IT OWNS whose policy has a privacy
+party_checks.py preflight) it composes, for every dataset the plan reads whose policy has a privacy
 section, the spends its own ledger records within the period with the new plan's, and refuses
 when that exceeds the owner's budget or the plan exceeds the per-query cap. After every party
 agreed (`record`, from party_checks.py started) it appends one entry per dataset the plan reads:
@@ -77,15 +77,22 @@ def _window(policy, now: datetime) -> datetime:
 
 
 def check(plan: dict, ledger, catalog, me: str, now: datetime | None = None) -> list[str]:
-    """Why this party must refuse the plan for its own datasets' budgets ([] if it may run)."""
+    """Why this party must refuse the plan for the budgets of the datasets it reads ([] if it may run).
+
+    Every computing party checks every dataset's budget, not only its own: each records every
+    run's spends (`record`), and the owner computes in every run over its dataset, so another
+    party's ledger holds a subset of the owner's spends and never refuses what the owner's would
+    allow; but where the owner's ledger was deleted or replaced (a reset budget), the others still
+    remember (spec/privacy.md 7)."""
     now = now or datetime.now(timezone.utc)
     new = plan_spends(plan)
     out = []
     for d, info in plan.get("datasets", {}).items():
         ds = catalog.datasets.get(d)
         pol = ds.policy.privacy if ds is not None else None
-        if ds is None or ds.owner != me or pol is None or info.get("guard_only"):
+        if ds is None or pol is None or info.get("guard_only"):
             continue
+        whose = "" if ds.owner == me else f" (as {me}'s ledger records; the owner {ds.owner}'s may have lost spends)"
         if d not in new:
             if pol.require:
                 out.append(f"{d}: its policy requires differential privacy and the plan has none")
@@ -100,7 +107,8 @@ def check(plan: dict, ledger, catalog, me: str, now: datetime | None = None) -> 
             out.append(f"{d}: the privacy budget would be exceeded: {len(past)} release(s) in the last "
                        f"{pol.period_days} days spent epsilon {spent[0]:.6g}, this plan {float(eps):.6g}, "
                        f"budget {pol.epsilon_budget:g}" + (f" (delta {spent[1]:.3g} + {float(delta):.3g} of "
-                                                           f"{pol.delta_budget:g})" if delta or pol.delta_budget else ""))
+                                                           f"{pol.delta_budget:g})" if delta or pol.delta_budget else "")
+                       + whose)
     return out
 
 
