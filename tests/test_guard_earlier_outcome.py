@@ -10,13 +10,18 @@ released" (compiler/plan/guard_cells.py `own_guard`), from its guard recorded in
 """
 from __future__ import annotations
 
+import pytest
+
 from insightql.compiler.check.catalog import load_catalog
+from insightql.compiler.pipeline import compile_source
+from insightql.compiler.plaintext.oracle import run_plan_plaintext
 from insightql.compiler.plan.guard import signature_of_plan
 
-from conftest import CATALOG
-from redteam_data import NATIONS, block, cells, compile_seq, releases, stays_by_nationality
+from conftest import CATALOG, assert_same_result, load_tables, run_mpc
+from redteam_data import NATIONS, block, cells, compile_seq, q, releases, stays_by_nationality, write_world
 
-STRICT = load_catalog(CATALOG.parent / "catalog_strict.toml")
+STRICT_PATH = CATALOG.parent / "catalog_strict.toml"
+STRICT = load_catalog(STRICT_PATH)
 K = STRICT.datasets["shelter_stays"].policy.min_group_size
 S = "shelter_stays"
 W = "SELECT region, nationality, {c} FROM shelter_stays WHERE stay_days < 30 GROUP BY region, nationality;"
@@ -107,3 +112,53 @@ def test_two_owners_and_their_complements(tmp_path):
         assert (t[("North",)]["n"] is None) == withheld
         if not withheld:
             assert t[("North",)]["n"] == sum(f[("North", x)]["n"] for x in NATIONS)
+
+
+
+def through_parties(texts: list[str], world, folder) -> list[dict]:
+    """Each query through real parties, each party with its ledger (it rebuilds the guard, the earlier
+    releases' recorded guards included, from its own ledger: the plan hash must match); every table
+    equal to the oracle's. The released cells of each, in order."""
+    data = write_world(folder, STRICT, world)
+    sigs, out = [], []
+    for i, text in enumerate(texts):
+        plan = compile_source(q(text), f"q{i}", STRICT, earlier=list(sigs)).plan
+        table = run_mpc(plan, data, catalog_path=STRICT_PATH, ledger_dir=folder / "ledgers")
+        assert_same_result(plan, table, run_plan_plaintext(plan, load_tables(plan, STRICT, data)))
+        sigs.append(signature_of_plan(plan))
+        out.append(cells(plan, table))
+    return out
+
+
+@pytest.mark.mpc
+def test_mpc_equals_the_oracle_in_the_backward_order(tmp_path):
+    """W, F, T with sums and counts through real parties: F's North x NG sum withheld, T's North sum
+    withheld, its count released."""
+    c = "COUNT(*) AS n, SUM(support_eur) AS s"
+    _, f, t = through_parties([W.format(c=c), F.format(c=c), T.format(c=c)],
+                              stays_by_nationality([20000, 10, 10, 10, 10]), tmp_path)
+    assert f[("North", "NG")]["s"] is None and t[("North",)]["s"] is None
+    assert t[("North",)]["n"] == 115  # 80 short stays, NG's 5 and the others' 30 long ones
+
+
+@pytest.mark.mpc
+def test_mpc_equals_the_oracle_with_two_owners(tmp_path):
+    """The two owners' releases of test_two_owners_and_their_complements through real parties: the
+    recomputation on each owner's complement; T's North withheld."""
+    texts = [x.replace("FROM shelter_stays", "FROM shelter_stays UNION ALL police_stays").format(c=COUNT)
+             for x in (W, F, T)]
+    police = [block("police_stays", 20, region="North", nationality=n, stay_days=[10, 60]) for n in NATIONS]
+    t = through_parties(texts, police + stays_by_nationality([1000, 1000]), tmp_path)[2]
+    assert t[("North",)]["n"] is None
+
+
+@pytest.mark.mpc
+def test_mpc_equals_the_oracle_in_the_usual_workflow(tmp_path):
+    """A total, a breakdown and another breakdown with counts and sums through real parties: the third
+    recomputes the breakdown's guard against the total (nothing fired), every cell released."""
+    c = "COUNT(*) AS n, SUM(support_eur) AS s"
+    texts = [f"SELECT region, {c} FROM shelter_stays GROUP BY region;",
+             f"SELECT region, nationality, {c} FROM shelter_stays GROUP BY region, nationality;",
+             f"SELECT nationality, {c} FROM shelter_stays GROUP BY nationality;"]
+    for rel in through_parties(texts, workflow_world(), tmp_path):
+        assert all(v is not None for cell in rel.values() for v in cell.values())

@@ -121,7 +121,6 @@ class SumChecks:
         if passed is not None:
             self.certain = checks.node("and", [self.certain, passed], self.cE)
 
-
     # -- the owners' recount ----------------------------------------------------------------------
     def recount(self) -> dict[str, dict[str, str]]:
         """{part: {dataset: share}}: each owner's contributions in the rows of both queries (per
