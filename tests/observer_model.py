@@ -428,3 +428,163 @@ def _components(n: int, needs: list[set]) -> list[list[int]]:
     for a in sorted({a for need in needs for a in need}):
         comps.setdefault(root(a), []).append(a)
     return list(comps.values())
+
+
+# -- any number of releases: the common refinement, by linear algebra ---------------------------
+# Issue of session 8: (a)-(d) above compare releases two at a time. Here every released count of
+# every release is one linear equation over the *atoms*: the classes of domain points (and so of
+# rows) that no released definition tells apart (dataset, the cell of each query, each counted
+# part, whether hours and debt have a value). An observer holding S also knows its own rows per atom.
+# A union of atoms is derived iff its indicator lies in the span of those equations (brute force
+# over the subsets of each connected group of atoms); one of 1..k-1 rows it does not hold is a leak.
+# The same over the sums of hours (atoms with a value), where a derived sum over 1..k-1 rows is one.
+@dataclass(frozen=True)
+class Derived:
+    """A union of atoms whose size (`system` 'rows') or sum of hours ('sum') an observer derives
+    exactly, with its true rows not held by the observer (`size`; rows with hours, for a sum);
+    `uses`: the fewest releases whose numbers derive it; `nested`: two of them have cells one
+    inside the other by definition (3.1) among the cells this group of atoms meets; `crossing`:
+    two of them have cells that share atoms without either lying inside the other."""
+    system: str
+    observer: frozenset
+    atoms: tuple
+    size: int
+    uses: tuple
+    nested: bool
+    crossing: bool
+
+    def text(self) -> str:
+        return (f"{self.system} of {self.size} rows not held by {sorted(self.observer) or 'nobody'} from releases "
+                f"{list(self.uses)} (cells of two of them: {'nested' if self.nested else 'none nested'}, "
+                f"{'crossing' if self.crossing else 'none crossing'}): {list(self.atoms)}")
+
+
+NULL_BITS = ("hours_worked_week", "debt_eur")
+
+
+def equations(queries: list[Query], released: list[dict], atoms: list, bits: tuple) -> dict:
+    """{'rows' | 'sum': [(release, cell, output, indicator over atoms)]}: every released number that
+    is linear in the atoms' rows (COUNT(*), COUNT(x), subgroup counts) or their hours (SUM, AVG x COUNT)."""
+    hours = 1 + len(queries) + bits.index("hours_worked_week")
+    debt = 1 + len(queries) + bits.index("debt_eur") if "debt_eur" in bits else None
+    out = {"rows": [], "sum": []}
+    for i, rel in enumerate(released):
+        for cell, vals in rel.items():
+            inside = [a[1 + i][0] == cell for a in atoms]
+            tests = {"n": lambda a: True, "h": lambda a: a[hours], "dn": lambda a: a[debt]}
+            tests |= {f"p{j}": (lambda a, j=j: a[1 + i][1][j]) for j in range(len(queries[i].parts))}
+            for o in vals:
+                if o in tests and (o != "dn" or debt is not None):
+                    out["rows"].append((i, cell, o, np.array([x and tests[o](a) for x, a in zip(inside, atoms)], float)))
+            if "s" in vals or {"a", "h"} <= set(vals):
+                out["sum"].append((i, cell, "s", np.array([x and a[hours] for x, a in zip(inside, atoms)], float)))
+    return out
+
+
+def _in_span(m: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Which rows of u lie in the row space of m."""
+    if not len(m):
+        return np.zeros(len(u), bool)
+    proj = np.linalg.pinv(m) @ m
+    return np.abs(u @ proj - u).max(axis=1) < 1e-6
+
+
+def _signatures(queries: list[Query], items: list[dict], groups: list[dict], bits: tuple) -> list[tuple]:
+    """The atom of each domain point or row: (dataset, (cell, parts) per query, value bits), its
+    cells read from `groups` ({cell: item indices} per query)."""
+    where = [{x: c for c, xs in g.items() for x in xs} for g in groups]
+    out = []
+    for x, r in enumerate(items):
+        sig = [r["dataset"]]
+        for q, w in zip(queries, where):
+            cell = w.get(x)
+            sig.append((cell, tuple(_atom(a, r) is True for _, a in q.parts) if cell is not None else ()))
+        out.append(tuple(sig) + tuple(r.get(c) is not None for c in bits))
+    return out
+
+
+def _system(model: Model, released: list[dict]) -> tuple:
+    """The atoms, each row's atom, each query's cells as sets of atom indices, and the equations."""
+    queries = model.queries
+    bits = tuple(c for c in NULL_BITS if c in model.points[0])
+    atoms = sorted(set(_signatures(queries, model.points, model.regions, bits)), key=repr)
+    index = {a: x for x, a in enumerate(atoms)}
+    ids = list(model.rows)
+    pos = {r: x for x, r in enumerate(ids)}
+    row_atoms = _signatures(queries, [model.rows[i] for i in ids],
+                            [{c: {pos[r] for r in rs} for c, rs in g.items()} for g in model.cells], bits)
+    assert set(row_atoms) <= set(index), "a row outside the universe's atoms"
+    rows = [(model.rows[i], index[a]) for i, a in zip(ids, row_atoms)]
+    regions = [{} for _ in queries]
+    for x, a in enumerate(atoms):
+        for i in range(len(queries)):
+            if a[1 + i][0] is not None:
+                regions[i].setdefault(a[1 + i][0], set()).add(x)
+    return atoms, rows, regions, equations(queries, released, atoms, bits)
+
+
+def linear_derivations(model: Model, released: list[dict], observers, most: int = 16) -> tuple[dict, int]:
+    """{S: every union of atoms an observer holding S derives with 1..k-1 rows it does not hold},
+    trying every union of the classes of atoms no equation tells apart, per connected group of at
+    most `most` classes; and how many groups were too large to try."""
+    atoms, rows, regions, system_eqs = _system(model, released)
+    out, skipped = {}, 0
+    for S in observers:
+        count = np.zeros(len(atoms), int)
+        for r, x in rows:
+            count[x] += ORG[r["dataset"]] not in S
+        unknown = np.array([ORG[a[0]] not in S for a in atoms])
+        found = out.setdefault(S, [])
+        for system, eqs in system_eqs.items():
+            eqs = [(i, v * unknown) for i, _, _, v in eqs]
+            eqs = [(i, v) for i, v in eqs if v.any()]
+            for comp in _components(len(atoms), [set(np.flatnonzero(v)) for _, v in eqs]):
+                ds, sk = _derive(comp, eqs, count, model.k, len(released), regions, most)
+                skipped += sk
+                found += [Derived(system, S, tuple(atoms[y] for y in chosen), size, uses, *how)
+                          for chosen, size, uses, how in ds]
+    return out, skipped
+
+
+def withheld_back(model: Model, released: list[dict]) -> list[tuple]:
+    """[(query, cell)]: cells of at least k rows that a release withheld (by a rule of section 3,
+    since section 2's pass on k rows but for persons and complements) whose row count the released
+    numbers of all releases determine: a withheld cell that comes back (6.1, third paragraph)."""
+    atoms, _, regions, system_eqs = _system(model, released)
+    m = np.array([v for *_, v in system_eqs["rows"]]) if system_eqs["rows"] else np.zeros((0, len(atoms)))
+    out = []
+    for i, rel in enumerate(released):
+        for cell, ids in model.cells[i].items():
+            if len(ids) >= model.k and cell not in rel:
+                u = np.zeros(len(atoms))
+                u[list(regions[i][cell])] = 1
+                if _in_span(m, u[None])[0]:
+                    out.append((i, cell))
+    return out
+
+
+def _derive(comp: list, eqs: list, count, k: int, n_released: int, regions: list, most: int = 16):
+    """The derived unions of 1..k-1 rows in one connected group of atoms (`linear_derivations`)."""
+    rel = [i for i, v in eqs if v[comp].any()]
+    cols = np.array([v[comp] for _, v in eqs if v[comp].any()])
+    classes: dict = {}  # atoms no equation tells apart are in a derived union together or not at all
+    for x, col in enumerate(cols.T):
+        classes.setdefault(col.tobytes(), []).append(comp[x])
+    classes = list(classes.values())
+    if len(classes) > most:
+        return [], 1
+    m = np.array([[v[c[0]] for c in classes] for i, v in eqs if v[comp].any()])
+    subsets = np.array(list(itertools.product((0, 1), repeat=len(classes))), float)[1:]
+    derived = subsets[_in_span(m, subsets)].astype(bool)
+    sizes = derived.astype(int) @ np.array([count[c].sum() for c in classes])
+    met, found = set(comp), []
+    for u, size in zip(derived, sizes):
+        if not 0 < size < k:
+            continue
+        uses = next(r for n in range(1, n_released + 1) for r in itertools.combinations(range(n_released), n)
+                    if _in_span(m[[x for x, i in enumerate(rel) if i in r]], u[None].astype(float))[0])
+        pairs = [(a, b) for i, j in itertools.combinations(uses, 2)
+                 for a in regions[i].values() for b in regions[j].values() if a & b & met]
+        how = (any(a <= b or b <= a for a, b in pairs), any(not (a <= b or b <= a) for a, b in pairs))
+        found.append((tuple(y for x in np.flatnonzero(u) for y in classes[x]), int(size), uses, how))
+    return found, 0

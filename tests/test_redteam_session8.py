@@ -1,0 +1,157 @@
+"""Red team, session 8: short accepted queries, mostly sequences of two or three releases, on the
+plaintext oracle (tests/redteam_data.py compiles each against the releases before it, as `iq
+compile --ledger` does).
+
+Each leak found is a test that asserts the leak happens (like tests/test_residuals.py): it fails
+when the leak closes, and then becomes a test of the protection. Attacks that held are ordinary
+tests of the protection.
+
+Found:
+
+* a_crossing_pair_pinned_by_a_third_release: the guard compares releases two at a time, and two
+  releases whose cells cross (A = x u y, B = y u z) give only a net count A - B = x - z, which 3.2
+  does not test (6.1: a bound, never a size). A third release of z alone, nested in B (B - z = y,
+  at least k rows, passes), pins it: x = A - (B - C). Three short accepted queries, any order.
+  Not the residual 6.1 names (there A, B and C are pairwise not nested); the same for sums under a
+  dominance rule: a dominated sum of 3 stays comes back (the row counts and the sum, any order).
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from insightql.compiler.check.catalog import load_catalog
+
+from conftest import CATALOG
+from redteam_data import block, cells, releases
+
+CAT = load_catalog(CATALOG)
+STRICT = load_catalog(CATALOG.parent / "catalog_strict.toml")
+K = CAT.datasets["police_victims"].policy.min_group_size
+P, N, STAYS = "police_victims", "ngo_clients", "shelter_stays"
+
+
+def run(queries: list[str], world, folder: Path, cat=CAT) -> list[dict]:
+    """The released cells of each query ({key: {column: value or None}}), in order."""
+    return [cells(plan, table) for plan, _, table in releases(queries, world, cat, folder)]
+
+
+def by_region(where: str = "", cols: str = "COUNT(*) AS n", frm: str = P, key: str = "exp_Region") -> str:
+    return f"SELECT {key}, {cols} FROM {frm} {where} GROUP BY {key};"
+
+
+# -- three releases: a crossing pair, pinned by a third ------------------------------------------
+TYPES3 = ["SexualExploitation", "ForcedLabour", "Other"]
+CROSSING = [by_region("WHERE exp_Type IN ('SexualExploitation', 'ForcedLabour')"),  # A = x u y
+            by_region("WHERE exp_Type IN ('ForcedLabour', 'Other')"),  # B = y u z, crosses A
+            by_region("WHERE exp_Type = 'Other'")]  # C = z, inside B: B - C = y >= k
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_a_crossing_pair_pinned_by_a_third_release(order, tmp_path):
+    """LEAK: North holds 3 sexual exploitation victims, 30 forced labour and 30 other. A (33) and B
+    (60) cross; C (30) lies inside B. Every pair the guard compares passes (A and C are disjoint,
+    B - C = 30), and every order releases all three: A - (B - C) = 3, the suppressed cell of
+    GROUP BY exp_Type."""
+    world = [block(P, n, exp_Region="North", exp_Type=t) for n, t in zip((3, 30, 30), TYPES3)]
+    got = run([CROSSING[i] for i in order], world, tmp_path)
+    a, b, c = (got[order.index(i)][("North",)]["n"] for i in range(3))
+    assert (a, b, c) == (33, 60, 30)
+    assert a - (b - c) == 3 < K
+
+
+def test_the_crossing_pair_control(tmp_path):
+    """Control: with 12 sexual exploitation victims the same three releases give 12 >= k."""
+    world = [block(P, n, exp_Region="North", exp_Type=t) for n, t in zip((12, 30, 30), TYPES3)]
+    got = run(CROSSING, world, tmp_path)
+    assert [g[("North",)]["n"] for g in got] == [42, 60, 30]
+
+
+def test_a_crossing_pair_pinned_by_a_third_release_of_sums(tmp_path):
+    """LEAK, with sums under a dominance rule (catalog_strict.toml: k = 5, rule (1, 60)). North: one
+    stay of 150 days with 20000 EUR, two of 120 days with 10 each, 20 of 50 days and 20 of 10 days
+    with 1000 each. Stays >= 30 days (23, 40020 EUR: one stay is 50 %), stays < 100 days, stays < 30
+    days. Long stays = 23 - (40 - 20) = 3 rows, below k, and their sum 40020 - (40000 - 20000) = 20020,
+    of which one stay holds 99.9 %, both of which the rules withhold when asked as a cell."""
+    world = [block(STAYS, 1, region="North", stay_days=150, support_eur=20000),
+             block(STAYS, 2, region="North", stay_days=120, support_eur=10),
+             block(STAYS, 20, region="North", stay_days=50, support_eur=1000),
+             block(STAYS, 20, region="North", stay_days=10, support_eur=1000)]
+    cols = "COUNT(*) AS n, SUM(support_eur) AS eur"
+    queries = [by_region(w, cols, STAYS, "region") for w in
+               ("WHERE stay_days >= 30", "WHERE stay_days < 100", "WHERE stay_days < 30")]
+    for order in ((0, 1, 2), (2, 1, 0)):
+        got = run([queries[i] for i in order], world, tmp_path / "".join(map(str, order)), STRICT)
+        a, b, c = (got[order.index(i)][("North",)] for i in range(3))
+        assert a["n"] - (b["n"] - c["n"]) == 3 < STRICT.datasets[STAYS].policy.min_group_size
+        assert a["eur"] - (b["eur"] - c["eur"]) == 20020
+        assert 20000 / 20020 > 0.6  # one stay dominates the derived sum
+    alone = run([by_region("WHERE stay_days >= 100", cols, STAYS, "region")], world, tmp_path / "alone", STRICT)
+    assert alone[0][("North",)] == {"n": None, "eur": None}  # what the rules say of the same group as a cell
+
+
+# -- a subgroup the guard withholds comes back from another release -------------------------------
+TYPES5 = ["SexualExploitation", "ForcedLabour", "ForcedCriminality", "DomesticServitude", "Other"]
+WITHHELD_SUBGROUP = [by_region("WHERE exp_Type <> 'SexualExploitation'"),
+                     by_region("WHERE hours_worked_week < 30", key="exp_Region, exp_Type"),
+                     by_region(cols="COUNT(*) AS n, COUNT(*) FILTER (WHERE exp_Type = 'SexualExploitation') AS se")]
+
+
+def withheld_subgroup_world(se_long: int) -> list:
+    """North: every type 20 short stays (10 hours a week); `se_long` long (60 hours) of sexual
+    exploitation, ten of every other type."""
+    return [*(block(P, 20, exp_Region="North", exp_Type=t, hours_worked_week=10) for t in TYPES5),
+            block(P, se_long, exp_Region="North", exp_Type=TYPES5[0], hours_worked_week=60),
+            *(block(P, 10, exp_Region="North", exp_Type=t, hours_worked_week=60) for t in TYPES5[1:])]
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (1, 0, 2)])
+def test_a_withheld_subgroup_comes_back_from_another_release(order, tmp_path):
+    """LEAK, 6.1's third paragraph with a subgroup in place of the third release's cell: the North
+    without sexual exploitation (120), the North by type with fewer than 30 hours (sexual
+    exploitation 20), then the North with a FILTER on sexual exploitation. The third's subgroup
+    (22) differs from the second's cell by 2 and is withheld, but its cell (142) is released against
+    the first (142 - 120 = 22 >= k), which gives the subgroup back: 142 - 120 - 20 = 2."""
+    got = run([WITHHELD_SUBGROUP[i] for i in order], withheld_subgroup_world(2), tmp_path)
+    other, short, third = (got[order.index(i)] for i in range(3))
+    assert third[("North",)] == {"n": 142, "se": None}  # the guard withheld the subgroup ...
+    back = third[("North",)]["n"] - other[("North",)]["n"] - short[("North", "SexualExploitation")]["n"]
+    assert back == 2 < K  # ... and the other two releases give it back
+
+
+def test_a_withheld_subgroup_control(tmp_path):
+    """Control: with 12 long stays the subgroup is released and the difference is 12 >= k."""
+    got = run(WITHHELD_SUBGROUP, withheld_subgroup_world(12), tmp_path)
+    assert got[2][("North",)] == {"n": 152, "se": 32} and got[1][("North", "SexualExploitation")]["n"] == 20
+
+
+# -- three releases: a cell split by two others ----------------------------------------------------
+SPLIT = ["SELECT COUNT(*) AS n FROM police_victims;",
+         "SELECT COUNT(*) AS n FROM police_victims WHERE exp_Type = 'SexualExploitation';",
+         by_region("WHERE exp_Type <> 'SexualExploitation'")]
+
+
+def split_world(east: int) -> list:
+    return [block(P, 30, exp_Region="North", exp_Type="SexualExploitation"),
+            block(P, 40, exp_Region="North", exp_Type="Other"), block(P, east, exp_Region="East", exp_Type="Other")]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_a_total_split_by_two_releases_gives_the_suppressed_cells(order, tmp_path):
+    """LEAK: the total (73), the total of sexual exploitation (30), the other types by region (North
+    40, East 3 suppressed). Each pair passes: total - sexual exploitation = 43, total - North = 33,
+    the last two are disjoint. Together: 73 - 30 - 40 = 3, the suppressed East. The guard compares
+    the total with each of the others, never with their sum (complementary suppression across two
+    releases); the cells are nested, so this is not the residual 6.1 names. Any order."""
+    got = run([SPLIT[i] for i in order], split_world(3), tmp_path)
+    total, sexual, other = (got[order.index(i)] for i in range(3))
+    assert other[("East",)]["n"] is None  # suppressed: 3 rows
+    assert total[()]["n"] - sexual[()]["n"] - other[("North",)]["n"] == 3 < K
+
+
+def test_a_total_split_by_two_releases_control(tmp_path):
+    """Control: with 12 East victims the East is released and the arithmetic only repeats it."""
+    got = run(SPLIT, split_world(12), tmp_path)
+    assert got[2][("East",)]["n"] == 12 and got[0][()]["n"] - got[1][()]["n"] - got[2][("North",)]["n"] == 12
