@@ -19,11 +19,15 @@ MPyC's version); runtime/launch/mpyc_setup.py calls it when a party starts.
 """
 from __future__ import annotations
 
+import functools
+import math
 import os
+from fractions import Fraction
 
 import numpy as np
 
 _ORIGINAL = None
+_ORIGINAL_RECOMBINE = None
 
 
 def random_below(p: int, count: int) -> np.ndarray:
@@ -45,7 +49,7 @@ def uniform_two_words(p: int, count: int) -> np.ndarray:
     ph, pl = np.uint64(p >> 64), np.uint64(p & ((1 << 64) - 1))
     hi_parts, lo_parts, got = [], [], 0
     while got < count:
-        want = count - got + (count - got) // 2 + 16
+        want = (count - got) * (1 << b) // p * 33 // 32 + 16  # about 1/32 more than p's acceptance rate needs
         raw = np.frombuffer(os.urandom(16 * want), dtype=np.uint64).reshape(2, want)
         hi, lo = raw[0] >> np.uint64(128 - b), raw[1]
         ok = (hi < ph) | ((hi == ph) & (lo < pl))
@@ -53,7 +57,7 @@ def uniform_two_words(p: int, count: int) -> np.ndarray:
         lo_parts.append(lo[ok])
         got += int(ok.sum())
     hi, lo = np.concatenate(hi_parts)[:count], np.concatenate(lo_parts)[:count]
-    return (hi.astype(object) << 64) | lo.astype(object)
+    return (hi.astype(object) << 64) + lo  # (uint64 + Python int: numpy converts each word once)
 
 
 def uniform_words(p: int, count: int) -> np.ndarray:
@@ -99,6 +103,15 @@ def np_random_split(field, s, t, m):
     if p * (m + 1) < 1 << 64:
         return _split_words(p, s, t, m)
     n = len(s)
+    if t == 1 and p.bit_length() <= 128:  # s + i*c for i = 1..m as a chain of additions (the fast linkage's MiMC)
+        c = uniform_two_words(p, n)
+        out = np.empty((m, n), dtype=object)
+        acc = s
+        for i in range(m):
+            acc = acc + c
+            acc %= p
+            out[i] = acc
+        return out
     if p.bit_length() <= 128:  # Horner's rule with small ints: fewer big-integer operations than V @ C
         c = uniform_two_words(p, t * n).reshape(t, n) if t else np.empty((0, n), dtype=object)
         out = np.empty((m, n), dtype=object)
@@ -116,10 +129,59 @@ def np_random_split(field, s, t, m):
     return (V @ np.concatenate((s.reshape(1, n), coefficients))) % p
 
 
+@functools.cache
+def integer_lagrange(xs: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
+    """The Lagrange coefficients at 0 for the points xs as (integer numerators, common denominator).
+    For the points 1..m (a resharing after a product, with 2t + 1 = m) they are (-1)^(i-1) C(m, i)
+    over 1; an opening from t + 1 parties may need a denominator ((3, 1): (-1, 3) / 2)."""
+    fracs = []
+    for i, x_i in enumerate(xs):
+        c = Fraction(1)
+        for j, x_j in enumerate(xs):
+            if i != j:
+                c *= Fraction(-x_j, x_i - x_j)
+        fracs.append(c)
+    den = math.lcm(*(c.denominator for c in fracs))
+    return tuple(int(c * den) for c in fracs), den
+
+
+def np_recombine(field, points, x_rs=0):
+    """Drop-in for mpyc.thresha.np_recombine. For prime fields above 64 bits (the 83-bit field of the
+    fast linkage's MiMC) and x_rs = 0: the shares times small integers, grouped by coefficient
+    (3 (s1 - s2) + s3 for the points 1, 2, 3), one reduction, then one product by the inverse of the
+    common denominator if there is one. MPyC's version reduces every share again and multiplies each
+    by a full-size field element (about half the CPU of a resharing's receiver)."""
+    p = field.modulus
+    if not (isinstance(x_rs, int) and x_rs == 0 and isinstance(p, int) and p >= 1 << 64
+            and getattr(field, "ext_deg", 1) == 1):
+        from mpyc import thresha
+
+        return (_ORIGINAL_RECOMBINE or thresha.np_recombine)(field, points, x_rs)
+    nums, den = integer_lagrange(tuple(int(x) for x, _ in points))
+    groups: dict[int, np.ndarray] = {}  # |c| -> sum of +-shares
+    for c, (_, share) in zip(nums, points):
+        v = share.value if isinstance(share, field.array) else np.asarray(share, dtype=object)
+        if abs(c) in groups:
+            groups[abs(c)] = groups[abs(c)] + v if c > 0 else groups[abs(c)] - v
+        else:
+            groups[abs(c)] = v if c > 0 else -v
+    acc = None
+    for c, v in groups.items():
+        term = v if c == 1 else v * c
+        acc = term if acc is None else acc + term
+    acc = acc % p
+    if den != 1:
+        acc = acc * pow(den, -1, p) % p
+    return field.array(acc, check=False)
+
+
 def install() -> None:
-    global _ORIGINAL
+    global _ORIGINAL, _ORIGINAL_RECOMBINE
     from mpyc import thresha
 
     if thresha.np_random_split is not np_random_split:
         _ORIGINAL = thresha.np_random_split
         thresha.np_random_split = np_random_split
+    if thresha.np_recombine is not np_recombine:
+        _ORIGINAL_RECOMBINE = thresha.np_recombine
+        thresha.np_recombine = np_recombine

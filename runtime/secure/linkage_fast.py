@@ -178,7 +178,7 @@ def mimc(mpc, x, key):
     squaring/multiplication over the whole vector per round."""
     e, consts = mimc_params(type(x).sectype.field.modulus)
     for c in consts:
-        x = _power(x + key + c, e)
+        x = _power(x + (key + c), e)  # the round key first: one vector addition per round, not two
     return x + key
 
 
