@@ -547,19 +547,20 @@ def linear_derivations(model: Model, released: list[dict], observers, most: int 
 
 
 def withheld_back(model: Model, released: list[dict]) -> list[tuple]:
-    """[(query, cell)]: cells of at least k rows that a release withheld (by a rule of section 3,
-    since section 2's pass on k rows but for persons and complements) whose row count the released
-    numbers of all releases determine: a withheld cell that comes back (6.1, third paragraph)."""
-    atoms, _, regions, system_eqs = _system(model, released)
+    """[(query, cell, output)]: counts of at least k rows that a release withheld (a cell, or a
+    value in a released cell: a subgroup, COUNT(x)) whose value the released numbers of all releases
+    determine: a withheld count that comes back (6.1, third paragraph)."""
+    atoms, rows, _, system_eqs = _system(model, released)
     m = np.array([v for *_, v in system_eqs["rows"]]) if system_eqs["rows"] else np.zeros((0, len(atoms)))
+    count = np.zeros(len(atoms), int)
+    for _, x in rows:
+        count[x] += 1
+    every = [{cell: dict.fromkeys(q.names) for cell in model.cells[i]} for i, q in enumerate(model.queries)]
+    bits = tuple(c for c in NULL_BITS if c in model.points[0])
     out = []
-    for i, rel in enumerate(released):
-        for cell, ids in model.cells[i].items():
-            if len(ids) >= model.k and cell not in rel:
-                u = np.zeros(len(atoms))
-                u[list(regions[i][cell])] = 1
-                if _in_span(m, u[None])[0]:
-                    out.append((i, cell))
+    for i, cell, o, v in equations(model.queries, every, atoms, bits)["rows"]:
+        if o not in released[i].get(cell, {}) and v @ count >= model.k and _in_span(m, v[None])[0]:
+            out.append((i, cell, o))
     return out
 
 
