@@ -6,14 +6,29 @@ Each leak found is a test that asserts the leak happens (like tests/test_residua
 when the leak closes, and then becomes a test of the protection. Attacks that held are ordinary
 tests of the protection.
 
-Found:
+Found (each asserts the leak; all three need three releases and none is the residual 6.1 names):
 
 * a_crossing_pair_pinned_by_a_third_release: the guard compares releases two at a time, and two
   releases whose cells cross (A = x u y, B = y u z) give only a net count A - B = x - z, which 3.2
   does not test (6.1: a bound, never a size). A third release of z alone, nested in B (B - z = y,
   at least k rows, passes), pins it: x = A - (B - C). Three short accepted queries, any order.
-  Not the residual 6.1 names (there A, B and C are pairwise not nested); the same for sums under a
-  dominance rule: a dominated sum of 3 stays comes back (the row counts and the sum, any order).
+  6.1's residual has A, B and C pairwise not nested; here B and C nest. The same for sums under a
+  dominance rule: a dominated sum of 3 stays comes back, with its count.
+* a_total_split_by_two_releases_gives_the_suppressed_cells: a total, the total of one type, the
+  other types by region: total - type - released regions = the suppressed regions. Each pair
+  passes (the guard compares the total with each release, never with their sum: complementary
+  suppression across two releases); every cell involved nests. Any order.
+* a_withheld_subgroup_comes_back_from_another_release: 6.1's third paragraph (being closed in
+  session 8) with a FILTER subgroup in place of the third release's cell, and a WHERE in place of
+  the first release's total: the subgroup the guard withholds is the released cell minus the first
+  release. In the orders where the FILTER comes last.
+
+Held (ordinary tests): two releases whose cells differ by one person through CASE, arithmetic,
+least/greatest/abs, a decimal literal finer than the scale, coalesce, age bands and a NULL bucket;
+an owner's own dataset in a UNION ALL across releases; distinct persons after rows. Not written as
+tests, held on the oracle: a FILTER or COUNT(x) whose rest crosses an earlier WHERE (a net count,
+6.1), year/quarter/month against date ranges (a net count bound by suppressed years), COUNT(DISTINCT)
+after COUNT(*) in both orders.
 """
 from __future__ import annotations
 
@@ -155,3 +170,64 @@ def test_a_total_split_by_two_releases_control(tmp_path):
     """Control: with 12 East victims the East is released and the arithmetic only repeats it."""
     got = run(SPLIT, split_world(12), tmp_path)
     assert got[2][("East",)]["n"] == 12 and got[0][()]["n"] - got[1][()]["n"] - got[2][("North",)]["n"] == 12
+
+
+# -- held: two releases that differ by one person, through functions the guard must read -------------
+ONE_AGED_17 = [block(P, 30, exp_Region="North", prs_Age=10, debt_eur=50, hours_worked_week=None),
+               block(P, 1, exp_Region="North", prs_Age=17, debt_eur=100, hours_worked_week=40),
+               block(P, 30, exp_Region="North", prs_Age=40, debt_eur=200, hours_worked_week=60)]
+NORTH = ("North",)
+PAIRS = {  # two cells, nested by definition, that differ by the one person aged 17 (debt 100, 40 hours)
+    "case": ("SELECT CASE WHEN prs_Age < 18 THEN 'minor' ELSE 'adult' END AS g, COUNT(*) AS n "
+             "FROM police_victims GROUP BY g;", ("minor",),
+             "SELECT COUNT(*) AS n FROM police_victims WHERE prs_Age < 17;", ()),
+    "arithmetic": (by_region("WHERE prs_Age + 1 < 19"), NORTH, by_region("WHERE prs_Age * 2 < 34"), NORTH),
+    "least": (by_region("WHERE least(prs_Age, 30) < 18"), NORTH, by_region("WHERE prs_Age <= 16"), NORTH),
+    "greatest": (by_region("WHERE greatest(prs_Age, 15) >= 17"), NORTH, by_region("WHERE prs_Age > 17"), NORTH),
+    "abs": (by_region("WHERE abs(prs_Age - 20) > 2"), NORTH, by_region("WHERE prs_Age < 17 OR prs_Age > 22"), NORTH),
+    "decimal": (by_region("WHERE debt_eur < 100.005"), NORTH, by_region("WHERE debt_eur < 99.995"), NORTH),
+    "coalesce": (by_region("WHERE coalesce(hours_worked_week, 0) < 50"), NORTH,
+                 by_region("WHERE hours_worked_week IS NULL"), NORTH),
+    "age_band": ("SELECT age_band(prs_Age) AS b, COUNT(*) AS n FROM police_victims GROUP BY b;", ("<18",),
+                 by_region("WHERE prs_Age < 17"), NORTH),
+    "null_bucket": ("SELECT bucket(hours_worked_week, [50]) AS b, COUNT(*) AS n FROM police_victims GROUP BY b;", (None,),
+                    "SELECT COUNT(*) AS n FROM police_victims WHERE hours_worked_week IS NULL OR hours_worked_week = 40;",
+                    ()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_two_releases_through_functions_differ_by_zero_or_k(name, tmp_path):
+    """Held: CASE, arithmetic, least/greatest/abs, a literal finer than the decimal's scale, coalesce
+    over NULL, age bands, a NULL bucket: in both orders, of two cells nested by definition that
+    differ by one person, at most one is released (the guard relates them over the public domain,
+    3.1); without the ledger both are (31 and 30, or 61 and 60)."""
+    first, key_a, second, key_b = PAIRS[name]
+    for guard in (True, False):
+        for order in ((first, second), (second, first)):
+            got = [cells(plan, table) for plan, _, table in
+                   releases(list(order), ONE_AGED_17, CAT, tmp_path / f"{guard}{order == (first, second)}", guard)]
+            a, b = (got[0], got[1]) if order == (first, second) else (got[1], got[0])
+            both = a[key_a]["n"] is not None and b[key_b]["n"] is not None
+            assert both != guard and (not both or abs(a[key_a]["n"] - b[key_b]["n"]) == 1), (order, got)
+
+
+def test_own_dataset_in_a_union_across_releases(tmp_path):
+    """Held: the police (a receiver) asks the NGO's clients by region, then police UNION ALL NGO
+    without the persons aged 77: the difference minus its own rows would be the one NGO client aged
+    77; the guard tests the police's complement (3.2) and suppresses, in both orders."""
+    world = [block(N, 20, exp_Region="North"), block(N, 1, exp_Region="North", prs_Age=77),
+             block(P, 30, exp_Region="North")]
+    queries = [by_region(frm=N), by_region("WHERE NOT prs_Age = 77", frm=f"{P} UNION ALL {N}")]
+    for order in ((0, 1), (1, 0)):
+        got = run([queries[i] for i in order], world, tmp_path / "".join(map(str, order)))
+        assert got[0][("North",)]["n"] is not None and got[1][("North",)]["n"] is None
+
+
+def test_distinct_persons_after_rows(tmp_path):
+    """Held: COUNT(*) by region, then COUNT(DISTINCT person_id) by region: rows minus persons would be
+    6 repeat records; counts.pair withholds the distinct count though its query shows no COUNT(*)."""
+    world = [block(P, 10, exp_Region="North", person_id=lambda i: 500 + i),
+             block(P, 9, exp_Region="North", person_id=lambda i: 500 + i % 3), block(P, 12, exp_Region="East")]
+    got = run([by_region(), by_region(cols="COUNT(DISTINCT person_id) AS d")], world, tmp_path)
+    assert got[0][("North",)]["n"] == 19 and got[1][("North",)]["d"] is None and got[1][("East",)]["d"] == 12
