@@ -5,7 +5,9 @@
 2. Oracle vs an independent evaluation (many examples, no MPC): the same query's SQL text run by
    sqlite3 on the pooled CSVs, with the release rules of spec/disclosure.md section 2 applied by
    tests/rules_ref.py (written apart from the compiler): the cell rule, every observer's
-   complement, the own-count and pair rules, counts rounded down to the policy's multiple.
+   complement, the own-count and pair rules, counts rounded down to the policy's multiple, and
+   filter.parts (2.15) restated here for the generated WHEREs: a WHERE that leaves a summed
+   measure two values makes COUNT and SUM the rows per value (`parts_withheld`).
 3. The off-by-one at k, through real MPC once: cells of exactly k-1, k and k+1 rows.
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ from insightql.compiler.pipeline import compile_source
 from insightql.compiler.plaintext.results import Suppressed
 
 from conftest import CATALOG, assert_same_result, compile_plan, oracle_result, run_mpc
+from parts_ref import parts_withheld
 from randdata import random_rows, write_csv
 from rules_ref import Cell, Rules, holdings
 from tiers import examples
@@ -61,6 +64,8 @@ class Query:
     where_iq: str | None = None
     where_sql: str | None = None
     extra: dict = field(default_factory=dict)
+    where_conds: list[dict] = field(default_factory=list)  # what each condition allows (conditions())
+    where_glue: str = " AND "
 
     @property
     def datasets(self) -> list[str]:
@@ -89,35 +94,38 @@ def _literal(col, value, sql: bool) -> str:
 
 
 @st.composite
-def conditions(draw, ds: str):
-    """One IN / BETWEEN / IS NULL condition: (iq text, sql text)."""
+def conditions(draw, ds: str, column: str | None = None):
+    """One IN / BETWEEN / IS NULL condition: (iq text, sql text, what it allows: {column, kind, neg,
+    values}, read by `parts_withheld`)."""
     cols = _columns(ds)
-    name = draw(st.sampled_from([c for c, col in cols.items() if col.role not in ("key", "hidden")
-                                 and col.type != "boolean"]))
+    name = column or draw(st.sampled_from([c for c, col in cols.items() if col.role not in ("key", "hidden")
+                                           and col.type != "boolean"]))
     col = cols[name]
-    neg = draw(st.booleans())
+    neg = draw(st.booleans()) if column is None else False
     if col.nullable and draw(st.integers(0, 4)) == 0:
         text = f"{name} IS {'NOT ' if neg else ''}NULL"
-        return text, text
+        return text, text, {"column": name, "kind": "null", "neg": neg}
     if col.type == "category":
         vals = draw(st.lists(st.sampled_from(col.domain), min_size=1, max_size=3, unique=True))
         body = ", ".join(_literal(col, v, False) for v in vals)
         text = f"{name} {'NOT ' if neg else ''}IN ({body})"
-        return text, text
+        return text, text, {"column": name, "kind": "in", "neg": neg, "values": vals}
     if col.type == "date":
         span = (col.max - col.min).days
         a, b = sorted(draw(st.integers(-5, span + 5)) for _ in range(2))
         lo, hi = (col.min + dt.timedelta(days=a)).isoformat(), (col.min + dt.timedelta(days=b)).isoformat()
     else:
         lo_b, hi_b = int(col.min), int(col.max)
-        a, b = sorted(draw(st.sampled_from([lo_b, hi_b, (lo_b + hi_b) // 2]) | st.integers(lo_b, hi_b))
-                      for _ in range(2))
-        lo, hi = a, b
+        ends = [lo_b, hi_b, (lo_b + hi_b) // 2, *(int(x) for x in (col.clamp or ()))]
+        a = draw(st.sampled_from(ends) | st.integers(lo_b, hi_b))
+        # often a range of one or two values: a summed measure's SUM is then a count per value (2.15)
+        b = draw(st.sampled_from([a, a + 1]) if column else
+                 st.sampled_from([a, a + 1]) | st.sampled_from(ends) | st.integers(lo_b, hi_b))
+        lo, hi = sorted((a, b))
     op = f"{'NOT ' if neg else ''}BETWEEN"
-    # (which values of a summed integer measure the condition can leave: filter.parts, below)
-    left = None if col.type == "date" else (hi - lo + 1 if not neg else int(col.max) - int(col.min) + 1 - (hi - lo + 1))
     return (f"{name} {op} {_literal(col, lo, False)} AND {_literal(col, hi, False)}",
-            f"{name} {op} {_literal(col, lo, True)} AND {_literal(col, hi, True)}", name, left)
+            f"{name} {op} {_literal(col, lo, True)} AND {_literal(col, hi, True)}",
+            {"column": name, "kind": "between", "neg": neg, "values": (lo, hi)})
 
 
 @st.composite
@@ -138,16 +146,15 @@ def queries(draw, max_cells: int = 60):
         assume(not any(a.func == "sum" and Agg("avg", a.column) in aggs for a in aggs))
     where_iq = where_sql = None
     if draw(st.booleans()):
+        summed = sorted({a.column for a in aggs if a.func in ("sum", "avg")})
         conds = draw(st.lists(conditions(ds), min_size=1, max_size=2))
+        if summed and draw(st.booleans()):  # conditions on a summed measure: filter.parts' case (2.15)
+            x = draw(st.sampled_from(summed))
+            conds = [draw(conditions(ds, x)) for _ in conds]
         glue = draw(st.sampled_from([" AND ", " OR "]))
-        # a WHERE that leaves a SUM/AVG's measure two values makes SUM and COUNT the rows per value:
-        # filter.parts (spec/disclosure.md 2.15) tests them, which this reference does not restate
-        # (tests/test_partition_rule.py and tests/test_redteam_session6.py cover it)
-        summed = {a.column for a in aggs if a.func in ("sum", "avg")}
-        assume(not any(len(c) > 2 and c[2] in summed and c[3] is not None and c[3] <= 2
-                       and (glue == " AND " or len(conds) == 1) for c in conds))
         where_iq = glue.join(f"({c[0]})" for c in conds)
         where_sql = glue.join(f"({c[1]})" for c in conds)
+        return Query(source, keys, aggs, where_iq, where_sql, where_conds=[c[2] for c in conds], where_glue=glue)
     return Query(source, keys, aggs, where_iq, where_sql)
 
 
@@ -245,6 +252,8 @@ def expected_table(q: Query, paths: dict[str, str], receivers: list[str], n_part
             per.setdefault(tuple(r[:len(q.keys)]), {})[d] = r[len(q.keys):]
     owners = {d: CAT.datasets[d].owner for d in q.datasets}
     rules = Rules(k, rnd, holdings(set(owners.values()), set(receivers), n_parties))
+    withheld = parts_withheld(q, cols, con, owners, rules.holds, k, rnd,
+                           {d: CAT.datasets[d].person_key for d in q.datasets})  # filter.parts (2.15)
     domains = [cols[key].domain if cols[key].type == "category" else [0, 1] for key in q.keys]
     out = {}
     for combo in itertools.product(*domains):
@@ -266,12 +275,12 @@ def expected_table(q: Query, paths: dict[str, str], receivers: list[str], n_part
                            for i, (x, y) in enumerate(pairs)}
         released = rules.cell(cell)
         row = []
-        for a, v in zip(q.aggs, vals):
+        for i, (a, v) in enumerate(zip(q.aggs, vals)):
             if not released:
                 row.append("cell")
                 continue
             col = a.column if a.column in nullable else None
-            if not rules.value(cell, col, nullable):
+            if not rules.value(cell, col, nullable) or i in withheld.get(combo, ()):
                 row.append("value")
                 continue
             if a.func in ("count_rows", "count"):
@@ -322,6 +331,21 @@ def test_oracle_matches_independent_sqlite_evaluation(q, data):
     rows = data.draw(datasets(q.datasets))
     with tempfile.TemporaryDirectory() as tmp:
         assert_oracle_matches_sqlite(q, plan, write_all(Path(tmp), rows))
+
+
+def test_the_reference_withholds_a_sum_of_two_values(tmp_path):
+    """The restated filter.parts (tests/parts_ref.py) against the oracle where it decides: ages 0 and 1
+    only, 1 of them rare in a released cell, so SUM - 0 n is that small class (spec/disclosure.md 2.15)."""
+    q = Query("police_victims", ["exp_Region"], [Agg("count_rows"), Agg("sum", "prs_Age"), Agg("avg", "hours_worked_week")],
+              "(prs_Age BETWEEN 0 AND 1)", "(prs_Age BETWEEN 0 AND 1)",
+              where_conds=[{"column": "prs_Age", "kind": "between", "neg": False, "values": (0, 1)}])
+    rows = random_rows(CAT.datasets["police_victims"], 150, np.random.default_rng(1))
+    for i, r in enumerate(rows):
+        r["prs_Age"] = "0" if i < 100 else "1" if i < 103 else r["prs_Age"]
+    paths = write_all(tmp_path, {"police_victims": rows})
+    want = expected_table(q, paths, ["police", "ngo", "helpline"], 3)
+    assert any(row[0] != "cell" and row[1] == "value" for row in want.values()), want
+    assert_oracle_matches_sqlite(q, _compile(q), paths)
 
 
 # -- 1. MPC vs oracle: few examples, real parties ------------------------------------------------
