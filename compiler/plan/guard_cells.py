@@ -28,29 +28,13 @@ import numpy as np
 
 from insightql.compiler.diagnostics import Diagnostic, PlanError
 from insightql.compiler.check.observer import maximal, observer_holdings
+from insightql.compiler.plan.guard_earlier import own_guard
+from insightql.compiler.plan.guard_groups import column_types, groups_of  # (others import them from here too)
 from insightql.compiler.plan.structure import Relation, relate
 
 
 def _canon(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def column_types(irs: list) -> dict[str, dict]:
-    """{column: type} of the column references in row IR, as the query that wrote it saw them."""
-    out: dict[str, dict] = {}
-
-    def walk(x):
-        if isinstance(x, dict):
-            if "col" in x:
-                out.setdefault(x["col"], x["type"])
-            for v in x.values():
-                walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-    for ir in irs:
-        walk(ir)
-    return out
 
 
 def family_where(where: dict | None, arg: dict | None, rest: bool = False) -> dict | None:
@@ -68,44 +52,6 @@ def rest_of(quantity: str) -> str:
     """The name of the rest of a subgroup's cell: "rest:s5" for a new count slot s5, "rest:0" for an
     earlier subgroup "sub:0"."""
     return "rest:" + quantity.removeprefix("sub:")
-
-
-def groups_of(rel: Relation) -> list[tuple[str, list[tuple[int, ...]], list[tuple[int, ...]], np.ndarray, np.ndarray]]:
-    """(rule, new cells per group, earlier cells per group, new inside earlier, earlier inside new)
-    for every group the guard tests, each group once (spec/disclosure.md 3.2)."""
-    seen, out = set(), []
-    cN, cE = rel.new_nonempty.size, rel.old_nonempty.size
-
-    def add(rule, groups):
-        ns_l, es_l, ni, oi = [], [], [], []
-        for ns, es, new_in, old_in in groups:
-            ns, es = [int(x) for x in ns], [int(x) for x in es]
-            key = (frozenset(ns), frozenset(es))
-            if not ns or not es or key in seen:
-                continue
-            seen.add(key)
-            ns_l.append(tuple(ns))
-            es_l.append(tuple(es))
-            ni.append(new_in)
-            oi.append(old_in)
-        if ns_l:
-            out.append((rule, ns_l, es_l, np.array(ni, dtype=bool), np.array(oi, dtype=bool)))
-
-    inside, holds = rel.new_inside_old, rel.old_inside_new
-    add("guard.inside", [(np.flatnonzero(inside[:, e]), [e], True, bool(rel.covered_old[e])) for e in range(cE)])
-    add("guard.contains", [([n], np.flatnonzero(holds[:, n]), bool(rel.covered_new[n]), True) for n in range(cN)])
-    margins = []
-    for i, (ns, es) in enumerate(rel.components):
-        new_in, old_in = rel.component_closed(i)
-        margins.append((list(ns), list(es), new_in, old_in))
-    for e in range(cE):  # an earlier cell and every new cell it can share rows with
-        ns = np.flatnonzero(rel.possible[:, e])
-        margins.append((ns, [e], bool(inside[ns, e].all()), not rel.old_outside[e]))
-    for n in range(cN):  # a new cell and every earlier cell it can share rows with
-        es = np.flatnonzero(rel.possible[n, :])
-        margins.append(([n], es, not rel.new_outside[n], bool(holds[es, n].all())))
-    add("guard.margin", margins)
-    return out
 
 
 class CellChecks:
@@ -131,7 +77,6 @@ class CellChecks:
         self.possible = {q: self.test(t, self.cE, entry["k_old"], "guard.inside", what="earlier cell possibly released")
                          for q, t in totals.items()}
         self.touched = np.zeros(self.cE, dtype=bool)  # earlier cells its own guard had a test on
-        from insightql.compiler.plan.guard_earlier import own_guard  # (it builds on this module)
         certain = own_guard(self, strict)
         # values, subgroups and rests: where no guard of the earlier release had a test on the cell
         untouched = [self.keep(self.const(self.cE, 1), np.flatnonzero(~self.touched), self.cE)] \

@@ -31,7 +31,7 @@ import numpy as np
 
 from insightql.compiler.check.observer import observer_holdings
 from insightql.compiler.diagnostics import PlanError
-from insightql.compiler.plan.guard_cells import column_types, groups_of
+from insightql.compiler.plan.guard_groups import column_types, groups_of
 from insightql.compiler.plan.structure import relate
 
 
@@ -209,17 +209,14 @@ def own_sums(sums, low: str) -> str | None:
 
 
 def _sum_passed(sums, g: dict, info: tuple, low: str) -> str:
-    from insightql.compiler.plan.guard_cells import CellChecks
-    from insightql.compiler.plan.guard_sums import SumChecks
-
     c, (rel, possible_g, certain_g) = sums.c, info
-    view = CellChecks.__new__(CellChecks)  # F as the new query, G as the earlier one
+    view = type(c).__new__(type(c))  # a CellChecks with F as the new query, G as the earlier one
     entry = {f: v for f, v in g.items() if f != "guarded"}
     view.__dict__.update(b=_AsNew(c.b, c.e, c.cE), e={**entry, "from": [{"query": None, "plan_hash": None}]},
                          rel=rel, new_keys=c.e["keys"], cN=c.cE, cE=rel.old_nonempty.size, hi=c.hi,
                          k=int(g["k"]), columns={}, subs={}, rels={}, touched=np.zeros(rel.old_nonempty.size, bool),
                          possible={"rows": possible_g}, certain={"rows": certain_g})
-    checks = SumChecks(view, sums.top, sums.abssum, "rows")  # unknown sums: G is read as having summed it
+    checks = type(sums)(view, sums.top, sums.abssum, "rows")  # (a SumChecks) G is read as having summed it
     p = c.possible["rows"]
     flags = [low] + [checks.ok(p, f_d, g_d, {"who": list(held)} if held else {}, low=low)
                      for held, f_d, g_d in _scopes(c, g)]
