@@ -10,9 +10,10 @@ What the attacks found (each test below states it):
   receiver's difference plus that sum's rows, and sum.dominance already held on the sum (the
   dominance rule is subadditive: the n largest of a union are at most the sum of each part's n
   largest). What leaks is a sum withheld for a THIRD release, given back as a difference of the
-  other two -- exactly as a cell the row guard withholds for one earlier release comes back as a
-  difference of >= k rows from another (tests/test_residuals.py, spec 6.14). Reading the final
-  flags, or an earlier release's own guard, would not change a flag in these attacks.
+  other two -- exactly as a cell the row guard withholds for one earlier release came back as a
+  difference of >= k rows from another. Reading the final flags, or an earlier release's own guard,
+  would not change a flag in these attacks. The forward order (a) is closed by guard.closure
+  (tests/test_guard_closure.py): a sum the guard withholds takes its component's sums with it.
 * (e) leaks nothing where the earlier release's own sum.dominance tested the rows the new query
   does not read (its receivers include the new query's owners, as by default): the difference
   always holds whole earlier cells of those rows.
@@ -53,15 +54,16 @@ def test_a_the_receivers_difference_with_the_final_flags_is_not_dominated(tmp_pa
     third's North x NG is withheld by the guard against the second, after the test against the first
     read it as released. The difference the receiver forms against the first with the FINAL flags is
     that sum's rows, which passed sum.dominance themselves (40040 of which 20000: 50 %): reading the
-    final flags would release the same. What it gives back is the residual of spec 6.14
-    (tests/test_residuals.py::test_a_sum_withheld_for_one_release_comes_back_from_another)."""
+    final flags would release the same. What it gave back (spec 6.14 before guard.closure) is closed
+    by guard.closure: the withheld sum takes the North's other sums with it, and the difference with
+    the final flags is the whole North (tests/test_guard_closure.py)."""
     world = stays_by_nationality(ONE_DOMINATES)
     e1, e2, new = (cells(p, t) for p, _, t in releases(
         [by("region"), by("region, nationality", "WHERE stay_days < 30"), by("region, nationality")],
         world, STRICT, tmp_path))
-    assert new[("North", "NG")]["s"] is None and others(new) == 360000
-    rest = e1[("North",)]["s"] - others(new)  # the difference with the final flags
-    assert rest == 40040 and not dominated([1000] * 20 + ONE_DOMINATES)
+    assert all(new[("North", n)]["s"] is None for n in NATIONS)
+    rest = e1[("North",)]["s"]  # the difference with the final flags: nothing of the North released
+    assert rest == 400040 and not dominated([1000] * 80 + ONE_DOMINATES + [10000] * 30)
 
 
 # -- (c) "surely released" ignores the earlier release's own guard ---------------------------------------

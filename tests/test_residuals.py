@@ -16,10 +16,9 @@ from insightql.compiler.plan.guard import signature_of_plan
 from insightql.compiler.pipeline import compile_source
 
 from conftest import CATALOG
-from redteam_data import NATIONS, block, cells, q, releases, stays_by_nationality
+from redteam_data import block, cells, q, releases
 
 CAT = load_catalog(CATALOG)
-STRICT = load_catalog(CATALOG.parent / "catalog_strict.toml")
 K = CAT.datasets["police_victims"].policy.min_group_size
 P, N = "police_victims", "ngo_clients"
 REGIONS = ["North", "East", "South", "West"]
@@ -244,36 +243,6 @@ def test_value_of_one_persons_records_over_a_join(tmp_path):
              block(N, 15, exp_Region="North", person_id=range(300, 315))]
     (cells_,) = run([join.format(col="c.prs_Age")], world, tmp_path)
     assert cells_[("North",)] == {"n": 20, "h": 45}  # person 99's 70 weighs ten times: (700 + 200) / 20
-
-
-def _three_releases(cols: str, ng_long: list[int], folder: Path) -> tuple[dict, dict, dict]:
-    """By region; by region and nationality WHERE stay_days < 30; by region and nationality (shelter_stays)."""
-    base = "SELECT {k}, " + cols + " FROM shelter_stays {w} GROUP BY {k};"
-    return tuple(cells(p, t) for p, _, t in releases(
-        [base.format(k="region", w=""), base.format(k="region, nationality", w="WHERE stay_days < 30"),
-         base.format(k="region, nationality", w="")], stays_by_nationality(ng_long), STRICT, folder))
-
-
-def test_a_cell_withheld_for_one_release_comes_back_from_another(tmp_path):
-    """residual, spec/disclosure.md 6.1: the third release's North x NG minus the second's is NG's two
-    long stays: suppressed (guard.contains). Against the first it was read as released (the North is
-    covered by its nationalities), and the first's North minus the third's other nationalities, a
-    difference of >= k rows, gives it back; minus the second's North x NG: the two long stays."""
-    e1, e2, new = _three_releases("COUNT(*) AS n", [1000, 1000], tmp_path)
-    assert new[("North", "NG")]["n"] is None and e2[("North", "NG")]["n"] == 20
-    back = e1[("North",)]["n"] - sum(new[("North", x)]["n"] for x in NATIONS[1:])
-    assert back == 22 and back - e2[("North", "NG")]["n"] == 2 < STRICT.datasets["shelter_stays"].policy.min_group_size
-
-
-def test_a_sum_withheld_for_one_release_comes_back_from_another(tmp_path):
-    """residual, spec/disclosure.md 6.14: the same three releases with SUM(support_eur): the third's
-    North x NG minus the second's is NG's long stays, 20000 of 20040 (guard.dominance withholds the sum).
-    The first's North minus the third's other nationalities gives it back (40040 with one stay of 20000:
-    not dominated, no test of two releases fails); minus the second's North x NG: the dominated 20040."""
-    e1, e2, new = _three_releases("SUM(support_eur) AS s", [20000, 10, 10, 10, 10], tmp_path)
-    assert new[("North", "NG")]["s"] is None and e2[("North", "NG")]["s"] == 20000
-    back = e1[("North",)]["s"] - sum(new[("North", x)]["s"] for x in NATIONS[1:])
-    assert back == 40040 and back - e2[("North", "NG")]["s"] == 20040  # one stay's 20000: 99.8 %
 
 
 def test_every_residual_of_section_6_has_its_test():

@@ -121,6 +121,10 @@ RULES: dict[str, Rule] = {r.id: r for r in [
          f"the {a['n']} largest contributors (persons) hold at most {a['k']:g}% of the sum of absolute values of "
          f"{a.get('what', 'a difference of two released sums')}"
          + (f", on the rows not held by {_who(a)}" if a.get("who") else ""), False),
+    Rule("guard.closure", "3.2", "complementary suppression across queries",
+         lambda a: f"the {a.get('what', 'cell')} is released after the differencing guard's tests, and no "
+                   f"{a.get('what', 'cell')} of a cell that earlier cells connect with this one was withheld by them",
+         True),
     Rule("guard.rows", "3.3", "row difference (fallback)",
          lambda a: f"the rows that differ from an earlier release number >= {_k(a)} (0 counts as too few)", True),
 ]}

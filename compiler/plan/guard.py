@@ -35,6 +35,7 @@ from insightql.compiler.plaintext.local_eval import ir_type
 from insightql.compiler.check.observer import maximal, observer_holdings
 from insightql.compiler.diagnostics import Diagnostic, PlanError
 from insightql.compiler.plan import guard_rows
+from insightql.compiler.plan.guard_closure import close
 from insightql.compiler.plan.guard_cells import CellChecks, column_types, rest_of
 from insightql.compiler.plan.guard_sums import SumChecks, recorded, symdiff_oks
 from insightql.compiler.plan.structure import relate
@@ -226,7 +227,8 @@ def scopes(builder, entry: dict, every: bool = False) -> list[tuple[tuple, list[
 
 def apply(builder, released: str) -> str:
     """AND every entry's checks on rows, on all rows and on every observer's complement, into the
-    new cells' release flag (the checks on values follow in `apply_values`)."""
+    new cells' release flag (the checks on values follow in `apply_values`); a cell they withhold
+    takes its component with it (guard_closure.py, `guard.closure`)."""
     oks = []
     builder.guard_checks = []
     for e, slots, rel in zip(builder.guard, builder.guard_slots, builder.relations):
@@ -243,7 +245,9 @@ def apply(builder, released: str) -> str:
                                               what=next(s["scope"] for s in builder.slots if s["name"] == slot), **who))
             elif old:  # (an observer holding every earlier row has nothing of it to subtract from)
                 oks += [checks.ok("rows", released, new, old, who, q) for q in checks.families("rows")]
-    return builder.rules.all_of([released, *oks]) if oks else released
+    if not oks:
+        return released
+    return close(builder, released, builder.rules.all_of([released, *oks]), "cell")
 
 
 def apply_values(builder, count_slot: str, flag: str) -> str:
@@ -269,7 +273,9 @@ def apply_values(builder, count_slot: str, flag: str) -> str:
                 oks += [checks.ok(q_new, flag, new, old, who, q)
                         for q_new in (count_slot, rest_of(count_slot)) for q in checks.families(q_new)]
     oks += guard_rows.value_oks(builder, count_slot, scopes)
-    return builder.rules.all_of([flag, *oks]) if oks else flag
+    if not oks:
+        return flag
+    return close(builder, flag, builder.rules.all_of([flag, *oks]), "value")
 
 
 def apply_sums(builder, p: dict, flag: str) -> str:
@@ -289,16 +295,18 @@ def apply_sums(builder, p: dict, flag: str) -> str:
     for e in builder.guard if getattr(builder, "guard", None) else []:
         if e["mode"] == "rows":
             oks += symdiff_oks(builder, e, p["top"], p["abssum"], every)
-    if oks:
-        builder.guard_dominance = True
-    return builder.rules.all_of([flag, *oks]) if oks else flag
+    if not oks:
+        return flag
+    builder.guard_dominance = True
+    return close(builder, flag, builder.rules.all_of([flag, *oks]), "sum")
 
 
-def leakage_item(plan_guard: list[dict], to: list[str], cells: int, dominance: bool = False) -> dict:
+def leakage_item(plan_guard: list[dict], to: list[str], cells: int, dominance: bool = False,
+                 closure: bool = False) -> dict:
     names = sorted({o["query"] or "?" for e in plan_guard for o in e["from"]})
     rules = sorted({r for e in plan_guard for r in (["guard.rows"] if e["mode"] == "rows" else
                                                      ["guard.inside", "guard.contains", "guard.margin"])}
-                   | ({"guard.dominance"} if dominance else set()))
+                   | ({"guard.dominance"} if dominance else set()) | ({"guard.closure"} if closure else set()))
     return {"item": "guard_outcome", "to": [], "cells": cells, "rules": rules, "public": False,
             "detail": "not revealed on its own: the differencing guard against earlier release(s) "
                       + ", ".join(names) + " is part of each cell's suppression flag (spec/disclosure.md section 3)"}

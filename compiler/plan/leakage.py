@@ -82,7 +82,8 @@ def leakage_report(builder, policy, parties: list[str]) -> list[dict]:
                       "rules": rule_ids(g, o["flag"])})
     if getattr(builder, "guard", None):
         from insightql.compiler.plan.guard import leakage_item
-        items.append(leakage_item(builder.guard, to, cells, getattr(builder, "guard_dominance", False)))
+        items.append(leakage_item(builder.guard, to, cells, getattr(builder, "guard_dominance", False),
+                                  bool(getattr(builder, "guard_components", None))))
     if lp.having is not None:
         items.append({"item": "having_outcome", "to": to, "cells": cells,
                       "detail": "for released cells only: whether the HAVING condition holds, evaluated inside MPC on "
