@@ -4,13 +4,16 @@ tests/test_observer_property.py compares releases two at a time (the guard's own
 observer of spec/disclosure.md 1.1 holds three releases of random short queries (COUNT, COUNT(x),
 SUM, subgroup counts; 0-2 keys; WHERE on categories, ranges, NULL), each compiled against the
 earlier ones and run on the plaintext oracle, and `observer_model.linear_derivations` solves every
-released count as one equation over the atoms of the common refinement (with its own rows known,
-for police and NGO). A union of atoms it derives with 1..k-1 rows it does not hold is a leak.
+released count (and sum of hours) as one equation over the atoms of the common refinement, with
+its own rows known (police, NGO). A union of atoms it derives with 1..k-1 rows it does not hold
+(for a sum: 1..k-1 rows with a value) is a leak.
 
-Section 6.1 names the residual this must leave out: three releases that are pairwise not nested
-(A = x u y, B = y u z, C = x u z; (A - B + C) / 2 = x). A derivation that needs all three releases,
-no two of which have cells nested by definition (3.1) in the group of atoms it lies in, is that
-residual, counted in `KNOWN` and not a failure. Everything else fails, with the case.
+What it asserts: no derivation needs only one or two releases (the rules of sections 2 and 3).
+Derivations that need all three are the classes `classify` names, each shown by a test of its
+own (6.1's residual; three leaks of tests/test_redteam_session8.py) and counted in `KNOWN`; the
+controls at the end show the model finds each of them on those tests' cases. The sample is fixed
+(seeded generators, 120 cases, 30 in the fast tier), a third of them shaped after 6.1: WHERE
+clauses that are unions of parts of one column, over worlds of one block per part near k.
 """
 from __future__ import annotations
 
@@ -18,8 +21,7 @@ import itertools
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+import pytest
 
 from insightql.compiler.plan.guard import signature_of_plan
 from insightql.compiler.plaintext.oracle import run_plan_plaintext
@@ -74,27 +76,45 @@ def gen_overlapping(pick: Pick) -> list[Query]:
             for _ in range(3)]
 
 
-def _three_parts(pick: Pick) -> list[Atom]:
-    """A column cut into three parts x, y, z by definition: three types, or three ranges of ages or hours."""
+PART_SIZES = [0, 1, 3, K - 1, K, K + 1, 2 * K, 3 * K]
+
+
+def _three_parts(pick: Pick) -> tuple[str, list[Atom], list]:
+    """A column cut into three parts x, y, z by definition (three types, or three ranges of ages or
+    hours), and a value in each part."""
     col = pick.choice(["exp_Type", "prs_Age", "hours_worked_week"])
     if col == "exp_Type":
-        return [Atom(col, "in", (t,)) for t in TYPES]
+        return col, [Atom(col, "in", (t,)) for t in TYPES], list(TYPES)
     cuts = AGES if col == "prs_Age" else HOURS[1:]
     a = pick.choice(cuts[:-1])
     b = pick.choice([c for c in cuts if c > a])
-    return [Atom(col, "<", (a,)), Atom(col, "between", (a, b - 1)), Atom(col, ">=", (b,))]
+    return col, [Atom(col, "<", (a,)), Atom(col, "between", (a, b - 1)), Atom(col, ">=", (b,))], [a - 1, a, b]
 
 
-def gen_split(pick: Pick) -> list[Query]:
+def gen_split(pick: Pick) -> tuple[list[dict], list[Query]]:
     """Three queries whose WHERE is a union of one or two of three parts of a column, with one
-    grouping (sometimes another for the third): the shapes of 6.1 and of pairs that nest or cross."""
-    src, keys, parts = pick.choice(SOURCES), pick.choice([(), ("exp_Region",), ("prs_Gender",)]), _three_parts(pick)
-    out = []
+    grouping (sometimes another for the third): the shapes of 6.1 and of pairs that nest or cross;
+    and a world of one block per dataset, region and part, of a size around k (or a random world)."""
+    src, keys = pick.choice(SOURCES), pick.choice([(), ("exp_Region",), ("prs_Gender",)])
+    col, parts, values = _three_parts(pick)
+    queries = []
     for i in range(3):
         chosen = pick.some(parts, 1, 2)
         ks = keys if i < 2 or pick.int(0, 2) else pick.choice([(), ("exp_Region",), ("exp_Type",)])
-        out.append(Query(src, (tuple(chosen),), ks, pick.choice([("n",), ("n",), ("n", "h"), ("n", "s")])))
-    return out
+        queries.append(Query(src, (tuple(chosen),), ks, pick.choice([("n",), ("n",), ("n", "h"), ("n", "s")])))
+    if pick.int(0, 3) == 0:
+        return gen_world(pick), queries
+    rows = []
+    for ds in ("police_victims", "ngo_clients"):
+        for region in ("North", "East"):
+            for value in values:
+                gender, hours = pick.choice(["Feminine", "Masculine"]), pick.choice([40, 60, None])
+                for _ in range(pick.choice(PART_SIZES)):
+                    rows.append({"id": f"{ds}:{len(rows)}", "dataset": ds, "person_id": 1000 + len(rows),
+                                 "exp_Region": region, "prs_Gender": gender, "exp_Type": TYPES[2],
+                                 "minor_at_recruitment": False, "prs_Age": 30, "hours_worked_week": hours,
+                                 "debt_eur": None} | {col: value})
+    return rows, queries
 
 
 def gen_chain(pick: Pick) -> list[Query]:
@@ -127,18 +147,20 @@ def run_three(rows: list[dict], queries: list[Query], guard: bool = True) -> tup
 def classify(derived, back: list) -> str | None:
     """The residual a derivation is, or None. Only derivations that need all three releases are,
     each demonstrated by a test: (1) 6.1's first paragraph, no two of the releases with cells nested
-    (tests/test_residuals.py::test_three_overlapping_releases_solve_a_small_group); (2) 6.1's third
-    paragraph, a cell of k rows a release withheld comes back (`withheld_back`; being closed in
-    session 8, test_redteam_session8.py::test_a_withheld_subgroup_comes_back_from_another_release);
-    (3) two releases whose cells cross, pinned by the third
-    (test_redteam_session8.py::test_a_crossing_pair_pinned_by_a_third_release); (4) nested cells
-    only: a cell split by the two others (test_a_total_split_by_two_releases_gives_the_suppressed_cells)."""
+    (tests/test_residuals.py::test_three_overlapping_releases_solve_a_small_group); (2) a value (a
+    subgroup, COUNT(x)) of at least k rows that a release withheld comes back (`withheld_back`):
+    guard.closure withholds the values of its component but keeps the cells
+    (test_redteam_session8.py::test_a_withheld_subgroup_comes_back_from_another_release); a withheld
+    cell that comes back is not a class: guard.closure closes it; (3) two releases whose cells cross,
+    pinned by the third (test_redteam_session8.py::test_a_crossing_pair_pinned_by_a_third_release);
+    (4) nested cells only: a cell split by the two others
+    (test_redteam_session8.py::test_a_total_split_by_two_releases_gives_the_suppressed_cells)."""
     if len(derived.uses) < 3:
         return None
     if not derived.nested:
         return "6.1 pairwise not nested"
     if back:
-        return "6.1 withheld cell comes back"
+        return "withheld value comes back" if all(o != "n" for _, _, o in back) else None
     return "crossing pair pinned by a third" if derived.crossing else "cell split by two releases"
 
 
@@ -159,13 +181,19 @@ def leaks(rows: list[dict], queries: list[Query], guard: bool = True) -> list[st
     return [line + describe(ran) for line in out[:1]] + out[1:]
 
 
-@settings(max_examples=examples(120), deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.data())
-def test_three_releases_derive_no_small_group(data):
-    pick = Pick(data)
-    queries = pick.choice([gen_split, gen_split, gen_overlapping, gen_chain])(pick)
-    found = leaks(gen_world(pick), queries)
+def gen_case(pick: Pick) -> tuple[list[dict], list[Query]]:
+    how = pick.choice(["split", "split", "overlapping", "chain"])
+    if how == "split":
+        return gen_split(pick)
+    return gen_world(pick), (gen_overlapping if how == "overlapping" else gen_chain)(pick)
+
+
+SEEDS = range(examples(120))  # a fixed sample: seeded generators, the same cases on every run
+
+
+@pytest.mark.parametrize("first", range(0, len(SEEDS), 15))
+def test_three_releases_derive_no_small_group(first):
+    found = [f"seed {seed}: {line}" for seed in SEEDS[first:first + 15] for line in leaks(*gen_case(Pick(seed=seed)))]
     assert not found, "\n".join(found)
 
 
@@ -205,7 +233,7 @@ def test_the_model_finds_each_class_of_three_releases():
     back = [Query(P, ((Atom("exp_Type", "<>", (TYPES[0],)),),), region),
             Query(P, ((Atom("hours_worked_week", "between", (0, 29)),),), ("exp_Region", "exp_Type")),
             Query(P, (), region, ("n",), (("filter", TYPE[0]),))]
-    assert classes(rows, back) == {("6.1 withheld cell comes back", 2)}
+    assert classes(rows, back) == {("withheld value comes back", 2)}
 
 
 def test_the_model_finds_two_releases_without_the_guard():

@@ -18,10 +18,13 @@ Found (each asserts the leak; all three need three releases and none is the resi
   other types by region: total - type - released regions = the suppressed regions. Each pair
   passes (the guard compares the total with each release, never with their sum: complementary
   suppression across two releases); every cell involved nests. Any order.
-* a_withheld_subgroup_comes_back_from_another_release: 6.1's third paragraph (being closed in
-  session 8) with a FILTER subgroup in place of the third release's cell, and a WHERE in place of
-  the first release's total: the subgroup the guard withholds is the released cell minus the first
-  release. In the orders where the FILTER comes last.
+* a_withheld_subgroup_comes_back_from_another_release: 6.1's third paragraph (closed for cells by
+  guard.closure, 291dc9b) with a FILTER subgroup in place of the third release's cell, and a WHERE
+  in place of the first release's total: the guard withholds the subgroup (it differs from the
+  second release's cell by 2), and guard.closure withholds the values of its component but keeps
+  the cells (3.2: "the cells stay"); the released cell minus the first release is the subgroup.
+  In the orders where the FILTER comes last. The same with COUNT(x) (a_withheld_count_of_a_column_
+  comes_back_from_another_release), also in an order where the rows without a value come last.
 
 Held (ordinary tests): two releases whose cells differ by one person through CASE, arithmetic,
 least/greatest/abs, a decimal literal finer than the scale, coalesce, age bands and a NULL bucket;
@@ -140,6 +143,26 @@ def test_a_withheld_subgroup_control(tmp_path):
     """Control: with 12 long stays the subgroup is released and the difference is 12 >= k."""
     got = run(WITHHELD_SUBGROUP, withheld_subgroup_world(12), tmp_path)
     assert got[2][("North",)] == {"n": 152, "se": 32} and got[1][("North", "SexualExploitation")]["n"] == 20
+
+
+WITHHELD_COUNT = [by_region("WHERE hours_worked_week IS NULL"), by_region("WHERE hours_worked_week < 30"),
+                  by_region(cols="COUNT(*) AS n, COUNT(hours_worked_week) AS h")]
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (1, 0, 2), (1, 2, 0)])
+def test_a_withheld_count_of_a_column_comes_back_from_another_release(order, tmp_path):
+    """LEAK, the same with COUNT(x): North holds 100 rows with 10 hours, 2 with 60 and 40 without.
+    The rows without hours (40), the rows under 30 hours (100), then COUNT(*) and COUNT(hours): the
+    guard withholds COUNT(hours) (102, which differs from the second release by 2), the cell's 142
+    stays, and 142 - 40 - 100 = 2. Also when the rows without hours come last (1, 2, 0): the later
+    query recomputes the earlier guard but releases the rest of the value that guard withheld."""
+    world = [block(P, 100, exp_Region="North", hours_worked_week=10),
+             block(P, 2, exp_Region="North", hours_worked_week=60),
+             block(P, 40, exp_Region="North", hours_worked_week=None)]
+    got = run([WITHHELD_COUNT[i] for i in order], world, tmp_path)
+    without, short, both = (got[order.index(i)][("North",)] for i in range(3))
+    assert both == {"n": 142, "h": None}
+    assert both["n"] - without["n"] - short["n"] == 2 < K
 
 
 # -- three releases: a cell split by two others ----------------------------------------------------
