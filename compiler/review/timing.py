@@ -11,9 +11,14 @@ party a process on loopback), times the work the cost model (compiler/review/cos
 * secure steps, `SECURE_S_PER_MULT` per secure multiplication at m = 4 parties, scaled by (m - 1)/3:
   scenarios (a) and (b) of benchmarks/RESULTS.md, 64,440 and 31,504 multiplications in 4.6 s and
   2.1 s after start-up (7.4e-5 s each; the rounds, 37 in both, add little on loopback);
-* record linkage (benchmarks/LINKAGE.md): the oblivious design's radix sort, `RADIX_S_PER_ROW_BIT`
-  per row of the linked vectors and bit of the sort key (8,192 rows x 50 bits in 71.5 s; a 1k x 1k
-  join, 2,048 rows x 52 bits, in 18.5 s); the fast design, `FAST_S_PER_ROW` per row (keyed-PRF tags).
+* record linkage (benchmarks/LINKAGE.md, its rows measured on a quiet machine): the oblivious design's
+  radix sort, `RADIX_S_PER_ROW_BIT` per row of the linked vectors and bit of the sort key plus
+  `RADIX_S_PER_BIT` per bit (each pass's rounds and fixed costs, which dominate at 1k: the earlier
+  purely linear model was right at 1k and 8-10x high at 10k and 100k); fitted to the join of 100k x
+  100k (262,144 rows x 63 bits in 323 s) and 1k x 1k (about 8 s quiet); the 10k join and distinct
+  count fall within 1.3x. The fast design, `FAST_S_PER_ROW` per row (shuffle and MiMC tags) plus
+  `FAST_S_FIXED` (the tags' 106 rounds of products, the shuffle's steps): fitted to its 100k x 100k
+  join. tests/test_linkage_timing_model.py checks every recorded benchmark row within 2x.
 
 Row counts are bounded by each dataset's `max_rows` unless the caller knows them, so the figure
 is an upper bound on a quiet machine; other jobs on the cores make a run slower.
@@ -25,8 +30,10 @@ from insightql.compiler.review.cost import estimate
 STARTUP_S = 2.5
 LOAD_S_PER_ROW = 1.0e-6
 SECURE_S_PER_MULT = 7.4e-5
-RADIX_S_PER_ROW_BIT = 1.75e-4
-FAST_S_PER_ROW = 1.0e-3
+RADIX_S_PER_ROW_BIT = 1.94e-5
+RADIX_S_PER_BIT = 0.05
+FAST_S_PER_ROW = 5.0e-4
+FAST_S_FIXED = 2.0
 
 
 def padded(rows: int, min_size: int) -> int:
@@ -50,8 +57,11 @@ def estimate_seconds(plan: dict, rows: dict[str, int], cost: dict | None = None)
         sides = [nodes[nodes[i]["inputs"][0]] for i in n["inputs"] if nodes[i]["op"] == "link_share"]
         length = sum(padded(rows.get(s["attrs"]["dataset"], 0), s["attrs"]["min_size"]) for s in sides)
         bits = max((s["attrs"]["layout"]["bits"] for s in sides), default=0)
-        per_row = FAST_S_PER_ROW if n["attrs"].get("algorithm") == "fast" else RADIX_S_PER_ROW_BIT * bits
-        linkage += length * per_row * max(m - 1, 1) / 2  # calibrated with 3 parties
+        if n["attrs"].get("algorithm") == "fast":
+            seconds = length * FAST_S_PER_ROW + FAST_S_FIXED
+        else:
+            seconds = length * bits * RADIX_S_PER_ROW_BIT + bits * RADIX_S_PER_BIT
+        linkage += seconds * max(m - 1, 1) / 2  # calibrated with 3 parties
     stages = {"start-up": STARTUP_S, "loading": load, "linkage": linkage, "secure steps": secure}
     return {"total": sum(stages.values()), "stages": {k: v for k, v in stages.items() if v}, "parties": m}
 
