@@ -73,6 +73,39 @@ def test_two_releases_sum_two_columns_of_the_same_cells(tmp_path):
     assert second["n"] == 40  # the cell stays
 
 
+def test_the_same_cells_written_otherwise(tmp_path):
+    """The WHERE's OR branches in another order: the same cells over the public domain (structure.relate),
+    so the same equations."""
+    reordered = ("WHERE (prs_Age = 30 AND hours_worked_week = 60) OR (prs_Age = 20 AND hours_worked_week = 40) "
+                 "OR (prs_Age = 40 AND hours_worked_week = 50)")
+    first, second = north([AGE, by_region("COUNT(*) AS n, SUM(hours_worked_week) AS h", reordered)], JOINT_1, tmp_path)
+    derived = solve([[1, 1, 1], [20, 30, 40], [40, 60, 50]], [first["n"], first["a"], second["h"]], 2)
+    assert not small(derived), f"rows aged 40 working 50 hours: {derived}"
+
+
+def test_the_same_cells_with_the_keys_in_another_order(tmp_path):
+    both = "SELECT exp_Region, exp_Type, COUNT(*) AS n, SUM(prs_Age) AS a FROM police_victims {} GROUP BY exp_Region, exp_Type;"
+    other = ("SELECT exp_Type, exp_Region, COUNT(*) AS n, SUM(hours_worked_week) AS h FROM police_victims {} "
+             "GROUP BY exp_Type, exp_Region;")
+    (p1, _, t1), (p2, _, t2) = releases([both.format(JOINT), other.format(JOINT)], JOINT_1, CAT, tmp_path)
+    first, second = cells(p1, t1)[("North", "SexualExploitation")], cells(p2, t2)[("SexualExploitation", "North")]
+    derived = solve([[1, 1, 1], [20, 30, 40], [40, 60, 50]], [first["n"], first["a"], second["h"]], 2)
+    assert first["a"] is not None and not small(derived), f"rows aged 40 working 50 hours: {derived}"
+
+
+def test_three_counted_parts_across_releases(tmp_path):
+    """Counts only: n - young - mid is the persons aged 77 (2.15's first example), the FILTERs in two
+    releases (the guard withholds it too: the first's rest, aged 40 or more, holds the second's subgroup)."""
+    world = [block(P, 20, exp_Region="North", prs_Age=30), block(P, 19, exp_Region="North", prs_Age=50),
+             block(P, 1, exp_Region="North", prs_Age=80)]
+    first, second = north([by_region("COUNT(*) AS n, COUNT(*) FILTER (WHERE prs_Age < 40) AS y", ""),
+                           by_region("COUNT(*) AS n, COUNT(*) FILTER (WHERE prs_Age >= 40 AND prs_Age < 77) AS m", "")],
+                          world, tmp_path)
+    assert first["y"] == 20
+    old = None if second["m"] is None else second["n"] - first["y"] - second["m"]
+    assert not small(old), f"persons aged 77 or more: {old}"
+
+
 # ------------------------------------------------------------------ a sum beside another release's counts
 DEBT = "WHERE debt_eur IN (100, 5000, 7000)"
 DEBT_1 = [block(P, 20, exp_Region="North", debt_eur=100), block(P, 19, exp_Region="North", debt_eur=5000),

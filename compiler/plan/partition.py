@@ -13,9 +13,10 @@ p1, ..., pj) would (strict: the zero rule). Which atoms are empty by definition 
 cell over the public domain (structure.relate); where that cannot be decided, every atom must
 hold >= k' rows (strict too, so an atom empty by a definition the procedure cannot read withholds
 the parts: over-suppression, never a released "nobody here"). Sums of numeric columns over few
-values are counts too: they refine the atoms by value. Earlier releases of the same cells (same
-datasets, WHERE and keys: the differencing guard skips them) join the system with the parts and
-sums their ledger entries record; what they alone determine is theirs, not tested again.
+values are counts too: they refine the atoms by value. Earlier releases of the same cells (the same
+rows by definition: the same datasets, WHERE and keys, which the differencing guard skips, or written
+otherwise) join the system with the parts and sums their ledger entries record; what they alone
+determine is theirs, not tested again.
 """
 from __future__ import annotations
 
@@ -194,19 +195,30 @@ class PartitionRule:
         if split and (new_parts or any(m["aggs"] for m in split)):
             self._analyse_values(split)
 
+    def _same_cells(self, e: dict, new: dict) -> bool:
+        """Whether an earlier release's cells hold exactly the rows of this query's: the same datasets,
+        WHERE and keys, or every nonempty cell the rows of an earlier cell over the public domain
+        (structure.relate: keys or OR branches reordered; undecided: not the same)."""
+        if sorted(e["datasets"]) != new["datasets"]:
+            return False
+        if _canon([e["where"], e["keys"]]) == _canon([new["where"], new["keys"]]):
+            return True
+        rel = relate(self.b.catalog, new, {"datasets": sorted(e["datasets"]), "where": e["where"], "keys": e["keys"]})
+        return rel is not None and bool(rel.same[rel.new_nonempty].any(axis=1).all())
+
     def _relate_earlier(self) -> set[int]:
-        """Add the counted parts and summed columns of every earlier release of the same cells (same
-        datasets, WHERE and keys; its ledger entry records them: `sums`, `parts`) as if this query
-        had them too: they are public, so this release's flags must make the joint system safe
+        """Add the counted parts and summed columns of every earlier release of the same cells
+        (`_same_cells`; its ledger entry records them: `sums`, `parts`) as if this query had them
+        too: they are public, so this release's flags must make the joint system safe
         (spec/disclosure.md 2.15). An entry without `sums` (older) is not related. Returns the
         indices of the parts an earlier release counted."""
         lp = self.b.lp
         keys = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
-        cells = _canon([sorted(lp.datasets), lp.where, keys])
+        new = {"datasets": sorted(lp.datasets), "where": lp.where, "keys": keys}
         index = {_canon(ir): i for i, (_, ir) in enumerate(self.parts)}
         old: set[int] = set()
         for e in getattr(self.b, "earlier", None) or []:
-            if "sums" not in e or e.get("dp") or _canon([sorted(e["datasets"]), e["where"], e["keys"]]) != cells:
+            if "sums" not in e or e.get("dp") or not self._same_cells(e, new):
                 continue
             for ir in e.get("parts", []):
                 if _canon(ir) not in index:
