@@ -66,6 +66,7 @@ def signature_of_plan(plan: dict) -> dict:
             **({"dp": True} if plan["policy"].get("privacy") else {}),  # dp_lower.exact_releases
             **({"guard": [_recorded(e) for e in plan["guard"]]} if plan.get("guard") else {})}
 
+
 def _recorded(entry: dict, nested: bool = True) -> dict:
     """What a release's signature records of one release its guard compared it with: that release's
     cells (datasets, WHERE, keys, subgroups), k, k_old and mode, and (one level) what that release

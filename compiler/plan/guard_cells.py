@@ -28,24 +28,13 @@ import numpy as np
 
 from insightql.compiler.diagnostics import Diagnostic, PlanError
 from insightql.compiler.check.observer import maximal, observer_holdings
-from insightql.compiler.plan.guard_earlier import own_guard
-from insightql.compiler.plan.guard_groups import column_types, groups_of  # (others import them from here too)
+from insightql.compiler.plan.guard_earlier import own_guard, own_values
+from insightql.compiler.plan.guard_groups import column_types, family_where, groups_of  # (others import them here too)
 from insightql.compiler.plan.structure import Relation, relate
 
 
 def _canon(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def family_where(where: dict | None, arg: dict | None, rest: bool = False) -> dict | None:
-    """The WHERE of a family of released cells: the query's WHERE, and for a subgroup `arg` the rows
-    where it has a value, or with `rest` the rest of the cell: the rows where it is NULL (a FILTER's
-    indicator is NULL where its condition is FALSE or NULL, a nullable column where it has no value)."""
-    if arg is None:
-        return where
-    null = {"op": "is_null", "args": [arg], "type": {"kind": "bool", "nullable": False}}
-    part = null if rest else {"op": "not", "args": [null], "type": {"kind": "bool", "nullable": False}}
-    return part if where is None else {"op": "and", "args": [where, part], "type": {"kind": "bool", "nullable": False}}
 
 
 def rest_of(quantity: str) -> str:
@@ -78,18 +67,20 @@ class CellChecks:
                          for q, t in totals.items()}
         self.touched = np.zeros(self.cE, dtype=bool)  # earlier cells its own guard had a test on
         certain = own_guard(self, strict)
-        # values, subgroups and rests: where no guard of the earlier release had a test on the cell
-        untouched = [self.keep(self.const(self.cE, 1), np.flatnonzero(~self.touched), self.cE)] \
-            if self.touched.any() else []
         self.certain = {q: certain if q == "rows" else self.node("and", [
-            certain, *untouched, self.test(t, self.cE, self.k, "guard.contains", what="earlier values released"),
+            certain, self.test(t, self.cE, self.k, "guard.contains", what="earlier values released"),
             self.node("outside_range", [self.node("sub", [totals["rows"], t], self.cE, 0, self.hi)], self.cE,
                       low=1, high=self.k - 1, rule="guard.contains", what="earlier rows without a value")], self.cE)
             for q, t in totals.items() if q not in self.subs and not q.startswith("rest:")}
         for q in self.subs:  # a subgroup and its rest are released together
-            released = self.subgroup_released(q, certain, totals)
-            self.certain[q] = self.certain[rest_of(q)] = \
-                self.node("and", [*untouched, released], self.cE) if untouched else released
+            self.certain[q] = self.certain[rest_of(q)] = self.subgroup_released(q, certain, totals)
+        # the values and subgroups its own guard let through (guard_earlier.own_values)
+        for q, arg in [*self.columns.items(), *self.subs.items()]:
+            passed = own_values(self, arg, self.parts[q], self.certain[q], self.possible[q])
+            if passed is not None:
+                self.certain[q] = passed
+                if q in self.subs:
+                    self.certain[rest_of(q)] = passed
 
     # -- nodes of other shapes than the new cells' ------------------------------------------------
     def node(self, op, inputs, n, lo=0, hi=1, **attrs) -> str:

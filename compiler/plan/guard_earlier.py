@@ -25,13 +25,14 @@ whose guard tests are not recomputed.
 """
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
 
 from insightql.compiler.check.observer import observer_holdings
 from insightql.compiler.diagnostics import PlanError
-from insightql.compiler.plan.guard_groups import column_types, groups_of
+from insightql.compiler.plan.guard_groups import column_types, family_where, groups_of
 from insightql.compiler.plan.structure import relate
 
 
@@ -63,44 +64,158 @@ def _untouched(c, touched: np.ndarray | None) -> str:
 
 
 def _passed(c, g: dict, s: str) -> str:
-    """1 for F's cells (c's earlier cells) that surely passed F's guard against G (recorded `g`).
-    Records in `c.earlier_guards` what own_sums needs: (g, its mask if not recomputed, else
-    (G's cells possibly and surely released))."""
+    """1 for F's cells (c's earlier cells) that surely passed F's guard against G (recorded `g`) on
+    their rows. Records in `c.earlier_guards` (g, its mask where not recomputed, else what own_values
+    and own_sums need: `_Info`)."""
     rel_all, touched = _related(c, g)
     guards = c.__dict__.setdefault("earlier_guards", [])
-    if touched is None or not touched.any():
+    info = None
+    if touched is not None and touched.any():
+        c.touched |= touched
+        info = _prepare(c, g, rel_all) if set(g["datasets"]) <= set(c.e["datasets"]) else None
+    if info is None:
         guards.append((g, _untouched(c, touched), None))
         return guards[-1][1]
-    c.touched |= touched
-    if g.get("subgroups") or not set(g["datasets"]) <= set(c.e["datasets"]):
-        guards.append((g, _untouched(c, touched), None))
-        return guards[-1][1]
-    cG = rel_all.old_nonempty.size
+    guards.append((g, None, info))
+    tests = [(None, c.parts["rows"], fam) for name, fam in info.fams.items()
+             if not _same(c, c.e["where"], g, fam.where)]
+    return _robust(c, info, tests, s, c.possible["rows"]) or _untouched(c, touched)
+
+
+def own_values(c, arg: dict, counts: dict, strict: str, possible: str) -> str | None:
+    """F's counts of the rows where `arg` has a value (a nullable column's, or a subgroup's: c's
+    earlier quantity `counts`, {dataset: node}) that surely passed F's guard against every release it
+    recorded: F's apply_values, the count against G's count of the same rows in G's cells, and the
+    subgroup and its rest as families of cells against G's cells, subgroups and rests; read between
+    `strict` and `possible` as for the rows. None when F recorded no guard."""
+    guards = c.__dict__.get("earlier_guards", [])
+    if not guards:
+        return None
+    flags = [strict]
+    for g, mask, info in guards:
+        if info is None:
+            flags.append(mask)
+            continue
+        rest = {d: c.node("sub", [c.parts["rows"][d], x], c.cE, 0, c.hi) for d, x in counts.items()}
+        own = info.count_of(arg)
+        tests = [(None, counts, _Family(None, own, _possible(c, info, own), _value_certain(c, info, own)))]  # G's cells
+        tests += [(family_where(c.e["where"], arg, r), f_counts, fam) for r, f_counts in ((False, counts), (True, rest))
+                  for fam in info.fams.values() if not _same(c, family_where(c.e["where"], arg, r), info.g, fam.where)]
+        flags.append(_robust(c, info, tests, strict, possible) or mask_none(c))
+    return c.node("and", flags, c.cE)
+
+
+def mask_none(c) -> str:
+    return c.const(c.cE, 0)
+
+
+class _Family:
+    """A family of G's released cells: its WHERE (None: G's cells), counts {dataset: node}, and
+    which cells were possibly and surely released."""
+
+    def __init__(self, where, counts: dict, possible: str, certain: str):
+        self.where, self.counts, self.possible, self.certain = where, counts, possible, certain
+
+
+class _Info:
+    """What the recomputation of F's guard against G shares: G's recounts and families."""
+
+    def __init__(self, g: dict, rel, counts: dict, zero: str):
+        self.g, self.rel, self.cG, self.counts, self.zero = g, rel, rel.old_nonempty.size, counts, zero
+        self.fams: dict[str, _Family] = {}
+
+    def count_of(self, arg: dict) -> dict:
+        return self.counts[_canon(arg)]
+
+
+def _canon(ir) -> str:
+    return json.dumps(ir, sort_keys=True, separators=(",", ":"))
+
+
+def _same(c, f_where, g: dict, g_where) -> bool:
+    """F's family and G's hold the same rows by definition (nothing to subtract)."""
+    return sorted(c.e["datasets"]) == sorted(g["datasets"]) and _canon(c.e["keys"]) == _canon(g["keys"]) \
+        and _canon(f_where) == _canon(family_where(g["where"], None) if g_where is None else g_where)
+
+
+def _possible(c, info: _Info, counts: dict) -> str:
+    total = _total(c, counts, list(info.g["datasets"]), info.cG)
+    return c.node("ge_const", [total], info.cG, const=int(info.g["k_old"]), rule="guard.inside",
+                  what="the earlier release's own guard: its earlier cell possibly released")
+
+
+def _prepare(c, g: dict, rel) -> _Info | None:
+    """G's cells recounted today (rows, persons, each subgroup G counted, each column c counts in
+    F's cells), and G's families: its cells (surely released by the strict reading), each subgroup and
+    its rest (never read as surely released: only ever withholds more). None if G cannot be recounted."""
+    cG = rel.old_nonempty.size
+    args = {_canon(a): a for a in [*g.get("subgroups", []), *c.columns.values(), *c.subs.values()]}
     try:
-        q_g, persons = _recount(c, g, cG)
+        rows, persons, counts = _recount(c, g, cG, list(args.values()))
     except PlanError:  # G read a column with another type (another UNION ALL): not recounted
-        guards.append((g, _untouched(c, touched), None))
-        return guards[-1][1]
-    every = list(g["datasets"])
-    total_g = _total(c, q_g, every, cG)
-    possible_g = c.node("ge_const", [total_g], cG, const=int(g["k_old"]), rule="guard.inside",
-                        what="the earlier release's own guard: its earlier cell possibly released")
-    certain_g = _strict(c, g, q_g, persons, total_g, cG)
-    guards.append((g, None, (rel_all, possible_g, certain_g)))
-    p, k = c.possible["rows"], int(g["k"])
+        return None
+    info = _Info(g, rel, counts, c.const(cG, 0))
+    total = _total(c, rows, list(g["datasets"]), cG)
+    info.fams["rows"] = _Family(None, rows, _possible(c, info, rows), _strict(c, g, rows, persons, total, cG))
+    every, subs = list(g["datasets"]), g.get("subgroups", [])
+    for i, a in enumerate(subs):
+        sub = info.count_of(a)
+        rest = {d: c.node("sub", [rows[d], x], cG, 0, c.hi) for d, x in sub.items()}
+        t_sub, t_rest = _total(c, sub, every, cG), _total(c, rest, every, cG)
+        # surely released as F read it (CellChecks.subgroup_released): the cell, the subgroup and its
+        # rest each k rows on every complement, and 0 or >= k rows from every other subgroup
+        flags = [info.fams["rows"].certain, _strict(c, g, sub, None, t_sub, cG), _strict(c, g, rest, None, t_rest, cG)]
+        for j, o in enumerate(subs):
+            t_o = _total(c, info.count_of(o), every, cG)
+            flags += [_apart(c, x, y, cG, int(g["k"])) for x, y in ((t_sub, t_o), (t_o, t_sub))] if j != i else []
+        certain = c.node("and", flags, cG)
+        for name, where, x in ((f"sub:{i}", family_where(g["where"], a), sub),
+                               (f"rest:{i}", family_where(g["where"], a, True), rest)):
+            info.fams[name] = _Family(where, x, _possible(c, info, x), certain)
+    return info
+
+
+def _apart(c, x: str, y: str, size: int, k: int) -> str:
+    """1 where x - y is 0 or at least k."""
+    return c.node("outside_range", [c.node("sub", [x, y], size, -c.hi, c.hi)], size, low=1, high=k - 1,
+                  rule="guard.contains", what="the earlier release's own guard: earlier subgroups differ")
+
+
+def _value_certain(c, info: _Info, counts: dict) -> str:
+    """G's count of the rows where a column has a value, surely released as F read it (CellChecks):
+    its cell surely released, k rows with a value, and 0 or >= k rows without."""
+    every, cG, k, rows = list(info.g["datasets"]), info.cG, int(info.g["k"]), info.fams["rows"]
+    t = _total(c, counts, every, cG)
+    without = c.node("sub", [_total(c, rows.counts, every, cG), t], cG, 0, c.hi)
+    return c.node("and", [rows.certain, c.node("ge_const", [t], cG, const=k, rule="guard.contains",
+                                               what="the earlier release's own guard: earlier values released"),
+                          c.node("outside_range", [without], cG, low=1, high=k - 1, rule="guard.contains",
+                                 what="the earlier release's own guard: earlier rows without a value")], cG)
+
+
+def _robust(c, info: _Info, tests: list, s: str, p: str) -> str | None:
+    """F's flag (between s and p) where every test of F's guard against G passed whatever F's flags
+    were: tests (F family's WHERE or None for F's cells, F's counts, G's family), on all rows and on
+    every complement. None where a relation cannot be decided."""
+    g, cG = info.g, info.cG
     bad = []
-    for held, f_d, g_d in _scopes(c, g):
-        rel = rel_all if not held else relate(c.b.catalog, _cells(c.e, f_d), _cells(g, g_d))
-        if rel is None:
-            return _untouched(c, touched)
-        who = {"who": list(held)} if held else {}
-        q_f, q_gs = c.total(c.parts["rows"], f_d), _total(c, q_g, g_d, cG)
-        bad += [_group_bad(c, grp, q_f, q_gs, s, p, possible_g, certain_g, k, cG, who) for grp in groups_of(rel)]
+    for f_where, f_counts, fam in tests:
+        f_def = {**_cells(c.e), "where": c.e["where"] if f_where is None else f_where}
+        g_def = {**_cells(g), "where": g["where"] if fam.where is None else fam.where}
+        for held, f_d, g_d in _scopes(c, g):
+            rel = info.rel if not held and f_where is None and fam.where is None else \
+                relate(c.b.catalog, {**f_def, "datasets": f_d}, {**g_def, "datasets": g_d})
+            if rel is None:
+                return None
+            who = {"who": list(held)} if held else {}
+            q_f, q_g = c.total(f_counts, f_d), _total(c, fam.counts, g_d, cG)
+            bad += [_group_bad(c, grp, q_f, q_g, s, p, fam.possible, fam.certain, int(g["k"]), cG, who)
+                    for grp in groups_of(rel)]
     if not bad:
         return s
     count = bad[0]
     for x in bad[1:]:
-        count = c.node("add", [count, x], c.cE, 0, 4 * (c.cE + cG))
+        count = c.node("add", [count, x], c.cE, 0, 4 * (c.cE + cG) * len(bad))
     blocked = c.node("ge_const", [count], c.cE, const=1, rule="guard.margin",
                      what="the earlier release's own guard: its cell in a failed group")
     return c.node("and", [s, c.node("not", [blocked], c.cE)], c.cE)  # (CellChecks.allowed_by, over F's cells)
@@ -152,14 +267,19 @@ def _scopes(c, g: dict) -> list[tuple[tuple, list[str], list[str]]]:
     return out
 
 
-def _recount(c, g: dict, cG: int) -> tuple[dict[str, str], dict[str, str]]:
-    """Each owner's rows (and persons) in G's cells, today: ({dataset: node}, {dataset: node})."""
+def _recount(c, g: dict, cG: int, args: list[dict]) -> tuple[dict, dict, dict]:
+    """Each owner's rows, persons and rows where each of `args` has a value, in G's cells, today:
+    ({dataset: node}, {dataset: node}, {canonical arg: {dataset: node}})."""
     b = c.b
-    extra = column_types([g["where"], *(k["expr"] for k in g["keys"])])
+    extra = column_types([g["where"], *(k["expr"] for k in g["keys"]), *args])
     slots = [{"name": "s0", "kind": "rows"}]
     if b.lp.person_key:
         slots.append({"name": "s1", "kind": "persons", "column": b.lp.person_key})
-    rows, persons = {}, {}
+    named = {}
+    for a in args:
+        named[_canon(a)] = f"s{len(slots)}"
+        slots.append({"name": named[_canon(a)], "kind": "count", "arg": a})
+    rows, persons, counts = {}, {}, {a: {} for a in named}
     for d in g["datasets"]:
         owner = b.catalog.datasets[d].owner
         part = b.add("partials", f"local:{owner}", [c.load_of(d, extra)], [len(slots), cG], dataset=d,
@@ -168,15 +288,18 @@ def _recount(c, g: dict, cG: int) -> tuple[dict[str, str], dict[str, str]]:
         rows[d] = c.node("combine", [share], cG, 0, c.hi, slot="s0", how="sum")
         if b.lp.person_key:
             persons[d] = c.node("combine", [share], cG, 0, c.hi, slot="s1", how="sum")
-    return rows, persons
+        for a, name in named.items():
+            counts[a][d] = c.node("combine", [share], cG, 0, c.hi, slot=name, how="sum")
+    return rows, persons, counts
 
 
-def _strict(c, g: dict, q_g: dict, persons: dict, total_g: str, cG: int) -> str:
+def _strict(c, g: dict, q_g: dict, persons: dict | None, total_g: str, cG: int) -> str:
     """G's cells surely released as F's guard read them: the cell and observer rules (with k rows and
     persons, on the complement of every holding an observer of G could have), and, one level down,
-    only where G's own guard had no test on them. 0 where persons were counted for G but cannot be now."""
+    only where G's own guard had no test on them. 0 where persons were counted for G but cannot be now.
+    `persons` None: a subgroup's rows (persons are not read for those)."""
     k = int(g["k"])
-    if not persons and any(c.b.catalog.datasets[d].person_key for d in g["datasets"]):
+    if persons is not None and not persons and any(c.b.catalog.datasets[d].person_key for d in g["datasets"]):
         return c.node("const", [], cG, 0, 0, value=0)
     flags = [c.node("ge_const", [total_g], cG, const=k, rule="guard.contains", what="earlier guard: cell released")]
     if persons:
@@ -209,7 +332,8 @@ def own_sums(sums, low: str) -> str | None:
 
 
 def _sum_passed(sums, g: dict, info: tuple, low: str) -> str:
-    c, (rel, possible_g, certain_g) = sums.c, info
+    c, rel, rows = sums.c, info.rel, info.fams["rows"]
+    possible_g, certain_g = rows.possible, rows.certain
     view = type(c).__new__(type(c))  # a CellChecks with F as the new query, G as the earlier one
     entry = {f: v for f, v in g.items() if f != "guarded"}
     view.__dict__.update(b=_AsNew(c.b, c.e, c.cE), e={**entry, "from": [{"query": None, "plan_hash": None}]},

@@ -1,4 +1,5 @@
-"""The groups of cells the differencing guard tests, and the columns row IR reads (spec/disclosure.md 3.2).
+"""The groups of cells the differencing guard tests, the WHERE of a family of released cells, and the
+columns row IR reads (spec/disclosure.md 3.2).
 
 Shared by the guard's tests against an earlier release (`guard_cells.CellChecks`, `guard_sums`) and by
 the recomputation of an earlier release's own guard (`guard_earlier`), which guard_cells builds on and
@@ -27,6 +28,17 @@ def column_types(irs: list) -> dict[str, dict]:
     for ir in irs:
         walk(ir)
     return out
+
+
+def family_where(where: dict | None, arg: dict | None, rest: bool = False) -> dict | None:
+    """The WHERE of a family of released cells: the query's WHERE, and for a subgroup `arg` the rows
+    where it has a value, or with `rest` the rest of the cell: the rows where it is NULL (a FILTER's
+    indicator is NULL where its condition is FALSE or NULL, a nullable column where it has no value)."""
+    if arg is None:
+        return where
+    null = {"op": "is_null", "args": [arg], "type": {"kind": "bool", "nullable": False}}
+    part = null if rest else {"op": "not", "args": [null], "type": {"kind": "bool", "nullable": False}}
+    return part if where is None else {"op": "and", "args": [where, part], "type": {"kind": "bool", "nullable": False}}
 
 
 def groups_of(rel: Relation) -> list[tuple[str, list[tuple[int, ...]], list[tuple[int, ...]], np.ndarray, np.ndarray]]:
