@@ -88,6 +88,8 @@ def test_t1_split_is_a_spread_degree_one_sharing():
     assert list((2 * s[0] - s[1]) % p) == list(secret)  # whose value at 0 is the secret
     high = float(np.mean([int(v) > p // 2 for v in s[0]]))
     assert 0.45 < high < 0.55  # the shares cover the field, not a part of it
+    empty = fast_random.np_random_split(field, np.zeros(0, dtype=object), 1, 3)  # an empty vector
+    assert empty.shape == (3, 0) and fast_random.np_recombine(field, list(zip((1, 2, 3), empty))).value.shape == (0,)
 
 
 # -- 4. key patterns with real parties -----------------------------------------------------------------

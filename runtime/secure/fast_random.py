@@ -46,6 +46,8 @@ def uniform_two_words(p: int, count: int) -> np.ndarray:
     b = p.bit_length()
     if b <= 64:  # (a shift by 64 bits would be undefined in numpy)
         return uniform_words(p, count).astype(object)
+    if count == 0:
+        return np.zeros(0, dtype=object)
     ph, pl = np.uint64(p >> 64), np.uint64(p & ((1 << 64) - 1))
     hi_parts, lo_parts, got = [], [], 0
     while got < count:
