@@ -65,7 +65,6 @@ class CellChecks:
         strict = self.certainly_released(totals["rows"], self.parts["rows"], persons)
         self.possible = {q: self.test(t, self.cE, entry["k_old"], "guard.inside", what="earlier cell possibly released")
                          for q, t in totals.items()}
-        self.touched = np.zeros(self.cE, dtype=bool)  # earlier cells its own guard had a test on
         certain = own_guard(self, strict)
         self.certain = {q: certain if q == "rows" else self.node("and", [
             certain, self.test(t, self.cE, self.k, "guard.contains", what="earlier values released"),

@@ -14,14 +14,15 @@ holding) run again, read so that they pass for whatever F released: F's flag bef
 between the strict reading s (CellChecks.certainly_released) and "possibly released" p (k rows), so a
 sum over F's released cells is bounded by the sum over p, "all of F's cells released" is relied on only
 where s says so, and "some F cell not released" only where p does. G's cells count as surely released
-by G's strict reading and, one level down, only where G's own guard had no test on them. A cell that
-passes every recomputed test passed F's guard, whatever F's exact flags were.
+by G's strict reading and, one level down, only where G's own guard had no test on them (G's
+subgroups and rests by theirs). A cell that passes every recomputed test passed F's guard, whatever
+F's exact flags were. The same for F's rows against G's subgroups and rests, for F's counts of the rows
+where a column or a subgroup has a value (`own_values`: F's apply_values) and for F's sums
+(`own_sums`: F's guard.dominance, through guard_sums.SumChecks on F as the new query).
 
-Where the recomputation cannot run (G in the fallback `guard.rows`, G with subgroups, G over datasets
-F did not read, a relation that cannot be decided), every F cell G's guard could test (one that can
-share rows with a G cell) counts as not surely released: always sound, since a cell with no test
-passes the guard. The same structural reading (`touched`) applies to F's values, subgroups and sums,
-whose guard tests are not recomputed.
+Where the recomputation cannot run (G in the fallback `guard.rows`, G over datasets F did not read, a
+relation that cannot be decided), every F cell that can share rows with a G cell counts as not surely
+released: always sound, since a cell with no test passes the guard.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from insightql.compiler.plan.structure import relate
 
 def own_guard(c, strict: str) -> str:
     """The earlier cells of `c` (a CellChecks) that surely passed their release's own guard and the
-    strict reading `strict`; sets `c.touched` (cells some guard of it had a test on)."""
+    strict reading `strict`."""
     flags = [strict]
     for g in c.e.get("guarded", []):
         flags.append(_passed(c, g, strict))
@@ -57,9 +58,9 @@ def _related(c, g: dict):
 
 
 def _untouched(c, touched: np.ndarray | None) -> str:
+    """1 on F's cells no test of this guard touched (none if that is not decided)."""
     if touched is None:
         touched = np.ones(c.cE, dtype=bool)
-    c.touched |= touched
     return c.keep(c.const(c.cE, 1), np.flatnonzero(~touched), c.cE)
 
 
@@ -71,7 +72,6 @@ def _passed(c, g: dict, s: str) -> str:
     guards = c.__dict__.setdefault("earlier_guards", [])
     info = None
     if touched is not None and touched.any():
-        c.touched |= touched
         info = _prepare(c, g, rel_all) if set(g["datasets"]) <= set(c.e["datasets"]) else None
     if info is None:
         guards.append((g, _untouched(c, touched), None))
@@ -338,7 +338,7 @@ def _sum_passed(sums, g: dict, info: tuple, low: str) -> str:
     entry = {f: v for f, v in g.items() if f != "guarded"}
     view.__dict__.update(b=_AsNew(c.b, c.e, c.cE), e={**entry, "from": [{"query": None, "plan_hash": None}]},
                          rel=rel, new_keys=c.e["keys"], cN=c.cE, cE=rel.old_nonempty.size, hi=c.hi,
-                         k=int(g["k"]), columns={}, subs={}, rels={}, touched=np.zeros(rel.old_nonempty.size, bool),
+                         k=int(g["k"]), columns={}, subs={}, rels={},
                          possible={"rows": possible_g}, certain={"rows": certain_g})
     checks = type(sums)(view, sums.top, sums.abssum, "rows")  # (a SumChecks) G is read as having summed it
     p = c.possible["rows"]
