@@ -200,3 +200,25 @@ def test_mpc_equals_the_oracle_for_a_value(tmp_path):
     """The value's backward order through real parties: T's North value withheld, its count released."""
     world, texts = value_releases()
     assert through_parties(texts, world, tmp_path, CATALOG)[2][("North",)] == {"n": 166, "m": None}
+
+
+def test_the_earlier_closure_is_read_too(tmp_path):
+    """F's guard withholds its North x NG against W (two older persons), and guard.closure takes F's
+    other North cells with it (one component through the earlier total). A later query of the North's
+    RO alone holds F's North x RO's rows by definition: read as surely released, it would be released
+    and give back what F's closure withheld (with the total and the other nationalities, NG's cell).
+    The recomputation reads the closure too: it is withheld."""
+    p, nats = "police_victims", ["NG", "RO", "BG", "VN"]
+    world = [block(p, 24, exp_Region="North", prs_Nationality=n, prs_Age=30) for n in nats] + \
+        [block(p, 10, exp_Region="North", prs_Nationality=n, prs_Age=60) for n in nats[1:]] + \
+        [block(p, 2, exp_Region="North", prs_Nationality="NG", prs_Age=60)]
+    where = "WHERE prs_Nationality IN ('NG', 'RO', 'BG', 'VN')"
+    texts = [f"SELECT exp_Region, COUNT(*) AS n FROM {p} {where} GROUP BY exp_Region;",
+             f"SELECT exp_Region, prs_Nationality, COUNT(*) AS n FROM {p} {where} AND prs_Age < 50 "
+             "GROUP BY exp_Region, prs_Nationality;",
+             f"SELECT exp_Region, prs_Nationality, COUNT(*) AS n FROM {p} {where} GROUP BY exp_Region, prs_Nationality;",
+             f"SELECT exp_Region, COUNT(*) AS n FROM {p} WHERE prs_Nationality = 'RO' GROUP BY exp_Region;"]
+    total, w, f, t = (cells(plan, table) for plan, _, table in releases(texts, world, load_catalog(CATALOG), tmp_path))
+    assert total[("North",)]["n"] == 128 and w[("North", "RO")]["n"] == 24
+    assert all(f[("North", x)]["n"] is None for x in nats)  # NG by the guard, the others by its closure
+    assert t[("North",)]["n"] is None  # was 34, F's North x RO

@@ -34,6 +34,7 @@ import numpy as np
 from insightql.compiler.check.observer import observer_holdings
 from insightql.compiler.diagnostics import PlanError
 from insightql.compiler.plan.guard_groups import column_types, family_where, groups_of
+from insightql.compiler.plan.structure import _components as connected  # (as guard_closure does)
 from insightql.compiler.plan.structure import relate
 
 
@@ -43,7 +44,34 @@ def own_guard(c, strict: str) -> str:
     flags = [strict]
     for g in c.e.get("guarded", []):
         flags.append(_passed(c, g, strict))
-    return strict if len(flags) == 1 else c.node("and", flags, c.cE)
+    return strict if len(flags) == 1 else _closed(c, c.node("and", flags, c.cE), c.possible["rows"])
+
+
+def _closed(c, passed: str, possible: str) -> str:
+    """`passed` without the cells whose guard.closure component (over F's cells and the cells of every
+    release F's guard related over the public domain: guard_closure.components) holds a cell that may
+    have been withheld by F's guard (possibly released, not surely passed): F's closure may have
+    withheld them with it."""
+    comps = c.__dict__.get("earlier_components")
+    if comps is None:
+        rels = [r.possible for r in c.__dict__.get("earlier_rels", []) if r is not None]
+        u = [np.nonzero(x)[0] for x in rels]
+        v = [np.nonzero(x)[1] + c.cE + sum(y.shape[1] for y in rels[:i]) for i, x in enumerate(rels)]
+        size = sum(x.shape[1] for x in rels)
+        alive = np.arange(c.cE + size) < c.cE
+        edges = [np.concatenate(x) if x else np.zeros(0, dtype=int) for x in (u, v)]
+        comps = [n for n, _ in connected(c.cE, size, *edges, alive) if len(n) > 1]
+        c.earlier_components = comps
+    if not comps:
+        return passed
+    m, top = len(comps), max(len(x) for x in comps)
+    pairs = [(n, i) for i, cells in enumerate(comps) for n in cells]
+    maybe = c.node("and", [possible, c.node("not", [passed], c.cE)], c.cE)
+    count = c.linear(maybe, pairs, m, top)
+    back = c.linear(count, [(i, n) for n, i in pairs], c.cE, top)
+    hit = c.node("ge_const", [back], c.cE, const=1, rule="guard.closure",
+                 what="the earlier release's own guard: its closure may have withheld the cell")
+    return c.node("and", [passed, c.node("not", [hit], c.cE)], c.cE)
 
 
 def _cells(d: dict, datasets=None) -> dict:
@@ -69,6 +97,7 @@ def _passed(c, g: dict, s: str) -> str:
     their rows. Records in `c.earlier_guards` (g, its mask where not recomputed, else what own_values
     and own_sums need: `_Info`)."""
     rel_all, touched = _related(c, g)
+    c.__dict__.setdefault("earlier_rels", []).append(rel_all)
     guards = c.__dict__.setdefault("earlier_guards", [])
     info = None
     if touched is not None and touched.any():
@@ -102,7 +131,7 @@ def own_values(c, arg: dict, counts: dict, strict: str, possible: str) -> str | 
         tests += [(family_where(c.e["where"], arg, r), f_counts, fam) for r, f_counts in ((False, counts), (True, rest))
                   for fam in info.fams.values() if not _same(c, family_where(c.e["where"], arg, r), info.g, fam.where)]
         flags.append(_robust(c, info, tests, strict, possible) or mask_none(c))
-    return c.node("and", flags, c.cE)
+    return _closed(c, c.node("and", flags, c.cE), possible)
 
 
 def mask_none(c) -> str:
@@ -308,16 +337,22 @@ def _strict(c, g: dict, q_g: dict, persons: dict | None, total_g: str, cG: int) 
     for held, rest in c.earlier_complements(datasets=list(g["datasets"])):
         flags.append(c.node("ge_const", [_total(c, q_g, rest, cG)], cG, const=k, rule="guard.contains",
                             what="earlier guard: complement", who=list(held)))
-    touched = np.zeros(cG, dtype=bool)
-    for h in g.get("guarded", []):
-        t = None if h.get("mode") != "cells" else relate(c.b.catalog, _cells(g), _cells(h))
-        touched |= np.ones(cG, dtype=bool) if t is None else t.possible.any(axis=1)
+    touched = _g_touched(c, g, cG)
     if touched.any():
         flags.append(c.linear(c.node("const", [], cG, 1, 1, value=1), [(i, i) for i in np.flatnonzero(~touched)], cG, 1))
     return flags[0] if len(flags) == 1 else c.node("and", flags, cG)
 
 
 # -- sums: F's guard.dominance against G, recomputed --------------------------------------------------
+def _g_touched(c, g: dict, cG: int) -> np.ndarray:
+    """G's cells that G's own recorded guard had a test on (one level down: structural)."""
+    touched = np.zeros(cG, dtype=bool)
+    for h in g.get("guarded", []):
+        t = None if h.get("mode") != "cells" else relate(c.b.catalog, _cells(g), _cells(h))
+        touched |= np.ones(cG, dtype=bool) if t is None else t.possible.any(axis=1)
+    return touched
+
+
 def own_sums(sums, low: str) -> str | None:
     """F's sums (the earlier sums of `sums`, a guard_sums.SumChecks) that surely passed F's own
     guard.dominance against every release it recorded: recomputed where the rows were (F as the new
@@ -328,7 +363,7 @@ def own_sums(sums, low: str) -> str | None:
     if not guards:
         return None
     flags = [mask if info is None else _sum_passed(sums, g, info, low) for g, mask, info in guards]
-    return flags[0] if len(flags) == 1 else c.node("and", flags, c.cE)
+    return _closed(c, flags[0] if len(flags) == 1 else c.node("and", flags, c.cE), sums.possible)
 
 
 def _sum_passed(sums, g: dict, info: tuple, low: str) -> str:
@@ -341,6 +376,10 @@ def _sum_passed(sums, g: dict, info: tuple, low: str) -> str:
                          k=int(g["k"]), columns={}, subs={}, rels={},
                          possible={"rows": possible_g}, certain={"rows": certain_g})
     checks = type(sums)(view, sums.top, sums.abssum, "rows")  # (a SumChecks) G is read as having summed it
+    touched = _g_touched(c, g, view.cE)
+    if touched.any():  # F's own test failed where the difference held a G sum G's guard may have withheld
+        checks.guarded = c.node("and", [possible_g, c.keep(c.const(view.cE, 1), np.flatnonzero(touched), view.cE)],
+                                view.cE)
     p = c.possible["rows"]
     flags = [low] + [checks.ok(p, f_d, g_d, {"who": list(held)} if held else {}, low=low)
                      for held, f_d, g_d in _scopes(c, g)]
