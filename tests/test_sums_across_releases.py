@@ -83,6 +83,15 @@ def test_the_same_cells_written_otherwise(tmp_path):
     assert not small(derived), f"rows aged 40 working 50 hours: {derived}"
 
 
+def test_the_same_cells_in_some_regions_only(tmp_path):
+    """The first release keeps two regions: the North holds the same rows in both releases, the South
+    does not (the second's South has rows the first's lacks), so the North's equations are related."""
+    first, second = north([by_region("COUNT(*) AS n, SUM(prs_Age) AS a", JOINT + " AND exp_Region IN ('North', 'East')"),
+                           HOURS], JOINT_1, tmp_path)
+    derived = solve([[1, 1, 1], [20, 30, 40], [40, 60, 50]], [first["n"], first["a"], second["h"]], 2)
+    assert first["a"] is not None and not small(derived), f"rows aged 40 working 50 hours: {derived}"
+
+
 def test_the_same_cells_with_the_keys_in_another_order(tmp_path):
     both = "SELECT exp_Region, exp_Type, COUNT(*) AS n, SUM(prs_Age) AS a FROM police_victims {} GROUP BY exp_Region, exp_Type;"
     other = ("SELECT exp_Type, exp_Region, COUNT(*) AS n, SUM(hours_worked_week) AS h FROM police_victims {} "

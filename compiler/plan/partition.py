@@ -27,9 +27,8 @@ from itertools import product
 import numpy as np
 
 from insightql.compiler.check.observer import maximal
-from insightql.compiler.plaintext.local_eval import ir_type
+from insightql.compiler.plan import partition_earlier as earlier
 from insightql.compiler.plan.aggregates import _is_null, _not, counted, indicator
-from insightql.compiler.plan.guard_cells import column_types
 from insightql.compiler.plan.lower_expr import columns_used
 from insightql.compiler.diagnostics import Diagnostic, PlanError
 from insightql.compiler.plan.span import derivable, in_span, part_rows
@@ -187,53 +186,17 @@ class PartitionRule:
         self.tests: list[dict] = []  # {slot, arg, persons, cells: where it applies (public), aggs}
         if getattr(lp.policy, "privacy", None) is not None:  # DP: no threshold rules
             return
-        new_parts = bool(self.parts)
-        self.old_parts = self._relate_earlier() if new_parts or self.moments else set()
-        if len(self.parts) >= 2 and new_parts:
-            self._analyse_parts()
-        split = [m for m in self.moments.values() if self._may_split(m)]
-        if split and (new_parts or any(m["aggs"] for m in split)):
-            self._analyse_values(split)
-
-    def _same_cells(self, e: dict, new: dict) -> bool:
-        """Whether an earlier release's cells hold exactly the rows of this query's: the same datasets,
-        WHERE and keys, or every nonempty cell the rows of an earlier cell over the public domain
-        (structure.relate: keys or OR branches reordered; undecided: not the same)."""
-        if sorted(e["datasets"]) != new["datasets"]:
-            return False
-        if _canon([e["where"], e["keys"]]) == _canon([new["where"], new["keys"]]):
-            return True
-        rel = relate(self.b.catalog, new, {"datasets": sorted(e["datasets"]), "where": e["where"], "keys": e["keys"]})
-        return rel is not None and bool(rel.same[rel.new_nonempty].any(axis=1).all())
-
-    def _relate_earlier(self) -> set[int]:
-        """Add the counted parts and summed columns of every earlier release of the same cells
-        (`_same_cells`; its ledger entry records them: `sums`, `parts`) as if this query had them
-        too: they are public, so this release's flags must make the joint system safe
-        (spec/disclosure.md 2.15). An entry without `sums` (older) is not related. Returns the
-        indices of the parts an earlier release counted."""
-        lp = self.b.lp
-        keys = [{"expr": k.expr, "type": k.type.to_json(), "size": len(k.values)} for k in lp.keys]
-        new = {"datasets": sorted(lp.datasets), "where": lp.where, "keys": keys}
-        index = {_canon(ir): i for i, (_, ir) in enumerate(self.parts)}
-        old: set[int] = set()
-        for e in getattr(self.b, "earlier", None) or []:
-            if "sums" not in e or e.get("dp") or not self._same_cells(e, new):
-                continue
-            for ir in e.get("parts", []):
-                if _canon(ir) not in index:
-                    index[_canon(ir)] = len(self.parts)
-                    self.parts.append((None, ir))
-                old.add(index[_canon(ir)])
-            for s in e["sums"]:
-                m = self.moments.setdefault(_canon(s["arg"]), _moment(s["arg"], s.get("clamp"), None))
-                if _moment(s["arg"], s.get("clamp"), None)["clamp"] != m["clamp"]:
-                    self._refuse([m], f"the earlier release {e.get('query')} summed it under other clamp bounds")
-                m["degree"] = max(m["degree"], int(s["degree"]))
-                m["old"] = max(m["old"], int(s["degree"]))
-            for c, t in column_types([*e.get("parts", []), *(s["arg"] for s in e["sums"])]).items():
-                lp.columns.setdefault(c, ir_type(t))  # the owners evaluate the earlier parts in the tests
-        return old
+        new_parts, parts, moments = bool(self.parts), self.parts, self.moments
+        everywhere = [((), np.ones(builder.cells, dtype=bool))]
+        # one analysis per group of cells that the same earlier releases of the same cells apply to
+        for self.run, self.mask in earlier.groups(self) if new_parts or moments else everywhere:
+            self.parts, self.moments = list(parts), {k: {**m, "aggs": list(m["aggs"])} for k, m in moments.items()}
+            self.old_parts = earlier.add(self, [builder.earlier[i] for i in self.run], _moment)
+            if len(self.parts) >= 2 and new_parts:
+                self._analyse_parts()
+            split = [m for m in self.moments.values() if self._may_split(m)]
+            if split and (new_parts or any(m["aggs"] for m in split)):
+                self._analyse_values(split)
 
     def _may_split(self, m: dict) -> bool:
         """Whether sums of the column's values and powers up to degree d can determine a group: only
@@ -290,14 +253,14 @@ class PartitionRule:
         names = [m["name"] for m in ms]
         starts = value_starts(self.b.catalog, self._query([]), names) if None not in names else None
         if starts is None:
-            self._refuse(ms, "a condition reads them in a way the compiler cannot enumerate")
+            self.refuse(ms, "a condition reads them in a way the compiler cannot enumerate")
         ivals = [list(zip(starts[m["name"]], [s - 1 for s in starts[m["name"]][1:]] + [m["hi"]])) for m in ms]
         shape = [2] * j + [len(iv) + 1 for iv in ivals]
         if cells * math.prod(shape) > MAX_CLASSES:
-            self._refuse(ms, f"more than {MAX_CLASSES} classes of rows to decide")
+            self.refuse(ms, f"more than {MAX_CLASSES} classes of rows to decide")
         possible = self._possible(self._query([_interval_key(m, starts[m["name"]]) for m in ms]))
         if possible is None:
-            self._refuse(ms, "the definitions leave classes of rows the compiler cannot decide")
+            self.refuse(ms, "the definitions leave classes of rows the compiler cannot decide")
         images = [[_image(m, lo, hi) for lo, hi in iv] + [[None]] for m, iv in zip(ms, ivals)]
         for where, pattern in _patterns(possible.reshape(cells, -1)):
             boxes = [tuple(int(x) for x in box) for box in np.argwhere(pattern.reshape(shape))]
@@ -308,7 +271,7 @@ class PartitionRule:
                             for vs in product(*(images[i][box[j + i]] for i in keep))}, key=repr)
             degrees = [ms[i]["degree"] for i in keep]
             if len(atoms) > MAX_ATOMS or 1 + j + sum(degrees) > MAX_RANK:
-                self._refuse([ms[i] for i in keep], f"more than {MAX_ATOMS} value classes or {MAX_RANK} sums in a cell")
+                self.refuse([ms[i] for i in keep], f"more than {MAX_ATOMS} value classes or {MAX_RANK} sums in a cell")
             if len(atoms) < 2:
                 continue
             rows, skip = part_rows(atoms, j)
@@ -345,7 +308,7 @@ class PartitionRule:
                   for group in self.strict]
         return [g for g in groups if g]
 
-    def _refuse(self, ms: list[dict], why: str) -> None:
+    def refuse(self, ms: list[dict], why: str) -> None:
         names = ", ".join(sorted(str(m["name"]) for m in ms))
         raise PlanError(Diagnostic(
             "IQ329", f"the value classes of the summed column(s) {names} cannot be related to the counts: {why}",
@@ -360,10 +323,13 @@ class PartitionRule:
     def _declare(self, cond: dict, cells: np.ndarray, aggs: list[int]) -> None:
         b = self.b
         pk = b.lp.person_key
-        slot = b.slot("count", indicator(cond))
-        if any(t["slot"] == slot for t in self.tests):
+        cells = cells & self.mask  # the cells of this group (earlier.groups)
+        if not cells.any():
             return
-        self.tests.append({"slot": slot, "arg": indicator(cond), "cells": cells, "aggs": aggs,
+        slot = b.slot("count", indicator(cond))
+        if any(t["slot"] == slot and t["run"] == self.run for t in self.tests):
+            return
+        self.tests.append({"slot": slot, "arg": indicator(cond), "cells": cells, "aggs": aggs, "run": self.run,
                            "persons": b.slot("persons_where", cond, column=pk) if pk else None})
 
     def columns(self) -> dict[str, dict]:
