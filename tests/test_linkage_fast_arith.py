@@ -2,7 +2,7 @@
 cheaper split and recombination (runtime/secure/fast_random.py) against MPyC's own, and MPC vs the
 oracle on key patterns the run structure must survive (all keys equal, one dataset empty).
 
-1. `mimc` on secure values equals MiMC computed on Python ints, key by key.
+1. `mimc` on secure values equals MiMC computed on Python ints, key by key; the keys' field lets it cube.
 2. `integer_lagrange` gives the signed binomials for the points 1..m and None where a coefficient is
    a fraction; `np_recombine` equals `mpyc.thresha.np_recombine` (and the secret) on every point set,
    in fields above and below 64 bits (the latter fall back to MPyC's).
@@ -19,7 +19,7 @@ import pytest
 
 from insightql.compiler.check.catalog import load_catalog
 from insightql.runtime.secure import fast_random
-from insightql.runtime.secure.linkage_fast import mimc, mimc_params
+from insightql.runtime.secure.linkage_fast import column_type, mimc, mimc_params, mimc_prime
 
 from conftest import assert_same_result, oracle_result, run_mpc
 from test_linkage import FIXED_POINT_REL, GENDERS, REGIONS
@@ -34,11 +34,11 @@ def mimc_plain(x: int, k: int, p: int) -> int:
 
 
 # -- 1. MiMC against the plaintext reference ----------------------------------------------------------
-@pytest.mark.parametrize("bits", [51, 60])
-def test_mimc_matches_plaintext_reference(bits):
+@pytest.mark.parametrize("bits,cubing", [(51, False), (60, False), (51, True)])
+def test_mimc_matches_plaintext_reference(bits, cubing):
     from mpyc.runtime import mpc  # one party in this process: secure arithmetic without peers
 
-    st = mpc.SecInt(bits)
+    st = mpc.SecInt(bits, p=mimc_prime(bits + 32)) if cubing else mpc.SecInt(bits)
     p = st.field.modulus
     keys = [0, 1, 2, 2 ** 48 - 1, 12345678901, 1 << bits]
     for k in (0, 1, p - 1, 0x1234567890ABCDEF % p):
@@ -48,6 +48,20 @@ def test_mimc_matches_plaintext_reference(bits):
         assert [int(v) % p for v in got] == [mimc_plain(v, k, p) for v in keys]  # (SecInt opens signed)
     tags = [mimc_plain(v, 99, p) for v in range(2000)]
     assert len(set(tags)) == 2000  # a permutation: distinct keys, distinct tags
+
+
+def test_key_field_lets_mimc_cube():
+    """The keys' field (`column_type`) has MPyC's bit length for the layout but a prime 2 mod 3: MiMC
+    cubes, 53 rounds of 2 products at 83 bits, where MPyC's prime 2^83 - 97 forced x^7 (30 rounds of 4)."""
+    from mpyc.runtime import mpc
+
+    a = {"layout": {"key_bits": 48, "sides": [[{"name": "x.val", "bits": 7}]]}, "weights": []}
+    st = column_type(mpc, a, 262144)
+    p = st.field.modulus
+    assert p.bit_length() == mpc.SecInt(st.bit_length).field.modulus.bit_length() == 83
+    assert p % 3 == 2 and mimc_params(p)[0] == 3 and len(mimc_params(p)[1]) == 53
+    assert mimc_params(mpc.SecInt(st.bit_length).field.modulus)[0] == 7
+    assert column_type(mpc, a, 262144) is st  # the same type at every call and party
 
 
 # -- 2. recombination ---------------------------------------------------------------------------------
