@@ -6,17 +6,24 @@ a PostgreSQL table of typed columns (runtime/data/postgres.py).
     .venv/bin/python benchmarks/load_data.py --rows 100000 --repeats 5 --xlsx-rows 20000
     .venv/bin/python benchmarks/load_data.py --postgres      # + PostgreSQL: the server of IQ_PG_DSN,
                                                              #   else a throw-away one (tests/pg_server.py)
+    .venv/bin/python benchmarks/load_data.py --file /tmp/bdata/rows10000000/police_victims.csv \
+        --catalog benchmarks/catalog.toml --wanted prs_Nationality minor_at_recruitment prs_Age
+                                    # one load of a given file in this process, with its peak memory
 
 Prints one line per source: wall time and CPU time (both the least of the repeats), MB of the file,
 and the 1-minute load average (`/proc/loadavg`, as `uptime` shows it) before and after: the machine
 has 2 cores shared with other jobs, and CPU time is the steadier figure when the load is high.
-The files are generated (vectorised, seeded) into --dir and reused.
+The files are generated (vectorised, seeded) into --dir and reused. With --file, one load of that
+file (as a party of scenario (a) loads it: --wanted are the columns its plan reads) prints wall, CPU
+and the process's peak resident memory (ru_maxrss, which includes the interpreter and imports: about
+110 MB); run it in a fresh process per figure.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -125,6 +132,18 @@ def measure(path: Path | str, ds, repeats: int) -> tuple[float, float, int]:
     return wall, cpu, n
 
 
+def one_load(path: Path, name: str, ds, wanted: list[str] | None) -> None:
+    """One load of `path` in this process: wall, CPU, peak RSS (ru_maxrss), load average."""
+    want = None if wanted is None else {c: {"domain": list(getattr(ds.columns[c], "domain", None) or [])} for c in wanted}
+    before = load_avg()
+    w0, c0 = time.perf_counter(), time.process_time()
+    _, n = load_dataset(path, name, ds, want)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{path.name} {n:,} rows {path.stat().st_size / 1e6:.0f} MB  wall {wall:.2f} s  cpu {cpu:.2f} s  "
+          f"peak RSS {peak:,.0f} MiB  load average {before:.2f} -> {load_avg():.2f}", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -134,8 +153,15 @@ def main(argv=None) -> None:
                     "server)")
     ap.add_argument("--only", nargs="+", metavar="SOURCE", help="measure only these (csv, postgresql, ...)")
     ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "insightql-bench" / "load")
+    ap.add_argument("--file", type=Path, help="load this file once (peak memory: one file per process)")
+    ap.add_argument("--catalog", type=Path, default=ROOT / "examples" / "catalog.toml")
+    ap.add_argument("--dataset", default=NAME)
+    ap.add_argument("--wanted", nargs="+", metavar="COLUMN", help="with --file: the columns the plan reads "
+                    "(default: every declared column)")
     args = ap.parse_args(argv)
-    ds = load_catalog(ROOT / "examples" / "catalog.toml").datasets[NAME]
+    ds = load_catalog(args.catalog).datasets[args.dataset]
+    if args.file:
+        return one_load(args.file, args.dataset, ds, args.wanted)
     paths = write_files(ds, args.rows, args.dir, args.xlsx_rows)
     print(f"load + validate, {NAME} ({len(ds.columns)} columns), best of {args.repeats}; {os.cpu_count()} cores")
     server = None

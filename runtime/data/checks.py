@@ -10,7 +10,6 @@ leaves the loader (tests/test_bad_input.py fuzzes it).
 from __future__ import annotations
 
 import codecs
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,13 +67,11 @@ def check_path(path: Path) -> None:
         raise file_error(path, "is not a regular file (a device, pipe or socket?)")
 
 
-def read_bytes(path: Path) -> bytes:
+def open_file(path: Path):
+    """The file opened for reading in binary, or DataError (missing, a directory, unreadable)."""
     check_path(path)
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except MemoryError:
-        raise file_error(path, f"too large to read into memory ({os.path.getsize(path):,} bytes)") from None
+        return open(path, "rb")
     except OSError as e:
         raise file_error(path, f"cannot be read ({e.strerror or e})") from None
 
@@ -85,49 +82,98 @@ DELIMITERS = np.zeros(256, dtype=bool)
 DELIMITERS[[10, 13, 44]] = True  # \n \r ,
 
 
-def check_bytes(data: bytes, path: Path) -> None:
-    """DataError for what no CSV file in UTF-8 contains:
-    another encoding's byte-order mark, NUL bytes, invalid UTF-8, a field of more than
-    FIELD_LIMIT bytes. Each issue names the row (line), column where it can tell, and offset."""
-    file = str(path)
+def check_start(data: bytes, path: Path) -> None:
+    """DataError for a file that is empty or starts with another encoding's byte-order mark."""
     if not data:
         raise file_error(path, "the file is empty (0 bytes; it needs a header line with the dataset's columns)")
     for bom, name in BOMS:
         if data.startswith(bom):
             raise file_error(path, f"the file is {name} (it starts with a {name} byte-order mark); "
                                    f"save it as UTF-8")
-    issues = []
-    nul = data.find(b"\0")
-    if nul >= 0:
-        head = np.frombuffer(data[:4096], dtype=np.uint8)
-        zeros = np.flatnonzero(head == 0)
-        if zeros.size >= head.size // 4 and (np.all(zeros % 2 == 1) or np.all(zeros % 2 == 0)):
-            raise file_error(path, "the file looks like UTF-16 without a byte-order mark (every other byte "
-                                   "is NUL); save it as UTF-8")
-        issues.append(_at(data, nul, file, f"NUL byte (0x00) at byte offset {nul}: a CSV text file has none "
-                                           f"(a binary file, or saved in another format?)"))
-    try:
-        if not data.isascii():
-            data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        bad = data[e.start]
-        hint = " (saved as Latin-1 or Windows-1252?)" if bad >= 0x80 and not issues else ""
-        issues.append(_at(data, e.start, file, f"byte 0x{bad:02X} at byte offset {e.start} is not UTF-8{hint}; "
-                                               f"save the file as UTF-8"))
-    if issues:
-        raise DataError(sorted(issues, key=lambda i: -1 if i.row is None else i.row)[:MAX_REPORTED])
 
 
-def long_field_issue(data: bytes, path: Path) -> DataIssue | None:
-    """The issue of the longest field of a file, if it is longer than FIELD_LIMIT (a scan of every
-    byte: run when a reader has seen a long field, or could not split the file)."""
-    long = _longest_field(data)
-    if long is None:
-        return None
-    offset, length = long
-    return _at(data, offset, str(path), f"a field of {length:,} bytes (from byte offset {offset}) is longer than "
-                                        f"the limit of {FIELD_LIMIT:,} bytes; no declared column has such values "
-                                        f"(a missing line break?)")
+class ByteScan:
+    """What no CSV file in UTF-8 contains, found chunk by chunk (each chunk ends at a line break, the
+    first holds the header line): NUL bytes, invalid UTF-8, a field of more than FIELD_LIMIT bytes.
+    Each issue names the row (line), the column where it can tell, and the byte offset in the file;
+    the result is the same as over the whole file at once (the first NUL, the first invalid byte,
+    the first of the longest fields)."""
+
+    def __init__(self, path: Path, head: bytes):
+        self.path, self.file = path, str(path)
+        self.head = head[:4096]
+        self.header = _first_line(head).split(",")
+        self.nul: DataIssue | None = None
+        self.bad_utf8: tuple[int, int, int, str | None] | None = None  # byte, offset, row, column
+        self.long: DataIssue | None = None
+        self.longest = FIELD_LIMIT
+
+    def feed(self, chunk: bytes, offset: int, row: int) -> None:
+        """Check `chunk`, which starts at byte `offset` of the file, on line `row`."""
+        nul = chunk.find(b"\0") if self.nul is None else -1
+        if nul >= 0:
+            head = np.frombuffer(self.head, dtype=np.uint8)
+            zeros = np.flatnonzero(head == 0)
+            if zeros.size >= head.size // 4 and (np.all(zeros % 2 == 1) or np.all(zeros % 2 == 0)):
+                raise file_error(self.path, "the file looks like UTF-16 without a byte-order mark (every other "
+                                            "byte is NUL); save it as UTF-8")
+            self.nul = self._issue(chunk, nul, offset, row, f"NUL byte (0x00) at byte offset {offset + nul}: a CSV "
+                                   f"text file has none (a binary file, or saved in another format?)")
+        if self.bad_utf8 is None and not chunk.isascii():
+            try:
+                chunk.decode("utf-8")
+            except UnicodeDecodeError as e:
+                self.bad_utf8 = (chunk[e.start], offset + e.start, *self._where(chunk, e.start, row))
+
+    def feed_fields(self, chunk: bytes, offset: int, row: int) -> None:
+        """Look for the longest field of `chunk` (a scan of every byte: run when a reader has seen a
+        long field, or could not split the chunk)."""
+        long = _longest_field(chunk)
+        if long is not None and long[1] > self.longest:
+            k, self.longest = long
+            self.long = self._issue(chunk, k, offset, row, f"a field of {self.longest:,} bytes (from byte offset "
+                                    f"{offset + k}) is longer than the limit of {FIELD_LIMIT:,} bytes; no declared "
+                                    f"column has such values (a missing line break?)")
+
+    def found(self) -> bool:
+        return bool(self.nul or self.bad_utf8 or self.long)
+
+    def raise_found(self) -> None:
+        """DataError for the bytes found (first), else for the longest field."""
+        issues = [self.nul] if self.nul else []
+        if self.bad_utf8:
+            bad, offset, row, column = self.bad_utf8
+            hint = " (saved as Latin-1 or Windows-1252?)" if bad >= 0x80 and not issues else ""
+            issues.append(self._issue_at(row, column, f"byte 0x{bad:02X} at byte offset {offset} is not UTF-8{hint}; "
+                                                      f"save the file as UTF-8"))
+        if issues:
+            raise DataError(sorted(issues, key=lambda i: -1 if i.row is None else i.row)[:MAX_REPORTED])
+        if self.long:
+            raise DataError([self.long])
+
+    def _issue(self, chunk: bytes, k: int, offset: int, row: int, reason: str) -> DataIssue:
+        return self._issue_at(*self._where(chunk, k, row), reason)
+
+    def _issue_at(self, row: int, column: str | None, reason: str) -> DataIssue:
+        if row == 0:
+            return DataIssue(self.file, None, None, "header line: " + reason)
+        return DataIssue(self.file, row, column, reason)
+
+    def _where(self, chunk: bytes, k: int, row: int) -> tuple[int, str | None]:
+        """The line of byte `k` of a chunk that starts on line `row`, and the header's name of the
+        field it is in (when no quote precedes it on its line)."""
+        row += chunk.count(b"\n", 0, k) + chunk.count(b"\r", 0, k) - chunk.count(b"\r\n", 0, k)
+        before = chunk[max(chunk.rfind(b"\n", 0, k), chunk.rfind(b"\r", 0, k)) + 1:k]
+        column = None
+        if b'"' not in before:
+            j = before.count(b",")
+            column = self.header[j].strip() if j < len(self.header) else None
+        return row, column or None
+
+
+def line_count(chunk: bytes) -> int:
+    """Line breaks in `chunk` (\n, \r\n, a lone \r)."""
+    return chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
 
 
 def _longest_field(data: bytes) -> tuple[int, int] | None:
@@ -140,22 +186,6 @@ def _longest_field(data: bytes) -> tuple[int, int] | None:
     gaps = np.diff(bounds) - 1
     k = int(np.argmax(gaps))
     return (int(bounds[k]) + 1, int(gaps[k])) if gaps[k] > FIELD_LIMIT else None
-
-
-def _at(data: bytes, offset: int, file: str, reason: str) -> DataIssue:
-    """An issue at byte `offset`: its row is its line (the header line is row 0, a file-level
-    issue), its column the header's name of the field it is in (when no quote precedes it)."""
-    row = data.count(b"\n", 0, offset) + data.count(b"\r", 0, offset) - data.count(b"\r\n", 0, offset)
-    if row == 0:
-        return DataIssue(file, None, None, "header line: " + reason)
-    start = max(data.rfind(b"\n", 0, offset), data.rfind(b"\r", 0, offset)) + 1
-    before = data[start:offset]
-    column = None
-    if b'"' not in before:
-        header = _first_line(data).split(",")
-        j = before.count(b",")
-        column = header[j].strip() if j < len(header) else None
-    return DataIssue(file, row, column or None, reason)
 
 
 def _first_line(data: bytes) -> str:

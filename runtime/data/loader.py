@@ -2,7 +2,7 @@
 
 `load_dataset` reads the file with the reader its extension picks (runtime/data/sources.py: CSV,
 Parquet, Excel .xlsx), or a PostgreSQL table or query named `postgresql:...` (runtime/data/postgres.py),
-and checks every declared column in one vectorised pass
+and checks every declared column, block by block and vectorised
 (runtime/data/validate.py), whatever the source: the owner gets file, row, column and reason for
 each bad value (up to MAX_REPORTED), and no exception but DataError leaves it.
 """
@@ -27,18 +27,18 @@ def load_dataset(path: str | Path, name: str, ds: Dataset, wanted: dict[str, dic
     Readers and validation (pyarrow) are imported here: a party without data never loads them.
     """
     from insightql.runtime.data.postgres import is_postgres, read_postgres
-    from insightql.runtime.data.sources import read_source
+    from insightql.runtime.data.sources import Stream, open_source
     from insightql.runtime.data.validate import validate
 
     if is_postgres(path):
         try:
-            return validate(read_postgres(path), name, ds, wanted)
+            return validate(Stream.whole(read_postgres(path)), name, ds, wanted)
         except MemoryError:
             raise file_error(path, "does not fit in memory") from None
     path = Path(path)
     check_path(path)
     try:
-        return validate(read_source(path), name, ds, wanted)
+        return validate(open_source(path), name, ds, wanted)
     except MemoryError:
         raise file_error(path, "does not fit in memory: too large, or a field far too long") from None
     except OSError as e:

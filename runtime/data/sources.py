@@ -17,18 +17,21 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from insightql.runtime.data.checks import (FIELD_LIMIT, MAX_REPORTED, DataError, DataIssue, check_bytes, file_error,
-                                           long_field_issue, read_bytes)
+from insightql.runtime.data.checks import (FIELD_LIMIT, MAX_REPORTED, ByteScan, DataError, DataIssue, check_start,
+                                           file_error, line_count, open_file)
 
 PARQUET = (".parquet", ".pq")
 XLSX = (".xlsx",)
 LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+BLOCK = 1 << 24  # bytes of a CSV file read, checked and parsed at a time
+PARQUET_ROWS = 1 << 18  # rows of a Parquet file read at a time
 
 
 @dataclass
@@ -41,54 +44,178 @@ class Source:
     issues: list[DataIssue] = field(default_factory=list)  # rows the reader could not split
 
 
+@dataclass
+class Block:
+    """Rows [start, start + rows) of a source, one Arrow column per header field."""
+    start: int
+    columns: list[pa.Array | pa.ChunkedArray]
+    rows: int
+
+
+@dataclass
+class Stream:
+    """A source read block by block, so that a large file is never whole in memory. `blocks` yields
+    the rows in order; as it goes, `issues` gains the rows the reader could not split (in row order,
+    at most MAX_REPORTED) and `rows` counts the rows read. What stops the reader (bad bytes, a field
+    too long, a file the library cannot parse) is a DataError that `blocks` raises at its end, after
+    every byte was checked: the same issue, whatever block it is in."""
+    path: Path | str
+    header: list[str]
+    blocks: Iterator[Block]
+    issues: list[DataIssue] = field(default_factory=list)
+    rows: int = 0
+
+    @staticmethod
+    def whole(src: Source) -> "Stream":
+        """A source read at once, as one block."""
+        stream = Stream(src.path, src.header, iter(()), src.issues[:MAX_REPORTED], src.rows)
+        stream.blocks = iter([Block(0, src.columns, src.rows)])
+        return stream
+
+    def read(self) -> Source:
+        """Every block, as one Source (for `iq catalog infer`)."""
+        blocks = list(self.blocks)
+        columns = []
+        for j in range(len(self.header)):
+            parts = [b.columns[j] for b in blocks]
+            chunks = [c for p in parts for c in (p.chunks if isinstance(p, pa.ChunkedArray) else [p])]
+            columns.append(pa.chunked_array(chunks, parts[0].type if parts else pa.string()))
+        return Source(self.path, self.header, columns, self.rows, self.issues)
+
+
 def read_source(path: Path) -> Source:
+    return open_source(path).read()
+
+
+def open_source(path: Path) -> Stream:
     suffix = path.suffix.lower()
     if suffix in PARQUET:
         return read_parquet(path)
     if suffix in XLSX:
-        return read_xlsx(path)
+        return Stream.whole(read_xlsx(path))
     if suffix == ".xls":
         raise file_error(path, "an Excel 97-2003 .xls workbook is not read; save it as .xlsx or CSV")
     return read_csv(path)
 
 
 # ------------------------------------------------------------------------------------------ CSV
-def read_csv(path: Path) -> Source:
-    data = read_bytes(path)
-    check_bytes(data, path)  # empty, another encoding, NUL bytes, not UTF-8
-    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    if start == len(data):
-        raise file_error(path, "the file is empty (no header line)")
-    brk = LINE_BREAK.search(data, start)
-    if (brk.start() if brk else len(data)) - start > FIELD_LIMIT:
-        _long_fields(data, path)
-    head_end, body_start = (brk.start(), brk.end()) if brk else (len(data), len(data))
-    header = [h.strip() for h in next(csv.reader([data[start:head_end].decode("utf-8")]), [])]
-    m = len(header)
-    end = len(data)
-    while end > body_start and data[end - 1] in b"\r\n" and (m > 1 or end == len(data)):
-        end -= 2 if data[end - 2:end] == b"\r\n" else 1  # blank lines at the end are no rows (one
-    if m == 0 or end == body_start:  # column: an empty line is a null value, only the last line break goes)
-        return Source(path, header, [pa.array([], pa.string())] * m, 0)
-    body = pa.py_buffer(data).slice(body_start, end - body_start)  # no copy
+def read_csv(path: Path) -> Stream:
+    """The header now; the rows block by block, each block a whole number of lines of about BLOCK
+    bytes, its bytes checked (checks.ByteScan) and parsed by pyarrow (threads within the block)."""
+    fh = open_file(path)
+    try:
+        buf, eof = _read(fh, path, 4), False  # (at least a byte-order mark)
+        check_start(buf, path)  # empty, another encoding's byte-order mark
+        start = len(codecs.BOM_UTF8) if buf.startswith(codecs.BOM_UTF8) else 0
+        while True:  # the header line, whole (and the byte after it: \r\n is one line break)
+            brk = LINE_BREAK.search(buf, start)
+            if eof or (brk and brk.end() < len(buf)):
+                break
+            more = _read(fh, path, len(buf))
+            buf, eof = buf + more, not more
+        if start == len(buf):
+            raise file_error(path, "the file is empty (no header line)")
+    except BaseException:
+        fh.close()
+        raise
+    head_end, body_start = (brk.start(), brk.end()) if brk else (len(buf), len(buf))
+    try:  # (a header that is not UTF-8 is reported by the ByteScan, at the end of the blocks)
+        header = [h.strip() for h in next(csv.reader([buf[start:head_end].decode("utf-8", "replace")]), [])]
+    except csv.Error:
+        header = []
+    stream = Stream(path, header, iter(()))
+    stream.blocks = _csv_blocks(stream, fh, buf, eof, body_start, long_header=head_end - start > FIELD_LIMIT)
+    return stream
+
+
+def _csv_blocks(stream: Stream, fh, buf: bytes, eof: bool, body_start: int, long_header: bool) -> Iterator[Block]:
+    path, m = stream.path, len(stream.header)
     names = [f"f{j}" for j in range(m)]
-    bad: list = []
+    scan = ByteScan(path, buf)
+    offset = line = 0  # where buf starts in the file: byte, line (the header is line 0)
+    problem = None  # the first block pyarrow could not parse
+    try:
+        while True:
+            cut = None if eof else _cut(buf, body_start, 0)
+            while cut is None and not eof:
+                more = _read(fh, path, len(buf))  # (a long line: read as much again)
+                eof = not more
+                if more:
+                    seen, buf = len(buf), buf + more
+                    cut = _cut(buf, body_start, seen - 2)
+            chunk = buf if cut is None else buf[:cut]
+            scan.feed(chunk, offset, line)
+            end = len(chunk)
+            while cut is None and end > body_start and chunk[end - 1] in b"\r\n" and (m > 1 or end == len(chunk)):
+                end -= 2 if chunk[end - 2:end] == b"\r\n" else 1  # blank lines at the end are no rows (one
+            broken = problem is not None or scan.found()  # column: an empty line is a null value, only the
+            fields_seen = long_header or broken  # last line break goes)
+            if m and not broken and end > body_start:  # (once broken, only the bytes are read on)
+                first_row = line + (1 if body_start else 0)  # the body's first line, as a data row
+                block, problem, long = _csv_block(stream, chunk, body_start, end, names, first_row)
+                fields_seen = fields_seen or long or problem is not None
+                if block is not None:
+                    yield block
+            if fields_seen:
+                scan.feed_fields(chunk, offset, line)
+            if cut is None:
+                break
+            offset, line = offset + cut, line + line_count(chunk)
+            more = _read(fh, path)
+            buf, body_start, eof = buf[cut:] + more, 0, not more
+    finally:
+        fh.close()
+    scan.raise_found()
+    if problem:
+        raise file_error(path, problem)
+
+
+def _csv_block(stream: Stream, chunk: bytes, lo: int, hi: int, names: list[str], first_row: int):
+    """(the block of chunk[lo:hi], the reason pyarrow cannot parse it, whether a field may be longer
+    than FIELD_LIMIT); the rows it cannot split join stream.issues."""
+    body = pa.py_buffer(chunk).slice(lo, hi - lo)  # no copy
+    m, bad = len(names), []
     try:
         table = _parse(body, names, bad, threads=True)
     except (pa.ArrowException, ValueError) as e:
-        _long_fields(data, path)
-        raise file_error(path, f"cannot be read as CSV ({e})") from None
+        return None, f"cannot be read as CSV ({e})", True
     columns = table.columns
-    if bad or any((pc.max(pc.binary_length(c)).as_py() or 0) > FIELD_LIMIT for c in columns):
-        _long_fields(data, path)
+    long = bool(bad) or any((pc.max(pc.binary_length(c)).as_py() or 0) > FIELD_LIMIT for c in columns)
     if bad and any(row.number is None for row in bad):
         bad = []  # parallel parsing does not number the rows it skips: read again to tell the owner which
         _parse(body, names, bad, threads=False)
-    issues = [_row_issue(row, m, path) for row in bad[:MAX_REPORTED]]
+    issues = [_row_issue(row, m, stream.path, first_row - 1) for row in bad[:MAX_REPORTED]]
     if m > 1 and table.num_rows and _all_empty(columns).any():
-        issues += _blank_lines(body.to_pybytes(), m, path)
-    issues.sort(key=lambda i: i.row)
-    return Source(path, header, columns, table.num_rows, issues[:MAX_REPORTED])
+        issues += _blank_lines(chunk[lo:hi], m, stream.path, first_row - 1)
+    if issues:
+        stream.issues = sorted(stream.issues + issues, key=lambda i: i.row)[:MAX_REPORTED]
+    block = Block(stream.rows, columns, table.num_rows)
+    stream.rows += table.num_rows
+    return block, None, long
+
+
+def _read(fh, path: Path, at_least: int = 0) -> bytes:
+    try:
+        return fh.read(max(BLOCK, at_least))
+    except OSError as e:
+        raise file_error(path, f"cannot be read ({e.strerror or e})") from None
+
+
+def _cut(buf: bytes, lo: int, since: int) -> int | None:
+    """The end of a block in buf[lo:]: just after the line break that ends the last line with a
+    byte in it (blank lines are held back: at the end of the file they are no rows). None: no such
+    line break yet (looked for from `since` on; never the last byte, which may be a \r of \r\n)."""
+    n = len(buf)
+    k = max(buf.rfind(b"\n", max(lo, since), n - 1), buf.rfind(b"\r", max(lo, since), n - 1))
+    if k < lo:
+        return None
+    if k > lo and buf[k - 1] not in b"\r\n":
+        last = k - 1
+    else:
+        last = lo + len(buf[lo:k].rstrip(b"\r\n")) - 1
+        if last < lo:
+            return None
+    return last + (3 if buf[last + 1:last + 3] == b"\r\n" else 2)
 
 
 def _parse(body: pa.Buffer, names: list[str], bad: list, threads: bool) -> pa.Table:
@@ -102,39 +229,57 @@ def _parse(body: pa.Buffer, names: list[str], bad: list, threads: bool) -> pa.Ta
                                             strings_can_be_null=False, quoted_strings_can_be_null=False))
 
 
-def _long_fields(data: bytes, path: Path) -> None:
-    """Raise DataError for a field longer than FIELD_LIMIT (with its row, column and byte offset)."""
-    issue = long_field_issue(data, path)
-    if issue is not None:
-        raise DataError([issue])
-
-
 def _all_empty(columns) -> np.ndarray:
     return np.logical_and.reduce([np.asarray(pc.equal(pc.binary_length(c), 0)) for c in columns])
 
 
-def _row_issue(row, m: int, path: Path) -> DataIssue:
+def _row_issue(row, m: int, path: Path, before: int) -> DataIssue:
     if (row.text or "").count('"') % 2:
-        return DataIssue(str(path), row.number, None, 'cannot be read as CSV (a quote " that is not closed?)')
-    return DataIssue(str(path), row.number, None, f"has {row.actual_columns} fields, the header has {m}")
+        return DataIssue(str(path), before + row.number, None, 'cannot be read as CSV (a quote " that is not closed?)')
+    return DataIssue(str(path), before + row.number, None, f"has {row.actual_columns} fields, the header has {m}")
 
 
-def _blank_lines(body: bytes, m: int, path: Path) -> list[DataIssue]:
+def _blank_lines(body: bytes, m: int, path: Path, before: int) -> list[DataIssue]:
     """A blank line between rows: pyarrow reads it as a row of empty values; it is a row of 0 fields
     (read only when a row is all empty: `,,,` is a row of empty values)."""
     lines = LINE_BREAK.split(body)
-    return [DataIssue(str(path), k, None, f"has 0 fields, the header has {m}")
+    if body[-1:] in (b"\n", b"\r"):
+        lines.pop()  # (the line break that ends a block)
+    return [DataIssue(str(path), before + k, None, f"has 0 fields, the header has {m}")
             for k, line in enumerate(lines, start=1) if not line][:MAX_REPORTED]
 
 
 # -------------------------------------------------------------------------------------- Parquet
-def read_parquet(path: Path) -> Source:
+def read_parquet(path: Path) -> Stream:
+    """Record batches of about PARQUET_ROWS rows, every column as it is stored."""
     import pyarrow.parquet as pq
     try:
-        table = pq.ParquetFile(path).read()  # (pq.read_table refuses a column named twice)
+        pf = pq.ParquetFile(path)  # (pq.read_table refuses a column named twice)
+        schema = pf.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as e:
         raise file_error(path, f"cannot be read as Parquet ({e})") from None
-    return Source(path, [n.strip() for n in table.schema.names], table.columns, table.num_rows)
+    stream = Stream(path, [n.strip() for n in schema.names], iter(()))
+
+    def blocks() -> Iterator[Block]:
+        try:
+            batches = pf.iter_batches(batch_size=PARQUET_ROWS, use_threads=True)
+            empty = True
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                empty = False
+                stream.rows += batch.num_rows
+                yield Block(stream.rows - batch.num_rows, batch.columns, batch.num_rows)
+            if empty:  # (the columns' types, for a file without rows)
+                yield Block(0, [pa.array([], f.type) for f in schema], 0)
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise file_error(path, f"cannot be read as Parquet ({e})") from None
+        finally:
+            pf.close()
+    stream.blocks = blocks()
+    return stream
 
 
 # ----------------------------------------------------------------------------------------- xlsx

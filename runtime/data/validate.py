@@ -15,7 +15,7 @@ import datetime as dt
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -28,7 +28,7 @@ from insightql.stdlib.functions import Vec
 from insightql.stdlib.types import date_to_days
 
 from insightql.runtime.data.checks import MAX_REPORTED, DataError, DataIssue, check_header, show
-from insightql.runtime.data.sources import Source
+from insightql.runtime.data.sources import Stream
 
 TRUE = ["true", "1", "yes", "t", "y"]
 FALSE = ["false", "0", "no", "f", "n"]
@@ -51,35 +51,109 @@ class Parsed:
     text: Callable[[int], str]
 
 
-def validate(src: Source, name: str, ds: Dataset, wanted: dict[str, dict] | None) -> tuple[Table, int]:
-    """The declared columns of `src` as a Table, or DataError listing every problem (up to the limit)."""
-    issues = check_header(src.header, src.path, name, ds) + src.issues
+def validate(src: Stream, name: str, ds: Dataset, wanted: dict[str, dict] | None) -> tuple[Table, int]:
+    """The declared columns of `src` as a Table, or DataError listing every problem (up to the limit).
+
+    Block by block: each block's declared columns are parsed and checked, and dropped; what stays is
+    the values of the columns the plan reads and, for the messages, the rows each check flags
+    (`Flags`). The issues are those of the whole source at once, in the same order of precedence:
+    what stops the reader, the header, rows the reader cannot split, max_rows, then the values."""
+    try:
+        issues, refused = check_header(src.header, src.path, name, ds), None
+    except DataError as e:
+        issues, refused = [], e
+    judged = {c: Judged(ds.columns[c], wanted is None or c in wanted) for c in ds.columns}
+    with ThreadPoolExecutor(THREADS) as pool:  # Arrow's kernels let go of the GIL: columns in parallel
+        for block in src.blocks:  # raises DataError, at its end, for what stops the reader
+            if refused or issues or src.issues or src.rows > ds.max_rows:
+                judged = {}  # nothing more to judge: the reader's issues come first; read on for them
+                continue
+            def parse(col_name: str) -> Parsed | str:
+                col = ds.columns[col_name]
+                try:
+                    return parse_column(col, block.columns[src.header.index(col_name)], (wanted or {}).get(col_name))
+                except (pa.ArrowException, ValueError) as e:
+                    return f"cannot be read as {col.type} ({e})"
+            for col_name, parsed in zip(judged, pool.map(parse, judged)):
+                judged[col_name].add(parsed, block.start)
+    if refused:
+        raise refused
+    issues += src.issues
     if issues:
         raise DataError(issues[:MAX_REPORTED])
     if src.rows > ds.max_rows:
         raise DataError([DataIssue(str(src.path), None, None,
                                    f"{src.rows} rows, more than the declared max_rows {ds.max_rows}")])
-    def parse(col_name: str) -> Parsed | str:
-        col = ds.columns[col_name]
-        try:
-            return parse_column(col, src.columns[src.header.index(col_name)], (wanted or {}).get(col_name))
-        except (pa.ArrowException, ValueError) as e:
-            return f"cannot be read as {col.type} ({e})"
-
-    with ThreadPoolExecutor(THREADS) as pool:  # Arrow's kernels let go of the GIL: columns in parallel
-        parsed_columns = dict(zip(ds.columns, pool.map(parse, ds.columns)))
     table: Table = {}
-    for col_name, parsed in parsed_columns.items():
-        if isinstance(parsed, str):
-            issues.append(DataIssue(str(src.path), None, col_name, parsed))
+    for col_name, judge in judged.items():
+        if judge.failed:
+            issues.append(DataIssue(str(src.path), None, col_name, judge.failed))
             continue
-        issues += describe(check_column(ds.columns[col_name], parsed), parsed, str(src.path), col_name,
-                           MAX_REPORTED - len(issues))
-        if wanted is None or col_name in wanted:
-            table[col_name] = Vec(parsed.values, parsed.null)
+        issues += judge.describe(str(src.path), col_name, MAX_REPORTED - len(issues))
+        if judge.keep:
+            table[col_name] = judge.column((wanted or {}).get(col_name))
     if issues:
         raise DataError(issues[:MAX_REPORTED])
     return table, src.rows
+
+
+class Judged:
+    """One declared column as judged so far: its values and nulls (if the plan reads it), and for
+    the messages only what they read (`Flags`), per check."""
+
+    def __init__(self, col, keep: bool):
+        self.col, self.keep = col, keep
+        self.values: list[np.ndarray] = []
+        self.null: list[np.ndarray] = []
+        self.flags: list[Flags] = []
+        self.failed: str | None = None  # why the column cannot be read
+
+    def add(self, parsed: Parsed | str, start: int) -> None:
+        if self.failed:
+            return
+        if isinstance(parsed, str):
+            self.failed, self.values, self.null = parsed, [], []
+            return
+        checks = check_column(self.col, parsed)
+        if not self.flags:
+            self.flags = [Flags(why, many, hint) for _, why, many, hint in checks]
+        first_check = np.full(len(parsed.null), -1)
+        for j in reversed(range(len(checks))):
+            first_check[checks[j][0]] = j
+        for j, flags in enumerate(self.flags):
+            flags.add(np.flatnonzero(first_check == j), parsed, start)
+        if self.keep:
+            self.values.append(parsed.values)
+            self.null.append(parsed.null)
+
+    def describe(self, file: str, column: str, limit: int) -> list[DataIssue]:
+        return describe(self.flags, file, column, limit)
+
+    def column(self, want: dict | None) -> Vec:
+        if not self.values:  # no rows: the column's types, from an empty one
+            empty = parse_column(self.col, pa.array([], pa.string()), want)
+            return Vec(empty.values, empty.null)
+        values, null = np.concatenate(self.values), np.concatenate(self.null)
+        self.values = self.null = []
+        return Vec(values, null)
+
+
+@dataclass
+class Flags:
+    """The rows one check flags in one column as far as its messages read them: how many, the
+    first VALUES_READ of them (0-based rows of the source) and their text."""
+    why: Callable[[str], str]
+    many: str
+    hint: str
+    count: int = 0
+    rows: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+    def add(self, flagged: np.ndarray, p: Parsed, start: int) -> None:
+        self.count += len(flagged)
+        for k in flagged[:VALUES_READ - len(self.rows)].tolist():
+            self.rows.append(start + k)
+            self.texts.append(p.text(k))
 
 
 def check_column(col, p: Parsed) -> list[tuple[np.ndarray, Callable[[str], str], str, str]]:
@@ -127,33 +201,29 @@ VALUES_SHOWN = 5  # distinct values a summary names (the most frequent among the
 VALUES_READ = 1000  # flagged rows read for those values
 
 
-def describe(checks, p: Parsed, file: str, column: str, limit: int) -> list[DataIssue]:
+def describe(flags: list[Flags], file: str, column: str, limit: int) -> list[DataIssue]:
     """The issues of one column, each row worded by its first check: one issue per row for a check
     that flags at most SUMMARY_AFTER rows, else one summary for the check (how many rows, the first
     ones, the values, a hint). In row order (a summary at its first row); at most `limit`."""
-    if not checks or limit <= 0:
+    if not flags or limit <= 0:
         return []
-    first_check = np.full(len(p.null), -1)
-    for j in reversed(range(len(checks))):
-        first_check[checks[j][0]] = j
     found = []
-    for j, (_, why, many, hint) in enumerate(checks):
-        rows = np.flatnonzero(first_check == j)
-        if len(rows) > SUMMARY_AFTER:
-            found.append((rows[0], _summary(rows, p, file, column, many, hint, values=not many.startswith("are empty"))))
+    for f in flags:
+        if f.count > SUMMARY_AFTER:
+            found.append((f.rows[0], _summary(f, file, column, values=not f.many.startswith("are empty"))))
         else:
-            found += [(k, DataIssue(file, int(k) + 1, column, why(p.text(int(k))))) for k in rows[:limit]]
+            found += [(k, DataIssue(file, k + 1, column, f.why(text))) for k, text in zip(f.rows[:limit], f.texts)]
     return [issue for _, issue in sorted(found, key=lambda x: x[0])][:limit]
 
 
-def _summary(rows: np.ndarray, p: Parsed, file: str, column: str, many: str, hint: str, values: bool) -> DataIssue:
-    shown = ", ".join(str(int(k) + 1) for k in rows[:FIRST_ROWS]) + (", ..." if len(rows) > FIRST_ROWS else "")
-    text = f"{len(rows)} values {many}; rows {shown}"
+def _summary(f: Flags, file: str, column: str, values: bool) -> DataIssue:
+    shown = ", ".join(str(k + 1) for k in f.rows[:FIRST_ROWS]) + (", ..." if f.count > FIRST_ROWS else "")
+    text = f"{f.count} values {f.many}; rows {shown}"
     if values:
-        counts = Counter(show(p.text(int(k))) for k in rows[:VALUES_READ])
+        counts = Counter(show(t) for t in f.texts[:VALUES_READ])
         listed = [f"'{v}' ({n} row{'s' if n > 1 else ''})" for v, n in counts.most_common(VALUES_SHOWN)]
         text += "; values " + ", ".join(listed) + (", ..." if len(counts) > VALUES_SHOWN else "")
-    return DataIssue(file, None, column, f"{text}; hint: {hint}")
+    return DataIssue(file, None, column, f"{text}; hint: {f.hint}")
 
 
 # ------------------------------------------------------------------------------------ parsing
