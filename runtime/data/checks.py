@@ -173,6 +173,8 @@ class ByteScan:
 
 def line_count(chunk: bytes) -> int:
     """Line breaks in `chunk` (\n, \r\n, a lone \r)."""
+    if b"\r" not in chunk:
+        return chunk.count(b"\n")
     return chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
 
 
