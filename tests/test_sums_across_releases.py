@@ -255,3 +255,17 @@ def test_sums_of_releases_whose_cells_differ_solve_a_small_group(tmp_path):
     c = sums["n"] - rest
     b = (sums["s"] - 9000 * c - 5000 * rest) / (7000 - 5000)
     assert (rest, c, b) == (20, 10, 1)
+
+
+def test_the_leakage_report_names_guard_dominance_only_where_it_tests():
+    """After a count-only release the SUM has no dominance test, and the leakage report's guard item must
+    not list guard.dominance (a rule listed is a rule the plan applies); after a SUM release it does."""
+    def rules(queries: list[str]) -> list[str]:
+        sigs = []
+        for i, text in enumerate(queries):
+            plan = compile_source(q(text), f"q{i}", STRICT, earlier=list(sigs)).plan
+            sigs.append(signature_of_plan(plan))
+        return next(item["rules"] for item in plan["leakage"] if item["item"] == "guard_outcome")
+    second = f"SELECT region, SUM(support_eur) AS s FROM {S} WHERE stay_days < 30 GROUP BY region;"
+    assert "guard.dominance" not in rules([f"SELECT region, COUNT(*) AS n FROM {S} GROUP BY region;", second])
+    assert "guard.dominance" in rules([f"SELECT region, SUM(support_eur) AS s FROM {S} GROUP BY region;", second])
