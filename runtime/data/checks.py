@@ -54,7 +54,7 @@ def show(value: str) -> str:
 
 
 def check_path(path: Path) -> None:
-    """Raise DataError unless `path` is a regular file (it may still be unreadable: see read_bytes)."""
+    """Raise DataError unless `path` is a regular file (it may still be unreadable: see open_file)."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:

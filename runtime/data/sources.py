@@ -1,7 +1,9 @@
-"""Readers: a data file -> its header and one Arrow column per header field (`Source`).
+"""Readers: a data source -> its header and its rows in blocks of Arrow columns (`Stream`).
 
-The file's extension picks the reader: `.parquet` (pyarrow), `.xlsx` (openpyxl, one sheet), anything
-else CSV (pyarrow's reader; the file's bytes are checked first by checks.check_bytes). A reader
+The file's extension picks the reader: `.parquet` (pyarrow, in record batches), `.xlsx` (openpyxl,
+one sheet, one block), anything else CSV (pyarrow's reader, a block of about BLOCK bytes at a time,
+each block's bytes checked by checks.ByteScan first), so that a party never holds a large file
+whole: validate.py judges each block and keeps only what the plan and the messages need. A reader
 only reads: every value, whatever the source, is judged by runtime/data/validate.py. What stops a
 reader (a row with the wrong number of fields, a file the library cannot parse) is a DataIssue.
 
