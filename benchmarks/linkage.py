@@ -336,8 +336,8 @@ def write_report(res: dict) -> None:
             if design == "fast" and q == "join" and big:
                 r = big[0]
                 lines.append(f"Issue 16's target, 100,000 x 100,000 under 2 min: {'met' if r[1] < 120 else 'not met'} "
-                             f"at load {r[2]} ({r[1]:.1f} s; on a quiet machine before this round's levers 181.4 s, "
-                             "not measured quietly since: Notes).")
+                             f"at load {r[2]} ({r[1]:.1f} s, the parties' CPU {r[3]} s; on a quiet machine before this "
+                             "round's levers 181.4 s, CPU 336.8 s; not measured quietly since: Notes).")
             if q == "join" and (len(rows) > 1 or rows[0][0] == 10000):
                 t10, how = _at(rows, 10000)
                 lines.append(f"10,000 x 10,000: {t10:.0f} s ({how}); all-pairs baseline at that size about "
@@ -543,9 +543,11 @@ NOTES = [
     "target of 2 min: not met (its CPU alone, about 168 s a core, exceeds it; MiMC tags dominate).",
     "* MPyC's Shamir sharing of arrays drew one `secrets.randbelow` per coefficient; runtime/secure/fast_random.py "
     "draws them in bulk (CPU for splitting 100,000 values: 0.22 s -> 0.13 s).",
-    "* Issue 16, the fast design at 100k x 100k (2026-12-08 01:15-02:00 UTC; other sessions kept the load at "
-    "6-11 throughout, so no quiet run was possible). Profile first: cProfile of one party of a 30k x 30k join "
-    "(65,536 tagged rows, load 6-7): MPyC's resharing after the MiMC tags' 106 products is 60% of the party, "
+    "* Issue 16, the fast design at 100k x 100k (2026-12-08 01:15-02:25 UTC; other sessions kept the load at "
+    "5-11 throughout, so no quiet run was possible). Profile first: cProfile of one party of a 30k x 30k join "
+    "(65,536 tagged rows, load 6-7): MPyC's resharing after the MiMC tags' 120 products (x^7, 30 rounds of 4: "
+    "MPyC's prime for the keys' SecInt, 2^83 - 97, is 1 mod 3 and 1 mod 5, so the first note's 'cubing' was "
+    "not what ran) is 60% of the party, "
     "of which Shamir splitting 28% (its random coefficients 10%), recombination 17%, pickling the share rows "
     "13%; the products with their reduction 11%; the shuffle, sharing and start-up the rest. Everything is "
     "Python integers of the 83-bit field in object arrays. Levers taken (runtime/secure/fast_random.py, the "
@@ -555,13 +557,18 @@ NOTES = [
     "3 (s1 - s2) + s3, one reduction, and a product by the inverse denominator where t + 1 points need one "
     "(an opening), instead of MPyC's reduction of every share and products by full-size field constants: "
     "44-53 ms against 75-92 ms; (3) coefficient words drawn for p's acceptance rate (1/32 spare, not 1/2); "
-    "(4) MiMC adds key + c_i, computed once, per round. Same run, alternating with a copy of the previous "
+    "(4) MiMC adds key + c_i, computed once, per round; (5) the keys' field takes MPyC's bit length with the "
+    "smallest prime of it that is 2 mod 3 (2^82 + 43), so MiMC cubes: 53 rounds of 2 products, 106 instead of "
+    "120 (PRF alone, same tree, alternating, load 7.6-9.1: CPU 9.09 / 11.49 s with x^7 against 8.78 / 9.72 s). "
+    "Same run, alternating with a copy of the previous "
     "commit's tree: the PRF alone (20,000 values, 3 parties) CPU 14.3 / 15.9 s against 11.0 / 12.1 s (1.3x, "
     "load 6-9); the 30k x 30k join 128.3 / 128.9 s, CPU 82.4 / 72.8 s against 73.3 / 94.6 s, CPU 53.2 / "
     "59.2 s (CPU 1.23-1.55x, load 8.6-11.5); the 100k x 100k join 347.1 s, CPU 243.2 s (load 9.7) against "
-    "241.8 s, CPU 181.0 s (load 7.9-8.9): 1.44x wall, 1.34x CPU (table 'Same run'; the fast table's 100k row "
-    "is this run). The 2 min target is not met at that load, and was not measured on a quiet machine: the "
-    "previous commit took 181.4 s there, and 1.34x less CPU would put it near 135 s; the remaining cost is "
+    "241.8 s, CPU 181.0 s (load 7.9-8.9): 1.44x wall, 1.34x CPU, levers (1)-(4). With (5) as well: 30k x 30k "
+    "95.1 s, CPU 78.4 s against 49.8 s, CPU 51.3 s (1.91x wall, 1.53x CPU, load 6.2-8.7); 100k x 100k 125.4 s, "
+    "CPU 169.3 s at load 5.3-6.2 (the fast table's row; its 1k and 10k rows ran with (1)-(4) at load 8-10.7; the session's third 100k run, the most it allowed, so "
+    "no old/new pair with (5) at 100k). The 2 min target: not met at load 5.3-6.2 (125.4 s), and not measured "
+    "on a quiet machine, where the previous commit took 181.4 s with CPU 336.8 s; the remaining cost is "
     "MPyC's resharing on Python integers. Not taken: MiMC over a field below 2^64 for a 64-bit numpy path (an "
     "owner could search its 61-bit key, and 2^18 tags would collide with probability 2^-26; spec/linkage.md "
     "6.2a, with the PRF's requirements and the round count's reference); x^5 or x^7 (3 or 4 products per round "
@@ -577,7 +584,7 @@ NOTES = [
     "trick for MiMC's resharing (one message per party instead of two) trades a pickled row for a second "
     "stream: about even. The time estimate (compiler/review/timing.py) was 8-10x high for the oblivious "
     "design at 10k and 100k: now a term per row and sort-key bit (1.94e-5 s) plus one per bit (0.05 s, the "
-    "passes' fixed costs), and for the fast design 5e-4 s per row plus 2 s; every row of these tables is "
+    "passes' fixed costs), and for the fast design 4e-4 s per row plus 2 s; every row of these tables is "
     "within 2x of its estimate (quiet rows directly, loaded rows through the L / 3 rule; "
     "tests/test_linkage_timing_model.py).",
 ]
