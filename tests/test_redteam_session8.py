@@ -126,17 +126,17 @@ def withheld_subgroup_world(se_long: int) -> list:
 
 
 @pytest.mark.parametrize("order", [(0, 1, 2), (1, 0, 2)])
-def test_a_withheld_subgroup_comes_back_from_another_release(order, tmp_path):
-    """LEAK, 6.1's third paragraph with a subgroup in place of the third release's cell: the North
-    without sexual exploitation (120), the North by type with fewer than 30 hours (sexual
-    exploitation 20), then the North with a FILTER on sexual exploitation. The third's subgroup
-    (22) differs from the second's cell by 2 and is withheld, but its cell (142) is released against
-    the first (142 - 120 = 22 >= k), which gives the subgroup back: 142 - 120 - 20 = 2."""
+def test_a_withheld_subgroup_no_longer_comes_back_from_another_release(order, tmp_path):
+    """CLOSED (was a leak, 6.1's third paragraph with a subgroup in place of the third release's cell):
+    the North without sexual exploitation (120), the North by type with fewer than 30 hours (sexual
+    exploitation 20), then the North with a FILTER on sexual exploitation. The third's subgroup (22)
+    differs from the second's cell by 2 and is withheld; its rest (120) is the first release's cell
+    by definition, so the cell (142) gave the subgroup back (142 - 120 - 20 = 2). A subgroup whose rest
+    (or a rest whose subgroup) holds an earlier cell's rows by definition is now tested with the cell
+    (guard.py `_derived_family_oks`): the cell is withheld too."""
     got = run([WITHHELD_SUBGROUP[i] for i in order], withheld_subgroup_world(2), tmp_path)
-    other, short, third = (got[order.index(i)] for i in range(3))
-    assert third[("North",)] == {"n": 142, "se": None}  # the guard withheld the subgroup ...
-    back = third[("North",)]["n"] - other[("North",)]["n"] - short[("North", "SexualExploitation")]["n"]
-    assert back == 2 < K  # ... and the other two releases give it back
+    third = got[order.index(2)]
+    assert third.get(("North",), {"n": None, "se": None}) == {"n": None, "se": None}
 
 
 def test_a_withheld_subgroup_control(tmp_path):
@@ -149,17 +149,30 @@ WITHHELD_COUNT = [by_region("WHERE hours_worked_week IS NULL"), by_region("WHERE
                   by_region(cols="COUNT(*) AS n, COUNT(hours_worked_week) AS h")]
 
 
-@pytest.mark.parametrize("order", [(0, 1, 2), (1, 0, 2), (1, 2, 0)])
-def test_a_withheld_count_of_a_column_comes_back_from_another_release(order, tmp_path):
-    """LEAK, the same with COUNT(x): North holds 100 rows with 10 hours, 2 with 60 and 40 without.
-    The rows without hours (40), the rows under 30 hours (100), then COUNT(*) and COUNT(hours): the
-    guard withholds COUNT(hours) (102, which differs from the second release by 2), the cell's 142
-    stays, and 142 - 40 - 100 = 2. Also when the rows without hours come last (1, 2, 0): the later
-    query recomputes the earlier guard but releases the rest of the value that guard withheld."""
-    world = [block(P, 100, exp_Region="North", hours_worked_week=10),
-             block(P, 2, exp_Region="North", hours_worked_week=60),
-             block(P, 40, exp_Region="North", hours_worked_week=None)]
-    got = run([WITHHELD_COUNT[i] for i in order], world, tmp_path)
+def _withheld_count_world() -> list:
+    return [block(P, 100, exp_Region="North", hours_worked_week=10),
+            block(P, 2, exp_Region="North", hours_worked_week=60),
+            block(P, 40, exp_Region="North", hours_worked_week=None)]
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (1, 0, 2)])
+def test_a_withheld_count_of_a_column_no_longer_comes_back(order, tmp_path):
+    """CLOSED (was a leak): North holds 100 rows with 10 hours, 2 with 60 and 40 without. The rows
+    without hours (40), the rows under 30 hours (100), then COUNT(*) and COUNT(hours): the guard
+    withholds COUNT(hours) (102, 2 from the second release), and the cell's 142 gave it back as
+    142 - 40 - 100 = 2. The rest of COUNT(hours) is the first release's cell by definition, so the
+    cell is now withheld with it."""
+    got = run([WITHHELD_COUNT[i] for i in order], _withheld_count_world(), tmp_path)
+    both = got[order.index(2)].get(("North",), {"n": None, "h": None})
+    assert both == {"n": None, "h": None}
+
+
+def test_a_withheld_count_of_a_column_comes_back_when_its_rest_comes_last(tmp_path):
+    """LEAK (spec/disclosure.md 6.1): the same releases with the rows without hours last (1, 2, 0). The
+    third query's cell is the rest of the second's withheld COUNT(hours) by definition; the later query
+    recomputes the earlier guard (guard_earlier) but releases that rest, and 142 - 40 - 100 = 2."""
+    order = (1, 2, 0)
+    got = run([WITHHELD_COUNT[i] for i in order], _withheld_count_world(), tmp_path)
     without, short, both = (got[order.index(i)][("North",)] for i in range(3))
     assert both == {"n": 142, "h": None}
     assert both["n"] - without["n"] - short["n"] == 2 < K

@@ -31,6 +31,8 @@ import functools
 import hashlib
 import json
 
+import numpy as np
+
 from insightql.compiler.plaintext.local_eval import ir_type
 from insightql.compiler.check.observer import maximal, observer_holdings
 from insightql.compiler.diagnostics import Diagnostic, PlanError
@@ -246,19 +248,55 @@ def apply(builder, released: str) -> str:
                                               what=next(s["scope"] for s in builder.slots if s["name"] == slot), **who))
             elif old:  # (an observer holding every earlier row has nothing of it to subtract from)
                 oks += [checks.ok("rows", released, new, old, who, q) for q in checks.families("rows")]
+    oks += _derived_family_oks(builder, released)
     if not oks:
         return released
     return close(builder, released, builder.rules.all_of([released, *oks]), "cell")
 
 
-def apply_values(builder, count_slot: str, flag: str) -> str:
+def _derived_family_oks(builder, released: str) -> list[str]:
+    """A subgroup whose rest (or a rest whose subgroup) holds the same rows as an earlier release's
+    cell by definition is released with the cell (n minus that earlier cell): its tests gate the cell
+    flag, in the cells where that holds."""
+    checks_all = getattr(builder, "guard_checks", [])
+    derived: dict[str, np.ndarray] = {}
+    for e, c in checks_all:
+        for q in c.columns:
+            for fam, other in ((q, rest_of(q)), (rest_of(q), q)):
+                for oq in c.old_families():
+                    rel = c.relation(other, oq, list(builder.lp.datasets), list(e["datasets"]))
+                    if rel is not None:
+                        twin = rel.same.any(axis=1)
+                        derived[fam] = derived.get(fam, np.zeros_like(twin)) | twin
+    oks = []
+    for fam, twin in sorted(derived.items()):
+        if not twin.any():
+            continue
+        for e, c in checks_all:
+            for held, new, old in scopes(builder, e):
+                if old:
+                    who = {"who": list(held)} if held else {}
+                    for oq in c.families(fam):
+                        ok = c.ok(fam, released, new, old, who, oq)
+                        if not twin.all():  # only the cells where the family is derived
+                            fail = builder.secure("not", [ok], 0, 1)
+                            fail = builder.add("linear", "secure", [fail], [builder.cells], 0, 1, size=builder.cells,
+                                               pairs=[[int(i), int(i)] for i in np.flatnonzero(twin)])
+                            ok = builder.secure("not", [fail], 0, 1)
+                        oks.append(ok)
+    return oks
+
+
+def apply_values(builder, count_slot: str, flag: str, before: str | None = None) -> str:
     """A value's flag after the guard on its column's rows with a value (spec/disclosure.md 3.2):
     a SUM over a difference of >= k rows of which 1..k-1 have a value is a value of that group.
     And the subgroup it reveals (the rows where a FILTER/CASE condition holds, a boolean's TRUE rows,
     a nullable column's rows with a value) and the rest of its cell (the rows where it is NULL:
     n - m beside COUNT(*)), each a family of released cells, against every family of each earlier
     release (spec/disclosure.md 2.13, 3.2); in the fallback, their rows against the earlier
-    families' rows (guard_rows, 3.3)."""
+    families' rows (guard_rows, 3.3). `before` (>= flag): the value's flag before counts.pair and
+    filter.parts, so a value they withhold in a released cell closes its component too (their
+    groups are not tested on the remainder "earlier cell minus the released new values")."""
     oks = []
     for e, checks in getattr(builder, "guard_checks", []):
         if count_slot not in checks.parts:
@@ -276,7 +314,7 @@ def apply_values(builder, count_slot: str, flag: str) -> str:
     oks += guard_rows.value_oks(builder, count_slot, scopes)
     if not oks:
         return flag
-    return close(builder, flag, builder.rules.all_of([flag, *oks]), "value")
+    return close(builder, before or flag, builder.rules.all_of([flag, *oks]), "value")
 
 
 def apply_sums(builder, p: dict, flag: str) -> str:
