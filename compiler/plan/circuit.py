@@ -141,6 +141,7 @@ class CircuitBuilder:
         parts = self.partition.flags(lambda slot, flag: guard.apply_values(self, slot, flag)) \
             if getattr(self, "partition", None) else {}
         for i, (a, p, v) in enumerate(zip(lp.aggregates, agg_plans, self.agg_list)):
+            own = v["flag"]  # before counts.pair and filter.parts: what they withhold triggers guard.closure
             slots = [slot for slot, _, _ in counted(a, p)]
             extra = [pairs.get(slot) for slot in slots] or [pairs.get(v["node"]) if a.func == "count_distinct"
                                                             else None]
@@ -151,7 +152,7 @@ class CircuitBuilder:
                 v["flag"] = self.rules.all_of([v["flag"], *extra])
             for slot in slots:  # the guard on the rows with a value, or of the subgroup
                 if slot in getattr(self, "value_columns", {}):
-                    v["flag"] = guard.apply_values(self, slot, v["flag"])
+                    v["flag"] = guard.apply_values(self, slot, v["flag"], before=own)
 
     def linked(self, node: str) -> bool:
         """Whether a node counts across owners by record linkage (compiler/plan/linkage.py)."""

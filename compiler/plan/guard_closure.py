@@ -16,7 +16,9 @@ subgroup or on the rest of a cell relate fewer domain points, so their groups ar
 MPC, a cell the guard withheld (released before its tests, not after) withholds every cell of its
 component: then each group either has every new cell withheld, or its flags are exactly the ones
 its tests read, so every test holds on the final flags. One pass suffices: the components are
-closed, so a cell the closure withholds is in a component that is withheld already.
+closed, so a cell the closure withholds is in a component that is withheld already. A value's flag
+read as "before" is taken before counts.pair and filter.parts (circuit.finish_values): the remainder
+tests count each count alone, so a pair withheld in a released cell came back from a margin.
 """
 from __future__ import annotations
 
