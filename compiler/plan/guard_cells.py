@@ -288,7 +288,7 @@ class CellChecks:
                                        ["group and filter by columns whose values the catalog enumerates"]))
         groups = groups_of(rel)
         if not groups:  # no cells that can share rows: nothing to subtract
-            return flag
+            return flag if twin is None else self.with_twin(twin, flag)
         q_new = self.new_count(quantity, new)
         q_old = self.total(self.parts[old_q], old)
         possible, certain = self.possible[old_q], self.certain[old_q]
@@ -317,7 +317,17 @@ class CellChecks:
                                    self.keep(self.const(m, 1), np.flatnonzero(~old_in), m)])
             bad.append(self.group_to_cells(ok_a, ok_b, n_pairs, m))
         allowed = self.allowed_by(bad, flag, "guard.margin")
-        return allowed if twin is None else b.secure("or", [allowed, self.certain[twin]], 0, 1)
+        return allowed if twin is None else self.with_twin(twin, allowed)
+
+    def with_twin(self, twin: str, allowed: str) -> str:
+        """The flag of a new family that holds an earlier family's rows by definition (`twin`): where the
+        twin was surely released, nothing new, whatever the other tests say; where it was possibly
+        released but not surely (its own guard, or its subgroup's, may have withheld it), the new cells
+        would give it back (the earlier n minus this rest is the withheld subgroup): withheld too."""
+        b, cE = self.b, self.cE
+        maybe = self.node("and", [self.possible[twin], self.node("not", [self.certain[twin]], cE)], cE)
+        return b.secure("or", [self.certain[twin], b.secure("and", [allowed, self.node("not", [maybe], cE)], 0, 1)],
+                        0, 1)
 
     def group_to_cells(self, ok_a: str, ok_b: str, n_pairs: list[tuple[int, int]], m: int) -> str:
         """Per new cell, 1 where a group of it fails (ok_a and ok_b over the m groups)."""
