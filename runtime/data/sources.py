@@ -17,6 +17,7 @@ import codecs
 import csv
 import datetime as dt
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -103,7 +104,8 @@ def open_source(path: Path) -> Stream:
 # ------------------------------------------------------------------------------------------ CSV
 def read_csv(path: Path) -> Stream:
     """The header now; the rows block by block, each block a whole number of lines of about BLOCK
-    bytes, its bytes checked (checks.ByteScan) and parsed by pyarrow (threads within the block)."""
+    bytes, its bytes checked (checks.ByteScan) and parsed by pyarrow (in a thread, while the block
+    before is validated)."""
     fh = open_file(path)
     try:
         buf, eof = _read(fh, path, 4), False  # (at least a byte-order mark)
@@ -131,61 +133,88 @@ def read_csv(path: Path) -> Stream:
 
 
 def _csv_blocks(stream: Stream, fh, buf: bytes, eof: bool, body_start: int, long_header: bool) -> Iterator[Block]:
+    """The blocks of a CSV file; pyarrow parses each block in a thread while the one before is
+    validated (one thread each: the two cores do both, at half the CPU of pyarrow's own threads)."""
     path, m = stream.path, len(stream.header)
     names = [f"f{j}" for j in range(m)]
     scan = ByteScan(path, buf)
     offset = line = 0  # where buf starts in the file: byte, line (the header is line 0)
-    problem = None  # the first block pyarrow could not parse
+    state = _State(long_header)
+    pending = None  # the block being parsed
     try:
-        while True:
-            cut = None if eof else _cut(buf, body_start, 0)
-            while cut is None and not eof:
-                more = _read(fh, path, len(buf))  # (a long line: read as much again)
-                eof = not more
-                if more:
-                    seen, buf = len(buf), buf + more
-                    cut = _cut(buf, body_start, seen - 2)
-            chunk = buf if cut is None else buf[:cut]
-            scan.feed(chunk, offset, line)
-            end = len(chunk)
-            while cut is None and end > body_start and chunk[end - 1] in b"\r\n" and (m > 1 or end == len(chunk)):
-                end -= 2 if chunk[end - 2:end] == b"\r\n" else 1  # blank lines at the end are no rows (one
-            broken = problem is not None or scan.found()  # column: an empty line is a null value, only the
-            fields_seen = long_header or broken  # last line break goes)
-            if m and not broken and end > body_start:  # (once broken, only the bytes are read on)
-                first_row = line + (1 if body_start else 0)  # the body's first line, as a data row
-                block, problem, long = _csv_block(stream, chunk, body_start, end, names, first_row)
-                fields_seen = fields_seen or long or problem is not None
-                if block is not None:
+        with ThreadPoolExecutor(1) as pool:
+            while True:
+                cut = None if eof else _cut(buf, body_start, 0)
+                while cut is None and not eof:
+                    more = _read(fh, path, len(buf))  # (a long line: read as much again)
+                    eof = not more
+                    if more:
+                        seen, buf = len(buf), buf + more
+                        cut = _cut(buf, body_start, seen - 2)
+                chunk = buf if cut is None else buf[:cut]
+                scan.feed(chunk, offset, line)
+                end = len(chunk)
+                while cut is None and end > body_start and chunk[end - 1] in b"\r\n" and (m > 1 or end == len(chunk)):
+                    end -= 2 if chunk[end - 2:end] == b"\r\n" else 1  # blank lines at the end are no rows (one
+                job = None  # column: an empty line is a null value, only the last line break goes)
+                if m and not state.broken(scan) and end > body_start:  # (once broken, only the bytes are read on)
+                    first_row = line + (1 if body_start else 0)  # the body's first line, as a data row
+                    job = (pool.submit(_parse_chunk, chunk, body_start, end, names), chunk, body_start, end,
+                           first_row, offset, line)
+                elif state.long_header or state.broken(scan):
+                    scan.feed_fields(chunk, offset, line)
+                if pending is not None and (block := _csv_block(stream, scan, state, *pending)) is not None:
                     yield block
-            if fields_seen:
-                scan.feed_fields(chunk, offset, line)
-            if cut is None:
-                break
-            offset, line = offset + cut, line + line_count(chunk)
-            more = _read(fh, path)
-            buf, body_start, eof = buf[cut:] + more, 0, not more
+                pending = job
+                if cut is None:
+                    break
+                offset, line = offset + cut, line + line_count(chunk)
+                more = _read(fh, path)
+                buf, body_start, eof = buf[cut:] + more, 0, not more
+            if pending is not None and (block := _csv_block(stream, scan, state, *pending)) is not None:
+                yield block
     finally:
         fh.close()
     scan.raise_found()
-    if problem:
-        raise file_error(path, problem)
+    if state.problem:
+        raise file_error(path, state.problem)
 
 
-def _csv_block(stream: Stream, chunk: bytes, lo: int, hi: int, names: list[str], first_row: int):
-    """(the block of chunk[lo:hi], the reason pyarrow cannot parse it, whether a field may be longer
-    than FIELD_LIMIT); the rows it cannot split join stream.issues."""
+@dataclass
+class _State:
+    long_header: bool
+    problem: str | None = None  # why pyarrow could not parse the first block it could not parse
+
+    def broken(self, scan: ByteScan) -> bool:
+        """Whether the file is already known to be refused (the blocks after are only scanned)."""
+        return self.problem is not None or scan.found()
+
+
+def _parse_chunk(chunk: bytes, lo: int, hi: int, names: list[str]) -> tuple[pa.Table, list] | str:
     body = pa.py_buffer(chunk).slice(lo, hi - lo)  # no copy
-    m, bad = len(names), []
+    bad: list = []
     try:
-        table = _parse(body, names, bad, threads=True)
+        return _parse(body, names, bad), bad
     except (pa.ArrowException, ValueError) as e:
-        return None, f"cannot be read as CSV ({e})", True
-    columns = table.columns
+        return f"cannot be read as CSV ({e})"
+
+
+def _csv_block(stream: Stream, scan: ByteScan, state: _State, parsing, chunk: bytes, lo: int, hi: int,
+               first_row: int, offset: int, line: int) -> Block | None:
+    """The block of chunk[lo:hi] as parsed, unless the file is refused; the rows pyarrow cannot
+    split join stream.issues; a chunk that may hold a field longer than FIELD_LIMIT is scanned."""
+    parsed = parsing.result()
+    if isinstance(parsed, str):
+        state.problem = state.problem or parsed
+        scan.feed_fields(chunk, offset, line)
+        return None
+    table, bad = parsed
+    columns, m = table.columns, len(stream.header)
     long = bool(bad) or any((pc.max(pc.binary_length(c)).as_py() or 0) > FIELD_LIMIT for c in columns)
-    if bad and any(row.number is None for row in bad):
-        bad = []  # parallel parsing does not number the rows it skips: read again to tell the owner which
-        _parse(body, names, bad, threads=False)
+    if long or state.long_header or state.broken(scan):
+        scan.feed_fields(chunk, offset, line)
+    if state.broken(scan):
+        return None
     issues = [_row_issue(row, m, stream.path, first_row - 1) for row in bad[:MAX_REPORTED]]
     if m > 1 and table.num_rows and _all_empty(columns).any():
         issues += _blank_lines(chunk[lo:hi], m, stream.path, first_row - 1)
@@ -193,7 +222,7 @@ def _csv_block(stream: Stream, chunk: bytes, lo: int, hi: int, names: list[str],
         stream.issues = sorted(stream.issues + issues, key=lambda i: i.row)[:MAX_REPORTED]
     block = Block(stream.rows, columns, table.num_rows)
     stream.rows += table.num_rows
-    return block, None, long
+    return block
 
 
 def _read(fh, path: Path, at_least: int = 0) -> bytes:
@@ -220,12 +249,14 @@ def _cut(buf: bytes, lo: int, since: int) -> int | None:
     return last + (3 if buf[last + 1:last + 3] == b"\r\n" else 2)
 
 
-def _parse(body: pa.Buffer, names: list[str], bad: list, threads: bool) -> pa.Table:
+def _parse(body: pa.Buffer, names: list[str], bad: list) -> pa.Table:
+    """Every field as text; the rows with the wrong number of fields to `bad` (in one thread, so
+    that pyarrow numbers them)."""
     def skip(row):
         bad.append(row)
         return "skip"
     return pcsv.read_csv(
-        body, read_options=pcsv.ReadOptions(column_names=names, use_threads=threads, block_size=1 << 22),
+        body, read_options=pcsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 22),
         parse_options=pcsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=skip),
         convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), check_utf8=False,
                                             strings_can_be_null=False, quoted_strings_can_be_null=False))
