@@ -38,6 +38,7 @@ from insightql.compiler.check.observer import maximal, observer_holdings
 from insightql.compiler.diagnostics import Diagnostic, PlanError
 from insightql.compiler.plan import guard_rows
 from insightql.compiler.plan.guard_closure import close
+from insightql.compiler.plan.guard_split import split_oks
 from insightql.compiler.plan.guard_cells import CellChecks, column_types, rest_of
 from insightql.compiler.plan.guard_sums import SumChecks, recorded, symdiff_oks
 from insightql.compiler.plan.structure import relate
@@ -249,6 +250,7 @@ def apply(builder, released: str) -> str:
             elif old:  # (an observer holding every earlier row has nothing of it to subtract from)
                 oks += [checks.ok("rows", released, new, old, who, q) for q in checks.families("rows")]
     oks += _derived_family_oks(builder, released)
+    oks += split_oks(builder, released, scopes)  # a cell split by two earlier releases
     if not oks:
         return released
     return close(builder, released, builder.rules.all_of([released, *oks]), "cell")
