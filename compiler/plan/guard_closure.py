@@ -27,26 +27,30 @@ import numpy as np
 from insightql.compiler.plan.structure import _components as connected  # the same graph walk
 
 
-def components(builder) -> list[tuple[int, ...]]:
-    """The components of two or more new cells (a single cell's own withholding changes nothing
-    else), cached on the builder: the connected parts of the bipartite graph of new cells and the
-    earlier cells of every release the guard relates over the public domain (`Relation.possible`).
-    Fallback entries (no relation) add none: their tests read no flag."""
-    cached = builder.__dict__.get("guard_components")
-    if cached is not None:
-        return cached
-    n_cells, u, v, offset = builder.cells, [], [], builder.cells
-    for rel in getattr(builder, "relations", []):
-        if rel is not None:
-            n, e = np.nonzero(rel.possible)
-            u.append(n)
-            v.append(offset + e)
-            offset += rel.possible.shape[1]
-    alive = np.arange(offset) < n_cells  # the earlier cells join new ones and are left out
+def components_of(n_cells: int, possible: list[np.ndarray]) -> list[tuple[int, ...]]:
+    """The components of two or more of `n_cells` cells (a single cell's own withholding changes
+    nothing else): the connected parts of the bipartite graph of those cells and the cells of every
+    other release, joined where a `Relation.possible` matrix (n_cells x that release's cells) says
+    they can share rows. The other releases' cells join cells and are left out of the result."""
+    u, v, offset = [], [], n_cells
+    for m in possible:
+        n, e = np.nonzero(m)
+        u.append(n)
+        v.append(offset + e)
+        offset += m.shape[1]
+    alive = np.arange(offset) < n_cells
     edges = [np.concatenate(x) if x else np.zeros(0, dtype=int) for x in (u, v)]
-    out = [new for new, _ in connected(n_cells, offset - n_cells, *edges, alive) if len(new) > 1]
-    builder.guard_components = out
-    return out
+    return [new for new, _ in connected(n_cells, offset - n_cells, *edges, alive) if len(new) > 1]
+
+
+def components(builder) -> list[tuple[int, ...]]:
+    """`components_of` the new cells over every earlier release the guard relates over the public
+    domain, cached on the builder. Fallback entries (no relation) add none: their tests read no flag."""
+    cached = builder.__dict__.get("guard_components")
+    if cached is None:
+        cached = components_of(builder.cells, [r.possible for r in getattr(builder, "relations", []) if r is not None])
+        builder.guard_components = cached
+    return cached
 
 
 def close(builder, before: str, after: str, what: str) -> str:

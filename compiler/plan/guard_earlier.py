@@ -33,8 +33,8 @@ import numpy as np
 
 from insightql.compiler.check.observer import observer_holdings
 from insightql.compiler.diagnostics import PlanError
+from insightql.compiler.plan.guard_closure import components_of
 from insightql.compiler.plan.guard_groups import column_types, family_where, groups_of
-from insightql.compiler.plan.structure import _components as connected  # (as guard_closure does)
 from insightql.compiler.plan.structure import relate
 
 
@@ -54,13 +54,7 @@ def _closed(c, passed: str, possible: str) -> str:
     withheld them with it."""
     comps = c.__dict__.get("earlier_components")
     if comps is None:
-        rels = [r.possible for r in c.__dict__.get("earlier_rels", []) if r is not None]
-        u = [np.nonzero(x)[0] for x in rels]
-        v = [np.nonzero(x)[1] + c.cE + sum(y.shape[1] for y in rels[:i]) for i, x in enumerate(rels)]
-        size = sum(x.shape[1] for x in rels)
-        alive = np.arange(c.cE + size) < c.cE
-        edges = [np.concatenate(x) if x else np.zeros(0, dtype=int) for x in (u, v)]
-        comps = [n for n, _ in connected(c.cE, size, *edges, alive) if len(n) > 1]
+        comps = components_of(c.cE, [r.possible for r in c.__dict__.get("earlier_rels", []) if r is not None])
         c.earlier_components = comps
     if not comps:
         return passed
