@@ -281,9 +281,7 @@ def _derived_family_oks(builder, released: str) -> list[str]:
                     for oq in c.families(fam):
                         ok = c.ok(fam, released, new, old, who, oq)
                         if not twin.all():  # only the cells where the family is derived
-                            fail = builder.secure("not", [ok], 0, 1)
-                            fail = builder.add("linear", "secure", [fail], [builder.cells], 0, 1, size=builder.cells,
-                                               pairs=[[int(i), int(i)] for i in np.flatnonzero(twin)])
+                            fail = c.keep(builder.secure("not", [ok], 0, 1), np.flatnonzero(twin), builder.cells)
                             ok = builder.secure("not", [fail], 0, 1)
                         oks.append(ok)
     return oks
