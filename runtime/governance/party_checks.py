@@ -191,6 +191,10 @@ class Governance:
                                          "query": self.plan.get("query", {}).get("name"), **self._datasets()})
 
     def failed(self, error: str) -> None:
+        """Record the run as failed, once: the watchdog and the error it causes can both report it."""
+        if getattr(self, "_failed", False):
+            return
+        self._failed = True
         self._append("run_failed", {"error": error[:500], "query": self.plan.get("query", {}).get("name"),
                                     **self._datasets()})
 
